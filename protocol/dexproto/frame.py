@@ -1,0 +1,164 @@
+# Frames on the wire:  COBS( payload || CRC32(payload) ) || 0x00
+#
+# FrameWriter and FrameReader are the board's side of the framing and run unchanged on
+# CPython. Both work in buffers made once: after warm-up, writing or reading a frame
+# allocates nothing, so the board's loop never wakes the garbage collector.
+import struct
+
+from dexproto import catalog
+from dexproto.cobsbuf import copy_into, decode_into, encode_into, find_zero
+from dexproto.crcbuf import append_crc, check_crc
+
+HEADER_FORMAT = catalog.HEADER_FORMAT
+HEADER_SIZE = catalog.HEADER_SIZE
+CRC_SIZE = catalog.CRC_SIZE
+MAX_PAYLOAD = catalog.MAX_PAYLOAD
+MAX_FRAME = catalog.MAX_FRAME
+
+# Why frames were dropped; indices into FrameReader.drops.
+DROP_BAD_COBS = 0
+DROP_BAD_CRC = 1
+DROP_OVERSIZE = 2
+DROP_UNKNOWN_TYPE = 3
+DROP_BAD_LENGTH = 4
+DROP_NAMES = ("bad_cobs", "bad_crc", "oversize", "unknown_type", "bad_length")
+
+
+def body_length_ok(row, n_body):
+    """Whether a body of n_body bytes fits message row (head, then items or tail)."""
+    head = struct.calcsize(row[3]) if row[3] else 0
+    if n_body < head:
+        return False
+    rest = n_body - head
+    if row[5]:
+        return rest % struct.calcsize(row[5]) == 0
+    if row[7]:
+        return True
+    return rest == 0
+
+
+class _Views:
+    """memoryviews of one buffer's prefixes, made on first use of each length.
+
+    binascii.crc32 and stream writes take a whole object; slicing a memoryview on every
+    frame would allocate. Steady-state traffic uses a handful of lengths, each made once.
+    """
+
+    def __init__(self, buf):
+        self._mv = memoryview(buf)
+        self._by_len = [None] * (len(buf) + 1)
+
+    def get(self, n):
+        v = self._by_len[n]
+        if v is None:
+            v = self._mv[:n]
+            self._by_len[n] = v
+        return v
+
+
+class FrameWriter:
+    """Builds frames in place. Put the body at .body, then call finish()."""
+
+    def __init__(self):
+        self.payload = bytearray(MAX_PAYLOAD + CRC_SIZE)
+        self.frame = bytearray(MAX_FRAME)
+        self.body = memoryview(self.payload)[HEADER_SIZE:MAX_PAYLOAD]
+        self._payload_views = _Views(self.payload)
+        self._frame_views = _Views(self.frame)
+        self.seq = 0
+
+    def finish(self, msg_type, n_body):
+        """Frame the n_body bytes at .body as msg_type; return a memoryview of the frame."""
+        n = HEADER_SIZE + n_body
+        struct.pack_into(HEADER_FORMAT, self.payload, 0, msg_type, self.seq)
+        self.seq = (self.seq + 1) & 0xFFFF
+        append_crc(self.payload, n, self._payload_views.get(n))
+        k = encode_into(self.payload, n + CRC_SIZE, self.frame)
+        self.frame[k] = 0
+        return self._frame_views.get(k + 1)
+
+    def pack(self, msg_type, fmt, *values):
+        """Frame a message whose body is one struct (commands and replies, not the loop)."""
+        if fmt:
+            struct.pack_into(fmt, self.body, 0, *values)
+            return self.finish(msg_type, struct.calcsize(fmt))
+        return self.finish(msg_type, 0)
+
+
+class FrameReader:
+    """Reassembles frames from bytes in any chunking, dropping and counting bad ones.
+
+    feed(buf, start, end) consumes bytes until a good frame is complete, and returns the
+    index after it (then .msg_type, .seq and .body_len describe it; the body starts at
+    payload[HEADER_SIZE]) or -1 when the bytes ran out. Call again from that index.
+    """
+
+    def __init__(self):
+        self.encoded = bytearray(MAX_FRAME)
+        self.payload = bytearray(MAX_FRAME)
+        self._payload_views = _Views(self.payload)
+        self.fill = 0
+        self.overflow = False
+        self.drops = [0] * len(DROP_NAMES)
+        self.frames = 0
+        self.msg_type = 0
+        self.seq = 0
+        self.body_len = 0
+
+    def feed(self, buf, start, end):
+        while start < end:
+            z = find_zero(buf, start, end)
+            stop = end if z < 0 else z
+            take = stop - start
+            if not self.overflow:
+                if self.fill + take > MAX_FRAME:
+                    self.overflow = True
+                else:
+                    self.fill = copy_into(buf, start, stop, self.encoded, self.fill)
+            if z < 0:
+                return -1
+            start = z + 1
+            if self._complete():
+                return start
+        return -1
+
+    def _complete(self):
+        """A delimiter arrived: check the frame collected so far. True if it is good."""
+        n = self.fill
+        overflow = self.overflow
+        self.fill = 0
+        self.overflow = False
+        if overflow:
+            self.drops[DROP_OVERSIZE] += 1
+            return False
+        if n == 0:
+            return False  # back-to-back delimiters: idle line, not an error
+        k = decode_into(self.encoded, n, self.payload)
+        if k < 0:
+            self.drops[DROP_BAD_COBS] += 1
+            return False
+        if k > MAX_PAYLOAD + CRC_SIZE:
+            self.drops[DROP_OVERSIZE] += 1
+            return False
+        if k < HEADER_SIZE + CRC_SIZE:
+            self.drops[DROP_BAD_LENGTH] += 1
+            return False
+        n_payload = k - CRC_SIZE
+        p = self.payload
+        if not check_crc(p, n_payload, self._payload_views.get(n_payload)):
+            self.drops[DROP_BAD_CRC] += 1
+            return False
+        t = p[0]
+        row = catalog.BY_TYPE[t]
+        if row is None:
+            self.drops[DROP_UNKNOWN_TYPE] += 1
+            return False
+        body_len = n_payload - HEADER_SIZE
+        if not body_length_ok(row, body_len):
+            self.drops[DROP_BAD_LENGTH] += 1
+            return False
+        self.msg_type = t
+        self.seq = p[1] | (p[2] << 8)
+        self.body_len = body_len
+        self.frames += 1
+        return True
