@@ -161,7 +161,7 @@ MESSAGES = (
      ("rx_frames", "rx_bad_cobs", "rx_bad_crc", "rx_oversize", "rx_unknown", "rx_bad_length",
       "tx_frames", "tx_dropped", "cycles", "overruns", "servo_timeouts", "servo_bad_checksums",
       "worst_cycle_us"), None, (), None,
-     "Link and loop counters since boot."),
+     "Link and loop counters since boot; rx_* are the board FrameReader's frames and drops."),
     (REPL, "REPL", TO_BOARD, "", (), None, (), None,
      "Stop the firmware and hand the port back to the MicroPython REPL (for flashing)."),
     (ACK, "ACK", TO_HOST, "<BH", ("acked_type", "acked_seq"), None, (), None,
@@ -208,8 +208,12 @@ del _row
 
 
 def unit_of(field):
-    """The unit of a field, from the suffix of its name ('' when it has none)."""
+    """The unit of a field, from the suffix of its name ('' when it has none).
+
+    The longest suffix wins: max_speed_cdeg_per_ms is in cdeg_per_ms, not ms.
+    """
+    best = ""
     for suffix in UNITS:
-        if field.endswith("_" + suffix):
-            return UNITS[suffix]
-    return ""
+        if field.endswith("_" + suffix) and len(suffix) > len(best):
+            best = suffix
+    return UNITS[best] if best else ""

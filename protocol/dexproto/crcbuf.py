@@ -1,15 +1,19 @@
-# CRC-32 (zlib's) appended to a buffer in place, without making an int object.
+# CRC-32 (zlib's) appended to a buffer in place, or checked there, without an int object.
 #
 # binascii.crc32 is C code and the fastest way on the board, but it returns the CRC as
 # one int: on a 32-bit port any value >= 2**30 is a heap-allocated big int, so every
 # frame would allocate. Where small ints are that narrow, a viper loop over a
 # 256-entry table computes the CRC in machine words and stores its four bytes directly.
+# The viper functions are defined wherever viper exists (so the 64-bit Unix port can
+# test them), but chosen only where small ints are narrow.
 import sys
 
 try:
     from binascii import crc32 as _crc32
 except ImportError:  # pragma: no cover
     from zlib import crc32 as _crc32
+
+POLY = 0xEDB88320  # CRC-32 (zlib, IEEE 802.3), reflected
 
 
 def append_crc_py(buf, n, view):
@@ -22,59 +26,68 @@ def append_crc_py(buf, n, view):
 
 
 def check_crc_py(buf, n, view):
-    """Whether buf[n:n+4] holds CRC32(buf[0:n])."""
+    """Whether buf[n:n+4] holds CRC32(buf[0:n]) little-endian."""
     crc = _crc32(view)
     return (buf[n] == crc & 0xFF and buf[n + 1] == (crc >> 8) & 0xFF
             and buf[n + 2] == (crc >> 16) & 0xFF and buf[n + 3] == (crc >> 24) & 0xFF)
+
+
+def make_table():
+    """The 256-entry CRC-32 table as array('I') (made once, at import, where it is used)."""
+    import array
+    t = array.array("I", [0] * 256)
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (POLY ^ (c >> 1)) if (c & 1) else (c >> 1)
+        t[i] = c
+    return t
+
+
+crc_store_viper = None
+try:
+    import micropython
+
+    @micropython.viper
+    def crc_store_viper(buf: ptr8, n: int, table: ptr32, out: ptr8, at: int):
+        """Store CRC32(buf[0:n]) little-endian at out[at:at+4]; table is make_table()."""
+        crc = uint(0xFFFFFFFF)
+        i = 0
+        while i < n:
+            crc = uint(table[(crc ^ uint(buf[i])) & 0xFF]) ^ (crc >> 8)
+            i += 1
+        crc = crc ^ uint(0xFFFFFFFF)
+        out[at] = crc & 0xFF
+        out[at + 1] = (crc >> 8) & 0xFF
+        out[at + 2] = (crc >> 16) & 0xFF
+        out[at + 3] = (crc >> 24) & 0xFF
+except (ImportError, AttributeError, SyntaxError, NameError):
+    # CPython (no micropython module) or a port built without the viper emitter.
+    pass
+
+
+class ViperCRC:
+    """append_crc / check_crc through crc_store_viper, with the table and a scratch made once."""
+
+    def __init__(self):
+        self.table = make_table()
+        self.scratch = bytearray(4)
+
+    def append_crc(self, buf, n, view):
+        crc_store_viper(buf, n, self.table, buf, n)
+
+    def check_crc(self, buf, n, view):
+        s = self.scratch
+        crc_store_viper(buf, n, self.table, s, 0)
+        return buf[n] == s[0] and buf[n + 1] == s[1] and buf[n + 2] == s[2] and buf[n + 3] == s[3]
 
 
 append_crc = append_crc_py
 check_crc = check_crc_py
 VIPER = False
 
-if sys.maxsize < (1 << 32):
-    try:
-        import array
-        import micropython
-
-        def _make_table():
-            t = array.array("I", [0] * 256)
-            for i in range(256):
-                c = i
-                for _ in range(8):
-                    c = (0xEDB88320 ^ (c >> 1)) if (c & 1) else (c >> 1)
-                t[i] = c
-            return t
-
-        _TABLE = _make_table()
-
-        @micropython.viper
-        def _append_crc_viper(buf: ptr8, n: int, table: ptr32):
-            crc = uint(0xFFFFFFFF)
-            for i in range(n):
-                crc = uint(table[(crc ^ uint(buf[i])) & 0xFF]) ^ (crc >> 8)
-            crc = crc ^ uint(0xFFFFFFFF)
-            buf[n] = crc & 0xFF
-            buf[n + 1] = (crc >> 8) & 0xFF
-            buf[n + 2] = (crc >> 16) & 0xFF
-            buf[n + 3] = (crc >> 24) & 0xFF
-
-        @micropython.viper
-        def _check_crc_viper(buf: ptr8, n: int, table: ptr32) -> bool:
-            crc = uint(0xFFFFFFFF)
-            for i in range(n):
-                crc = uint(table[(crc ^ uint(buf[i])) & 0xFF]) ^ (crc >> 8)
-            crc = crc ^ uint(0xFFFFFFFF)
-            return (uint(buf[n]) == (crc & 0xFF) and uint(buf[n + 1]) == ((crc >> 8) & 0xFF)
-                    and uint(buf[n + 2]) == ((crc >> 16) & 0xFF)
-                    and uint(buf[n + 3]) == ((crc >> 24) & 0xFF))
-
-        def append_crc(buf, n, view):
-            _append_crc_viper(buf, n, _TABLE)
-
-        def check_crc(buf, n, view):
-            return _check_crc_viper(buf, n, _TABLE)
-
-        VIPER = True
-    except (ImportError, AttributeError, SyntaxError, NameError):
-        pass
+if crc_store_viper is not None and sys.maxsize < (1 << 32):
+    _viper_crc = ViperCRC()
+    append_crc = _viper_crc.append_crc
+    check_crc = _viper_crc.check_crc
+    VIPER = True

@@ -14,6 +14,7 @@ HEADER_SIZE = catalog.HEADER_SIZE
 CRC_SIZE = catalog.CRC_SIZE
 MAX_PAYLOAD = catalog.MAX_PAYLOAD
 MAX_FRAME = catalog.MAX_FRAME
+MAX_BODY = MAX_PAYLOAD - HEADER_SIZE
 
 # Why frames were dropped; indices into FrameReader.drops.
 DROP_BAD_COBS = 0
@@ -21,7 +22,13 @@ DROP_BAD_CRC = 1
 DROP_OVERSIZE = 2
 DROP_UNKNOWN_TYPE = 3
 DROP_BAD_LENGTH = 4
-DROP_NAMES = ("bad_cobs", "bad_crc", "oversize", "unknown_type", "bad_length")
+DROP_NO_TERMINATOR = 5
+# bad_cobs: a malformed COBS block; bad_crc: the CRC-32 does not match; oversize: the
+# frame decodes to more than MAX_PAYLOAD + CRC; unknown_type: no such message type;
+# bad_length: shorter than header + CRC, or a body that does not fit its type;
+# no_terminator: more than MAX_FRAME bytes went by without a 0x00 (counted at once; the bytes up
+# to the next 0x00 are skipped). STATS carries them as "rx_" + name.
+DROP_NAMES = ("bad_cobs", "bad_crc", "oversize", "unknown_type", "bad_length", "no_terminator")
 
 
 def body_length_ok(row, n_body):
@@ -68,7 +75,13 @@ class FrameWriter:
         self.seq = 0
 
     def finish(self, msg_type, n_body):
-        """Frame the n_body bytes at .body as msg_type; return a memoryview of the frame."""
+        """Frame the n_body bytes at .body as msg_type; return a memoryview of the frame.
+
+        The view is valid until the next finish(): write it out before building another.
+        """
+        if n_body < 0 or n_body > MAX_BODY:
+            # Checked here because the viper CRC and COBS loops do not check bounds.
+            raise ValueError("body of %d bytes: the maximum is %d" % (n_body, MAX_BODY))
         n = HEADER_SIZE + n_body
         struct.pack_into(HEADER_FORMAT, self.payload, 0, msg_type, self.seq)
         self.seq = (self.seq + 1) & 0xFFFF
@@ -106,6 +119,8 @@ class FrameReader:
         self.body_len = 0
 
     def feed(self, buf, start, end):
+        if end > len(buf):
+            end = len(buf)  # the viper loops do not check bounds
         while start < end:
             z = find_zero(buf, start, end)
             stop = end if z < 0 else z
@@ -113,6 +128,8 @@ class FrameReader:
             if not self.overflow:
                 if self.fill + take > MAX_FRAME:
                     self.overflow = True
+                    self.fill = 0
+                    self.drops[DROP_NO_TERMINATOR] += 1
                 else:
                     self.fill = copy_into(buf, start, stop, self.encoded, self.fill)
             if z < 0:
@@ -128,11 +145,10 @@ class FrameReader:
         overflow = self.overflow
         self.fill = 0
         self.overflow = False
-        if overflow:
-            self.drops[DROP_OVERSIZE] += 1
+        if overflow or n == 0:
+            # The end of a run already counted as no_terminator, or back-to-back
+            # delimiters (an idle line, not an error).
             return False
-        if n == 0:
-            return False  # back-to-back delimiters: idle line, not an error
         k = decode_into(self.encoded, n, self.payload)
         if k < 0:
             self.drops[DROP_BAD_COBS] += 1

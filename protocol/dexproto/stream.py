@@ -16,6 +16,8 @@ from dexproto.frame import DROP_NAMES, body_length_ok
 
 _HEADER = struct.Struct(catalog.HEADER_FORMAT)
 _CRC = struct.Struct("<I")
+_MAX_RAW = catalog.MAX_PAYLOAD + catalog.CRC_SIZE  # decoded frame: payload and CRC
+_MIN_RAW = catalog.HEADER_SIZE + catalog.CRC_SIZE
 
 
 class ProtocolError(Exception):
@@ -26,6 +28,7 @@ class Spec:
     """One catalog row, with its structs compiled."""
 
     def __init__(self, row):
+        self.row = row
         (self.type, self.name, self.direction, head_fmt, self.head_fields, item_fmt,
          self.item_fields, self.tail_field, self.summary) = row
         self.head = struct.Struct(head_fmt or "<")
@@ -79,6 +82,14 @@ def encode_payload(msg: Message, seq: int | None = None) -> bytes:
     spec = SPECS_BY_NAME.get(msg.name)
     if spec is None:
         raise ProtocolError("unknown message %r" % msg.name)
+    extra = set(msg.fields) - set(spec.head_fields)
+    if extra:
+        raise ProtocolError("%s has no field %s (its fields: %s)" % (
+            msg.name, ", ".join(sorted(extra)), ", ".join(spec.head_fields) or "none"))
+    if msg.items and spec.item is None:
+        raise ProtocolError("%s has no per-joint items" % msg.name)
+    if msg.tail and not spec.tail_field:
+        raise ProtocolError("%s has no trailing text" % msg.name)
     try:
         head = spec.head.pack(*[msg.fields[f] for f in spec.head_fields])
     except KeyError as e:
@@ -89,8 +100,9 @@ def encode_payload(msg: Message, seq: int | None = None) -> bytes:
     if spec.item is not None:
         try:
             parts.extend(spec.item.pack(*it) for it in msg.items)
-        except struct.error as e:
-            raise ProtocolError("%s items: %s" % (msg.name, e)) from None
+        except (struct.error, TypeError) as e:
+            raise ProtocolError("%s items (%s each): %s" % (
+                msg.name, ", ".join(spec.item_fields), e)) from None
     elif spec.tail_field:
         parts.append(bytes(msg.tail))
     payload = b"".join(parts)
@@ -124,9 +136,7 @@ def parse_payload(payload: bytes) -> Message:
     if spec is None:
         raise ProtocolError("unknown message type 0x%02x" % t)
     body = memoryview(payload)[catalog.HEADER_SIZE:]
-    if not body_length_ok((0, 0, 0, spec.head.format if spec.head.size else "",
-                           0, spec.item.format if spec.item else None, 0, spec.tail_field),
-                          len(body)):
+    if not body_length_ok(spec.row, len(body)):
         raise ProtocolError("%s with a %d-byte body" % (spec.name, len(body)))
     fields = dict(zip(spec.head_fields, spec.head.unpack_from(body, 0)))
     rest = body[spec.head.size:]
@@ -138,14 +148,15 @@ def parse_payload(payload: bytes) -> Message:
 class StreamDecoder:
     """Turns bytes, in any chunking, into messages. Never raises on input.
 
-    Every bad frame is dropped and counted in .drops by reason (bad_cobs, bad_crc,
-    oversize, unknown_type, bad_length); decoding resumes after the next 0x00.
+    Every bad frame is dropped and counted in .drops by reason (frame.DROP_NAMES);
+    decoding resumes after the next 0x00. Same rules, same counts as the board's
+    frame.FrameReader.
     """
 
     def __init__(self, max_frame: int = catalog.MAX_FRAME):
         self.max_frame = max_frame
         self._pending = bytearray()
-        self._overflow = False
+        self._skipping = False  # past max_frame with no 0x00: drop bytes until one comes
         self.drops = {name: 0 for name in DROP_NAMES}
         self.frames = 0
         self.bytes = 0
@@ -154,36 +165,42 @@ class StreamDecoder:
     def dropped(self) -> int:
         return sum(self.drops.values())
 
-    def feed(self, data: bytes) -> list[Message]:
+    def feed(self, data) -> list[Message]:
         """Decode what data completes; keep the unfinished rest for the next call."""
+        if not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)
         out: list[Message] = []
         self.bytes += len(data)
-        pending = self._pending
         start = 0
         while True:
-            z = data.find(b"\x00", start)
+            z = data.find(0, start)
             if z < 0:
                 self._collect(data, start, len(data))
                 return out
-            self._collect(data, start, z)
-            start = z + 1
-            if self._overflow:
-                self._overflow = False
-                pending.clear()
-                self.drops["oversize"] += 1
-                continue
-            if pending:
-                msg = self._frame(bytes(pending))
-                pending.clear()
+            if self._pending or self._skipping:
+                self._collect(data, start, z)
+                encoded = None if self._skipping else bytes(self._pending)
+                self._pending.clear()
+                self._skipping = False
+            elif z - start > self.max_frame:
+                self.drops["no_terminator"] += 1
+                encoded = None
+            else:
+                encoded = data[start:z]  # the whole frame is in this chunk: no copy to _pending
+            if encoded:  # empty: back-to-back delimiters, an idle line
+                msg = self._frame(encoded)
                 if msg is not None:
                     out.append(msg)
+            start = z + 1
 
     def _collect(self, data, start, stop):
-        if self._overflow or stop <= start:
+        """Keep data[start:stop] of an unfinished frame, or start skipping past max_frame."""
+        if self._skipping or stop <= start:
             return
         if len(self._pending) + (stop - start) > self.max_frame:
-            self._overflow = True  # a frame with no end in sight: skip to the next 0x00
+            self._skipping = True
             self._pending.clear()
+            self.drops["no_terminator"] += 1
         else:
             self._pending += data[start:stop]
 
@@ -193,22 +210,22 @@ class StreamDecoder:
         except cobs.DecodeError:
             self.drops["bad_cobs"] += 1
             return None
-        if len(raw) > catalog.MAX_PAYLOAD + catalog.CRC_SIZE:
+        if len(raw) > _MAX_RAW:
             self.drops["oversize"] += 1
             return None
-        if len(raw) < catalog.HEADER_SIZE + catalog.CRC_SIZE:
+        if len(raw) < _MIN_RAW:
             self.drops["bad_length"] += 1
             return None
-        payload = raw[:-catalog.CRC_SIZE]
-        if zlib.crc32(payload) != _CRC.unpack_from(raw, len(payload))[0]:
+        n = len(raw) - catalog.CRC_SIZE
+        if zlib.crc32(memoryview(raw)[:n]) != _CRC.unpack_from(raw, n)[0]:
             self.drops["bad_crc"] += 1
             return None
-        spec = SPECS.get(payload[0])
+        spec = SPECS.get(raw[0])
         if spec is None:
             self.drops["unknown_type"] += 1
             return None
         try:
-            msg = parse_payload(payload)
+            msg = parse_payload(raw[:n])
         except ProtocolError:
             self.drops["bad_length"] += 1
             return None
@@ -216,12 +233,13 @@ class StreamDecoder:
         return msg
 
 
-def check_hello(reply: Message, host_major: int = catalog.PROTOCOL_MAJOR) -> None:
-    """Refuse a HELLO_REPLY from another protocol major version, naming both."""
-    if reply.name != "HELLO_REPLY":
-        raise ProtocolError("expected HELLO_REPLY, got %s" % reply.name)
-    if reply.proto_major != host_major:
+def check_hello(hello: Message, host_major: int = catalog.PROTOCOL_MAJOR) -> None:
+    """Refuse a HELLO or HELLO_REPLY from another protocol major version, naming both."""
+    if hello.name not in ("HELLO", "HELLO_REPLY"):
+        raise ProtocolError("expected HELLO or HELLO_REPLY, got %s" % hello.name)
+    if hello.proto_major != host_major:
+        peer = "the board" if hello.name == "HELLO_REPLY" else "the host"
         raise ProtocolError(
-            "protocol version mismatch: the board speaks %d.%d, this host speaks %d.%d; "
+            "protocol version mismatch: %s speaks %d.%d, this side speaks %d.%d; "
             "flash matching firmware with `dexlink flash`"
-            % (reply.proto_major, reply.proto_minor, host_major, catalog.PROTOCOL_MINOR))
+            % (peer, hello.proto_major, hello.proto_minor, host_major, catalog.PROTOCOL_MINOR))

@@ -1,0 +1,53 @@
+# Boot: load /dexlink.json, import the HAL it names, build the drivers, run the loop.
+# A config that is refused (or a driver that cannot start) never runs half-configured:
+# the board runs unconfigured instead, IDLE, answering the host and repeating
+# FAULT(config) with a LOG line that names the field.
+import sys
+
+from dexfw import config
+from dexfw.loop import Firmware
+from dexproto import catalog
+
+CONFIG_PATH = "/dexlink.json"
+DEFAULT_HAL = "dexfw.hal_machine"
+
+
+def _hal_name(path):
+    """The HAL module the config names, or the real boards' HAL if that cannot be read."""
+    try:
+        import json
+        with open(path) as f:
+            return json.load(f)["board"]["hal"]
+    except Exception:
+        return DEFAULT_HAL
+
+
+def make_firmware(path=CONFIG_PATH, hal=None, console=None):
+    """A Firmware for the config at path: configured, or unconfigured with the reason."""
+    if hal is None:
+        hal = __import__(_hal_name(path), None, None, ["Console"])
+    if console is None:
+        console = hal.Console()
+    try:
+        cfg, crc = config.load(path)
+        from dexfw.build import build
+        encoders, servos = build(hal, cfg)
+    except ValueError as e:
+        fw = Firmware(hal, console, None, config_error=str(e))
+        fw.link.log(catalog.LOG_ERROR, ("config refused: %s" % e).encode())
+        return fw
+    return Firmware(hal, console, cfg, encoders, servos, crc,
+                    cfg["board"].get("name", "").encode())
+
+
+def run(path=CONFIG_PATH):
+    """Run the firmware until the host sends REPL; then hand the port back to the REPL."""
+    fw = make_firmware(path)
+    console = fw.link.console
+    console.claim()
+    try:
+        fw.run()
+    finally:
+        fw.stop()
+        console.release()
+    sys.stdout.write("\r\ndexfw: stopped, REPL\r\n")

@@ -1,0 +1,139 @@
+# AS5048A 14-bit magnetic encoders in an SPI daisy chain (ams AS5048A datasheet).
+#
+# One frame clocks one 16-bit word per chip (word k of the frame <-> joints[k]). A chip
+# answers a command in the *next* frame, so each frame both asks and collects: the angle
+# read is sent every frame and the answer one frame old is stored. Once every
+# DIAG_EVERY sweeps one chip is asked for its diagnostics instead (its angle is then
+# skipped for one frame); a chip raising the error flag is sent CLEAR_ERROR.
+# Words: bit 15 even parity, bit 14 read (command) / error flag (answer), 13:0 address/data.
+from dexfw.drivers.i2cmux import KEEP_BITS
+from dexproto.catalog import ST_ENCODER_ERROR, ST_MAGNET_MISSING, ST_MAGNET_WEAK
+
+REG_CLEAR_ERROR = 0x0001
+REG_DIAG_AGC = 0x3FFD
+REG_ANGLE = 0x3FFF
+DIAG_OCF = 0x0100  # offset compensation finished: the chip is ready
+DIAG_COF = 0x0200  # CORDIC overflow: the angle is not valid
+DIAG_COMP_LOW = 0x0400  # field too strong
+DIAG_COMP_HIGH = 0x0800  # field too weak
+FLAG_ERROR = 0x4000
+DIAG_EVERY = 4
+
+# What a chip's next answer holds (what it was last asked).
+_ASKED_ANGLE = 0
+_ASKED_DIAG = 1
+_ASKED_CLEAR = 2
+
+
+def parity(word):
+    """1 when the 16-bit word has an odd number of ones."""
+    word ^= word >> 8
+    word ^= word >> 4
+    word ^= word >> 2
+    word ^= word >> 1
+    return word & 1
+
+
+def read_command(reg):
+    """The 16-bit read command for register reg, with its even-parity bit."""
+    word = 0x4000 | (reg & 0x3FFF)
+    return word | (parity(word) << 15)
+
+
+CMD_ANGLE = read_command(REG_ANGLE)
+CMD_DIAG = read_command(REG_DIAG_AGC)
+CMD_CLEAR = read_command(REG_CLEAR_ERROR)
+
+
+def diag_bits(diag):
+    """The joint status bits for the DIAG+AGC register (data bits 13:0)."""
+    if diag & DIAG_COMP_HIGH and diag & 0xFF == 0xFF:  # gain at its limit: no magnet
+        return ST_MAGNET_MISSING
+    if diag & DIAG_COF or not diag & DIAG_OCF:
+        return ST_ENCODER_ERROR
+    if diag & (DIAG_COMP_HIGH | DIAG_COMP_LOW):
+        return ST_MAGNET_WEAK
+    return 0
+
+
+class AS5048AChain:
+    def __init__(self, spi, joints=(), cs=None):
+        if cs is None:
+            raise ValueError("AS5048A: the SPI bus needs a chip-select pin ('cs' in the board)")
+        self.spi = spi
+        self.cs = cs
+        self.joints = tuple(joints)
+        self.n = n = len(self.joints)
+        self._tx = bytearray(2 * n)
+        self._rx = bytearray(2 * n)
+        self._asked = bytearray(n)  # what each chip's next answer holds
+        self._magnet = bytearray(n)  # last diagnostic bits per chip
+        self._clear = bytearray(n)  # 1: send CLEAR_ERROR to this chip next frame
+        self._diag_next = 0
+        self._sweeps = 0
+        self.errors = 0  # parity errors and error flags since boot
+        cs.value(1)
+        self._prime()
+
+    def _prime(self):
+        # The first frame's answers are stale: ask for angles once so sample() collects.
+        for k in range(self.n):
+            self._set_word(k, CMD_ANGLE)
+            self._asked[k] = _ASKED_ANGLE
+        self._transfer()
+
+    def _set_word(self, k, word):
+        self._tx[2 * k] = word >> 8
+        self._tx[2 * k + 1] = word & 0xFF
+
+    def _transfer(self):
+        self.cs.value(0)
+        self.spi.write_readinto(self._tx, self._rx)
+        self.cs.value(1)
+
+    def _plan(self):
+        """Choose each chip's command for this frame."""
+        diag = -1
+        if self._sweeps % DIAG_EVERY == 0:
+            diag = self._diag_next
+            self._diag_next = (diag + 1) % self.n
+        self._sweeps += 1
+        for k in range(self.n):
+            if self._clear[k]:
+                self._clear[k] = 0
+                self._set_word(k, CMD_CLEAR)
+            elif k == diag:
+                self._set_word(k, CMD_DIAG)
+            else:
+                self._set_word(k, CMD_ANGLE)
+
+    def sample(self, raw, status):
+        """One frame: collect the answers to the previous frame, ask for the next."""
+        self._plan()
+        self._transfer()
+        tx = self._tx
+        for k in range(self.n):
+            j = self.joints[k]
+            status[j] = (status[j] & KEEP_BITS) | self._collect(k, j, raw)
+            sent = (tx[2 * k] << 8) | tx[2 * k + 1]  # answered in the next frame
+            if sent == CMD_CLEAR:
+                self._asked[k] = _ASKED_CLEAR
+            elif sent == CMD_DIAG:
+                self._asked[k] = _ASKED_DIAG
+            else:
+                self._asked[k] = _ASKED_ANGLE
+
+    def _collect(self, k, j, raw):
+        word = (self._rx[2 * k] << 8) | self._rx[2 * k + 1]
+        if parity(word) or word & FLAG_ERROR:
+            # A parity error, or the chip saw a bad command: clear its flag next frame.
+            self.errors += 1
+            if word & FLAG_ERROR:
+                self._clear[k] = 1
+            return self._magnet[k] | ST_ENCODER_ERROR
+        asked = self._asked[k]
+        if asked == _ASKED_DIAG:
+            self._magnet[k] = diag_bits(word & 0x3FFF)
+        elif asked == _ASKED_ANGLE and not self._magnet[k] & ST_MAGNET_MISSING:
+            raw[j] = (word & 0x3FFF) << 2
+        return self._magnet[k]

@@ -1,0 +1,57 @@
+# AS5600 12-bit magnetic encoders behind a TCA9548A mux (ams AS5600 datasheet).
+#
+# RAW_ANGLE (0x0C/0x0D) rather than ANGLE: ANGLE has hysteresis at the wrap point.
+# Reading RAW_ANGLE leaves the chip's register pointer in place, so after one pointer
+# write a bare 2-byte read returns the angle again: half the bus time of a register read.
+# The magnet status (MD/ML/MH) is read for one sensor per sweep, spreading its cost.
+from dexfw.drivers.i2cmux import MuxedSensors
+from dexproto.catalog import ST_MAGNET_MISSING, ST_MAGNET_WEAK
+
+ADDR = 0x36
+REG_STATUS = 0x0B
+REG_RAW_ANGLE = 0x0C
+STATUS_MH = 0x08  # magnet too strong
+STATUS_ML = 0x10  # magnet too weak
+STATUS_MD = 0x20  # magnet detected
+
+
+def magnet_bits(reg_status):
+    """The joint status bits for an AS5600 STATUS register value."""
+    if not reg_status & STATUS_MD:
+        return ST_MAGNET_MISSING
+    if reg_status & (STATUS_ML | STATUS_MH):
+        return ST_MAGNET_WEAK
+    return 0
+
+
+class AS5600Mux(MuxedSensors):
+    def __init__(self, i2c, mux_addr=0x70, channels=None, joints=(), addr=ADDR):
+        MuxedSensors.__init__(self, i2c, addr, mux_addr, channels, joints, "AS5600")
+        self._pointer_ok = bytearray(self.n)  # 1: the chip's pointer is at RAW_ANGLE
+        self._magnet = bytearray(self.n)  # last magnet bits read, per sensor
+        self._check = 0  # the sensor whose STATUS is read in the next sweep
+
+    def _read(self, k, j, raw):
+        i2c = self.i2c
+        buf = self._buf2
+        if k == self._check:
+            i2c.readfrom_mem_into(self.addr, REG_STATUS, self._buf1)
+            self._magnet[k] = magnet_bits(self._buf1[0])
+            self._pointer_ok[k] = 0
+        if self._pointer_ok[k]:
+            i2c.readfrom_into(self.addr, buf)
+        else:
+            i2c.readfrom_mem_into(self.addr, REG_RAW_ANGLE, buf)
+            self._pointer_ok[k] = 1
+        bits = self._magnet[k]
+        if not bits & ST_MAGNET_MISSING:  # without a magnet the angle is noise: keep the last
+            raw[j] = (((buf[0] & 0x0F) << 8) | buf[1]) << 4
+        return bits
+
+    def _lost(self, k):
+        self._pointer_ok[k] = 0
+
+    def _sweep_done(self):
+        self._check += 1
+        if self._check >= self.n:
+            self._check = 0

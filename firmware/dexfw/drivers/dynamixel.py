@@ -1,0 +1,175 @@
+# Dynamixel Protocol 2.0 servos (X series): packets
+# `FF FF FD 00 ID LEN_L LEN_H INST P... CRC_L CRC_H`, LEN = bytes after it (INST, params,
+# CRC). CRC-16 (poly 0x8005) over the whole packet after byte stuffing: an FD is added
+# after every FF FF FD among INST and params, so the header pattern never appears inside.
+#
+# write_goals() is one SYNC_WRITE of Goal_Position (4 bytes); poll() reads present
+# current, velocity and position (10 bytes from 126) of `read_group` servos per request
+# (READ for one, SYNC_READ for several); each servo answers with its own status packet.
+from dexfw.drivers import busbytes
+from dexfw.drivers.servobus import ServoBus, cdeg_from_counts, counts_from_cdeg
+from dexproto.frame import _Views
+
+BROADCAST = 0xFE
+HEADER_SIZE = 7  # FF FF FD 00 ID LEN_L LEN_H
+INST_READ = 0x02
+INST_WRITE = 0x03
+INST_STATUS = 0x55
+INST_SYNC_READ = 0x82
+INST_SYNC_WRITE = 0x83
+REG_RETURN_DELAY = 9
+REG_TORQUE_ENABLE = 64
+REG_GOAL_POSITION = 116
+REG_PRESENT_CURRENT = 126  # current (2), velocity (4), position (4)
+READ_LEN = 10
+ANSWER_SIZE = HEADER_SIZE + 2 + READ_LEN + 2  # unstuffed: + INST, ERR, data, CRC
+
+# model: (counts per turn, centre, highest position) in position-control mode
+MODELS = {"xm430": (4096, 2048, 4095), "xl330": (4096, 2048, 4095),
+          "xc330": (4096, 2048, 4095), "xh430": (4096, 2048, 4095)}
+
+
+def finish_packet(raw, n_body, out):
+    """Stuff raw's INST+params (raw[7:n_body]) into out, fill LEN and CRC; return the size."""
+    for i in range(HEADER_SIZE):
+        out[i] = raw[i]
+    end = busbytes.stuff(raw, HEADER_SIZE, n_body, out, HEADER_SIZE)
+    length = end - HEADER_SIZE + 2
+    out[5] = length & 0xFF
+    out[6] = length >> 8
+    crc = busbytes.crc16(out, 0, end, busbytes.CRC16_TABLE)
+    out[end] = crc & 0xFF
+    out[end + 1] = crc >> 8
+    return end + 2
+
+
+def packet(servo_id, inst, params):
+    """A whole packet as a new bytearray (setup only: allocates)."""
+    raw = bytearray(HEADER_SIZE + 1 + len(params))
+    raw[0] = raw[1] = 0xFF
+    raw[2] = 0xFD
+    raw[4] = servo_id
+    raw[7] = inst
+    for i in range(len(params)):
+        raw[8 + i] = params[i]
+    out = bytearray(2 * len(raw) + 2)
+    n = finish_packet(raw, len(raw), out)
+    return out[:n]
+
+
+def le16(value):
+    return (value & 0xFF, value >> 8)
+
+
+class DynamixelBus(ServoBus):
+    def __init__(self, uart, ids=(), joints=(), model="xm430", read_group=1,
+                 timeout_polls=3):
+        if model not in MODELS:
+            raise ValueError("Dynamixel: unknown model %r (known: %s)"
+                             % (model, ", ".join(sorted(MODELS))))
+        ServoBus.__init__(self, uart, ids, joints, read_group, timeout_polls,
+                          8 * ANSWER_SIZE * read_group, "Dynamixel")
+        self.counts_per_turn, self.centre, self.top = MODELS[model]
+        n = self.n
+        # Goals: raw (unstuffed) packet filled in place, stuffed into _out, written as a
+        # view of its exact length (one view per length, made on first use).
+        self._raw = bytearray(HEADER_SIZE + 5 + 5 * n)
+        head = packet(BROADCAST, INST_SYNC_WRITE, le16(REG_GOAL_POSITION) + le16(4))
+        for i in range(HEADER_SIZE + 5):
+            self._raw[i] = head[i]
+        for k in range(n):
+            self._raw[HEADER_SIZE + 5 + 5 * k] = self.ids[k]
+        self._out = bytearray(2 * len(self._raw) + 2)
+        self._views = _Views(self._out)
+        self._torque_on = self._torque_packet(1)
+        self._torque_off = self._torque_packet(0)
+        self._req_raw = bytearray(HEADER_SIZE + 5 + (0 if read_group == 1 else read_group))
+        params = le16(REG_PRESENT_CURRENT) + le16(READ_LEN)
+        head = packet(self.ids[0] if read_group == 1 else BROADCAST,
+                      INST_READ if read_group == 1 else INST_SYNC_READ, params)
+        for i in range(HEADER_SIZE + 5):
+            self._req_raw[i] = head[i]
+        self._req = bytearray(2 * len(self._req_raw) + 2)
+        self._req_views = _Views(self._req)
+        # Return_Delay_Time (EEPROM, writable while torque is off, as at power-up): 0.
+        uart.write(packet(BROADCAST, INST_WRITE, le16(REG_RETURN_DELAY) + (0,)))
+
+    def _torque_packet(self, on):
+        params = list(le16(REG_TORQUE_ENABLE) + le16(1))
+        for servo_id in self.ids:
+            params.append(servo_id)
+            params.append(on)
+        return packet(BROADCAST, INST_SYNC_WRITE, params)
+
+    def torque(self, on):
+        """Torque on or off for every servo of the bus."""
+        self.uart.write(self._torque_on if on else self._torque_off)
+
+    def write_goals(self, goal_cdeg):
+        """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint."""
+        raw = self._raw
+        o = HEADER_SIZE + 6  # after INST ADDR(2) LEN(2) and the first ID
+        for k in range(self.n):
+            c = counts_from_cdeg(goal_cdeg[self.joints[k]], self.centre,
+                                 self.counts_per_turn, self.top)
+            raw[o] = c & 0xFF
+            raw[o + 1] = c >> 8
+            raw[o + 2] = 0
+            raw[o + 3] = 0
+            o += 5
+        size = finish_packet(raw, len(raw), self._out)
+        self.uart.write(self._views.get(size))
+
+    def _send_request(self, first, count):
+        raw = self._req_raw
+        if count == 1:
+            raw[4] = self.ids[first]
+        else:
+            k = first
+            for i in range(count):
+                raw[HEADER_SIZE + 5 + i] = self.ids[k]
+                k += 1
+                if k >= self.n:
+                    k = 0
+        size = finish_packet(raw, len(raw), self._req)
+        self.uart.write(self._req_views.get(size))
+
+    def _parse(self, present_cdeg, status):
+        rx = self._rx
+        n = self._rxn
+        p = 0
+        while n - p >= HEADER_SIZE + 4:
+            if rx[p] != 0xFF or rx[p + 1] != 0xFF or rx[p + 2] != 0xFD or rx[p + 3] != 0:
+                p += 1
+                continue
+            size = HEADER_SIZE + (rx[p + 5] | (rx[p + 6] << 8))
+            if size < HEADER_SIZE + 4 or size > len(rx):
+                p += 1
+                continue
+            if n - p < size:
+                break  # the rest has not arrived yet
+            if rx[p + 7] == INST_STATUS:  # else an echo of our own packet: skip it
+                self._answer(rx, p, size, present_cdeg, status)
+            p += size
+        if p:
+            self._consume(p)
+
+    def _answer(self, rx, p, size, present_cdeg, status):
+        end = p + size - 2
+        ok = busbytes.crc16(rx, p, end, busbytes.CRC16_TABLE) == rx[end] | (rx[end + 1] << 8)
+        # Unstuff the data in place (the CRC covered the stuffed bytes).
+        data_end = busbytes.unstuff(rx, p + 9, end)
+        k = self._answered(rx[p + 4], ok and data_end - (p + 9) == READ_LEN, rx[p + 8],
+                           status)
+        if k >= 0:
+            self._store(k, rx, p + 9, present_cdeg)
+
+    def _store(self, k, rx, d, present_cdeg):
+        current = rx[d] | (rx[d + 1] << 8)
+        self.load[k] = current - 0x10000 if current & 0x8000 else current
+        # Position is int32; only the low 24 bits are kept so that a negative value
+        # never becomes a big int on a 32-bit port (positions stay far below 2**23).
+        pos = rx[d + 6] | (rx[d + 7] << 8) | (rx[d + 8] << 16)
+        if rx[d + 9] & 0x80:
+            pos -= 0x1000000
+        present_cdeg[self.joints[k]] = cdeg_from_counts(pos, self.centre, self.counts_per_turn)

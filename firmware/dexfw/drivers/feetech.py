@@ -1,0 +1,150 @@
+# Feetech STS bus servos (STS3215 and relatives): packets `FF FF ID LEN INST P... CHK`,
+# LEN = params + 2, CHK = ~(ID + LEN + INST + sum(P)) & 0xFF; STS registers little-endian.
+#
+# Every write_goals() is one SYNC_WRITE of all goal positions. poll() reads present
+# position, speed and load (6 bytes from 56) of `read_group` servos per request: READ
+# for one, SYNC_READ for several; each servo answers with its own status packet whose
+# ERR byte carries its error bits.
+from dexfw.drivers import busbytes
+from dexfw.drivers.servobus import ServoBus, cdeg_from_counts, counts_from_cdeg
+
+BROADCAST = 0xFE
+INST_READ = 0x02
+INST_WRITE = 0x03
+INST_SYNC_READ = 0x82
+INST_SYNC_WRITE = 0x83
+REG_RETURN_DELAY = 7
+REG_TORQUE_ENABLE = 40
+REG_GOAL_POSITION = 42
+REG_LOCK = 55
+REG_PRESENT_POSITION = 56
+READ_LEN = 6  # present position, present speed, present load
+ANSWER_SIZE = READ_LEN + 6
+
+# model: (counts per turn, centre, highest position)
+MODELS = {"sts3215": (4096, 2048, 4095), "sts3032": (4096, 2048, 4095),
+          "sts3250": (4096, 2048, 4095)}
+
+
+def finish_packet(buf, n):
+    """Write the checksum of the packet in buf[0:n-1] at buf[n-1]."""
+    buf[n - 1] = 0xFF ^ busbytes.sum_bytes(buf, 2, n - 1)
+
+
+def packet(servo_id, inst, params):
+    """A whole packet as a new bytearray (setup only: allocates)."""
+    buf = bytearray(6 + len(params))
+    buf[0] = buf[1] = 0xFF
+    buf[2] = servo_id
+    buf[3] = len(params) + 2
+    buf[4] = inst
+    for i in range(len(params)):
+        buf[5 + i] = params[i]
+    finish_packet(buf, len(buf))
+    return buf
+
+
+def sync_write_packet(addr, length, ids):
+    """A SYNC_WRITE of `length` bytes at `addr` for `ids`, data left zero to fill in."""
+    params = bytearray(2 + len(ids) * (length + 1))
+    params[0] = addr
+    params[1] = length
+    for i in range(len(ids)):
+        params[2 + i * (length + 1)] = ids[i]
+    return packet(BROADCAST, INST_SYNC_WRITE, params)
+
+
+def sign_magnitude(value, sign_bit):
+    """An STS signed field (sign-and-magnitude, sign at bit `sign_bit`) as an int."""
+    if value & (1 << sign_bit):
+        return -(value & ((1 << sign_bit) - 1))
+    return value
+
+
+class FeetechBus(ServoBus):
+    def __init__(self, uart, ids=(), joints=(), model="sts3215", read_group=1,
+                 timeout_polls=3):
+        if model not in MODELS:
+            raise ValueError("Feetech: unknown model %r (known: %s)"
+                             % (model, ", ".join(sorted(MODELS))))
+        ServoBus.__init__(self, uart, ids, joints, read_group, timeout_polls,
+                          8 * ANSWER_SIZE * read_group, "Feetech")
+        self.counts_per_turn, self.centre, self.top = MODELS[model]
+        self._goals = sync_write_packet(REG_GOAL_POSITION, 2, self.ids)
+        self._torque_on = sync_write_packet(REG_TORQUE_ENABLE, 1, self.ids)
+        self._torque_off = sync_write_packet(REG_TORQUE_ENABLE, 1, self.ids)
+        for k in range(self.n):
+            self._torque_on[7 + 2 * k + 1] = 1
+        finish_packet(self._torque_on, len(self._torque_on))
+        if read_group == 1:
+            self._req = packet(self.ids[0], INST_READ, (REG_PRESENT_POSITION, READ_LEN))
+        else:
+            self._req = packet(BROADCAST, INST_SYNC_READ,
+                               bytearray(2 + read_group))
+            self._req[5] = REG_PRESENT_POSITION
+            self._req[6] = READ_LEN
+        self._set_return_delay()
+
+    def _set_return_delay(self):
+        # Return_Delay_Time sits in EEPROM (unlock, write, lock). Broadcast: no answers.
+        for addr, value in ((REG_LOCK, 0), (REG_RETURN_DELAY, 0), (REG_LOCK, 1)):
+            self.uart.write(packet(BROADCAST, INST_WRITE, (addr, value)))
+
+    def torque(self, on):
+        """Torque on or off for every servo of the bus."""
+        self.uart.write(self._torque_on if on else self._torque_off)
+
+    def write_goals(self, goal_cdeg):
+        """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint."""
+        buf = self._goals
+        o = 8  # first data byte: FF FF FE LEN 83 ADDR L ID
+        for k in range(self.n):
+            c = counts_from_cdeg(goal_cdeg[self.joints[k]], self.centre,
+                                 self.counts_per_turn, self.top)
+            buf[o] = c & 0xFF
+            buf[o + 1] = c >> 8
+            o += 3
+        finish_packet(buf, len(buf))
+        self.uart.write(buf)
+
+    def _send_request(self, first, count):
+        req = self._req
+        if count == 1:
+            req[2] = self.ids[first]
+        else:
+            k = first
+            for i in range(count):
+                req[7 + i] = self.ids[k]
+                k += 1
+                if k >= self.n:
+                    k = 0
+        finish_packet(req, len(req))
+        self.uart.write(req)
+
+    def _parse(self, present_cdeg, status):
+        rx = self._rx
+        n = self._rxn
+        p = 0
+        while n - p >= 6:
+            if rx[p] != 0xFF or rx[p + 1] != 0xFF or rx[p + 2] == 0xFF:
+                p += 1
+                continue
+            size = rx[p + 3] + 4
+            if size < 6:
+                p += 1
+                continue
+            if n - p < size:
+                break  # the rest has not arrived yet
+            if size == ANSWER_SIZE and rx[p + 2] != BROADCAST:  # else an echo: skip it
+                ok = (0xFF ^ busbytes.sum_bytes(rx, p + 2, p + size - 1)) == rx[p + size - 1]
+                k = self._answered(rx[p + 2], ok, rx[p + 4], status)
+                if k >= 0:
+                    self._store(k, rx, p + 5, present_cdeg)
+            p += size
+        if p:
+            self._consume(p)
+
+    def _store(self, k, rx, d, present_cdeg):
+        pos = sign_magnitude(rx[d] | (rx[d + 1] << 8), 15)
+        present_cdeg[self.joints[k]] = cdeg_from_counts(pos, self.centre, self.counts_per_turn)
+        self.load[k] = sign_magnitude(rx[d + 4] | (rx[d + 5] << 8), 10)

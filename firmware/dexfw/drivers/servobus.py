@@ -1,0 +1,132 @@
+# What the Feetech and Dynamixel buses share: goals every call, read-back spread over calls.
+#
+# poll() never waits. It collects whatever answers have arrived since the last call,
+# and once the outstanding request is answered (or has waited `timeout_polls` calls) it
+# sends the next request, for the next `read_group` servos. A servo that stays silent
+# or answers with a bad checksum is counted and flagged in its joint's status, and asked
+# again on its next turn. Call write_goals() before poll() in a cycle: the request sent
+# by poll() is then answered long before the next goals are written on the shared wire.
+import array
+
+from dexproto.catalog import ST_SERVO_BAD_CHECKSUM, ST_SERVO_ERROR, ST_SERVO_TIMEOUT
+from dexproto.cobsbuf import copy_into
+
+SERVO_BITS = ST_SERVO_TIMEOUT | ST_SERVO_BAD_CHECKSUM | ST_SERVO_ERROR
+KEEP_BITS = 0xFF ^ SERVO_BITS
+NO_SERVO = 0xFF
+CHUNK = 64
+
+
+class ServoBus:
+    """Subclasses build packets (_send_request, write_goals) and parse answers (_parse)."""
+
+    def __init__(self, uart, ids, joints, read_group, timeout_polls, rx_size, name):
+        self.uart = uart
+        self.ids = tuple(ids)
+        self.joints = tuple(joints)
+        self.n = n = len(self.ids)
+        if n != len(self.joints) or n == 0:
+            raise ValueError("%s: 'ids' (%d) and joints (%d) must pair one to one"
+                             % (name, n, len(self.joints)))
+        self._index_of = bytearray(b"\xff" * 256)  # servo id -> index in ids
+        for k in range(n):
+            if not 0 <= self.ids[k] <= 252 or self._index_of[self.ids[k]] != NO_SERVO:
+                raise ValueError("%s: servo id %r is invalid or repeated" % (name, self.ids[k]))
+            self._index_of[self.ids[k]] = k
+        if not 1 <= read_group <= n:
+            raise ValueError("%s: read_group must be 1..%d" % (name, n))
+        self.read_group = read_group
+        self.timeout_polls = timeout_polls
+        self.timeouts = 0  # requests a servo did not answer, since boot
+        self.bad_checksums = 0  # answers that failed their checksum, since boot
+        self.load = array.array("h", [0] * n)  # last load / current read, servo units
+        self._rx = bytearray(rx_size)
+        self._rxn = 0
+        self._chunk = bytearray(CHUNK)
+        self._awaited = bytearray(n)  # 1: an answer from servo k is due
+        self._n_awaited = 0
+        self._age = 0  # polls since the request went out
+        self._next = 0  # first servo of the next request
+
+    def poll(self, present_cdeg, status):
+        """Collect answers that arrived; when the request is done, send the next one."""
+        self._receive()
+        if self._rxn:
+            self._parse(present_cdeg, status)
+        if self._n_awaited:
+            self._age += 1
+            if self._age < self.timeout_polls:
+                return
+            self._expire(status)
+        self._request()
+
+    def _receive(self):
+        # Bytes waiting on the UART go through a small chunk: a memoryview at an offset
+        # into _rx would be a new object every call.
+        waiting = self.uart.any()
+        while waiting > 0:
+            room = len(self._rx) - self._rxn
+            if room == 0:  # garbage filled the buffer: start over
+                self._rxn = 0
+                room = len(self._rx)
+            got = self.uart.readinto(self._chunk, min(waiting, CHUNK, room))
+            if not got:
+                return
+            self._rxn = copy_into(self._chunk, 0, got, self._rx, self._rxn)
+            waiting -= got
+
+    def _consume(self, n):
+        """Drop the first n bytes of the receive buffer."""
+        self._rxn = copy_into(self._rx, n, self._rxn, self._rx, 0)
+
+    def _expire(self, status):
+        for k in range(self.n):
+            if self._awaited[k]:
+                self._awaited[k] = 0
+                self.timeouts += 1
+                j = self.joints[k]
+                status[j] = (status[j] & KEEP_BITS) | ST_SERVO_TIMEOUT
+        self._n_awaited = 0
+        self._rxn = 0  # a late half answer would only confuse the next one
+
+    def _request(self):
+        first = self._next
+        count = self.read_group
+        for i in range(count):
+            k = first + i
+            if k >= self.n:
+                k -= self.n
+            self._awaited[k] = 1
+        self._n_awaited = count
+        self._age = 0
+        nxt = first + count
+        self._next = nxt - self.n if nxt >= self.n else nxt
+        self._send_request(first, count)
+
+    def _answered(self, servo_id, ok, error, status):
+        """Book one answer; return the servo's index, or -1 when none was awaited from it."""
+        k = self._index_of[servo_id]
+        if k == NO_SERVO or not self._awaited[k]:
+            return -1
+        self._awaited[k] = 0
+        self._n_awaited -= 1
+        j = self.joints[k]
+        if not ok:
+            self.bad_checksums += 1
+            status[j] = (status[j] & KEEP_BITS) | ST_SERVO_BAD_CHECKSUM
+            return -1
+        status[j] = (status[j] & KEEP_BITS) | (ST_SERVO_ERROR if error else 0)
+        return k
+
+
+def counts_from_cdeg(cdeg, centre, counts_per_turn, top):
+    """Servo counts for an angle in cdeg from the servo centre, rounded, clipped to 0..top."""
+    c = centre + (cdeg * counts_per_turn + 18000) // 36000
+    if c < 0:
+        return 0
+    return top if c > top else c
+
+
+def cdeg_from_counts(counts, centre, counts_per_turn):
+    """Angle in cdeg from the servo centre for a position in counts, rounded."""
+    return ((counts - centre) * 36000 + counts_per_turn // 2) // counts_per_turn

@@ -1,0 +1,170 @@
+# The hand's joints and motors as arrays, made once from the config, plus the steps of
+# the loop that work on them (through dexfw.mapping). No allocation after __init__.
+from array import array
+
+from dexfw import mapping
+from dexfw.mapping import UNKNOWN
+
+
+def _h(n, value=0):
+    return array("h", [value] * n)
+
+
+class JointMap:
+    """Calibration, limits, goals and present positions of n joints driving nm motors."""
+
+    def __init__(self, joints, motors, coupling, hz):
+        n = self.n = len(joints)
+        nm = self.nm = len(motors)
+        self.raw = array("H", [0] * n)
+        self.enc_status = bytearray(n)
+        self.flags = bytearray(n)
+        self.exo = _h(n)
+        self.goal = _h(n)
+        self.target = _h(n)
+        self.host = _h(n)  # the last TARGETS from the host
+        self._no_flags = bytearray(n)  # host targets are followed whatever the encoders say
+        self.zero = array("H", [0] * n)
+        self.direction = array("b", [1] * n)
+        self.scale = _h(n)
+        self.dscale = _h(n)
+        self.lo = _h(n)
+        self.hi = _h(n)
+        self.speed = array("H", [1] * n)
+        self.step = _h(n, 1)
+        self.hz = hz
+        for i in range(n):
+            j = joints[i]
+            self.set_joint(i, j["zero_turn16"], j["direction"], j["scale_q12"], j["min_cdeg"],
+                           j["max_cdeg"], j["max_speed_cdeg_per_ms"])
+        self.motor = _h(nm)
+        self.servo_goal = _h(nm)
+        self.present = _h(nm, UNKNOWN)  # servo frame, filled by the servo drivers' poll
+        self.present_motor = _h(nm, UNKNOWN)
+        self.servo_status = bytearray(nm)
+        self.mdir = _h(nm)
+        self.moff = _h(nm)
+        self.mlo = _h(nm)
+        self.mhi = _h(nm)
+        for m in range(nm):
+            mt = motors[m]
+            self.mdir[m] = mt["direction"]
+            self.moff[m] = mt["offset_cdeg"]
+            self.mlo[m] = mt["min_cdeg"]
+            self.mhi[m] = mt["max_cdeg"]
+        self.coupled = coupling is not None
+        self._make_coupling(coupling)
+        self.limit_goals()
+
+    def _make_coupling(self, coupling):
+        """The coupling matrix as sparse rows (identity when there is none)."""
+        nm = self.nm
+        cols, coefs, b = [], [], [0] * nm
+        start = [0]
+        for m in range(nm):
+            if coupling is None:
+                cols.append(m)
+                coefs.append(4096)
+            else:
+                row = coupling["a_q12"][m]
+                for j in range(len(row)):
+                    if row[j]:
+                        cols.append(j)
+                        coefs.append(row[j])
+                b[m] = coupling["b_cdeg"][m]
+            start.append(len(cols))
+        self.cstart = array("H", start)
+        self.ccol = bytearray(cols)
+        self.ccoef = array("h", coefs)
+        self.cb = array("h", b)
+
+    def set_joint(self, i, zero, direction, scale, lo, hi, speed):
+        """Calibration and limits of joint i (values already checked by dexfw.config)."""
+        self.zero[i] = zero
+        self.direction[i] = direction
+        self.scale[i] = scale
+        self.dscale[i] = scale if direction > 0 else -scale
+        self.lo[i] = lo
+        self.hi[i] = hi
+        self.speed[i] = speed
+        self.step[i] = self._step(speed)
+
+    def _step(self, speed):
+        """Slew limit per cycle (cdeg) from cdeg/ms and the loop rate; at least 1."""
+        return max(1, min(32767, speed * 1000 // self.hz))
+
+    def set_rate(self, hz):
+        self.hz = hz
+        for i in range(self.n):
+            self.step[i] = self._step(self.speed[i])
+
+    def joint_values(self, i):
+        """(joint, zero, direction, scale, min, max, speed): the JOINT_CONFIG fields."""
+        return (i, self.zero[i], self.direction[i], self.scale[i], self.lo[i], self.hi[i],
+                self.speed[i])
+
+    def limit_goals(self):
+        """Keep goals and targets inside the joint ranges (after a range changed)."""
+        for i in range(self.n):
+            for a in (self.goal, self.target, self.host):
+                a[i] = min(max(a[i], self.lo[i]), self.hi[i])
+
+    # The steps of one cycle
+    def map_exo(self):
+        mapping.map_exo(self.raw, self.enc_status, self.zero, self.dscale, self.lo, self.hi,
+                        self.exo, self.flags, self.n)
+
+    def follow_exo(self):
+        mapping.follow(self.exo, self.flags, self.goal, self.target, self.n)
+
+    def follow_host(self):
+        mapping.follow(self.host, self._no_flags, self.goal, self.target, self.n)
+
+    def hold(self):
+        """Targets where the goals are: the hand stays."""
+        mapping.follow(self.goal, self.flags, self.goal, self.target, self.n)
+
+    def slew(self):
+        mapping.slew(self.goal, self.target, self.step, self.flags, self.n)
+
+    def drive(self):
+        """Goals -> motors (coupling) -> servo frame."""
+        mapping.couple(self.goal, self.motor, self.cstart, self.ccol, self.ccoef, self.cb,
+                       self.nm)
+        mapping.to_servo(self.motor, self.mdir, self.moff, self.mlo, self.mhi, self.servo_goal,
+                         self.nm)
+
+    def read_present(self):
+        """Present positions in the motor frame; return how many are still unknown."""
+        return mapping.from_servo(self.present, self.mdir, self.moff, self.present_motor,
+                                  self.nm)
+
+    def goals_from_present(self):
+        """Set goals (and targets) to where the hand is, so a mode change never jumps.
+
+        One to one: each joint's goal is its motor's present position. A coupled hand
+        cannot be inverted here, so its goals stay where they were (see docs/firmware.md).
+        Returns False while any motor's position is still unknown.
+        """
+        if self.read_present():
+            return False
+        if not self.coupled:
+            for i in range(self.n):
+                self.goal[i] = min(max(self.present_motor[i], self.lo[i]), self.hi[i])
+        for i in range(self.n):
+            self.target[i] = self.goal[i]
+            self.host[i] = self.goal[i]
+        return True
+
+    def set_host_targets(self, payload, at, n):
+        """HOST targets from n little-endian int16 at payload[at:], clipped to the ranges."""
+        for i in range(n):
+            v = payload[at] | (payload[at + 1] << 8)
+            if v >= 32768:
+                v -= 65536
+            if v < self.lo[i]:
+                v = self.lo[i]
+            elif v > self.hi[i]:
+                v = self.hi[i]
+            self.host[i] = v
+            at += 2

@@ -1,0 +1,95 @@
+# The host link on the board: frames in from hal.Console without blocking, frames out
+# through one FrameWriter. Replies on the loop's path (ACK, FAULT, TIME_SYNC_REPLY)
+# are packed with struct.pack_into into buffers made once: they allocate nothing.
+import struct
+
+from dexproto import catalog
+from dexproto.cobsbuf import copy_into
+from dexproto.frame import HEADER_SIZE, FrameReader, FrameWriter
+
+RX_CHUNK = 256
+MAX_READS = 4  # console reads per cycle: bounds the time commands take from the loop
+
+
+class Link:
+    """Reads command frames and sends replies over a Console (readinto / write)."""
+
+    def __init__(self, console, ticks_us):
+        self.console = console
+        self.ticks_us = ticks_us
+        self.reader = FrameReader()
+        self.writer = FrameWriter()
+        self.body = self.writer.body
+        self.payload = self.reader.payload  # a received frame: body at HEADER_SIZE
+        self._rx = bytearray(RX_CHUNK)
+        self._pos = 0
+        self._end = 0
+        self._reads = 0
+        self.rx_us = 0  # board time when the bytes of the last frame arrived
+        self.tx_frames = 0
+        self.tx_dropped = 0
+
+    def start_cycle(self):
+        self._reads = 0
+
+    def next_frame(self):
+        """The type of the next complete good frame (then .reader.seq, .reader.body_len), or 0."""
+        r = self.reader
+        while True:
+            if self._pos >= self._end:
+                if self._reads >= MAX_READS:
+                    return 0
+                self._reads += 1
+                n = self.console.readinto(self._rx)
+                if not n:
+                    return 0
+                self.rx_us = self.ticks_us()
+                self._pos = 0
+                self._end = n
+            k = r.feed(self._rx, self._pos, self._end)
+            if k < 0:
+                self._pos = self._end
+                continue
+            self._pos = k
+            return r.msg_type
+
+    def send(self, msg_type, n_body):
+        """Frame the n_body bytes at .body and write them; a short write counts as dropped."""
+        frame = self.writer.finish(msg_type, n_body)
+        n = self.console.write(frame)
+        if n is not None and n < len(frame):
+            self.tx_dropped += 1
+        else:
+            self.tx_frames += 1
+
+    def ack(self, msg_type, seq):
+        struct.pack_into("<BH", self.body, 0, msg_type, seq)
+        self.send(catalog.ACK, 3)
+
+    def nack(self, msg_type, seq, error, field=catalog.NO_JOINT):
+        struct.pack_into("<BHBB", self.body, 0, msg_type, seq, error, field)
+        self.send(catalog.NACK, 5)
+
+    def fault(self, board_us, code, joint, detail):
+        struct.pack_into("<IBBH", self.body, 0, board_us, code, joint, detail & 0xFFFF)
+        self.send(catalog.FAULT, 8)
+
+    def log(self, level, text):
+        """A LOG line (not on the loop's path: text is bytes, cut to fit a frame)."""
+        self.body[0] = level
+        n = min(len(text), catalog.MAX_PAYLOAD - HEADER_SIZE - 1)
+        copy_into(text, 0, n, self.body, 1)
+        self.send(catalog.LOG, 1 + n)
+
+    def time_sync_reply(self):
+        """TIME_SYNC_REPLY: the probe's token bytes copied as they came, then rx/tx times."""
+        p = self.payload
+        b = self.body
+        for i in range(4):
+            b[i] = p[HEADER_SIZE + i]
+        struct.pack_into("<II", b, 4, self.rx_us, self.ticks_us())
+        self.send(catalog.TIME_SYNC_REPLY, 12)
+
+    def unpack(self, fmt):
+        """The received body's head fields (configuration commands only: allocates)."""
+        return struct.unpack_from(fmt, self.payload, HEADER_SIZE)

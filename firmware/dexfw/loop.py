@@ -1,0 +1,387 @@
+# The fixed-rate loop: sample encoders -> map -> slew-rate limit -> drive servos ->
+# telemetry, with the host's commands read between cycles without blocking.
+#
+# Nothing in cycle() allocates once warmed up (tests/test_firmware_alloc.py holds it to
+# zero bytes per cycle under the MicroPython interpreter): arrays made in __init__,
+# replies packed in place, no floats, no slices, no varargs.
+import struct
+
+from dexfw import FW_VERSION, config, mapping
+from dexfw.joints import JointMap
+from dexfw.link import Link
+from dexproto import catalog as C
+from dexproto.cobsbuf import copy_into
+
+MASK30 = 0x3FFFFFFF  # counters on the wire stay small ints on 32-bit ports
+SERVO_BAD = C.ST_SERVO_TIMEOUT | C.ST_SERVO_BAD_CHECKSUM | C.ST_SERVO_ERROR
+FAULT_GAP_US = 100000  # the same fault code is sent at most every 100 ms
+CONFIG_FAULT_US = 1000000  # an unconfigured board repeats FAULT(config) every second
+DEFAULT_LOOP = (1000, 10, 250, C.WATCHDOG_HOLD)
+TELEMETRY_HEAD = "<IIHHHB"
+TELEMETRY_HEAD_SIZE = struct.calcsize(TELEMETRY_HEAD)
+JOINT_FORMAT = C.BY_TYPE[C.JOINT_CONFIG][3]
+JOINT_SIZE = struct.calcsize(JOINT_FORMAT)
+HELLO_REPLY_HEAD = "<BBBBBBHHHI"
+HELLO_REPLY_HEAD_SIZE = struct.calcsize(HELLO_REPLY_HEAD)
+
+
+class Firmware:
+    """The board's loop. cfg=None (a refused config) runs an unconfigured board that
+    answers the host, repeats FAULT(config) and never leaves IDLE."""
+
+    def __init__(self, hal, console, cfg=None, encoders=(), servos=(), config_crc=0,
+                 board_name=b"", config_error=None):
+        self.hal = hal
+        self.link = Link(console, hal.ticks_us)
+        self.encoders = tuple(encoders)
+        self.servos = tuple(servos)
+        self.config_crc = config_crc
+        self.board_name = board_name
+        self.config_error = config_error
+        if cfg is None:
+            self.jm = JointMap((), (), None, DEFAULT_LOOP[0])
+            self._set_loop(DEFAULT_LOOP)
+        else:
+            loop = cfg["loop"]
+            self.jm = JointMap(cfg["joints"], cfg["motors"], cfg["coupling"], loop["hz"])
+            self._set_loop((loop["hz"], loop["telemetry_decimation"], loop["watchdog_ms"],
+                            loop["watchdog_action"]))
+        self.mode = C.MODE_IDLE
+        self.torque_on = False
+        self.running = True
+        self.cycles = 0
+        self.overruns = 0
+        self.cycle_us = 0
+        self.worst_us = 0
+        self.sample_us = 0
+        self.watchdog_tripped = False
+        self.last_rx_us = hal.ticks_us()
+        self.prev_bad = bytearray(self.jm.n)
+        self.prev_servo = bytearray(self.jm.nm)
+        self.servo_timeouts = 0
+        self.servo_bad_checksums = 0
+        self.last_fault_us = [0] * len(C.FAULT_NAMES)
+        self.fault_sent = bytearray(len(C.FAULT_NAMES))
+        self._decimate = 0
+        self._overruns_reported = 0
+        viper = mapping.map_exo is not mapping.map_exo_py
+        self.capabilities = ((C.CAP_VIPER if viper else 0)
+                             | (C.CAP_SERVO_READBACK if self.servos else 0)
+                             | (C.CAP_COUPLING if self.jm.coupled else 0)
+                             | (C.CAP_VIRTUAL if getattr(hal, "VIRTUAL", False) else 0))
+
+    def _set_loop(self, values):
+        self.hz, self.decimation, self.watchdog_ms, self.watchdog_action = values
+        self.period_us = 1000000 // self.hz
+        self.watchdog_us = self.watchdog_ms * 1000
+        self.jm.set_rate(self.hz)
+
+    # ---- one cycle -------------------------------------------------------------------
+    def cycle(self, now):
+        """One loop cycle at board time now (when sampling starts)."""
+        self.sample_us = now
+        self._commands()
+        jm = self.jm
+        for enc in self.encoders:
+            enc.sample(jm.raw, jm.enc_status)
+        jm.map_exo()
+        self._check_encoders(now)
+        mode = self.mode
+        if mode == C.MODE_TELEOP:
+            jm.follow_exo()
+        elif mode == C.MODE_HOST:
+            self._watchdog(now)
+        if self.torque_on:
+            jm.slew()
+            jm.drive()
+            for bus in self.servos:
+                bus.write_goals(jm.servo_goal)
+        for bus in self.servos:
+            bus.poll(jm.present, jm.servo_status)
+        self._check_servos(now)
+        self.cycles = (self.cycles + 1) & MASK30
+        self._decimate += 1
+        if self._decimate >= self.decimation:
+            self._decimate = 0
+            if mode == C.MODE_CALIBRATE:
+                self._send_raw()
+            else:
+                self._send_telemetry()
+        if self.config_error is not None:
+            self._fault_every(now, C.FAULT_CONFIG, CONFIG_FAULT_US)
+
+    def _watchdog(self, now):
+        jm = self.jm
+        if self.watchdog_tripped:
+            return
+        if self.hal.ticks_diff(now, self.last_rx_us) > self.watchdog_us:
+            self.watchdog_tripped = True
+            self.link.fault(now, C.FAULT_WATCHDOG, C.NO_JOINT, self.watchdog_ms)
+            if self.watchdog_action == C.WATCHDOG_TORQUE_OFF:
+                self.set_mode(C.MODE_IDLE)
+            else:
+                jm.hold()
+            return
+        jm.follow_host()
+
+    def _check_encoders(self, now):
+        """FAULT when a joint's encoder goes bad (its goal is held by map/follow)."""
+        flags = self.jm.flags
+        prev = self.prev_bad
+        for i in range(self.jm.n):
+            bad = flags[i] & mapping.ENCODER_BAD
+            if bad != prev[i]:
+                prev[i] = bad
+                if bad:
+                    code = C.FAULT_ENCODER if bad & C.ST_ENCODER_ERROR else C.FAULT_MAGNET
+                    self._fault_limited(now, code, i, bad)
+
+    def _check_servos(self, now):
+        """Count servo timeouts / bad checksums / errors as they appear; FAULT each kind."""
+        st = self.jm.servo_status
+        prev = self.prev_servo
+        for m in range(self.jm.nm):
+            s = st[m] & SERVO_BAD
+            new = s & ~prev[m]
+            prev[m] = s
+            if new:
+                if new & C.ST_SERVO_TIMEOUT:
+                    self.servo_timeouts += 1
+                    self._fault_limited(now, C.FAULT_SERVO_TIMEOUT, m, s)
+                if new & C.ST_SERVO_BAD_CHECKSUM:
+                    self.servo_bad_checksums += 1
+                    self._fault_limited(now, C.FAULT_SERVO_CHECKSUM, m, s)
+                if new & C.ST_SERVO_ERROR:
+                    self._fault_limited(now, C.FAULT_SERVO_ERROR, m, s)
+
+    def _fault_limited(self, now, code, joint, detail):
+        """A FAULT, unless one with this code went out less than FAULT_GAP_US ago."""
+        self._fault_every(now, code, FAULT_GAP_US, joint, detail)
+
+    def _fault_every(self, now, code, gap_us, joint=C.NO_JOINT, detail=0):
+        if self.fault_sent[code] and self.hal.ticks_diff(now, self.last_fault_us[code]) < gap_us:
+            return
+        self.fault_sent[code] = 1
+        self.last_fault_us[code] = now
+        self.link.fault(now, code, joint, detail)
+
+    def _send_telemetry(self):
+        jm = self.jm
+        body = self.link.body
+        struct.pack_into(TELEMETRY_HEAD, body, 0, self.cycles, self.sample_us,
+                         min(self.cycle_us, 0xFFFF), min(self.worst_us, 0xFFFF),
+                         self.overruns & 0xFFFF, self.mode)
+        jm.read_present()
+        end = mapping.pack_joints(body, TELEMETRY_HEAD_SIZE, jm.exo, jm.goal, jm.present_motor,
+                                  jm.flags, jm.servo_status, jm.n, jm.nm)
+        self.link.send(C.TELEMETRY, end)
+
+    def _send_raw(self):
+        jm = self.jm
+        body = self.link.body
+        struct.pack_into("<II", body, 0, self.cycles, self.sample_us)
+        end = mapping.pack_raw(body, 8, jm.raw, jm.enc_status, jm.n)
+        self.link.send(C.RAW_SAMPLE, end)
+
+    # ---- modes and safety ------------------------------------------------------------
+    def set_mode(self, mode):
+        """Switch mode; False when the hand's position is not known yet (try again)."""
+        if mode == C.MODE_TELEOP or mode == C.MODE_HOST:
+            if not self.torque_on:
+                if not self.jm.goals_from_present():
+                    return False
+                self.jm.drive()
+                for bus in self.servos:
+                    bus.write_goals(self.jm.servo_goal)
+                self._torque(True)
+            else:
+                self.jm.hold()
+                for i in range(self.jm.n):
+                    self.jm.host[i] = self.jm.goal[i]
+            self.watchdog_tripped = False
+            self.last_rx_us = self.hal.ticks_us()
+        else:
+            self._torque(False)
+        self.mode = mode
+        return True
+
+    def _torque(self, on):
+        for bus in self.servos:
+            bus.torque(on)
+        self.torque_on = on
+
+    def estop(self):
+        """Torque off at once and IDLE."""
+        self._torque(False)
+        self.mode = C.MODE_IDLE
+        self.link.fault(self.hal.ticks_us(), C.FAULT_ESTOP, C.NO_JOINT, 0)
+
+    # ---- commands --------------------------------------------------------------------
+    def _commands(self):
+        link = self.link
+        link.start_cycle()
+        while True:
+            t = link.next_frame()
+            if not t:
+                return
+            self.last_rx_us = link.rx_us
+            self._handle(t, link.reader.seq)
+
+    def _handle(self, t, seq):
+        link = self.link
+        if t == C.TARGETS:
+            self._targets(seq)
+        elif t == C.HEARTBEAT:
+            link.ack(t, seq)
+        elif t == C.TIME_SYNC:
+            link.time_sync_reply()
+        elif t == C.ESTOP:
+            self.estop()
+            link.ack(t, seq)
+        elif t == C.SET_MODE:
+            self._set_mode_cmd(seq)
+        elif t == C.HELLO:
+            self._hello(seq)
+        elif t == C.GET_STATS:
+            self._stats()
+        elif t == C.GET_CONFIG:
+            self._send_config()
+        elif t == C.SET_CONFIG:
+            self._set_config(seq)
+        elif t == C.GET_JOINT:
+            self._get_joint(seq)
+        elif t == C.SET_JOINT:
+            self._set_joint(seq)
+        elif t == C.REPL:
+            link.ack(t, seq)
+            self.running = False
+        else:
+            link.nack(t, seq, C.ERR_UNKNOWN_TYPE)
+
+    def _targets(self, seq):
+        link = self.link
+        n = link.reader.body_len >> 1
+        if n != self.jm.n:
+            link.nack(C.TARGETS, seq, C.ERR_BAD_LENGTH)
+        elif self.mode != C.MODE_HOST:
+            link.nack(C.TARGETS, seq, C.ERR_BAD_MODE)
+        else:
+            self.jm.set_host_targets(link.payload, 3, n)
+            self.watchdog_tripped = False
+            link.ack(C.TARGETS, seq)
+
+    def _set_mode_cmd(self, seq):
+        link = self.link
+        mode = link.payload[3]
+        if mode >= len(C.MODE_NAMES):
+            link.nack(C.SET_MODE, seq, C.ERR_BAD_VALUE, 0)
+        elif self.config_error is not None and mode != C.MODE_IDLE:
+            link.nack(C.SET_MODE, seq, C.ERR_BAD_MODE, 0)
+        elif not self.set_mode(mode):
+            link.nack(C.SET_MODE, seq, C.ERR_BUSY, 0)
+        else:
+            link.ack(C.SET_MODE, seq)
+
+    def _hello(self, seq):
+        link = self.link
+        major = link.payload[3]
+        if major != C.PROTOCOL_MAJOR:
+            link.nack(C.HELLO, seq, C.ERR_VERSION, 0)
+            return
+        struct.pack_into(HELLO_REPLY_HEAD, link.body, 0, C.PROTOCOL_MAJOR, C.PROTOCOL_MINOR,
+                         FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], self.jm.n, self.hz,
+                         self.capabilities, self.decimation, self.config_crc)
+        name = self.board_name
+        end = copy_into(name, 0, len(name), link.body, HELLO_REPLY_HEAD_SIZE)
+        link.send(C.HELLO_REPLY, end)
+
+    def _stats(self):
+        link = self.link
+        r = link.reader
+        d = r.drops
+        timeouts = self.servo_timeouts
+        checksums = self.servo_bad_checksums
+        for bus in self.servos:  # drivers that count every failed read know better
+            timeouts = max(timeouts, getattr(bus, "timeouts", 0))
+            checksums = max(checksums, getattr(bus, "bad_checksums", 0))
+        struct.pack_into("<IIIIIIIIIIIIH", link.body, 0, r.frames, d[0], d[1], d[2], d[3], d[4],
+                         link.tx_frames, link.tx_dropped, self.cycles, self.overruns,
+                         timeouts, checksums, min(self.worst_us, 0xFFFF))
+        link.send(C.STATS, 50)
+
+    def _send_config(self):
+        struct.pack_into("<HHHB", self.link.body, 0, self.hz, self.decimation,
+                         self.watchdog_ms, self.watchdog_action)
+        self.link.send(C.CONFIG, 7)
+
+    def _set_config(self, seq):
+        values = self.link.unpack("<HHHB")
+        bad = config.bad_loop_field(values)
+        if bad >= 0:
+            self.link.nack(C.SET_CONFIG, seq, C.ERR_BAD_VALUE, bad)
+            return
+        self._set_loop(values)
+        self.link.ack(C.SET_CONFIG, seq)
+
+    def _get_joint(self, seq):
+        i = self.link.payload[3]
+        if i >= self.jm.n:
+            self.link.nack(C.GET_JOINT, seq, C.ERR_BAD_VALUE, 0)
+            return
+        struct.pack_into(JOINT_FORMAT, self.link.body, 0, *self.jm.joint_values(i))
+        self.link.send(C.JOINT_CONFIG, JOINT_SIZE)
+
+    def _set_joint(self, seq):
+        values = self.link.unpack(JOINT_FORMAT)
+        bad = config.bad_joint_field(values, self.jm.n)
+        if bad >= 0:
+            self.link.nack(C.SET_JOINT, seq, C.ERR_BAD_VALUE, bad)
+            return
+        self.jm.set_joint(*values)
+        self.jm.limit_goals()
+        self.link.ack(C.SET_JOINT, seq)
+
+    # ---- timing ----------------------------------------------------------------------
+    def run(self, max_cycles=0):
+        """Cycles on hal.ticks_us deadlines until REPL (or max_cycles, when given)."""
+        hal = self.hal
+        ticks_us = hal.ticks_us
+        ticks_diff = hal.ticks_diff
+        deadline = ticks_us()
+        count = 0
+        while self.running:
+            start = ticks_us()
+            self.cycle(start)
+            end = ticks_us()
+            self._account(ticks_diff(end, start))
+            deadline = hal.ticks_add(deadline, self.period_us)
+            wait = ticks_diff(deadline, end)
+            if wait > 0:
+                hal.sleep_us(wait)
+            elif wait < 0:
+                self.overruns += 1
+                self._report_overruns(end)
+                if -wait > self.period_us:
+                    deadline = end  # far behind: start afresh rather than chase
+            count += 1
+            if count == max_cycles:
+                break
+
+    def _account(self, took):
+        self.cycle_us = took
+        if took > self.worst_us:
+            self.worst_us = took
+
+    def _report_overruns(self, now):
+        """FAULT(overrun) at most once a second; detail = overruns since the last one."""
+        code = C.FAULT_OVERRUN
+        if self.fault_sent[code] and \
+                self.hal.ticks_diff(now, self.last_fault_us[code]) < CONFIG_FAULT_US:
+            return
+        self._fault_every(now, code, 0, C.NO_JOINT, self.overruns - self._overruns_reported)
+        self._overruns_reported = self.overruns
+
+    def stop(self):
+        """Torque off: the firmware is leaving (REPL, or an error)."""
+        self._torque(False)
+        self.mode = C.MODE_IDLE

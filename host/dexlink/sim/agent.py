@@ -1,0 +1,182 @@
+# The virtual board's "ROM": runs inside the MicroPython Unix interpreter, started by the
+# supervisor (dexlink.sim.vboard) for every boot.
+#
+#   micropython agent.py MODE FS_DIR BOARD_DIR CMD_FD FAULT_FD NOTE_FD
+#   MODE: friendly | raw; the fds: commands from the supervisor, injected faults, notes back
+#
+# It makes the interpreter look like a board: the board filesystem directory mounted at
+# "/", the simulated rig's modules on the path like frozen modules, boot.py then main.py
+# (main.py only after a reset into the friendly REPL, as pyexec does), then it waits for
+# the code the supervisor's REPL collected and runs it in one persistent namespace.
+# The REPL itself (prompts, raw and raw-paste protocols) lives in the supervisor.
+import io
+import os
+import sys
+import time
+import vfs
+
+import machine
+
+import vconsole
+import vfaults
+
+AGENT_NAME = "agent.py"
+FROZEN = "/.sim"  # where the simulated rig's modules appear (read-only, never flashed)
+
+
+class _Machine:
+    """`machine` with the reset functions a board has: the supervisor does the resets."""
+
+    def __init__(self, base):
+        self._base = base
+
+    def __getattr__(self, name):
+        return getattr(self._base, name)
+
+    def reset(self):
+        vconsole.note(vconsole.NOTE_HARD_RESET)
+        while True:  # the supervisor ends this interpreter
+            self._base.idle()
+
+    def soft_reset(self):
+        raise SystemExit
+
+
+class _Os:
+    """`os` whose listings of "/" leave out the rig's mount point: it is not on the board."""
+
+    def __init__(self, base):
+        self._base = base
+
+    def __getattr__(self, name):
+        return getattr(self._base, name)
+
+    def _at_root(self, path):
+        return path == "/" or (path in ("", ".") and self._base.getcwd() == "/")
+
+    def ilistdir(self, path=""):
+        hide = self._at_root(path)
+        for entry in self._base.ilistdir(path):
+            if not (hide and entry[0] == FROZEN[1:]):
+                yield entry
+
+    def listdir(self, path=""):
+        return [entry[0] for entry in self.ilistdir(path)]
+
+
+def mount_board_fs(fs_dir, board_dir):
+    vfs.umount("/")
+    vfs.mount(vfs.VfsPosix(fs_dir), "/")
+    vfs.mount(vfs.VfsPosix(board_dir), FROZEN, readonly=True)
+    os.chdir("/")
+    sys.path[:] = ["", "/lib", FROZEN]
+
+
+def traceback_text(e):
+    s = io.StringIO()
+    sys.print_exception(e, s)
+    # Drop this file's own frame: a board's traceback starts at the user's code.
+    lines = [ln for ln in s.getvalue().split("\n") if not (ln.startswith('  File "') and AGENT_NAME in ln)]
+    return "\n".join(lines)
+
+
+def run(code, namespace, kind, name):
+    """Run code; return (traceback text or '', soft_reset_requested)."""
+    try:
+        vfaults.poll()
+        exec(compile(code, name, kind), namespace)
+    except SystemExit:
+        return "", True
+    except BaseException as e:  # KeyboardInterrupt included: the REPL prints it
+        return traceback_text(e), False
+    return "", False
+
+
+def run_file(path, namespace):
+    try:
+        with open(path) as f:
+            code = f.read()
+    except OSError:
+        return False
+    text, soft = run(code, namespace, "exec", path)
+    if text:
+        sys.stdout.write(text)  # a board prints a boot script's traceback on its console
+    if soft:
+        vconsole.note(vconsole.NOTE_SOFT_RESET)
+        _wait_forever()
+    return True
+
+
+def _wait_forever():
+    while True:
+        try:
+            time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+class Commands:
+    """Reads the supervisor's command records: kind (1 byte), u32 length, source."""
+
+    def __init__(self, fd):
+        self._f = open(fd, "rb")
+        self._head = bytearray(5)
+
+    def _read_exactly(self, buf):
+        mv = memoryview(buf)
+        got = 0
+        while got < len(buf):
+            n = self._f.readinto(mv[got:])
+            if not n:
+                raise EOFError
+            got += n
+
+    def next(self):
+        self._read_exactly(self._head)
+        h = self._head
+        n = h[1] | (h[2] << 8) | (h[3] << 16) | (h[4] << 24)
+        body = bytearray(n)
+        self._read_exactly(body)
+        return chr(h[0]), bytes(body).decode()
+
+
+def banner():
+    v = sys.implementation.version
+    tag = "v%d.%d.%d" % v[:3] + ("-" + v[3] if len(v) > 3 and v[3] else "")
+    return "MicroPython %s on %s; dexlink virtual board with the Unix port" % (
+        tag, sys.version.split(" on ")[-1])
+
+
+def main():
+    mode, fs_dir, board_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+    vconsole.attach(int(sys.argv[5 + 1]))
+    vfaults.attach(int(sys.argv[5]))
+    commands = Commands(int(sys.argv[4]))
+    mount_board_fs(fs_dir, board_dir)
+    sys.modules["machine"] = _Machine(machine)
+    sys.modules["os"] = _Os(os)
+    namespace = {"__name__": "__main__"}
+    vconsole.note(vconsole.NOTE_RUNNING, banner().encode())
+    try:
+        run_file("boot.py", namespace)
+        if mode == "friendly":
+            run_file("main.py", namespace)
+    except KeyboardInterrupt:
+        pass  # a Ctrl-C between the scripts
+    vconsole.note(vconsole.NOTE_BOOTED)
+    while True:
+        try:
+            kind, code = commands.next()
+        except KeyboardInterrupt:
+            continue  # a Ctrl-C that arrived as the last command ended
+        except EOFError:
+            return
+        vconsole.note(vconsole.NOTE_RUNNING)
+        text, soft = run(code, namespace, "single" if kind == "s" else "exec", "<stdin>")
+        if soft:
+            vconsole.note(vconsole.NOTE_SOFT_RESET)
+            _wait_forever()
+        vconsole.note(vconsole.NOTE_DONE, text.encode()[-4000:])
+
+
+main()

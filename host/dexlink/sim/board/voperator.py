@@ -1,0 +1,130 @@
+# The simulated operator wearing the exoskeleton: grasp and release, pinch, finger gaiting.
+#
+# A script of hand poses, each reached by a minimum-jerk move (position
+# s = 10t^3 - 15t^4 + 6t^5: zero speed and acceleration at both ends) of a seeded
+# duration, each joint's target perturbed a little (seeded) and kept inside its range.
+# Poses are flexion levels per finger (0 = the joint's min, 255 = its max); abduction
+# joints (name with "abd", "spread" or "yaw") stay near the middle of their range.
+# Integer maths only, state in arrays made once: angle_cdeg() allocates nothing.
+import array
+
+import vworld
+
+Q = 16
+ONE = 1 << Q
+FINGERS = ("thumb", "index", "middle", "ring", "little")
+ABDUCTION_WORDS = ("abd", "spread", "yaw")
+OPEN = 25
+PERTURB = 12  # +- flexion levels
+
+
+def min_jerk_q16(t):
+    """Minimum-jerk position s(t) for t in 0..ONE (Q16 in, Q16 out)."""
+    t2 = (t * t) >> Q
+    t3 = (t2 * t) >> Q
+    return (t3 * ((10 << Q) - 15 * t + 6 * t2)) >> Q
+
+
+def _finger_index(name):
+    name = (name or "").lower().replace("pinky", "little")
+    for i in range(len(FINGERS)):
+        if FINGERS[i] in name:
+            return i
+    return 1
+
+
+def _poses(fingers_present):
+    """The script: flexion level per finger slot, one tuple per pose."""
+    def levels(default, **by_finger):
+        return tuple(by_finger.get(f, default) for f in FINGERS)
+
+    script = [levels(OPEN), levels(210), levels(OPEN), levels(40, thumb=150, index=160),
+              levels(OPEN), levels(170)]
+    for f in FINGERS[1:]:
+        if f in fingers_present:  # gaiting: one finger lifts while the others hold
+            script.append(levels(170, **{f: 50}))
+            script.append(levels(170))
+    script.append(levels(OPEN))
+    return tuple(script)
+
+
+class Operator:
+    def __init__(self, joints, seed=1):
+        n = len(joints)
+        self.n = n
+        self.min_cdeg = array.array("i", [j.get("min_cdeg", -9000) for j in joints])
+        self.max_cdeg = array.array("i", [j.get("max_cdeg", 9000) for j in joints])
+        self.zero = array.array("i", [j.get("zero_turn16", 0) for j in joints])
+        self.direction = array.array("i", [j.get("direction", 1) for j in joints])
+        self.scale_q12 = array.array("i", [j.get("scale_q12", 4096) or 4096 for j in joints])
+        self.finger = bytearray(_finger_index(j.get("finger") or j.get("name")) for j in joints)
+        self.abduction = bytearray(n)
+        for i in range(n):
+            name = (joints[i].get("name") or "").lower()
+            for w in ABDUCTION_WORDS:
+                if w in name:
+                    self.abduction[i] = 1
+        present = [FINGERS[f] for f in self.finger]
+        self.script = _poses(present)
+        self.step = 0
+        self.start = array.array("i", [0] * n)  # pose at the segment's start, cdeg
+        self.end = array.array("i", [0] * n)  # pose at its end
+        self.hold = array.array("i", [0] * n)  # fixed override (tests), with hold_mask
+        self.hold_mask = bytearray(n)
+        self.t0 = 0
+        self.duration = 1
+        vworld.seed(seed)
+        self._pose_into(self.end, self.script[0])
+        for i in range(n):
+            self.start[i] = self.end[i]
+        self.t0 = vworld.now_us()
+        self._next_segment()
+
+    def _pose_into(self, target, levels):
+        for i in range(self.n):
+            lo = self.min_cdeg[i]
+            span = self.max_cdeg[i] - lo
+            if self.abduction[i]:
+                level = 128 + (20 if levels[self.finger[i]] <= OPEN else 0)
+            else:
+                level = levels[self.finger[i]]
+            level += (vworld.rand32() % (2 * PERTURB + 1)) - PERTURB
+            level = 0 if level < 0 else (255 if level > 255 else level)
+            target[i] = lo + span * level // 255
+
+    def _next_segment(self):
+        for i in range(self.n):
+            self.start[i] = self.end[i]
+        self.step = (self.step + 1) % len(self.script)
+        self._pose_into(self.end, self.script[self.step])
+        self.t0 += self.duration
+        self.duration = 500000 + vworld.rand32() % 700000
+
+    def angle_cdeg(self, j, now):
+        """Joint j's angle at world time `now` (us)."""
+        if self.hold_mask[j]:
+            return self.hold[j]
+        while now - self.t0 >= self.duration:
+            self._next_segment()
+        t = now - self.t0
+        if t < 0:
+            t = 0
+        s = min_jerk_q16((t << Q) // self.duration)
+        a = self.start[j]
+        return a + (((self.end[j] - a) * s) >> Q)
+
+    def raw_turn16(self, j, now):
+        """What an ideal encoder on joint j reads: the inverse of the board's mapping."""
+        q = self.angle_cdeg(j, now)
+        den = 36000 * self.scale_q12[j]
+        num = self.direction[j] * q * 65536 * 4096
+        d = (num + den // 2) // den
+        return (self.zero[j] + d) & 0xFFFF
+
+    def set_angle(self, j, cdeg):
+        """Pin joint j at an angle (tests); set_angle(j, None) lets it move again."""
+        if cdeg is None:
+            self.hold_mask[j] = 0
+        else:
+            self.hold[j] = cdeg
+            self.hold_mask[j] = 1

@@ -1,0 +1,490 @@
+"""The virtual board: the real MicroPython interpreter behind a pseudo-terminal.
+
+A supervisor thread plays the board's USB side. It owns the pseudo-terminal's master end
+and one interpreter process per boot (the agent, `agent.py`), connected by pipes:
+
+    host <-> pty <-> supervisor <-> stdin/stdout (data)  <-> interpreter (agent, firmware)
+                                 -> commands (fd 3: code the REPL collected)
+                                 -> faults   (fd 4: records for vfaults, non-blocking)
+                                 <- notes    (fd 5: running, booted, done, claim, reset)
+
+While a program runs (boot.py, main.py, or a REPL command), host bytes go to its stdin
+and Ctrl-C becomes SIGINT, unless the program claimed the console (then Ctrl-C is data).
+At the REPL the supervisor answers like pyexec (see repl.py). A soft or hard reset ends
+the interpreter and starts a fresh one, as a board restarts its VM.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import queue
+import selectors
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+
+from dexlink.sim.line import LineNoise
+from dexlink.sim.repl import BUSY, Repl
+
+log = logging.getLogger("dexlink.sim")
+
+HERE = Path(__file__).resolve().parent
+BOARD_DIR = HERE / "board"
+AGENT = HERE / "agent.py"
+MICROPYTHON = Path(sys.executable).parent / "micropython"
+HOST_BUFFER_LIMIT = 64 * 1024  # bytes held for a host that does not read (then dropped)
+SOFT_REBOOT = b"MPY: soft reboot\r\n"
+
+sys.path.insert(0, str(BOARD_DIR))
+try:  # vfaults is written for MicroPython and runs unchanged here: one record format
+    import vfaults
+finally:
+    sys.path.remove(str(BOARD_DIR))
+
+DEVICE_FAULTS = {
+    "magnet_missing": vfaults.KIND_MAGNET_MISSING,
+    "servo_silent": vfaults.KIND_SERVO_SILENT,
+    "servo_bad_checksum": vfaults.KIND_SERVO_BAD_CHECKSUM,
+}
+FAULTS = tuple(DEVICE_FAULTS) + ("clock", "line_noise", "reset", "soft_reset", "clear")
+
+
+class VirtualBoardError(RuntimeError):
+    """The virtual board could not start or do what was asked."""
+
+
+def _nonblocking(fd):
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+
+class _Interpreter:
+    """One boot: the interpreter process and the supervisor's ends of its pipes."""
+
+    def __init__(self, fs_dir: Path, mode: str):
+        stdin_r, self.stdin_w = os.pipe()
+        self.stdout_r, stdout_w = os.pipe()
+        cmd_r, self.cmd_w = os.pipe()
+        fault_r, self.fault_w = os.pipe()
+        self.notes_r, note_w = os.pipe()
+        for fd in (stdin_r, self.stdin_w, self.stdout_r, fault_r, self.notes_r):
+            _nonblocking(fd)  # stdin_r and fault_r: the firmware polls them without blocking
+        env = dict(os.environ, MICROPYPATH="%s:%s" % (fs_dir, BOARD_DIR))
+        argv = [str(MICROPYTHON), str(AGENT), mode, str(fs_dir), str(BOARD_DIR),
+                str(cmd_r), str(fault_r), str(note_w)]
+        try:
+            self.proc = subprocess.Popen(argv, stdin=stdin_r, stdout=stdout_w, stderr=stdout_w,
+                                         pass_fds=(cmd_r, fault_r, note_w), cwd=fs_dir, env=env,
+                                         start_new_session=True)
+        except OSError as e:
+            raise VirtualBoardError("cannot start the MicroPython interpreter %s: %s"
+                                    % (MICROPYTHON, e)) from None
+        for fd in (stdout_w, cmd_r, fault_r, note_w):
+            os.close(fd)
+        self.stdin_r = stdin_r  # kept: after a program ends, its unread input goes to the REPL
+        self.sigint_ok = False
+        self.claimed = False
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for fd in (self.stdin_r, self.stdin_w, self.stdout_r, self.cmd_w, self.fault_w,
+                   self.notes_r):
+            os.close(fd)
+
+
+class VirtualBoard:
+    """A MicroPython board on a pseudo-terminal; `.port` is the path to open.
+
+    fs_dir: the board's filesystem (a directory; a temporary one if None, removed on close).
+    Use as a context manager, or call start() and close().
+    """
+
+    def __init__(self, fs_dir: str | Path | None = None, seed: int = 0):
+        self._own_fs = fs_dir is None
+        self.fs_dir = Path(tempfile.mkdtemp(prefix="vboard-fs-")) if fs_dir is None else Path(fs_dir)
+        self.fs_dir.mkdir(parents=True, exist_ok=True)
+        self.port: str | None = None
+        self.to_board = LineNoise(seed)
+        self.to_host = LineNoise(seed + 1)
+        self.stats = dict(boots=0, bytes_from_host=0, bytes_to_host=0, host_overflow=0,
+                          board_rx_overflow=0, interpreter_deaths=0)
+        self._faults: dict[tuple[int, int], int] = {}
+        self._clock_ppm = 0
+        self._calls: queue.Queue = queue.Queue()
+        self._out = bytearray()
+        self._notes = bytearray()
+        self._interp: _Interpreter | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._state_changed = threading.Condition()
+        self.repl = Repl(self._send, "MicroPython on a virtual board (dexlink)")
+
+    # -- lifecycle ------------------------------------------------------------------
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self):
+        if not MICROPYTHON.exists():
+            raise VirtualBoardError("no MicroPython interpreter at %s: run `make setup`" % MICROPYTHON)
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # a USB serial port: no echo, no line discipline
+        _nonblocking(self._master)
+        self.port = os.ttyname(self._slave)
+        self._wake_r, self._wake_w = os.pipe()
+        _nonblocking(self._wake_r)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._master, selectors.EVENT_READ, self._on_host)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self._boot("friendly")
+        self._thread = threading.Thread(target=self._loop, name="vboard", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self):
+        if self._thread is None:
+            return
+        self._stop = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(5)
+        self._thread = None
+        if self._interp:
+            self._interp.kill()
+            self._interp = None
+        self._sel.close()
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            os.close(fd)
+        if self._own_fs:
+            shutil.rmtree(self.fs_dir, ignore_errors=True)
+
+    # -- public controls --------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """'booting' (boot.py / main.py run), 'repl' (at a prompt) or 'running' (a command)."""
+        if self.repl.state != BUSY:
+            return "repl"
+        return "booting" if self._booting else "running"
+
+    @property
+    def claimed(self) -> bool:
+        """Whether the running program owns the console (Ctrl-C is data)."""
+        return bool(self._interp and self._interp.claimed)
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+        """Wait until predicate(board) holds (re-checked at every note from the board)."""
+        deadline = time.monotonic() + timeout
+        with self._state_changed:
+            while not predicate(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._state_changed.wait(min(left, 0.1))
+        return True
+
+    def reset(self, soft: bool = False):
+        """Hard reset (a fresh interpreter running boot.py and main.py), or a soft one."""
+        self._call(lambda: self._soft_reset() if soft else self._hard_reset())
+
+    def inject(self, fault: str, joint: int | None = None, on: bool = True, *, ppm: int = 0,
+               drop_rate: float = 0.0, garbage_rate: float = 0.0, direction: str = "both"):
+        """Inject a fault into the running board (and every later boot, until cleared).
+
+        magnet_missing (joint), servo_silent / servo_bad_checksum (motor index): on or off;
+        clock: board clock error of `ppm` parts per million (+ fast);
+        line_noise: bytes dropped / garbled at these rates per byte, direction
+        "to_board", "to_host" or "both" (rates 0 end it); reset, soft_reset;
+        clear: remove every fault.
+        """
+        if fault not in FAULTS:
+            raise ValueError("unknown fault %r (faults: %s)" % (fault, ", ".join(FAULTS)))
+        if fault in DEVICE_FAULTS:
+            if joint is None or not 0 <= joint < vfaults.MAX_JOINTS:
+                raise ValueError("%s needs joint=0..%d" % (fault, vfaults.MAX_JOINTS - 1))
+            self._call(lambda: self._device_fault(DEVICE_FAULTS[fault], joint, int(bool(on))))
+        elif fault == "clock":
+            self._call(lambda: self._set_clock(int(ppm)))
+        elif fault == "line_noise":
+            if direction not in ("to_board", "to_host", "both"):
+                raise ValueError("line_noise direction must be to_board, to_host or both")
+            for name in ("to_board", "to_host"):
+                if direction in (name, "both"):
+                    getattr(self, name).set(drop_rate, garbage_rate)
+        elif fault == "clear":
+            self.to_board.set()
+            self.to_host.set()
+            self._call(self._clear_faults)
+        else:
+            self.reset(soft=fault == "soft_reset")
+
+    # -- work on the supervisor thread ------------------------------------------------
+    def _call(self, fn):
+        """Run fn on the supervisor thread and return its result (or raise its error)."""
+        if threading.current_thread() is self._thread or self._thread is None:
+            return fn()
+        done = threading.Event()
+        box = {}
+
+        def job():
+            try:
+                box["value"] = fn()
+            except BaseException as e:  # handed back to the caller
+                box["error"] = e
+            done.set()
+
+        self._calls.put(job)
+        os.write(self._wake_w, b"x")
+        if not done.wait(10):
+            raise VirtualBoardError("the virtual board's supervisor did not answer")
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def _device_fault(self, kind, index, flag):
+        self._faults[(kind, index)] = flag
+        self._send_fault(vfaults.encode(kind, index, flag, 0))
+
+    def _set_clock(self, ppm):
+        self._clock_ppm = ppm
+        self._send_fault(vfaults.encode(vfaults.KIND_CLOCK_PPM, 0, 0, ppm))
+
+    def _clear_faults(self):
+        self._faults.clear()
+        self._clock_ppm = 0
+        self._send_fault(vfaults.encode(vfaults.KIND_CLEAR))
+
+    def _send_fault(self, record):
+        try:
+            os.write(self._interp.fault_w, record)
+        except BlockingIOError:
+            log.warning("fault channel full: injection lost (the firmware never polls it?)")
+
+    def _boot(self, mode):
+        """Start a fresh interpreter: boot.py, and main.py when mode is 'friendly'."""
+        if self._interp:
+            for fd in (self._interp.stdout_r, self._interp.notes_r):
+                self._sel.unregister(fd)
+            self._interp.kill()
+        self._notes.clear()
+        self._booting = True
+        self.repl.state = BUSY
+        self.repl.raw_mode = mode == "raw"
+        self._interp = _Interpreter(self.fs_dir, mode)
+        self._sel.register(self._interp.stdout_r, selectors.EVENT_READ, self._on_board_output)
+        self._sel.register(self._interp.notes_r, selectors.EVENT_READ, self._on_notes)
+        # Physical faults outlive a reset: replay them into the new interpreter.
+        for (kind, index), flag in self._faults.items():
+            self._send_fault(vfaults.encode(kind, index, flag, 0))
+        if self._clock_ppm:
+            self._send_fault(vfaults.encode(vfaults.KIND_CLOCK_PPM, 0, 0, self._clock_ppm))
+        self.stats["boots"] += 1
+        self._notify()
+
+    def _soft_reset(self):
+        self._send(SOFT_REBOOT)
+        self._boot("raw" if self.repl.raw_mode else "friendly")
+
+    def _hard_reset(self):
+        self._boot("friendly")
+
+    def _loop(self):
+        while not self._stop:
+            mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._out else 0)
+            self._sel.modify(self._master, mask, self._on_host)
+            for key, events in self._sel.select(timeout=0.5):
+                if key.fd == self._master and events & selectors.EVENT_WRITE:
+                    self._flush_host()
+                if events & selectors.EVENT_READ and key.fd in self._sel.get_map():
+                    key.data()
+            if self._interp.proc.poll() is not None and not self._stop:
+                self._drain_board_output()
+                self.stats["interpreter_deaths"] += 1
+                log.warning("virtual board: the interpreter exited (code %s); hard reset",
+                            self._interp.proc.returncode)
+                self._hard_reset()
+
+    def _on_wake(self):
+        try:
+            os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                job = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            job()
+
+    # -- host -> board ----------------------------------------------------------------
+    def _on_host(self):
+        try:
+            data = os.read(self._master, 65536)
+        except (BlockingIOError, OSError):
+            return
+        self.stats["bytes_from_host"] += len(data)
+        self._from_host(data)
+
+    def _from_host(self, data: bytes):
+        i = 0
+        while i < len(data):
+            if self.repl.state != BUSY:
+                reply = self.repl.feed(data[i])
+                i += 1
+                if reply is not None:
+                    self._do(reply)
+                continue
+            interp = self._interp
+            if interp.claimed:
+                self._to_program(data[i:])
+                return
+            j = data.find(b"\x03", i)
+            if j < 0:
+                self._to_program(data[i:])
+                return
+            self._to_program(data[i:j])
+            if interp.sigint_ok:
+                os.kill(interp.proc.pid, signal.SIGINT)  # KeyboardInterrupt, as on a board
+            i = j + 1
+
+    def _do(self, reply):
+        if reply.action == "soft_reset":
+            self._soft_reset()
+            return
+        code = reply.code.encode()
+        record = struct.pack("<BI", ord("s" if reply.kind == "single" else "x"), len(code)) + code
+        self._booting = False
+        self._interp.sigint_ok = True
+        os.write(self._interp.cmd_w, record)  # blocking: the agent is waiting for it
+        self._notify()
+
+    def _to_program(self, data: bytes):
+        data = self.to_board.apply(data)
+        if not data:
+            return
+        try:
+            n = os.write(self._interp.stdin_w, data)
+        except BlockingIOError:
+            n = 0
+        self.stats["board_rx_overflow"] += len(data) - n
+
+    # -- board -> host ----------------------------------------------------------------
+    def _on_board_output(self):
+        try:
+            data = os.read(self._interp.stdout_r, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            self._from_board(data)
+
+    def _drain_board_output(self):
+        while True:
+            try:
+                data = os.read(self._interp.stdout_r, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self._from_board(data)
+
+    def _from_board(self, data: bytes):
+        if self._interp.claimed:
+            data = self.to_host.apply(data)
+        else:  # text from print(): a board's stdout turns \n into \r\n
+            data = data.replace(b"\n", b"\r\n")
+        self._send(data)
+
+    def _send(self, data: bytes):
+        if len(self._out) + len(data) > HOST_BUFFER_LIMIT:
+            self.stats["host_overflow"] += len(data)  # nobody reads the port: like a full USB FIFO
+            return
+        self._out += data
+        self._flush_host()
+
+    def _flush_host(self):
+        while self._out:
+            try:
+                n = os.write(self._master, self._out)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno == errno.EIO:
+                    return
+                raise
+            self.stats["bytes_to_host"] += n
+            del self._out[:n]
+
+    # -- notes from the interpreter ---------------------------------------------------
+    def _on_notes(self):
+        try:
+            data = os.read(self._interp.notes_r, 65536)
+        except BlockingIOError:
+            return
+        self._notes += data
+        while len(self._notes) >= 3:
+            n = self._notes[1] | (self._notes[2] << 8)
+            if len(self._notes) < 3 + n:
+                return
+            kind = chr(self._notes[0])
+            text = bytes(self._notes[3:3 + n]).decode("utf-8", "replace")
+            del self._notes[:3 + n]
+            # Everything the program printed before this note is already in its stdout
+            # pipe: forward it first, so the REPL's markers come after the output.
+            self._drain_board_output()
+            self._on_note(kind, text)
+            self._notify()
+            if kind in "HS":
+                return  # a fresh interpreter: what the old one said is moot
+
+    def _on_note(self, kind, text):
+        interp = self._interp
+        if kind == "P":
+            interp.sigint_ok = True
+            if text:
+                self.repl.banner = text
+        elif kind == "C":
+            interp.claimed = True
+        elif kind == "R":
+            interp.claimed = False
+        elif kind in "BD":
+            interp.claimed = False
+            interp.sigint_ok = False
+            self._booting = False
+            if kind == "B":
+                self.repl.enter()
+            else:
+                self.repl.finished(text)
+            self._replay_unread_input()
+        elif kind == "H":
+            self._hard_reset()
+        elif kind == "S":
+            self._soft_reset()
+
+    def _replay_unread_input(self):
+        """Input the program left unread belongs to the REPL, as a board's stdin buffer."""
+        chunks = []
+        while True:
+            try:
+                data = os.read(self._interp.stdin_r, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        if chunks:
+            self._from_host(b"".join(chunks))
+
+    def _notify(self):
+        with self._state_changed:
+            self._state_changed.notify_all()

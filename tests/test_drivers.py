@@ -1,0 +1,447 @@
+"""The firmware's drivers against the simulated chips, under the real MicroPython interpreter.
+
+Every script runs the real driver over vmachine's simulated buses (register / packet
+level) with the world clock in manual mode, and prints one JSON line of results.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import crcmod.predefined
+import pytest
+
+from conftest import MPY_CROSS, ROOT, run_micropython
+
+SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
+DRIVERS = ROOT / "firmware" / "dexfw" / "drivers"
+
+# A small rig with every driver family, in the compiled-config shape (docs/interfaces.md).
+RIG = {
+    "board": {"buses": {
+        "i2c0": {"kind": "i2c", "id": 0}, "i2c1": {"kind": "i2c", "id": 1},
+        "spi0": {"kind": "spi", "id": 0, "cs": 17},
+        "uart0": {"kind": "uart", "id": 0}, "uart1": {"kind": "uart", "id": 1}}},
+    "joints": [{"name": "index_%d" % i, "finger": "index", "min_cdeg": -1000,
+                "max_cdeg": 9000, "zero_turn16": 1000 * i, "direction": -1 if i % 2 else 1,
+                "scale_q12": 4096} for i in range(8)],
+    "encoders": [
+        {"cls": "AS5600Mux", "bus": "i2c0", "joints": [0, 1, 2],
+         "args": {"mux_addr": 112, "channels": [0, 1, 2]}},
+        {"cls": "AS5048AChain", "bus": "spi0", "joints": [3, 4, 5]},
+        {"cls": "MT6701Mux", "bus": "i2c1", "joints": [6, 7],
+         "args": {"mux_addr": 113, "channels": [4, 5]}}],
+    "servos": [
+        {"cls": "FeetechBus", "bus": "uart1", "joints": [0, 1, 2, 3], "args": {"ids": [1, 2, 3, 4]}},
+        {"cls": "DynamixelBus", "bus": "uart0", "joints": [4, 5, 6], "args": {"ids": [7, 8, 9]}},
+        {"cls": "PCA9685Servos", "bus": "i2c1", "joints": [7], "args": {"addr": 64, "channels": [3]}}],
+}
+
+PRELUDE = """
+import array, gc, json
+import vfaults, vmachine, vworld
+from dexproto import catalog as C
+from dexfw.drivers.as5600 import AS5600Mux
+from dexfw.drivers.as5048a import AS5048AChain
+from dexfw.drivers.mt6701 import MT6701Mux
+from dexfw.drivers.feetech import FeetechBus
+from dexfw.drivers.dynamixel import DynamixelBus
+from dexfw.drivers.pca9685 import PCA9685Servos
+from dexfw.drivers import busbytes
+vworld.manual_clock()
+vmachine.load_rig(json.loads(RIG_JSON))
+op = vworld.operator
+i2c0 = vmachine.I2C(0, 5, 4, 400000)
+i2c1 = vmachine.I2C(1, 7, 6, 400000)
+spi0 = vmachine.SPI(0, 18, 19, 16, 10000000)
+cs = vmachine.Pin(17, vmachine.Pin.OUT)
+uart0 = vmachine.UART(0, 1000000, 0, 1)
+uart1 = vmachine.UART(1, 1000000, 8, 9)
+raw = array.array("H", [0] * 8)
+status = bytearray(8)
+goal = array.array("h", [0] * 8)
+present = array.array("h", [0] * 8)
+
+def turn16_of(cdeg, j):
+    # What joint j's encoder reads at cdeg (the rig's calibration, docs/interfaces.md).
+    d = (-1 if j % 2 else 1) * cdeg * 65536 // 36000
+    return (1000 * j + d) & 0xFFFF
+
+def servo_counts(cdeg):
+    return 2048 + (cdeg * 4096 + 18000) // 36000
+
+def servo_cdeg(counts):
+    return ((counts - 2048) * 36000 + 2048) // 4096
+
+def run(drivers, cycles, encoders=()):
+    for _ in range(cycles):
+        for e in encoders:
+            e.sample(raw, status)
+        for d in drivers:
+            d.write_goals(goal)
+            d.poll(present, status)
+        vworld.advance_us(1000)
+
+def out(**kw):
+    print("RESULT " + json.dumps(kw))
+""".replace("RIG_JSON", repr(json.dumps(RIG)))
+
+
+def mp(body: str) -> dict:
+    """Run PRELUDE + body under MicroPython; return the dict the body passed to out()."""
+    proc = run_micropython(PRELUDE + body, paths=[SIM_BOARD])
+    for line in proc.stdout.decode().splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise AssertionError("no RESULT line:\n" + proc.stdout.decode())
+
+
+def wrap_diff(a: int, b: int) -> int:
+    return (a - b + 32768) % 65536 - 32768
+
+
+# ---- encoders ---------------------------------------------------------------------------
+
+def test_as5600_reads_angles_with_the_pointer_left_in_place():
+    r = mp("""
+enc = AS5600Mux(i2c0, mux_addr=112, channels=(0, 1, 2), joints=(0, 1, 2))
+angles = (-500, 2500, 8800)
+for j in range(3):
+    op.set_angle(j, angles[j])
+for _ in range(3):
+    enc.sample(raw, status)
+chips = [vworld.bus("i2c", 0).devices[112].channels[c][0x36] for c in range(3)]
+before = [c.pointer_writes for c in chips]
+reads = [c.reads for c in chips]
+for _ in range(30):
+    enc.sample(raw, status)
+out(raw=list(raw[:3]), want=[turn16_of(angles[j], j) for j in range(3)],
+    status=list(status[:3]), pointer_writes=[c.pointer_writes - b for c, b in zip(chips, before)],
+    reads=[c.reads - b for c, b in zip(chips, reads)], errors=enc.errors)
+""")
+    for got, want in zip(r["raw"], r["want"]):
+        assert abs(wrap_diff(got, want)) <= 2 * 16  # 12-bit quantisation plus 1 LSB noise
+    assert r["status"] == [0, 0, 0] and r["errors"] == 0
+    # 30 sweeps of 3 sensors: each sensor's STATUS is read every third sweep, and only then
+    # is its pointer moved (STATUS) and put back (RAW_ANGLE); every other read is bare.
+    assert r["pointer_writes"] == [20, 20, 20]
+    assert r["reads"] == [40, 40, 40]  # 30 angle reads + 10 status reads each
+
+
+def test_as5600_missing_magnet_is_flagged_and_holds_the_last_angle():
+    r = mp("""
+enc = AS5600Mux(i2c0, mux_addr=112, channels=(0, 1, 2), joints=(0, 1, 2))
+op.set_angle(1, 3000)
+for _ in range(3):
+    enc.sample(raw, status)
+good = raw[1]
+vfaults.magnet_missing[1] = 1
+seen = []
+for _ in range(4):
+    enc.sample(raw, status)
+    seen.append(status[1])
+held = raw[1]
+vfaults.magnet_missing[1] = 0
+for _ in range(3):
+    enc.sample(raw, status)
+out(seen=seen, good=good, held=held, after=status[1], others=[status[0], status[2]])
+""")
+    assert r["seen"][-1] == 0x01  # ST_MAGNET_MISSING, within one round of status reads
+    assert r["held"] == r["good"]
+    assert r["after"] == 0 and r["others"] == [0, 0]
+
+
+def test_as5600_channel_without_a_chip_is_an_encoder_error_not_a_crash():
+    r = mp("""
+enc = AS5600Mux(i2c0, mux_addr=112, channels=(0, 1, 6), joints=(0, 1, 2))
+status[2] = C.ST_HELD  # bits of other owners stay as they are
+for _ in range(3):
+    enc.sample(raw, status)
+out(status=list(status[:3]), errors=enc.errors)
+""")
+    assert r["status"] == [0, 0, 0x04 | 0x08]
+    assert r["errors"] == 3
+
+
+def test_mt6701_angles_and_field_status():
+    r = mp("""
+enc = MT6701Mux(i2c1, mux_addr=113, channels=(4, 5), joints=(6, 7))
+op.set_angle(6, 4321)
+op.set_angle(7, -777)
+enc.sample(raw, status)
+a = list(raw[6:8]); s1 = list(status[6:8])
+vfaults.magnet_missing[7] = 1
+enc.sample(raw, status)
+out(raw=a, want=[turn16_of(4321, 6), turn16_of(-777, 7)], ok=s1, missing=list(status[6:8]),
+    held=raw[7] == a[1])
+""")
+    for got, want in zip(r["raw"], r["want"]):
+        assert abs(wrap_diff(got, want)) <= 2 * 4  # 14-bit quantisation plus noise
+    assert r["ok"] == [0, 0]
+    assert r["missing"] == [0, 0x01] and r["held"]
+
+
+def test_as5048a_chain_pipelined_answers():
+    r = mp("""
+enc = AS5048AChain(spi0, joints=(3, 4, 5), cs=cs)
+chain = vworld.bus("spi", 0).chains[0]
+for j in (3, 4, 5):
+    op.set_angle(j, 1000)
+for _ in range(8):
+    enc.sample(raw, status)
+first = list(raw[3:6])
+op.set_angle(3, 6000)
+enc.sample(raw, status)
+stale = raw[3]   # the frame that saw the move only asked: its answer comes next frame
+enc.sample(raw, status)
+enc.sample(raw, status)
+out(first=first, want_first=[turn16_of(1000, j) for j in (3, 4, 5)], stale=stale,
+    new=raw[3], want_new=turn16_of(6000, 3), status=list(status[3:6]),
+    bad_commands=chain.bad_commands, errors=enc.errors, cs=vworld.pins[17])
+""")
+    for got, want in zip(r["first"], r["want_first"]):
+        assert abs(wrap_diff(got, want)) <= 2 * 4
+    assert abs(wrap_diff(r["stale"], r["want_first"][0])) <= 8
+    assert abs(wrap_diff(r["new"], r["want_new"])) <= 8
+    assert r["status"] == [0, 0, 0]
+    assert r["bad_commands"] == 0  # our commands carry the right parity
+    assert r["errors"] == 0 and r["cs"] == 1  # chip select released after each frame
+
+
+def test_as5048a_parity_error_flag_and_missing_magnet():
+    r = mp("""
+enc = AS5048AChain(spi0, joints=(3, 4, 5), cs=cs)
+chain = vworld.bus("spi", 0).chains[0]
+for _ in range(4):
+    enc.sample(raw, status)
+chain.corrupt_next[1] = 1          # a bit flips on the wire: parity fails
+enc.sample(raw, status)
+parity = status[4]
+enc.sample(raw, status)
+recovered = status[4]
+chain.error_flag[2] = 1            # the chip saw a bad frame: flag until cleared
+enc.sample(raw, status)
+flagged = status[5]
+enc.sample(raw, status)            # CLEAR_ERROR goes out
+enc.sample(raw, status)
+enc.sample(raw, status)
+cleared = (status[5], chain.error_flag[2])
+vfaults.magnet_missing[3] = 1
+n = 0
+while not status[3] & C.ST_MAGNET_MISSING and n < 50:
+    enc.sample(raw, status)
+    n += 1
+out(parity=parity, recovered=recovered, flagged=flagged, cleared=list(cleared), n=n,
+    errors=enc.errors)
+""")
+    assert r["parity"] == 0x04 and r["recovered"] == 0
+    assert r["flagged"] == 0x04 and r["cleared"] == [0, 0]
+    assert r["n"] <= 4 * 3 + 2  # diagnostics reach every chip within DIAG_EVERY * n sweeps
+    assert r["errors"] >= 2
+
+
+# ---- servos -------------------------------------------------------------------------------
+
+FEETECH = "FeetechBus(uart1, ids=(1, 2, 3, 4), joints=(0, 1, 2, 3)%s)"
+DYNAMIXEL = "DynamixelBus(uart0, ids=(7, 8, 9), joints=(4, 5, 6)%s)"
+SERVO_BUSES = {
+    "feetech": (FEETECH, "vworld.bus('uart', 1)", (0, 1, 2, 3)),
+    "dynamixel": (DYNAMIXEL, "vworld.bus('uart', 0)", (4, 5, 6)),
+}
+
+
+@pytest.mark.parametrize("family", sorted(SERVO_BUSES))
+@pytest.mark.parametrize("read_group", [1, 3])
+def test_servos_follow_goals_and_read_back(family, read_group):
+    make, line, joints = SERVO_BUSES[family]
+    r = mp("""
+bus = %s
+line = %s
+joints = %r
+bus.torque(1)
+targets = (-4500, 0, 3000, 12000)
+for i in range(len(joints)):
+    goal[joints[i]] = targets[i]
+run([bus], 400)
+out(present=[present[j] for j in joints], want=[servo_cdeg(servo_counts(targets[i]))
+    for i in range(len(joints))], status=[status[j] for j in joints],
+    delay=[s.regs[line.REG_RETURN_DELAY] for s in line.order],
+    eeprom=[s.eeprom_writes for s in line.order], timeouts=bus.timeouts,
+    bad=bus.bad_checksums, packets=line.packets, bad_packets=line.bad_packets)
+""" % (make % (", read_group=%d" % read_group), line, joints))
+    assert r["present"] == r["want"]  # settled on the goal, within the servo's counts
+    assert r["status"] == [0] * len(joints)
+    assert r["delay"] == [0] * len(joints)  # Return_Delay_Time set to 0 at init
+    assert all(n == 1 for n in r["eeprom"])  # and written once, not every boot cycle
+    assert r["timeouts"] == 0 and r["bad"] == 0 and r["bad_packets"] == 0
+    assert r["packets"] > 400  # goals every call, plus the read requests
+
+
+@pytest.mark.parametrize("family", sorted(SERVO_BUSES))
+def test_servo_faults_are_flagged_counted_and_retried(family):
+    make, line, joints = SERVO_BUSES[family]
+    r = mp("""
+bus = %s
+joints = %r
+bus.torque(1)
+run([bus], 20)
+vfaults.servo_silent[joints[1]] = 1
+vfaults.servo_bad_checksum[joints[2]] = 1
+for i in range(len(joints)):
+    goal[joints[i]] = 1500
+run([bus], 60)
+faulty = [status[j] for j in joints]
+counted = (bus.timeouts, bus.bad_checksums)
+vfaults.servo_silent[joints[1]] = 0
+vfaults.servo_bad_checksum[joints[2]] = 0
+run([bus], 60)
+out(faulty=faulty, counted=list(counted), after=[status[j] for j in joints],
+    present=[present[j] for j in joints], want=servo_cdeg(servo_counts(1500)))
+""" % (make % "", joints))
+    assert r["faulty"][0] == 0
+    assert r["faulty"][1] == 0x10  # ST_SERVO_TIMEOUT
+    assert r["faulty"][2] == 0x20  # ST_SERVO_BAD_CHECKSUM
+    assert r["counted"][0] > 0 and r["counted"][1] > 0
+    assert r["after"] == [0] * len(joints)  # retried on their next turn, and answered
+    assert r["present"] == [r["want"]] * len(joints)
+
+
+@pytest.mark.parametrize("family", sorted(SERVO_BUSES))
+def test_servo_torque_off_holds_still(family):
+    make, line, joints = SERVO_BUSES[family]
+    r = mp("""
+bus = %s
+joints = %r
+bus.torque(0)
+goal[joints[0]] = 6000
+run([bus], 200)
+still = present[joints[0]]
+bus.torque(1)
+run([bus], 300)
+out(still=still, moved=present[joints[0]])
+""" % (make % "", joints))
+    assert r["still"] == 0
+    assert abs(r["moved"] - 6000) <= 9
+
+
+def test_pca9685_pulses_and_50hz_pacing():
+    r = mp("""
+pwm = PCA9685Servos(i2c1, addr=64, channels=(3,), joints=(7,), clock=vmachine)
+chip = vworld.bus("i2c", 1).devices[64]
+off = chip.pulse_us(3)
+pwm.torque(1)
+goal[7] = 4500
+run([pwm], 1000)
+out(prescale=chip.regs[0xFE], off=off, pulse=chip.pulse_us(3), writes=chip.channel_writes[3],
+    min_gap=chip.min_interval_us[3], mode1=chip.regs[0])
+""")
+    assert r["prescale"] == 121  # 25 MHz / 4096 / 122 = 50 Hz
+    assert r["off"] == 0  # outputs off until torque on
+    assert abs(r["pulse"] - 2000) <= 5  # 1500 us + 45 deg * 1000 us / 90 deg
+    assert r["min_gap"] >= 20000  # never faster than 50 Hz
+    assert 45 <= r["writes"] <= 52  # and about 50 Hz over one second
+    assert r["mode1"] & 0x20  # auto-increment on
+
+
+# ---- byte loops ------------------------------------------------------------------------
+
+def test_dynamixel_crc16_matches_crcmod_and_viper_matches_plain():
+    data = bytes(range(256)) + b"\xff\xff\xfd\x00\x01\x07\x00\x02\x84\x00\x04\x00"
+    r = mp("""
+data = bytearray(%r)
+out(viper=busbytes.VIPER, crc=busbytes.crc16(data, 0, len(data), busbytes.CRC16_TABLE),
+    crc_py=busbytes.crc16_py(data, 0, len(data), busbytes.CRC16_TABLE),
+    part=busbytes.crc16(data, 256, len(data), busbytes.CRC16_TABLE),
+    sum=busbytes.sum_bytes(data, 3, 200), sum_py=busbytes.sum_bytes_py(data, 3, 200))
+""" % data)
+    crc = crcmod.predefined.mkCrcFun("crc-16-buypass")
+    assert r["viper"] is True
+    assert r["crc"] == r["crc_py"] == crc(data)
+    assert r["part"] == crc(data[256:])
+    assert r["sum"] == r["sum_py"] == sum(data[3:200]) & 0xFF
+
+
+def _stuff_reference(body: bytes) -> bytes:
+    out = bytearray()
+    for b in body:
+        out.append(b)
+        if out[-3:] == b"\xff\xff\xfd":
+            out.append(0xFD)
+    return bytes(out)
+
+
+def test_dynamixel_byte_stuffing_round_trips():
+    bodies = [b"\x01\xff\xff\xfd\x02", b"\xff\xff\xfd\xff\xff\xfd", b"\xff\xff\xfd\xfd",
+              b"\x00" * 5, b"\xff\xff\xff\xfd\x00"]
+    r = mp("""
+res = []
+for body in %r:
+    src = bytearray(body)
+    dst = bytearray(2 * len(src))
+    n = busbytes.stuff(src, 0, len(src), dst, 0)
+    dst2 = bytearray(2 * len(src))
+    n2 = busbytes.stuff_py(src, 0, len(src), dst2, 0)
+    back = bytearray(dst[:n])
+    m = busbytes.unstuff(back, 0, n)
+    res.append([bytes(dst[:n]).hex(), bytes(dst2[:n2]).hex(), bytes(back[:m]).hex()])
+out(res=res)
+""" % bodies)
+    for body, (viper, plain, back) in zip(bodies, r["res"]):
+        assert viper == plain == _stuff_reference(body).hex()
+        assert back == body.hex()
+
+
+# ---- no allocation, and the code every board gets --------------------------------------
+
+FAMILIES = {
+    "as5600": ("AS5600Mux(i2c0, mux_addr=112, channels=(0, 1, 2), joints=(0, 1, 2))", "enc"),
+    "as5048a": ("AS5048AChain(spi0, joints=(3, 4, 5), cs=cs)", "enc"),
+    "mt6701": ("MT6701Mux(i2c1, mux_addr=113, channels=(4, 5), joints=(6, 7))", "enc"),
+    "feetech": (FEETECH % ", read_group=2", "servo"),
+    "dynamixel": (DYNAMIXEL % ", read_group=2", "servo"),
+    "pca9685": ("PCA9685Servos(i2c1, addr=64, channels=(3,), joints=(7,), clock=vmachine)",
+                "servo"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_steady_state_allocates_nothing(family):
+    make, kind = FAMILIES[family]
+    r = mp("""
+drv = %s
+kind = %r
+if kind == "servo":
+    drv.torque(1)
+vfaults.servo_silent[5] = 1        # fault paths too: a silent servo, a missing magnet
+vfaults.magnet_missing[4] = 1
+
+def cycle(i):
+    goal[i & 7] = (i * 37) %% 9000  # the goals move
+    if kind == "enc":
+        drv.sample(raw, status)
+    else:
+        drv.write_goals(goal)
+        drv.poll(present, status)
+    vmachine.ticks_us()
+    vworld.advance_us(1000)
+
+for i in range(300):
+    cycle(i)
+gc.collect()
+before = gc.mem_alloc()
+for i in range(3000):
+    cycle(i)
+after = gc.mem_alloc()
+out(delta=after - before, present=list(present), raw=list(raw))
+""" % (make, kind))
+    assert r["delta"] == 0, "%s allocated %d bytes in 3000 cycles" % (family, r["delta"])
+
+
+@pytest.mark.parametrize("arch", ["armv6m", "armv7m", "xtensawin"])
+def test_mpy_cross_accepts_every_driver(arch, tmp_path):
+    files = sorted(DRIVERS.glob("*.py"))
+    assert len(files) >= 8
+    for f in files:
+        proc = subprocess.run([str(MPY_CROSS), "-march=" + arch, "-o", str(tmp_path / "x.mpy"),
+                               str(f)], capture_output=True, text=True)
+        assert proc.returncode == 0, "%s (%s): %s" % (f.name, arch, proc.stderr)

@@ -1,0 +1,624 @@
+"""The firmware loop under the real MicroPython interpreter: mapping, modes, safety and
+commands, driven through a BufferConsole (no pty) with frames the host encoder makes and
+replies the host decoder reads.
+
+The encoders and servos here are small in-test fakes (FAKEDRV) that the tests can set
+directly; the drivers and the simulated devices are checked in their own suites.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from conftest import ROOT, run_micropython
+from dexlink.hwconfig import compile_config, dumps
+from dexproto import catalog as C
+from dexproto.stream import StreamDecoder, encode, make
+
+sys.path.insert(0, str(ROOT / "firmware"))
+from dexfw import mapping as pymapping  # noqa: E402  (CPython runs the same file)
+
+FAKEHAL = '''
+from dexfw.bufconsole import BufferConsole as Console
+MASK = 0x3FFFFFFF
+now = [0]
+auto = [7]  # every ticks_us() call moves the clock on this much
+def ticks_us():
+    now[0] = (now[0] + auto[0]) & MASK
+    return now[0]
+def ticks_diff(a, b):
+    return ((a - b + 0x20000000) & MASK) - 0x20000000
+def ticks_add(a, d):
+    return (a + d) & MASK
+def sleep_us(n):
+    now[0] = (now[0] + n) & MASK
+class Pin:
+    OUT = 1
+    def __init__(self, n, mode=0):
+        self.n = n
+class _Bus:
+    def __init__(self, id, *pins):
+        self.id = id
+I2C = SPI = UART = _Bus
+'''
+
+FAKEDRV = '''
+from array import array
+class Enc:
+    def __init__(self, bus, joints, **kw):
+        self.joints = joints
+        self.raw = array("H", [0] * len(joints))
+        self.status = bytearray(len(joints))
+    def sample(self, raw, status):
+        j = self.joints
+        for k in range(len(j)):
+            raw[j[k]] = self.raw[k]
+            status[j[k]] = self.status[k]
+class Servo:
+    def __init__(self, bus, joints, **kw):
+        self.joints = joints
+        n = len(joints)
+        self.pos = array("h", [0] * n)
+        self.fail = bytearray(n)
+        self.on = False
+        self.next = 0
+    def torque(self, on):
+        self.on = on
+    def write_goals(self, goal):
+        if self.on:
+            j = self.joints
+            for k in range(len(j)):
+                self.pos[k] = goal[j[k]]
+    def poll(self, present, status):
+        k = self.next
+        self.next = (k + 1) % len(self.joints)
+        m = self.joints[k]
+        status[m] = self.fail[k]
+        if not self.fail[k]:
+            present[m] = self.pos[k]
+'''
+
+PRELUDE = '''
+import json, gc
+import fakehal
+from dexfw.bufconsole import BufferConsole
+from dexfw.loop import Firmware
+from dexfw import config, build, mapping
+from dexproto import catalog as C
+cfg = json.loads(%r)
+config.check(cfg)
+enc, srv = build.build(fakehal, cfg)
+con = BufferConsole()
+fw = Firmware(fakehal, con, cfg, enc, srv, 1234, b"virtual")
+jm = fw.jm
+def send(h):
+    con.feed(bytes.fromhex(h))
+def out(tag):
+    print("TX", tag, con.take().hex())
+def val(tag, v):
+    print("VAL", tag, json.dumps(v))
+def set_exo(i, raw, status=0):
+    for e in enc:
+        for k in range(len(e.joints)):
+            if e.joints[k] == i:
+                e.raw[k] = raw
+                e.status[k] = status
+def servo_of(m):
+    for s in srv:
+        for k in range(len(s.joints)):
+            if s.joints[k] == m:
+                return s, k
+'''
+
+
+def fake_config(hand="iso16", **loop):
+    """A hand compiled for the virtual board, its drivers swapped for the in-test fakes."""
+    cfg = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand), "virtual")
+    cfg["loop"].update(loop)
+    for g in cfg["encoders"]:
+        g.update(module="fakedrv", cls="Enc", args={})
+    for g in cfg["servos"]:
+        g.update(module="fakedrv", cls="Servo", args={})
+    return cfg
+
+
+class Run:
+    """What a firmware script printed: frames by tag (decoded by the host's decoder), values."""
+
+    def __init__(self, stdout: str):
+        self.frames: dict[str, list] = {}
+        self.values: dict[str, object] = {}
+        for line in stdout.splitlines():
+            parts = line.split(" ", 2)
+            if parts[0] == "TX":
+                dec = StreamDecoder()
+                self.frames[parts[1]] = dec.feed(bytes.fromhex(parts[2] if len(parts) > 2 else ""))
+                assert dec.dropped == 0, "the firmware wrote a bad frame"
+            elif parts[0] == "VAL":
+                self.values[parts[1]] = json.loads(parts[2])
+
+    def names(self, tag):
+        return [m.name for m in self.frames[tag]]
+
+    def only(self, tag, name):
+        found = [m for m in self.frames[tag] if m.name == name]
+        assert found, "no %s in %s: %s" % (name, tag, self.names(tag))
+        return found
+
+
+def run_fw(tmp_path, body: str, cfg=None) -> Run:
+    (tmp_path / "fakehal.py").write_text(FAKEHAL)
+    (tmp_path / "fakedrv.py").write_text(FAKEDRV)
+    cfg = fake_config() if cfg is None else cfg
+    proc = run_micropython(PRELUDE % dumps(cfg) + body, paths=[tmp_path])
+    return Run(proc.stdout.decode())
+
+
+def hexframe(name, seq=0, **kw) -> str:
+    return encode(make(name, seq=seq, **kw)).hex()
+
+
+# ---- mapping ---------------------------------------------------------------------------
+MAPPING_CASES = [
+    # zero, direction, scale_q12, lo, hi, raw -> cdeg
+    (65500, 1, 4096, -9000, 9000, 20, 31),  # zero near the wrap: 56 turn16 past it
+    (65500, 1, 4096, -9000, 9000, 65480, -11),  # just before the zero
+    (10, 1, 4096, -9000, 9000, 65530, -9),  # the other side of the wrap
+    (0, -1, 4096, -12000, 12000, 16384, -9000),  # a quarter turn, reversed
+    (0, 1, 4096, -3000, 6000, 16384, 6000),  # clipped to the range
+    (0, 1, 2048, -9000, 9000, 16384, 4500),  # scale 0.5
+    (32768, 1, 4096, -18100, 18100, 0, -18000),  # half a turn: the wrap point
+]
+
+
+def test_mapping_on_cpython_matches_the_formula():
+    """The reference (plain-Python) mapping: unwrap at the wrap, direction, scale, limits."""
+    from array import array
+    for zero, d, scale, lo, hi, raw, want in MAPPING_CASES:
+        exo, flags = array("h", [0]), bytearray(1)
+        pymapping.map_exo_py(array("H", [raw]), bytearray(1), array("H", [zero]),
+                             array("h", [d * scale]), array("h", [lo]), array("h", [hi]),
+                             exo, flags, 1)
+        assert exo[0] == want, (zero, d, scale, raw)
+        assert bool(flags[0] & C.ST_LIMITED) == (want in (lo, hi))
+
+
+def test_mapping_viper_equals_python_under_micropython(tmp_path):
+    """Viper and plain-Python mapping, slew, coupling and packing agree on many inputs,
+    including zeros at the wrap, bad encoders, limits, negative coefficients."""
+    body = '''
+from array import array
+import random
+random.seed(3)
+n = 24
+def arr(t, vals): return array(t, vals)
+mism = []
+for trial in range(40):
+    raw = arr("H", [random.getrandbits(16) for i in range(n)])
+    st = bytearray([random.choice((0, 0, 0, 1, 2, 4)) for i in range(n)])
+    zero = arr("H", [random.choice((0, 65535, 65500, 32768, random.getrandbits(16))) for i in range(n)])
+    ds = arr("h", [random.choice((4096, -4096, 2048, -8192, 32767)) for i in range(n)])
+    lo = arr("h", [-random.getrandbits(14) for i in range(n)])
+    hi = arr("h", [random.getrandbits(14) for i in range(n)])
+    out = []
+    for f in (mapping.map_exo_py, mapping._map_exo_viper):
+        exo = arr("h", [7] * n); fl = bytearray(n)
+        f(raw, st, zero, ds, lo, hi, exo, fl, n)
+        out.append((list(exo), list(fl)))
+    if out[0] != out[1]: mism.append(("map", trial))
+    goal = arr("h", [random.getrandbits(15) - 16384 for i in range(n)])
+    tgt = arr("h", [random.getrandbits(15) - 16384 for i in range(n)])
+    step = arr("h", [random.getrandbits(10) + 1 for i in range(n)])
+    res = []
+    for f in (mapping.slew_py, mapping._slew_viper):
+        g = arr("h", goal); fl = bytearray(n); f(g, tgt, step, fl, n); res.append((list(g), list(fl)))
+    if res[0] != res[1]: mism.append(("slew", trial))
+    res = []
+    for f in (mapping.follow_py, mapping._follow_viper):
+        t = arr("h", [0] * n); f(tgt, st, goal, t, n); res.append(list(t))
+    if res[0] != res[1]: mism.append(("follow", trial))
+    start = arr("H", [0, 3, 3, 5]); col = bytearray([0, 5, 23, 1, 2])
+    coef = arr("h", [4096, -2048, 6144, 1, -4096]); b = arr("h", [100, -5, 0])
+    q = arr("h", [random.getrandbits(15) - 16384 for i in range(n)])
+    res = []
+    for f in (mapping.couple_py, mapping._couple_viper):
+        m = arr("h", [0] * 3); f(q, m, start, col, coef, b, 3); res.append(list(m))
+    if res[0] != res[1]: mism.append(("couple", trial))
+    res = []
+    for f in (mapping.pack_joints_py, mapping._pack_joints_viper):
+        body = bytearray(300); end = f(body, 5, goal, tgt, q, st, st, n, 20); res.append((end, bytes(body)))
+    if res[0] != res[1]: mism.append(("pack", trial))
+val("viper", mapping.VIPER)
+val("mismatch", mism)
+'''
+    r = run_fw(tmp_path, body)
+    assert r.values["viper"] is True
+    assert r.values["mismatch"] == []
+
+
+def test_coupling_motor_is_a_q_plus_b(tmp_path):
+    """Tendon hand: motor goals = A.q + b (A in 1/4096), clipped, in the servo frame."""
+    cfg = fake_config("tendon16")
+    a, b = cfg["coupling"]["a_q12"], cfg["coupling"]["b_cdeg"]
+    b[1] = 250
+    body = '''
+for i in range(jm.n):
+    jm.goal[i] = (i * 331) %% 4000 - 1000
+jm.drive()
+val("motor", list(jm.motor))
+val("goal", list(jm.goal))
+'''
+    r = run_fw(tmp_path, body % (), cfg)
+    q = r.values["goal"]
+    for m, row in enumerate(a):
+        want = (sum(c * x for c, x in zip(row, q)) + 2048 >> 12) + b[m]
+        lo, hi = cfg["motors"][m]["min_cdeg"], cfg["motors"][m]["max_cdeg"]
+        assert r.values["motor"][m] == min(max(want, lo), hi)
+    assert r.values["motor"][1] != r.values["goal"][1]  # the off-diagonal term acts
+
+
+# ---- modes -----------------------------------------------------------------------------
+def test_teleop_starts_from_where_the_hand_is_and_slews(tmp_path):
+    """Entering TELEOP: the first goal is the servo's present position, then goals move
+    at most max_speed per cycle toward the exoskeleton; no joint jumps."""
+    body = '''
+s, k = servo_of(5)
+s.pos[k] = 3000                       # the hand sits at 30 deg
+set_exo(5, 0)                         # the exoskeleton reads -> some angle
+fw.run(40)                            # IDLE: every servo polled at least once
+goals = []
+send(%r)
+fw.run(1)
+for c in range(200):
+    goals.append(s.pos[k])
+    fw.run(1)
+val("goals", goals)
+val("exo", jm.exo[5])
+val("step", jm.step[5])
+val("torque", s.on)
+out("tx")
+'''
+    r = run_fw(tmp_path, body % hexframe("SET_MODE", seq=9, mode=C.MODE_TELEOP))
+    goals, exo, step = r.values["goals"], r.values["exo"], r.values["step"]
+    assert r.values["torque"] is True
+    assert abs(goals[0] - 3000) <= step  # started where the hand was
+    assert all(abs(b - a) <= step for a, b in zip(goals, goals[1:]))
+    assert goals[-1] == exo != 3000
+    ack = r.only("tx", "ACK")[0]
+    assert (ack.acked_type, ack.acked_seq) == (C.SET_MODE, 9)
+
+
+def test_mode_change_teleop_to_host_holds_then_follows_targets(tmp_path):
+    body = '''
+set_exo(2, 0)
+fw.run(40)
+fw.set_mode(C.MODE_TELEOP)
+fw.run(300)
+held = jm.goal[2]
+send(%r)                              # SET_MODE HOST
+fw.run(5)
+after_switch = jm.goal[2]
+send(%r)                              # TARGETS
+fw.run(400)
+val("held", held); val("after", after_switch); val("final", list(jm.goal)); val("mode", fw.mode)
+out("tx")
+'''
+    targets = [(1000 + 100 * i,) for i in range(16)]
+    r = run_fw(tmp_path, body % (hexframe("SET_MODE", seq=1, mode=C.MODE_HOST),
+                                 hexframe("TARGETS", seq=2, items=targets)))
+    assert r.values["after"] == r.values["held"]  # no jump at the switch
+    assert r.values["mode"] == C.MODE_HOST
+    cfg = fake_config()
+    for i, (t,) in enumerate(targets):
+        j = cfg["joints"][i]
+        assert r.values["final"][i] == min(max(t, j["min_cdeg"]), j["max_cdeg"])
+    assert [m.acked_type for m in r.only("tx", "ACK")] == [C.SET_MODE, C.TARGETS]
+
+
+def test_set_mode_refused_until_the_hand_position_is_known(tmp_path):
+    """No servo read back yet: entering TELEOP would have to guess, so NACK(busy)."""
+    body = '''
+send(%r)
+fw.cycle(fakehal.ticks_us())
+val("mode", fw.mode)
+out("tx")
+'''
+    r = run_fw(tmp_path, body % hexframe("SET_MODE", seq=4, mode=C.MODE_TELEOP))
+    nack = r.only("tx", "NACK")[0]
+    assert (nack.acked_type, nack.error) == (C.SET_MODE, C.ERR_BUSY)
+    assert r.values["mode"] == C.MODE_IDLE
+
+
+def test_calibrate_streams_raw_samples(tmp_path):
+    body = '''
+set_exo(3, 12345)
+send(%r)
+fw.run(50)
+out("tx")
+'''
+    r = run_fw(tmp_path, body % hexframe("SET_MODE", mode=C.MODE_CALIBRATE))
+    raws = r.only("tx", "RAW_SAMPLE")
+    assert len(raws) == 5  # decimation 10
+    assert raws[-1].column("raw_turn16")[3] == 12345
+    assert "TELEMETRY" not in r.names("tx")
+
+
+# ---- safety ----------------------------------------------------------------------------
+def test_host_watchdog_holds_and_faults(tmp_path):
+    """Host silent past watchdog_ms in HOST mode: FAULT(watchdog), goals stop where they
+    are (torque stays on); the next TARGETS resumes following."""
+    body = '''
+fw.run(40)
+send(%r)
+fw.run(1)
+send(%r)
+fw.run(20)                            # goals are on their way to the targets
+before = list(jm.goal)
+fakehal.sleep_us(300000)              # 300 ms of silence
+fw.run(30)
+after = list(jm.goal)
+send(%r)
+fw.run(30)
+val("before", before); val("after", after); val("resumed", list(jm.goal))
+val("mode", fw.mode); val("torque", srv[0].on)
+out("tx")
+'''
+    cfg = fake_config(watchdog_ms=250)
+    r = run_fw(tmp_path, body % (hexframe("SET_MODE", mode=C.MODE_HOST),
+                                 hexframe("TARGETS", items=[(2000,)] * 16),
+                                 hexframe("TARGETS", items=[(2000,)] * 16)), cfg)
+    assert [f.code for f in r.only("tx", "FAULT")] == [C.FAULT_WATCHDOG]
+    assert r.values["torque"] is True and r.values["mode"] == C.MODE_HOST
+    assert r.values["after"] == r.values["before"] != [2000] * 16
+    assert r.values["resumed"] != r.values["after"]
+
+
+def test_host_watchdog_torque_off(tmp_path):
+    body = '''
+fw.run(40)
+send(%r)
+fw.run(1)
+fakehal.auto[0] = 0
+for c in range(10):
+    fakehal.sleep_us(10000)
+    fw.cycle(fakehal.ticks_us())
+val("mode", fw.mode); val("torque", srv[0].on)
+out("tx")
+'''
+    cfg = fake_config(watchdog_ms=50, watchdog_action=C.WATCHDOG_TORQUE_OFF)
+    r = run_fw(tmp_path, body % hexframe("SET_MODE", mode=C.MODE_HOST), cfg)
+    assert [f.code for f in r.only("tx", "FAULT")] == [C.FAULT_WATCHDOG]
+    assert r.values == {"mode": C.MODE_IDLE, "torque": False}
+
+
+def test_bad_magnet_holds_the_joint_and_flags_it(tmp_path):
+    body = '''
+for i in range(jm.n):
+    set_exo(i, 1000)
+fw.run(40)
+fw.set_mode(C.MODE_TELEOP)
+fw.run(200)
+held = jm.goal[6]
+set_exo(6, 9000, C.ST_MAGNET_MISSING)  # the magnet falls off; the raw value is garbage
+set_exo(7, 9000)                      # a healthy joint moves on
+con.take()
+fw.run(200)
+val("held", held); val("now", jm.goal[6]); val("other", [jm.goal[7], jm.exo[7]])
+out("tx")
+'''
+    r = run_fw(tmp_path, body)
+    assert r.values["now"] == r.values["held"]
+    assert r.values["other"][0] == r.values["other"][1]
+    fault = r.only("tx", "FAULT")[0]
+    assert (fault.code, fault.joint) == (C.FAULT_MAGNET, 6)
+    tel = r.only("tx", "TELEMETRY")[-1]
+    status = tel.column("status")
+    assert status[6] & C.ST_MAGNET_MISSING and status[6] & C.ST_HELD
+    assert not status[7] & C.ST_HELD
+
+
+def test_estop_turns_torque_off_at_once(tmp_path):
+    body = '''
+fw.run(40)
+fw.set_mode(C.MODE_TELEOP)
+fw.run(20)
+val("on_before", srv[0].on)
+send(%r)
+fw.cycle(fakehal.ticks_us())          # the very next cycle
+val("on_after", srv[0].on); val("mode", fw.mode)
+out("tx")
+'''
+    r = run_fw(tmp_path, body % hexframe("ESTOP", seq=77))
+    assert r.values == {"on_before": True, "on_after": False, "mode": C.MODE_IDLE}
+    assert [f.code for f in r.only("tx", "FAULT")] == [C.FAULT_ESTOP]
+    assert r.only("tx", "ACK")[0].acked_seq == 77
+
+
+def test_servo_timeouts_are_counted_and_faulted(tmp_path):
+    body = '''
+fw.run(40)
+s, k = servo_of(4)
+s.fail[k] = C.ST_SERVO_TIMEOUT
+fw.run(40)
+s.fail[k] = 0
+fw.run(40)
+s.fail[k] = C.ST_SERVO_BAD_CHECKSUM
+fw.run(40)
+send(%r)
+fw.run(1)
+out("tx")
+'''
+    r = run_fw(tmp_path, body % hexframe("GET_STATS"))
+    faults = [(f.code, f.joint) for f in r.only("tx", "FAULT")]
+    assert faults == [(C.FAULT_SERVO_TIMEOUT, 4), (C.FAULT_SERVO_CHECKSUM, 4)]
+    stats = r.only("tx", "STATS")[0]
+    assert (stats.servo_timeouts, stats.servo_bad_checksums) == (1, 1)
+    tel = r.only("tx", "TELEMETRY")[-1]
+    assert tel.column("status")[4] & C.ST_SERVO_BAD_CHECKSUM
+
+
+# ---- commands and telemetry ------------------------------------------------------------
+def test_hello_config_joint_stats_time_sync(tmp_path):
+    frames = [hexframe("HELLO", seq=1, proto_major=C.PROTOCOL_MAJOR, proto_minor=0),
+              hexframe("GET_CONFIG", seq=2),
+              hexframe("GET_JOINT", seq=3, joint=5),
+              hexframe("TIME_SYNC", seq=4, token=0xDEADBEEF),
+              hexframe("HEARTBEAT", seq=5),
+              hexframe("HELLO", seq=6, proto_major=C.PROTOCOL_MAJOR + 1, proto_minor=0),
+              hexframe("GET_STATS", seq=7)]
+    body = "send(%r)\nfw.run(3)\nout('tx')\n" % "".join(frames)
+    r = run_fw(tmp_path, body)
+    cfg = fake_config()
+    hello = r.only("tx", "HELLO_REPLY")[0]
+    assert (hello.n_joints, hello.loop_hz, hello.config_crc, hello.text) == (16, 1000, 1234, "virtual")
+    assert hello.capabilities & C.CAP_VIPER
+    conf = r.only("tx", "CONFIG")[0]
+    assert (conf.loop_hz, conf.telemetry_decimation, conf.watchdog_ms) == (1000, 10, 250)
+    jc = r.only("tx", "JOINT_CONFIG")[0]
+    j = cfg["joints"][5]
+    assert (jc.joint, jc.zero_turn16, jc.min_cdeg, jc.max_cdeg) == (
+        5, j["zero_turn16"], j["min_cdeg"], j["max_cdeg"])
+    ts = r.only("tx", "TIME_SYNC_REPLY")[0]
+    assert ts.token == 0xDEADBEEF and 0 <= ts.tx_us - ts.rx_us < 10000
+    nack = r.only("tx", "NACK")[0]
+    assert (nack.acked_seq, nack.error) == (6, C.ERR_VERSION)
+    assert r.only("tx", "ACK")[0].acked_seq == 5
+    stats = r.only("tx", "STATS")[0]
+    assert stats.rx_frames == 7 and stats.cycles == 0  # all answered in the first cycle
+
+
+def test_out_of_range_config_is_nacked_with_the_field(tmp_path):
+    frames = [hexframe("SET_CONFIG", seq=1, loop_hz=500, telemetry_decimation=0,
+                       watchdog_ms=100, watchdog_action=0),
+              hexframe("SET_JOINT", seq=2, joint=3, zero_turn16=0, direction=1, scale_q12=4096,
+                       min_cdeg=500, max_cdeg=-500, max_speed_cdeg_per_ms=10),
+              hexframe("SET_JOINT", seq=3, joint=40, zero_turn16=0, direction=1, scale_q12=4096,
+                       min_cdeg=-500, max_cdeg=500, max_speed_cdeg_per_ms=10),
+              hexframe("SET_JOINT", seq=4, joint=3, zero_turn16=100, direction=-1, scale_q12=4096,
+                       min_cdeg=-500, max_cdeg=500, max_speed_cdeg_per_ms=10),
+              hexframe("SET_CONFIG", seq=5, loop_hz=500, telemetry_decimation=5,
+                       watchdog_ms=100, watchdog_action=1),
+              hexframe("GET_JOINT", seq=6, joint=3),
+              hexframe("GET_CONFIG", seq=7),
+              hexframe("TELEMETRY", seq=8, cycle=0, board_us=0, cycle_us=0, worst_cycle_us=0,
+                       overruns=0, mode=0)]
+    r = run_fw(tmp_path, "send(%r)\nfw.run(2)\nout('tx')\n" % "".join(frames))
+    nacks = [(m.acked_seq, m.error, m.field) for m in r.only("tx", "NACK")]
+    assert nacks == [(1, C.ERR_BAD_VALUE, 1), (2, C.ERR_BAD_VALUE, 4), (3, C.ERR_BAD_VALUE, 0),
+                     (8, C.ERR_UNKNOWN_TYPE, C.NO_JOINT)]
+    assert [m.acked_seq for m in r.only("tx", "ACK")] == [4, 5]
+    jc = r.only("tx", "JOINT_CONFIG")[0]
+    assert (jc.zero_turn16, jc.direction, jc.min_cdeg) == (100, -1, -500)
+    conf = r.only("tx", "CONFIG")[0]
+    assert (conf.loop_hz, conf.telemetry_decimation, conf.watchdog_action) == (500, 5, 1)
+
+
+def test_telemetry_every_nth_cycle_with_sampling_time(tmp_path):
+    body = '''
+fakehal.auto[0] = 0
+times = []
+for c in range(40):
+    fakehal.sleep_us(1000)
+    t = fakehal.ticks_us()
+    times.append(t)
+    fw.cycle(t)
+val("times", times)
+out("tx")
+'''
+    cfg = fake_config(telemetry_decimation=4)
+    r = run_fw(tmp_path, body, cfg)
+    tel = r.only("tx", "TELEMETRY")
+    times = r.values["times"]
+    assert [m.board_us for m in tel] == times[3::4]
+    assert [m.cycle for m in tel] == list(range(4, 41, 4))
+    assert len(tel[0].items) == 16
+
+
+def test_repl_message_stops_the_loop(tmp_path):
+    body = '''
+fw.run(5)
+send(%r)
+fw.run(100000)                        # returns as soon as REPL arrives
+val("cycles", fw.cycles); val("running", fw.running)
+out("tx")
+'''
+    r = run_fw(tmp_path, body % hexframe("REPL", seq=3))
+    assert r.values["running"] is False and r.values["cycles"] == 6
+    assert r.only("tx", "ACK")[0].acked_type == C.REPL
+
+
+def test_loop_counts_overruns_and_worst_cycle(tmp_path):
+    body = '''
+fakehal.auto[0] = 1200                # each clock read costs 1.2 ms: cycles run long
+fw.run(50)
+val("overruns", fw.overruns); val("worst", fw.worst_us); val("period", fw.period_us)
+fakehal.auto[0] = 1
+o = fw.overruns
+fw.run(50)
+val("more", fw.overruns - o)
+out("tx")
+'''
+    r = run_fw(tmp_path, body)
+    assert r.values["overruns"] > 0 and r.values["worst"] > r.values["period"]
+    assert r.values["more"] == 0
+    assert any(f.code == C.FAULT_OVERRUN for f in r.only("tx", "FAULT"))
+
+
+# ---- boot ------------------------------------------------------------------------------
+BOOT = '''
+import fakehal
+from dexfw import app
+from dexfw.bufconsole import BufferConsole
+from dexproto import catalog as C
+import json
+con = BufferConsole()
+fw = app.make_firmware(%r, fakehal, con)
+con.feed(bytes.fromhex(%r))
+fw.run(1200)
+print("VAL state", json.dumps([fw.mode, fw.jm.n, fw.config_error]))
+print("TX tx", con.take().hex())
+'''
+
+
+@pytest.mark.parametrize("breakage,field", [
+    (lambda c: c["joints"][3].update(min_cdeg=9000, max_cdeg=100), "joints[3].min_cdeg"),
+    (lambda c: c["loop"].update(hz=0), "loop.hz"),
+    (lambda c: c["servos"][0].update(bus="nope"), "servos[0].bus"),
+    (lambda c: c["encoders"][0].update(cls="NoSuchDriver"), "encoders[0]"),
+    (lambda c: c.pop("motors"), "motors"),
+])
+def test_refused_config_at_boot_faults_and_idles(tmp_path, breakage, field):
+    (tmp_path / "fakehal.py").write_text(FAKEHAL)
+    (tmp_path / "fakedrv.py").write_text(FAKEDRV)
+    cfg = fake_config()
+    breakage(cfg)
+    path = tmp_path / "dexlink.json"
+    path.write_text(json.dumps(cfg))
+    cmds = hexframe("SET_MODE", seq=1, mode=C.MODE_TELEOP) + hexframe(
+        "HELLO", seq=2, proto_major=1, proto_minor=0)
+    r = Run(run_micropython(BOOT % (str(path), cmds), paths=[tmp_path]).stdout.decode())
+    mode, n, error = r.values["state"]
+    assert (mode, n) == (C.MODE_IDLE, 0) and field in error
+    log = r.only("tx", "LOG")[0]
+    assert field in log.text
+    assert [f.code for f in r.only("tx", "FAULT")] == [C.FAULT_CONFIG, C.FAULT_CONFIG]  # 1 s apart
+    nack = r.only("tx", "NACK")[0]
+    assert (nack.acked_type, nack.error) == (C.SET_MODE, C.ERR_BAD_MODE)
+    assert r.only("tx", "HELLO_REPLY")[0].n_joints == 0
+
+
+def test_good_config_boots_configured(tmp_path):
+    (tmp_path / "fakehal.py").write_text(FAKEHAL)
+    (tmp_path / "fakedrv.py").write_text(FAKEDRV)
+    path = tmp_path / "dexlink.json"
+    text = dumps(fake_config())
+    path.write_text(text)
+    r = Run(run_micropython(BOOT % (str(path), hexframe("HELLO", proto_major=1, proto_minor=0)),
+                            paths=[tmp_path]).stdout.decode())
+    import zlib
+    assert r.values["state"] == [C.MODE_IDLE, 16, None]
+    hello = r.only("tx", "HELLO_REPLY")[0]
+    assert hello.config_crc == zlib.crc32(text.encode()) and hello.text == "virtual"
+    assert "FAULT" not in r.names("tx")

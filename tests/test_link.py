@@ -1,0 +1,128 @@
+"""dexlink.link against a MicroPython board behind a real pseudo-terminal."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dexproto import catalog
+from dexproto.stream import make
+from dexlink.link import EVENT, HandshakeError, Link, LinkError, NackError
+from test_link_fakeboard import FakeBoard
+
+
+def wait_for(sub, pred, timeout=3.0):
+    """The first item of a subscription that satisfies pred, or None."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        item = sub.get(timeout=0.05)
+        if item is not None and pred(item):
+            return item
+    return None
+
+
+def test_handshake_requests_and_telemetry(tmp_path):
+    with FakeBoard(tmp_path, joints=3) as board, Link(board.port) as link:
+        assert link.board.n_joints == 3 and link.board.text == "fakeboard"
+        tele = link.subscribe("TELEMETRY")
+        ack = link.set_mode(catalog.MODE_TELEOP)
+        assert ack.name == "ACK" and ack.acked_type == catalog.SET_MODE
+        link.set_config(500, 2, 150, catalog.WATCHDOG_TORQUE_OFF)
+        cfg = link.get_config()
+        assert (cfg.loop_hz, cfg.telemetry_decimation, cfg.watchdog_ms, cfg.watchdog_action) == (
+            500, 2, 150, catalog.WATCHDOG_TORQUE_OFF)
+        m = wait_for(tele, lambda m: m.mode == catalog.MODE_TELEOP)
+        assert m is not None and len(m.items) == 3
+        # stamped on arrival, on the host's monotonic clock
+        assert 0 < time.monotonic_ns() - m.host_ns < 2e9
+        # HOST-mode targets reach the board (it echoes them as goals)
+        link.set_mode(catalog.MODE_HOST)
+        link.send_targets([111, -222, 333])
+        m = wait_for(tele, lambda m: m.column("goal_cdeg") == [111, -222, 333])
+        assert m is not None
+
+
+def test_nack_names_reason_and_field(tmp_path):
+    with FakeBoard(tmp_path) as board, Link(board.port) as link:
+        with pytest.raises(NackError) as e:
+            link.set_mode(9)
+        assert e.value.field == "mode" and e.value.error == catalog.ERR_BAD_VALUE
+        assert "bad value" in str(e.value) and "mode" in str(e.value)
+        with pytest.raises(NackError, match="loop_hz"):
+            link.set_config(0, 1, 100)
+        assert link.mode is None and link.config is None  # refused settings are not kept
+        with pytest.raises(NackError, match="unknown type"):
+            link.request(make("GET_STATS"))
+
+
+def test_version_mismatch_is_a_clear_error(tmp_path):
+    with FakeBoard(tmp_path, telemetry_hz=0, proto_major=7) as board:
+        # proto 7 board: NACKs our HELLO with a version mismatch
+        with pytest.raises(HandshakeError, match="version mismatch.*dexlink flash"):
+            Link(board.port, handshake_timeout=1).open()
+
+
+def test_repl_and_garbage_are_named(tmp_path):
+    with FakeBoard(tmp_path, garbage=b"MicroPython v1.24 on rp2\r\n>>> ", mute=True) as board:
+        with pytest.raises(HandshakeError) as e:
+            Link(board.port, handshake_timeout=0.6).open()
+    assert "MicroPython REPL" in str(e.value) and "dexlink flash" in str(e.value)
+
+
+def test_nothing_answers(tmp_path):
+    with FakeBoard(tmp_path, mute=True) as board:  # a board that never answers
+        with pytest.raises(HandshakeError, match="no answer from .*dexlink flash --port"):
+            Link(board.port, handshake_timeout=0.5).open()
+    with pytest.raises(LinkError, match="cannot open"):
+        Link(str(tmp_path / "nothing-here")).open()
+
+
+def test_heartbeat_only_in_host_mode(tmp_path):
+    with FakeBoard(tmp_path) as board, Link(board.port, heartbeat_s=0.05) as link:
+        tele = link.subscribe("TELEMETRY")
+        link.set_mode(catalog.MODE_TELEOP)
+        time.sleep(0.4)
+        before = wait_for(tele, lambda m: True).overruns  # heartbeats the board counted
+        assert before == 0
+        link.set_mode(catalog.MODE_HOST)
+        time.sleep(0.6)
+        tele.drain()
+        after = wait_for(tele, lambda m: True).overruns
+        assert after >= 5  # about 12 at 50 ms; a loaded machine still sends several
+
+
+def test_statistics_count_drops_and_gaps(tmp_path):
+    with FakeBoard(tmp_path, telemetry_hz=200, corrupt_every=10) as board, Link(board.port) as link:
+        time.sleep(1.2)
+        s = link.stats_snapshot()
+    assert s["frames_per_s"] > 100 and s["bytes_per_s"] > 1000
+    assert s["dropped"] >= 5 and s["resyncs"] == s["dropped"]
+    assert s["seq_gaps"] >= 5 and s["lost_frames"] >= s["seq_gaps"]
+    assert s["rtt_ms"] is not None and s["sync_rtt_ms"] is not None
+
+
+def test_unplug_is_reported_and_session_comes_back(tmp_path):
+    board = FakeBoard(tmp_path)
+    board.plug()
+    try:
+        link = Link(board.port, silence_s=5)
+        link.open()
+        events = link.subscribe(EVENT)
+        tele = link.subscribe("TELEMETRY")
+        link.set_config(800, 1, 300)
+        link.set_mode(catalog.MODE_TELEOP)
+        board.unplug()
+        t0 = time.monotonic()
+        gone = wait_for(events, lambda e: e.kind == "disconnected")
+        assert gone is not None and time.monotonic() - t0 < 1.0
+        assert not link.connected
+        board.plug()  # a fresh board: IDLE and default config
+        back = wait_for(events, lambda e: e.kind == "reconnected", timeout=5)
+        assert back is not None and "fakeboard" in back.detail
+        # the session's mode and config were put back on the new board
+        assert wait_for(tele, lambda m: m.mode == catalog.MODE_TELEOP) is not None
+        assert link.get_config().loop_hz == 800
+        assert link.stats.disconnects == 1 and link.stats.reconnects == 1
+        link.close()
+    finally:
+        board.unplug()

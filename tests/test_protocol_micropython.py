@@ -1,0 +1,245 @@
+"""The catalog and the board framing under the real MicroPython interpreter: the bytes
+match CPython's for every message type, frames from CPython decode there, and after
+warm-up neither FrameWriter nor FrameReader allocates. Each in three builds of the
+framing: viper COBS (the Unix port's default), all plain Python (ports without viper),
+and viper COBS + viper CRC (what a 32-bit board runs)."""
+from __future__ import annotations
+
+import json
+import random
+import struct
+import zlib
+
+import pytest
+from cobs import cobs
+
+from conftest import run_micropython
+from dexproto import catalog, stream
+from test_protocol_samples import fixed_messages
+
+MODES = ["viper", "py", "board32"]
+
+# Chooses the framing build, then imports frame (which binds the functions at import).
+PRELUDE = """
+MODE = %r
+import dexproto.cobsbuf as cb
+import dexproto.crcbuf as cr
+if MODE == "py":
+    cb.encode_into, cb.decode_into = cb.encode_into_py, cb.decode_into_py
+    cb.find_zero, cb.copy_into = cb.find_zero_py, cb.copy_into_py
+if MODE == "board32":
+    _v = cr.ViperCRC()
+    cr.append_crc, cr.check_crc = _v.append_crc, _v.check_crc
+from dexproto import frame
+BUILD = {"cobs_viper": frame.encode_into is cb._encode_into_viper,
+         "crc_viper": frame.append_crc is not cr.append_crc_py}
+"""
+
+CODEC = """
+import json, struct, sys
+from dexproto import catalog
+cases = json.loads(sys.stdin.read())
+
+def body_of(w, row, head, items, tail):
+    n = 0
+    if row[3]:
+        struct.pack_into(row[3], w.body, 0, *head)
+        n = struct.calcsize(row[3])
+    if row[5]:
+        size = struct.calcsize(row[5])
+        for it in items:
+            struct.pack_into(row[5], w.body, n, *it)
+            n += size
+    if row[7]:
+        t = bytes.fromhex(tail)
+        w.body[n:n + len(t)] = t
+        n += len(t)
+    return n
+
+w = frame.FrameWriter()
+encoded = []
+for t, seq, head, items, tail in cases["messages"]:
+    w.seq = seq
+    encoded.append(bytes(w.finish(t, body_of(w, catalog.BY_TYPE[t], head, items, tail))).hex())
+
+r = frame.FrameReader()
+wire = bytes.fromhex(cases["wire"])
+decoded = []
+i = 0
+k = 0
+while i < len(wire):
+    n = 1 + k % 13  # odd chunk sizes, as a serial port might hand them over
+    k += 1
+    chunk = wire[i:i + n]
+    i += n
+    j = 0
+    while True:
+        j = r.feed(chunk, j, len(chunk))
+        if j < 0:
+            break
+        row = catalog.BY_TYPE[r.msg_type]
+        head = list(struct.unpack_from(row[3], r.payload, 3)) if row[3] else []
+        items = []
+        if row[5]:
+            size = struct.calcsize(row[5])
+            off = 3 + (struct.calcsize(row[3]) if row[3] else 0)
+            while off < 3 + r.body_len:
+                items.append(list(struct.unpack_from(row[5], r.payload, off)))
+                off += size
+        body = bytes(r.payload[3:3 + r.body_len]).hex()
+        decoded.append([r.msg_type, r.seq, head, items, body])
+print(json.dumps({"build": BUILD, "encoded": encoded, "decoded": decoded, "drops": r.drops}))
+"""
+
+
+def head_values(msg):
+    return [msg.fields[f] for f in msg.spec.head_fields]
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return fixed_messages(seed=5)
+
+
+def expected_build(mode):
+    return {"viper": {"cobs_viper": True, "crc_viper": False},
+            "py": {"cobs_viper": False, "crc_viper": False},
+            "board32": {"cobs_viper": True, "crc_viper": True}}[mode]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_message_type_matches_cpython_bytes_both_ways(mode, samples):
+    garbage = [b"\x05\x01\x00", b"\x55" * (catalog.MAX_FRAME + 3) + b"\x00",
+               stream.encode(stream.make("HEARTBEAT"))[:-3] + b"\x00"]
+    wire = b"".join(stream.encode(m) + garbage[i % len(garbage)] * (i % 5 == 0)
+                    for i, m in enumerate(samples))
+    cases = {"messages": [[m.spec.type, m.seq, head_values(m), [list(i) for i in m.items], m.tail.hex()]
+                          for m in samples],
+             "wire": wire.hex()}
+    proc = run_micropython(PRELUDE % mode + CODEC, stdin=json.dumps(cases).encode())
+    out = json.loads(proc.stdout)
+    assert out["build"] == expected_build(mode)
+    for m, got in zip(samples, out["encoded"], strict=True):
+        assert got == stream.encode(m).hex(), m
+    assert len(out["decoded"]) == len(samples)
+    for m, (t, seq, head, items, body) in zip(samples, out["decoded"]):
+        assert (t, seq, head, items) == (m.spec.type, m.seq, head_values(m), [list(i) for i in m.items])
+        assert bytes.fromhex(body) == stream.encode_payload(m)[catalog.HEADER_SIZE:]
+    # The same damaged input gives the same counts on the host.
+    dec = stream.StreamDecoder()
+    dec.feed(wire)
+    assert dict(zip(dec.drops, out["drops"])) == dec.drops and sum(out["drops"]) > 0
+
+
+ALLOC = """
+import gc, struct
+from dexproto import catalog
+JOINTS = 22
+HEAD = catalog.BY_TYPE[catalog.TELEMETRY][3]
+ITEM = catalog.BY_TYPE[catalog.TELEMETRY][5]
+HEAD_SIZE = struct.calcsize(HEAD)
+ITEM_SIZE = struct.calcsize(ITEM)
+N_BODY = HEAD_SIZE + JOINTS * ITEM_SIZE
+CHUNK = 16
+
+def loop(w, r, bad, frames):
+    got = 0
+    k = 0
+    while k < frames:
+        struct.pack_into(HEAD, w.body, 0, k, 1000 * k, 1000, 1200, 0, 1)
+        j = 0
+        while j < JOINTS:
+            struct.pack_into(ITEM, w.body, HEAD_SIZE + j * ITEM_SIZE, j * 100 - k, -j, k & 0x7FFF, j & 0xFF)
+            j += 1
+        f = w.finish(catalog.TELEMETRY, N_BODY)
+        n = len(f)
+        start = 0
+        while start < n:  # in CHUNK-byte pieces, as a UART would hand them over
+            end = start + CHUNK
+            if end > n:
+                end = n
+            i = start
+            while i < end:
+                i = r.feed(f, i, end)
+                if i < 0:
+                    break
+                got += 1
+            start = end
+        if k % 10 == 0:
+            r.feed(bad, 0, len(bad))  # a bad CRC: counted, no allocation either
+        k += 1
+    return got
+
+def measure():
+    w = frame.FrameWriter()
+    r = frame.FrameReader()
+    bad = bytearray(BAD_FRAME)
+    loop(w, r, bad, 50)  # warm-up: memoryviews of each frame length are made once
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    got = loop(w, r, bad, 3000)
+    after = gc.mem_alloc()
+    gc.enable()
+    print(after - before, got, r.drops[frame.DROP_BAD_CRC], BUILD["cobs_viper"], BUILD["crc_viper"])
+
+measure()
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_writer_and_reader_allocate_nothing_after_warm_up(mode):
+    payload = stream.encode_payload(stream.make("TIME_SYNC", token=7))
+    bad = cobs.encode(payload + struct.pack("<I", zlib.crc32(payload) ^ 1)) + b"\x00"
+    proc = run_micropython(PRELUDE % mode + ALLOC.replace("BAD_FRAME", repr(bad)))
+    allocated, frames, bad_crc, cobs_viper, crc_viper = proc.stdout.decode().split()
+    assert (cobs_viper == "True", crc_viper == "True") == tuple(expected_build(mode).values())
+    assert int(frames) == 3000 and int(bad_crc) == 300 + 5
+    assert int(allocated) == 0, "%s bytes allocated over 3000 frames (%s build)" % (allocated, mode)
+
+
+def test_the_catalog_imports_unchanged_under_micropython():
+    """The very catalog file: every row, format size and lookup as CPython sees them."""
+    rows = run_micropython("""
+import struct
+from dexproto import catalog
+for row in catalog.MESSAGES:
+    h = struct.calcsize(row[3]) if row[3] else 0
+    i = struct.calcsize(row[5]) if row[5] else 0
+    assert catalog.BY_TYPE[row[0]] is row and catalog.BY_NAME[row[1]] is row
+    print(row[0], row[1], h, i, catalog.unit_of(row[4][0]) if row[4] else '-')
+""").stdout.decode().splitlines()
+    expect = []
+    for spec in stream.SPECS.values():
+        unit = catalog.unit_of(spec.head_fields[0]) if spec.head_fields else "-"
+        expect.append("%d %s %d %d %s" % (spec.type, spec.name, spec.head.size,
+                                          spec.item.size if spec.item else 0, unit))
+    assert [r.strip() for r in rows] == [e.strip() for e in expect]
+
+
+def test_viper_crc_matches_zlib_on_the_unix_port():
+    """crcbuf's viper CRC runs only on 32-bit boards; call it directly here."""
+    rng = random.Random(3)
+    datas = [b"", b"a", b"123456789", bytes(range(256)) * 2] + [
+        bytes(rng.randrange(256) for _ in range(rng.randrange(520))) for _ in range(40)]
+    out = run_micropython("""
+import sys
+import dexproto.crcbuf as cr
+v = cr.ViperCRC()
+print(cr.VIPER)
+for line in sys.stdin:
+    data = bytes.fromhex(line.strip())
+    n = len(data)
+    buf = bytearray(data + bytes(4))
+    v.append_crc(buf, n, None)
+    ok = v.check_crc(buf, n, None)
+    buf[n + 3] ^= 0x80
+    print(bytes(buf[n:n + 4]).hex(), ok, v.check_crc(buf, n, None),
+          cr.check_crc_py(buf, n, memoryview(buf)[:n]))
+""", stdin="\n".join(d.hex() for d in datas).encode()).stdout.decode().split("\n")
+    assert out[0] == "False"  # 64-bit port: small ints hold a CRC, binascii is chosen
+    for data, line in zip(datas, out[1:], strict=False):
+        crc_hex, ok, ok_after_flip, py_after_flip = line.split()
+        crc = zlib.crc32(data) ^ 0x80000000
+        assert bytes.fromhex(crc_hex) == crc.to_bytes(4, "little")
+        assert (ok, ok_after_flip, py_after_flip) == ("True", "False", "False")

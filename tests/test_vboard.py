@@ -1,0 +1,174 @@
+"""The virtual board behaves like a MicroPython board on USB: REPLs, resets, Ctrl-C, and
+unmodified mpremote, all against the real interpreter behind a real pseudo-terminal."""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import serial
+
+from conftest import MPREMOTE
+from dexlink.sim import VirtualBoard
+
+
+def mpremote(board, *args, timeout=30):
+    return subprocess.run([str(MPREMOTE), "connect", board.port, *args], capture_output=True,
+                          timeout=timeout)
+
+
+def read_until(port, ending: bytes, timeout=5.0) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(ending) and time.monotonic() < deadline:
+        data += port.read(port.in_waiting or 1)
+    return data
+
+
+@pytest.fixture
+def board(tmp_path):
+    with VirtualBoard(tmp_path / "fs") as b:
+        assert b.wait_for(lambda b: b.state == "repl", 10)
+        yield b
+
+
+@pytest.fixture
+def port(board):
+    with serial.Serial(board.port, timeout=0.2) as p:
+        yield p
+
+
+def test_friendly_repl_echoes_evaluates_and_continues_blocks(port):
+    port.write(b"\x03")
+    read_until(port, b">>> ")
+    port.write(b"6*7\r")
+    assert read_until(port, b">>> ") == b"6*7\r\n42\r\n>>> "
+    port.write(b"for i in range(2):\r  print(i)\r\r")
+    out = read_until(port, b">>> ")
+    assert out.endswith(b"... \r\n0\r\n1\r\n>>> ")
+    port.write(b"undefined_name\r")
+    assert b"NameError" in read_until(port, b">>> ")
+
+
+def test_raw_repl_and_raw_paste_speak_pyexec(port):
+    port.write(b"\r\x03\r\x01")
+    assert read_until(port, b"raw REPL; CTRL-B to exit\r\n>").endswith(b"\r\n>")
+    port.write(b"print('out')\r\nraise ValueError('bad')\x04")
+    out = read_until(port, b"\x04>")
+    assert out.startswith(b"OKout\r\n\x04Traceback")
+    assert b"ValueError: bad" in out
+    port.write(b"\x05A\x01")  # raw paste: R\x01, then the window size (u16 little-endian)
+    port.timeout = 2
+    reply = port.read(4)
+    assert reply[:2] == b"R\x01"
+    window = int.from_bytes(reply[2:], "little")
+    assert window > 0
+    port.write(b"print(sum(range(5)))\x04")
+    assert read_until(port, b"\x04>") == b"\x0410\r\n\x04\x04>"
+
+
+def test_soft_reset_restarts_the_interpreter(board, port):
+    boots = board.stats["boots"]
+    port.write(b"\x03marker = 1\r")
+    read_until(port, b">>> ")
+    port.write(b"\x04")
+    out = read_until(port, b">>> ")
+    assert b"MPY: soft reboot\r\n" in out and b"MicroPython" in out
+    assert board.stats["boots"] == boots + 1
+    port.write(b"'marker' in globals()\r")
+    assert read_until(port, b">>> ").endswith(b"False\r\n>>> ")
+
+
+def test_boot_then_main_and_ctrl_c_interrupts_an_unclaimed_program(tmp_path):
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    (fs / "boot.py").write_text("print('boot ran')\n")
+    (fs / "main.py").write_text("print('main ran')\nwhile True:\n    pass\n")
+    with VirtualBoard(fs) as board, serial.Serial(board.port, timeout=0.2) as port:
+        assert board.wait_for(lambda b: b.state == "booting" and b._interp.sigint_ok, 10)
+        port.write(b"\x03")
+        out = read_until(port, b">>> ")
+        assert b"KeyboardInterrupt" in out
+        assert board.state == "repl"
+
+
+def test_a_claimed_console_takes_ctrl_c_as_data(tmp_path):
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    # A program that owns the console echoes what it reads, Ctrl-C included, until 'q'.
+    (fs / "main.py").write_text(
+        "import vconsole\n"
+        "c = vconsole.Console()\n"
+        "c.claim()\n"
+        "buf = bytearray(64)\n"
+        "done = False\n"
+        "while not done:\n"
+        "    n = c.readinto(buf)\n"
+        "    if n:\n"
+        "        c.write(buf[:n])\n"
+        "        done = b'q' in buf[:n]\n"
+        "c.release()\n")
+    with VirtualBoard(fs) as board, serial.Serial(board.port, timeout=0.2) as port:
+        assert board.wait_for(lambda b: b.claimed, 10)
+        port.write(b"a\x03b\x00\x04")
+        assert read_until(port, b"\x04", 5) == b"a\x03b\x00\x04"
+        assert board.state == "booting"  # still running: Ctrl-C and Ctrl-D were data
+        port.write(b"q")
+        assert read_until(port, b">>> ").endswith(b">>> ")
+        assert not board.claimed
+
+
+def test_hard_reset_reruns_main_and_machine_reset_works(tmp_path):
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    (fs / "main.py").write_text("print('main ran')\n")
+    with VirtualBoard(fs) as board, serial.Serial(board.port, timeout=0.2) as port:
+        assert board.wait_for(lambda b: b.state == "repl", 10)
+        port.reset_input_buffer()
+        board.reset()
+        assert b"main ran" in read_until(port, b">>> ")
+        port.write(b"import machine; machine.reset()\r")
+        assert b"main ran" in read_until(port, b">>> ")
+        assert board.stats["boots"] == 3
+
+
+def test_unmodified_mpremote_copies_lists_execs_runs_and_resets(board, tmp_path):
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "__init__.py").write_text("")
+    (src / "pkg" / "mod.py").write_text("ANSWER = 42\n" + "# padding\n" * 400)
+    (src / "script.py").write_text("import pkg.mod\nprint('answer', pkg.mod.ANSWER)\n")
+
+    r = mpremote(board, "cp", "-r", str(src / "pkg"), ":")
+    assert r.returncode == 0, r.stderr
+    assert (board.fs_dir / "pkg" / "mod.py").read_bytes() == (src / "pkg" / "mod.py").read_bytes()
+    r = mpremote(board, "fs", "ls")
+    assert r.returncode == 0 and b"pkg/" in r.stdout and b".sim" not in r.stdout
+    r = mpremote(board, "exec", "import pkg.mod; print(pkg.mod.ANSWER * 2)")
+    assert r.returncode == 0 and r.stdout.strip() == b"84"
+    r = mpremote(board, "run", str(src / "script.py"))
+    assert r.returncode == 0 and r.stdout.strip() == b"answer 42"
+    boots = board.stats["boots"]
+    assert mpremote(board, "soft-reset").returncode == 0
+    assert board.stats["boots"] == boots + 1
+    assert mpremote(board, "reset").returncode == 0
+    assert board.wait_for(lambda b: b.stats["boots"] == boots + 2, 5)
+    r = mpremote(board, "exec", "1/0")
+    assert r.returncode != 0 and b"ZeroDivisionError" in r.stdout + r.stderr
+
+
+def test_mpremote_interrupts_a_running_main_py(tmp_path):
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    (fs / "main.py").write_text("while True:\n    pass\n")
+    with VirtualBoard(fs) as board:
+        assert board.wait_for(lambda b: b._interp.sigint_ok, 10)
+        r = mpremote(board, "exec", "print('reached')")
+        assert r.returncode == 0 and r.stdout.strip() == b"reached"
+
+
+def test_the_board_filesystem_is_the_directory(board):
+    (board.fs_dir / "data.txt").write_text("from the host")
+    r = mpremote(board, "exec", "print(open('/data.txt').read()); open('/made.txt', 'w').write('x')")
+    assert r.stdout.strip() == b"from the host"
+    assert (board.fs_dir / "made.txt").read_text() == "x"
