@@ -36,8 +36,8 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 fuzz: $(STAMP)
-	$(BIN)/pip install --quiet -e ".[fuzz]"
-	$(BIN)/python tests/fuzz/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS)
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet -e ".[fuzz]"
+	$(BIN)/python tests/fuzz/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 flash: $(STAMP)
 	$(BIN)/dexlink flash --port "$(PORT)" --hand "$(HAND)" --board "$(BOARD)"

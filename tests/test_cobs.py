@@ -7,7 +7,7 @@ import random
 
 import pytest
 from cobs import cobs
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from conftest import run_micropython
 from dexproto import cobsbuf
@@ -66,12 +66,14 @@ def test_malformed_is_refused_by_both(encoded):
     assert decode_py(encoded) is None
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=1100))
 def test_board_encoder_matches_the_c_extension(data):
     assert encode_py(data) == cobs.encode(data)
     assert decode_py(cobs.encode(data)) == data
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=600))
 def test_board_decoder_agrees_with_the_c_extension_on_any_input(encoded):
     assert decode_py(encoded) == cobs_decode(encoded)

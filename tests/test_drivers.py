@@ -147,7 +147,7 @@ for _ in range(3):
 out(seen=seen, good=good, held=held, after=status[1], others=[status[0], status[2]])
 """)
     assert r["seen"][-1] == 0x01  # ST_MAGNET_MISSING, within one round of status reads
-    assert r["held"] == r["good"]
+    assert abs(wrap_diff(r["held"], r["good"])) <= 32  # back to the last vouched angle
     assert r["after"] == 0 and r["others"] == [0, 0]
 
 
@@ -220,10 +220,10 @@ parity = status[4]
 enc.sample(raw, status)
 recovered = status[4]
 chain.error_flag[2] = 1            # the chip saw a bad frame: flag until cleared
+enc.sample(raw, status)            # (this frame's answers were loaded before)
 enc.sample(raw, status)
 flagged = status[5]
-enc.sample(raw, status)            # CLEAR_ERROR goes out
-enc.sample(raw, status)
+enc.sample(raw, status)            # CLEAR_ERROR went out in the last frame
 enc.sample(raw, status)
 cleared = (status[5], chain.error_flag[2])
 vfaults.magnet_missing[3] = 1
@@ -262,7 +262,7 @@ bus.torque(1)
 targets = (-4500, 0, 3000, 12000)
 for i in range(len(joints)):
     goal[joints[i]] = targets[i]
-run([bus], 400)
+run([bus], 800)
 out(present=[present[j] for j in joints], want=[servo_cdeg(servo_counts(targets[i]))
     for i in range(len(joints))], status=[status[j] for j in joints],
     delay=[s.regs[line.REG_RETURN_DELAY] for s in line.order],
@@ -274,7 +274,7 @@ out(present=[present[j] for j in joints], want=[servo_cdeg(servo_counts(targets[
     assert r["delay"] == [0] * len(joints)  # Return_Delay_Time set to 0 at init
     assert all(n == 1 for n in r["eeprom"])  # and written once, not every boot cycle
     assert r["timeouts"] == 0 and r["bad"] == 0 and r["bad_packets"] == 0
-    assert r["packets"] > 400  # goals every call, plus the read requests
+    assert r["packets"] > 800  # goals every call, plus the read requests
 
 
 @pytest.mark.parametrize("family", sorted(SERVO_BUSES))

@@ -135,6 +135,8 @@ def handle(t, seq, body):
     elif t == C.TARGETS:
         for j in range(N):
             targets[j] = struct.unpack_from("<h", body, 2 * j)[0]
+        # every target received, with the true time, for tests that check what arrived
+        sys.stderr.write("T %%d %%s\n" %% (time.ticks_us(), " ".join(str(v) for v in targets)))
     elif t == C.ESTOP:
         mode = C.MODE_IDLE
     elif t == C.HEARTBEAT:
@@ -206,6 +208,7 @@ class FakeBoard:
         self.port = str(self.dir / "ttyFAKE")
         self.proc: subprocess.Popen | None = None
         self._hold: int | None = None  # the host side's fd, held so the pty stays up
+        self.stderr_text = ""
 
     def plug(self) -> None:
         """Start the board and point the port symlink at its pty."""
@@ -223,11 +226,20 @@ class FakeBoard:
         tmp.replace(link)
         time.sleep(0.3)  # the interpreter starts up
 
+    def received_targets(self) -> list[tuple[int, list[int]]]:
+        """(true µs, targets) of every TARGETS the board got; call after unplug()."""
+        out = []
+        for line in self.stderr_text.splitlines():
+            if line.startswith("T "):
+                _, t, *values = line.split()
+                out.append((int(t), [int(v) for v in values]))
+        return out
+
     def unplug(self) -> None:
         """Pull the cable: the board dies and its pty goes away."""
         if self.proc is not None:
             self.proc.kill()
-            self.proc.wait()
+            self.stderr_text = self.proc.communicate()[1].decode(errors="replace")
             self.proc = None
         if self._hold is not None:
             os.close(self._hold)

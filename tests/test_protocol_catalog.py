@@ -11,9 +11,14 @@ import pytest
 from conftest import MPY_CROSS, ROOT
 from dexproto import catalog, frame
 
-BOARD_FILES = ["__init__.py", "catalog.py", "cobsbuf.py", "crcbuf.py", "frame.py"]
+# What goes onto a board: the package minus the host-only stream.py.
+BOARD_FILES = sorted(p.name for p in (ROOT / "protocol" / "dexproto").glob("*.py") if p.name != "stream.py")
 # struct codes MicroPython's struct has, without padding surprises.
 CODES = set("BbHhIi")
+
+
+def test_board_files_are_the_package_minus_stream():
+    assert {"catalog.py", "cobsbuf.py", "crcbuf.py", "frame.py", "viperloops.py"} <= set(BOARD_FILES)
 
 
 def test_types_and_names_are_unique_and_named_by_constants():

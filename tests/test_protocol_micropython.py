@@ -1,23 +1,49 @@
 """The catalog and the board framing under the real MicroPython interpreter: the bytes
 match CPython's for every message type, frames from CPython decode there, and after
 warm-up neither FrameWriter nor FrameReader allocates. Each in three builds of the
-framing: viper COBS (the Unix port's default), all plain Python (ports without viper),
-and viper COBS + viper CRC (what a 32-bit board runs)."""
+framing: viper COBS (the Unix port's default), all plain Python, viper COBS + viper CRC
+(what a 32-bit board runs), and a port without the viper emitter (the fallback must be
+chosen by itself)."""
 from __future__ import annotations
 
 import json
 import random
+import shutil
 import struct
 import zlib
 
 import pytest
 from cobs import cobs
 
-from conftest import run_micropython
+from conftest import ROOT, run_micropython
 from dexproto import catalog, stream
 from test_protocol_samples import fixed_messages
 
-MODES = ["viper", "py", "board32"]
+MODES = ["viper", "py", "board32", "noviper"]
+# A port built without the viper emitter refuses any module that uses @micropython.viper
+# at compile time with exactly this error; an unknown emitter name raises it here.
+NO_VIPER_MODULE = """
+import micropython
+
+
+@micropython.no_such_emitter
+def cobs_encode_into(src, n, dst):
+    pass
+"""
+
+
+@pytest.fixture(scope="module")
+def no_viper_port(tmp_path_factory):
+    """A copy of dexproto whose viper module fails to compile, as on a port without viper."""
+    root = tmp_path_factory.mktemp("noviper")
+    shutil.copytree(ROOT / "protocol" / "dexproto", root / "dexproto")
+    (root / "dexproto" / "viperloops.py").write_text(NO_VIPER_MODULE)
+    return root
+
+
+def run_build(mode, source, no_viper_port, stdin=None):
+    paths = [no_viper_port] if mode == "noviper" else []
+    return run_micropython(PRELUDE % mode + source, paths=paths, stdin=stdin)
 
 # Chooses the framing build, then imports frame (which binds the functions at import).
 PRELUDE = """
@@ -28,11 +54,12 @@ if MODE == "py":
     cb.encode_into, cb.decode_into = cb.encode_into_py, cb.decode_into_py
     cb.find_zero, cb.copy_into = cb.find_zero_py, cb.copy_into_py
 if MODE == "board32":
-    _v = cr.ViperCRC()
+    _v = cr.ViperCRC()  # what a 32-bit board chooses by itself
     cr.append_crc, cr.check_crc = _v.append_crc, _v.check_crc
 from dexproto import frame
-BUILD = {"cobs_viper": frame.encode_into is cb._encode_into_viper,
-         "crc_viper": frame.append_crc is not cr.append_crc_py}
+BUILD = {"cobs_viper": frame.encode_into is not cb.encode_into_py,
+         "crc_viper": frame.append_crc is not cr.append_crc_py,
+         "viper_found": cb.VIPER}
 """
 
 CODEC = """
@@ -102,13 +129,14 @@ def samples():
 
 
 def expected_build(mode):
-    return {"viper": {"cobs_viper": True, "crc_viper": False},
-            "py": {"cobs_viper": False, "crc_viper": False},
-            "board32": {"cobs_viper": True, "crc_viper": True}}[mode]
+    return {"viper": {"cobs_viper": True, "crc_viper": False, "viper_found": True},
+            "py": {"cobs_viper": False, "crc_viper": False, "viper_found": True},
+            "board32": {"cobs_viper": True, "crc_viper": True, "viper_found": True},
+            "noviper": {"cobs_viper": False, "crc_viper": False, "viper_found": False}}[mode]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_message_type_matches_cpython_bytes_both_ways(mode, samples):
+def test_every_message_type_matches_cpython_bytes_both_ways(mode, samples, no_viper_port):
     garbage = [b"\x05\x01\x00", b"\x55" * (catalog.MAX_FRAME + 3) + b"\x00",
                stream.encode(stream.make("HEARTBEAT"))[:-3] + b"\x00"]
     wire = b"".join(stream.encode(m) + garbage[i % len(garbage)] * (i % 5 == 0)
@@ -116,7 +144,7 @@ def test_every_message_type_matches_cpython_bytes_both_ways(mode, samples):
     cases = {"messages": [[m.spec.type, m.seq, head_values(m), [list(i) for i in m.items], m.tail.hex()]
                           for m in samples],
              "wire": wire.hex()}
-    proc = run_micropython(PRELUDE % mode + CODEC, stdin=json.dumps(cases).encode())
+    proc = run_build(mode, CODEC, no_viper_port, stdin=json.dumps(cases).encode())
     out = json.loads(proc.stdout)
     assert out["build"] == expected_build(mode)
     for m, got in zip(samples, out["encoded"], strict=True):
@@ -188,12 +216,13 @@ measure()
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_writer_and_reader_allocate_nothing_after_warm_up(mode):
+def test_writer_and_reader_allocate_nothing_after_warm_up(mode, no_viper_port):
     payload = stream.encode_payload(stream.make("TIME_SYNC", token=7))
     bad = cobs.encode(payload + struct.pack("<I", zlib.crc32(payload) ^ 1)) + b"\x00"
-    proc = run_micropython(PRELUDE % mode + ALLOC.replace("BAD_FRAME", repr(bad)))
+    proc = run_build(mode, ALLOC.replace("BAD_FRAME", repr(bad)), no_viper_port)
     allocated, frames, bad_crc, cobs_viper, crc_viper = proc.stdout.decode().split()
-    assert (cobs_viper == "True", crc_viper == "True") == tuple(expected_build(mode).values())
+    build = expected_build(mode)
+    assert (cobs_viper == "True", crc_viper == "True") == (build["cobs_viper"], build["crc_viper"])
     assert int(frames) == 3000 and int(bad_crc) == 300 + 5
     assert int(allocated) == 0, "%s bytes allocated over 3000 frames (%s build)" % (allocated, mode)
 

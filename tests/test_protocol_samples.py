@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import struct
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from dexproto import catalog, stream
 
@@ -85,6 +85,7 @@ def test_fixed_messages_cover_every_type_and_fit():
     assert catalog.MAX_PAYLOAD - max(sizes) < struct.calcsize("<hhhB")
 
 
+@settings(deadline=None)
 @given(messages())
 def test_drawn_messages_encode(msg):
     assert len(stream.encode_payload(msg)) <= catalog.MAX_PAYLOAD

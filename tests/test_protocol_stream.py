@@ -322,3 +322,26 @@ def test_message_accessors():
     assert stream.parse_payload(stream.encode_payload(stream.make("LOG", level=1, tail="héllo"))).text == "héllo"
     with pytest.raises(AttributeError):
         msg.nope
+
+
+# --- the fuzz target's invariants (atheris runs them in `make fuzz`) -------------------------
+
+def load_fuzz_target():
+    import importlib.util
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("fuzz_decoder", ROOT / "tests" / "fuzz" / "fuzz_decoder.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fuzz_target_holds_on_its_seeds_and_notices_a_broken_decoder(monkeypatch):
+    fuzz = load_fuzz_target()
+    seeds = fuzz.seeds()
+    assert len(seeds) == 2 * len(stream.SPECS)
+    for seed in seeds + [b"", b"\x00", b"\x01", b"\x03\x00\xfe\xfe\x01\x02\x03"]:
+        fuzz.check(seed)
+    real = stream.parse_payload
+    monkeypatch.setattr(stream, "parse_payload", lambda p: real(p[:1] + b"\x07" + p[2:]))
+    with pytest.raises(AssertionError):
+        fuzz.check(seeds[0])

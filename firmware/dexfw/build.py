@@ -47,6 +47,8 @@ def make_drivers(groups, field, bus_objects, cs_pins, hal=None):
             kwargs[key] = tuple(v) if isinstance(v, list) else v
         if grp["bus"] in cs_pins:
             kwargs["cs"] = cs_pins[grp["bus"]]
+        if getattr(cls, "NEEDS_CLOCK", False):
+            kwargs["clock"] = hal
         if getattr(cls, "NEEDS_CLOCK", False):  # e.g. PCA9685: paced on the board clock
             kwargs["clock"] = hal
         try:

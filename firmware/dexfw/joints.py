@@ -42,6 +42,7 @@ class JointMap:
         self.present = _h(nm, UNKNOWN)  # servo frame, filled by the servo drivers' poll
         self.present_motor = _h(nm, UNKNOWN)
         self.servo_status = bytearray(nm)
+        self.blind = bytearray(nm)  # 1: the motor's servo cannot report its position
         self.mdir = _h(nm)
         self.moff = _h(nm)
         self.mlo = _h(nm)
@@ -139,18 +140,29 @@ class JointMap:
         return mapping.from_servo(self.present, self.mdir, self.moff, self.present_motor,
                                   self.nm)
 
+    def unknown_present(self):
+        """How many motors that can report their position have not reported it yet."""
+        self.read_present()
+        unknown = 0
+        for m in range(self.nm):
+            if self.present_motor[m] == UNKNOWN and not self.blind[m]:
+                unknown += 1
+        return unknown
+
     def goals_from_present(self):
         """Set goals (and targets) to where the hand is, so a mode change never jumps.
 
         One to one: each joint's goal is its motor's present position. A coupled hand
-        cannot be inverted here, so its goals stay where they were (see docs/firmware.md).
-        Returns False while any motor's position is still unknown.
+        cannot be inverted here, and a servo without read-back (PWM) reports nothing: those
+        goals stay where they were. Returns False while a motor that can report its
+        position has not yet.
         """
-        if self.read_present():
+        if self.unknown_present():
             return False
         if not self.coupled:
             for i in range(self.n):
-                self.goal[i] = min(max(self.present_motor[i], self.lo[i]), self.hi[i])
+                if not self.blind[i]:
+                    self.goal[i] = min(max(self.present_motor[i], self.lo[i]), self.hi[i])
         for i in range(self.n):
             self.target[i] = self.goal[i]
             self.host[i] = self.goal[i]

@@ -56,6 +56,13 @@ class Firmware:
         self.sample_us = 0
         self.watchdog_tripped = False
         self.last_rx_us = hal.ticks_us()
+        readback = False
+        for bus in self.servos:
+            if getattr(bus, "READBACK", True):
+                readback = True
+            else:
+                for m in bus.joints:
+                    self.jm.blind[m] = 1
         self.prev_bad = bytearray(self.jm.n)
         self.prev_servo = bytearray(self.jm.nm)
         self.servo_timeouts = 0
@@ -66,7 +73,7 @@ class Firmware:
         self._overruns_reported = 0
         viper = mapping.map_exo is not mapping.map_exo_py
         self.capabilities = ((C.CAP_VIPER if viper else 0)
-                             | (C.CAP_SERVO_READBACK if self.servos else 0)
+                             | (C.CAP_SERVO_READBACK if readback else 0)
                              | (C.CAP_COUPLING if self.jm.coupled else 0)
                              | (C.CAP_VIRTUAL if getattr(hal, "VIRTUAL", False) else 0))
 

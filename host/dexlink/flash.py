@@ -194,10 +194,10 @@ def _hello(s: serial.Serial, seconds: float):
 def reach_repl(port: str, progress) -> None:
     """Leave the board at its raw REPL, handing the port back from running firmware."""
     with open_port(port) as s:
-        ok, seen = _raw_repl(s, 1.0)
+        ok, seen = _raw_repl(s, 0.5)
         if ok:
             return
-        reply = _hello(s, 2.0)
+        reply = _hello(s, 1.5)
         if reply is None:
             raise FlashError(
                 "%s answers neither the MicroPython REPL nor dexlink firmware (it sent %r): "
@@ -206,7 +206,9 @@ def reach_repl(port: str, progress) -> None:
         progress("the board runs dexlink firmware %d.%d.%d: asking it to hand the port to the REPL"
                  % (reply.fw_major, reply.fw_minor, reply.fw_patch))
         s.write(b"\x00" + encode(make("REPL")))
-        ok, seen = _raw_repl(s, 3.0)
+        # Wait for the friendly prompt: keys sent earlier would reach the firmware as data.
+        _read_for(s, 3.0, b">>> ")
+        ok, seen = _raw_repl(s, 2.0)
         if not ok:
             raise FlashError("%s: the firmware did not hand the port back to the REPL (it sent "
                              "%r); reset the board holding the safe-boot pin and flash again"

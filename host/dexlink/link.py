@@ -14,6 +14,7 @@ went away, re-handshaking and re-applying the session's config, joints and mode.
 """
 from __future__ import annotations
 
+import errno
 import queue
 import threading
 import time
@@ -29,6 +30,9 @@ from dexlink.clock import BoardClock
 
 DEFAULT_BAUD = 1_000_000
 EVENT = "EVENT"  # subscribe to this name for LinkEvents
+CTRL_C = b"\x03"
+QUIET_S = 0.3  # no frame for this long: the board may be rebooting ...
+QUIET_PROBE_S = 1.0  # ... so probe it only this often
 
 FLASH_HINT = ("flash the firmware with `dexlink flash --port %s --hand HAND.toml --board BOARD` "
               "(or try `dexlink session --sim` for a virtual board)")
@@ -68,7 +72,9 @@ class NackError(LinkError):
 
 @dataclass
 class LinkEvent:
-    """connected, disconnected, reconnected, reconnect_failed, board_reset, silent, resumed."""
+    """What happened to the link: connected, disconnected (the port went away), board_reset
+    (the board rebooted behind an open port), reconnected (handshaken again, session
+    re-applied), reconnect_failed, silent (no frame for silence_s), resumed."""
 
     kind: str
     detail: str = ""
@@ -181,16 +187,30 @@ class LinkStats:
         return (self.frames - f0) / dt, (self.bytes - b0) / dt
 
 
+def _open_problem(e: Exception) -> str:
+    """Why a port did not open, in words a user can act on."""
+    code = getattr(e, "errno", None)
+    text = str(e)
+    if code == errno.ENOENT or "No such file" in text:
+        return "no such port (is the board plugged in? `dexlink ports` lists them)"
+    if code == errno.EACCES or "Permission denied" in text:
+        return "permission denied (`dexlink doctor` says how to get access)"
+    if code in (errno.EBUSY, errno.EAGAIN) or "Could not exclusively lock" in text or "busy" in text:
+        return "the port is busy: another program (a terminal, mpremote, a session) has it open"
+    return text
+
+
 class Link:
     """A session with one board over a pyserial URL. See the module docstring."""
 
     def __init__(self, url: str, baud: int = DEFAULT_BAUD, *, timeout: float = 0.3,
                  retries: int = 3, handshake_timeout: float = 2.0, reconnect: bool = True,
                  heartbeat_s: float = 0.05, sync_s: float = 0.1, silence_s: float = 1.0,
-                 clock_period: int | None = None):
+                 clock_period: int | None = None, busy_s: float = 3.0):
         self.url, self.baud = url, baud
         self.timeout, self.retries = timeout, retries
         self.handshake_timeout = handshake_timeout
+        self.busy_s = busy_s  # how long a request keeps retrying while the board says busy
         self.reconnect_enabled = reconnect
         self.heartbeat_s, self.sync_s, self.silence_s = heartbeat_s, sync_s, silence_s
         self.clock = BoardClock(clock_period)
@@ -267,7 +287,7 @@ class Link:
             port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.05,
                                          write_timeout=2, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise LinkError("cannot open %s: %s" % (self.url, e)) from None
+            raise LinkError("cannot open %s: %s" % (self.url, _open_problem(e))) from None
         self.decoder = StreamDecoder()
         self.stats.forget_seq()
         self._first_bytes.clear()
@@ -356,9 +376,7 @@ class Link:
         waits for the answer is registered before the answer can arrive.
         """
         with self._write_lock:
-            seq = self._seq
-            self._seq = (seq + 1) & 0xFFFF
-            frame = encode(msg, seq)
+            seq, frame = self._ctrl_c_free(msg)
             port = self._port
             if port is None:
                 raise LinkDown("%s is not connected" % self.url)
@@ -374,6 +392,26 @@ class Link:
             if msg.name in ("TARGETS", "HEARTBEAT"):
                 self._last_feed_ns = time.monotonic_ns()
         return seq
+
+    def _ctrl_c_free(self, msg: Message) -> tuple[int, bytes]:
+        """The next sequence number whose frame has no 0x03 byte, and that frame.
+
+        A board that is booting (or at its REPL) takes 0x03 as Ctrl-C until its firmware
+        claims the port: a frame arriving then would kill the boot. The sequence number
+        is ours to choose, and it changes the CRC; after a few tries the frame goes as is
+        (the body itself may hold a 0x03).
+        """
+        first = self._seq
+        for k in range(8):
+            seq = (first + k) & 0xFFFF
+            frame = encode(msg, seq)
+            if CTRL_C not in frame:
+                break
+        else:  # SET_MODE's type byte is 0x03 itself, for one
+            seq = first
+            frame = encode(msg, seq)
+        self._seq = (seq + 1) & 0xFFFF
+        return seq, frame
 
     def _transact(self, msg: Message, timeout: float, match=None) -> Message:
         """One attempt: send, wait for ACK/NACK or the reply. Raises NackError/RequestTimeout."""
@@ -399,7 +437,7 @@ class Link:
         return r
 
     def request(self, msg: Message, timeout: float | None = None, retries: int | None = None,
-                match=None) -> Message:
+                match=None, wait_up: bool = True) -> Message:
         """Send a command and wait for its ACK or reply, retrying on silence.
 
         Raises NackError with the board's reason, or RequestTimeout after the last retry.
@@ -407,10 +445,13 @@ class Link:
         timeout = self.timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
         down = None
-        for attempt in range(retries + 1):
+        busy_until = time.monotonic() + self.busy_s
+        attempt = 0
+        while attempt <= retries:
             if attempt:
                 self.stats.retries += 1
-                if not self._up.is_set() and not self._up.wait(timeout):
+                if wait_up and not self._up.is_set() and not self._up.wait(timeout):
+                    attempt += 1
                     continue
             try:
                 return self._transact(msg, timeout, match)
@@ -420,6 +461,14 @@ class Link:
                 if not self.reconnect_enabled:
                     raise
                 down = e
+            except NackError as e:
+                # "busy, try again later" (e.g. servo positions not read back yet): the
+                # board asked for it, so it does not count against the retries
+                if e.error != catalog.ERR_BUSY or time.monotonic() > busy_until:
+                    raise
+                time.sleep(0.02)
+                continue
+            attempt += 1
         if down is not None and not self._up.is_set():
             raise LinkDown("%s: the board is gone (%s); %s not sent" % (self.url, down, msg.name))
         raise RequestTimeout("%s: no answer to %s after %d tries of %.0f ms" % (
@@ -465,7 +514,10 @@ class Link:
 
     def time_sync(self) -> None:
         """Send one TIME_SYNC probe; the reply updates self.clock when it arrives."""
-        token = self._sync_token = (self._sync_token + 1) & 0xFFFFFFFF
+        token = (self._sync_token + 1) & 0xFFFFFFFF
+        while CTRL_C in token.to_bytes(4, "little"):  # see _ctrl_c_free
+            token = (token + 1) & 0xFFFFFFFF
+        self._sync_token = token
         self._sync_sent.pop(token - 64, None)  # a probe never answered: forget it
 
         def stamp(seq):  # the send instant, taken as late as possible
@@ -521,23 +573,23 @@ class Link:
         if not self._up.is_set() and len(self._first_bytes) < 256:
             self._first_bytes += data[:256]
         self.stats.bytes += len(data)
-        self._last_rx_ns = now_ns
         for m in self.decoder.feed(data):
             m.host_ns = now_ns
             self._dispatch(m)
 
     def _dispatch(self, m: Message) -> None:
-        self.stats.count_frame(m)
         name = m.name
-        if name == "TIME_SYNC_REPLY":
-            sent = self._sync_sent.pop(m.token, None)
-            if sent is not None:
-                self.clock.add_exchange(sent, m.rx_us, m.tx_us, m.host_ns)
-        elif name == "TELEMETRY":
+        self._last_rx_ns = m.host_ns  # good frames only: a REPL's echo is not a live board
+        if name == "TELEMETRY":
             last = self.last_telemetry
             if last is not None and m.cycle < last.cycle and self._up.is_set():
                 self._board_reset()
             self.last_telemetry = m
+        self.stats.count_frame(m)
+        if name == "TIME_SYNC_REPLY":
+            sent = self._sync_sent.pop(m.token, None)
+            if sent is not None:
+                self.clock.add_exchange(sent, m.rx_us, m.tx_us, m.host_ns)
         with self._pending_lock:
             for p in self._pending:
                 if p.offer(m):
@@ -547,6 +599,7 @@ class Link:
     def _board_reset(self) -> None:
         """The board's cycle counter went back: it rebooted behind an open port."""
         self._event("board_reset", "telemetry cycle counter restarted")
+        self.stats.forget_seq()  # its sequence numbers started over too
         self._up.clear()  # the keeper re-handshakes and re-applies the session
 
     # -- keeping the link ------------------------------------------------------------
@@ -557,19 +610,22 @@ class Link:
                 self._recover()
                 continue
             if not self._up.is_set():  # board reset behind an open port
-                self._rehandshake("board reset")
+                self._rehandshake(after_reset=True)
                 continue
             now = time.monotonic()
+            # A board that went quiet may be rebooting: until its firmware claims the port,
+            # any 0x03 in our frames is a Ctrl-C to its boot. So talk to it only slowly.
+            quiet = (time.monotonic_ns() - self._last_rx_ns) / 1e9 > QUIET_S
             if now >= next_sync:
                 self.time_sync()
-                next_sync = now + self.sync_s
-            self._heartbeat()
+                next_sync = now + (QUIET_PROBE_S if quiet else self.sync_s)
+            self._heartbeat(QUIET_PROBE_S if quiet else self.heartbeat_s)
             self._watch_silence()
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, every_s: float) -> None:
         if self.mode != catalog.MODE_HOST:
             return
-        if time.monotonic_ns() - self._last_feed_ns >= self.heartbeat_s * 1e9:
+        if time.monotonic_ns() - self._last_feed_ns >= every_s * 1e9:
             try:
                 self.send(make("HEARTBEAT"))
             except LinkDown:
@@ -598,11 +654,11 @@ class Link:
                 self._open_port()
             except LinkError:
                 continue
-            if self._rehandshake("reconnected"):
+            if self._rehandshake():
                 return
             self._close_port()
 
-    def _rehandshake(self, kind: str) -> bool:
+    def _rehandshake(self, after_reset: bool = False) -> bool:
         try:
             self._handshake()
             self.clock.reset()
@@ -610,22 +666,22 @@ class Link:
             self._reapply()
         except LinkError as e:
             self._event("reconnect_failed", str(e))
-            if kind == "board reset":
+            if after_reset:
                 self._lost.set()  # reopen from scratch
             return False
         self.stats.reconnects += 1
         self._up.set()
-        self._event(kind, self.describe_board())
+        self._event("reconnected", self.describe_board())
         return True
 
     def _reapply(self) -> None:
         """Put back what this session had set: config, joints, then mode."""
         if self.config:
-            self._transact(make("SET_CONFIG", **self.config), self.timeout)
+            self.request(make("SET_CONFIG", **self.config), wait_up=False)
         for fields in self.joints.values():
-            self._transact(make("SET_JOINT", **fields), self.timeout)
+            self.request(make("SET_JOINT", **fields), wait_up=False)
         if self.mode is not None:
-            self._transact(make("SET_MODE", mode=self.mode), self.timeout)
+            self.request(make("SET_MODE", mode=self.mode), wait_up=False)
 
     # -- statistics ------------------------------------------------------------------
     def stats_snapshot(self) -> dict:

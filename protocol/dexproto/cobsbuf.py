@@ -84,82 +84,19 @@ copy_into = copy_into_py
 VIPER = False
 
 try:
-    import micropython
-
-    @micropython.viper
-    def _encode_into_viper(src: ptr8, n: int, dst: ptr8) -> int:
-        code_pos = 0
-        code = 1
-        o = 1
-        i = 0
-        while i < n:
-            b = src[i]
-            i += 1
-            if b == 0:
-                dst[code_pos] = code
-                code_pos = o
-                o += 1
-                code = 1
-            else:
-                dst[o] = b
-                o += 1
-                code += 1
-                if code == 0xFF:
-                    dst[code_pos] = code
-                    if i == n:
-                        return o
-                    code_pos = o
-                    o += 1
-                    code = 1
-        dst[code_pos] = code
-        return o
-
-    @micropython.viper
-    def _decode_into_viper(src: ptr8, n: int, dst: ptr8) -> int:
-        i = 0
-        o = 0
-        while i < n:
-            code = src[i]
-            if code == 0:
-                return -1
-            i += 1
-            end = i + code - 1
-            if end > n:
-                return -1
-            while i < end:
-                b = src[i]
-                if b == 0:
-                    return -1
-                dst[o] = b
-                o += 1
-                i += 1
-            if code != 0xFF and i < n:
-                dst[o] = 0
-                o += 1
-        return o
-
-    @micropython.viper
-    def _find_zero_viper(buf: ptr8, start: int, end: int) -> int:
-        i = start
-        while i < end:
-            if buf[i] == 0:
-                return i
-            i += 1
-        return -1
-
-    @micropython.viper
-    def _copy_into_viper(src: ptr8, start: int, stop: int, dst: ptr8, at: int) -> int:
-        while start < stop:
-            dst[at] = src[start]
-            at += 1
-            start += 1
-        return at
+    # The viper versions live in their own module: a port without the viper emitter
+    # refuses a whole module that uses it (SyntaxError at compile time), so only that
+    # import fails, and the plain-Python versions above stay in use.
+    from dexproto.viperloops import (cobs_decode_into as _decode_into_viper,
+                                     cobs_encode_into as _encode_into_viper,
+                                     copy_into as _copy_into_viper,
+                                     find_zero as _find_zero_viper)
 
     encode_into = _encode_into_viper
     decode_into = _decode_into_viper
     find_zero = _find_zero_viper
     copy_into = _copy_into_viper
     VIPER = True
-except (ImportError, AttributeError, SyntaxError, NameError):
+except (ImportError, SyntaxError):
     # CPython (no micropython module) or a port built without the viper emitter.
     pass

@@ -44,26 +44,11 @@ def make_table():
     return t
 
 
-crc_store_viper = None
 try:
-    import micropython
-
-    @micropython.viper
-    def crc_store_viper(buf: ptr8, n: int, table: ptr32, out: ptr8, at: int):
-        """Store CRC32(buf[0:n]) little-endian at out[at:at+4]; table is make_table()."""
-        crc = uint(0xFFFFFFFF)
-        i = 0
-        while i < n:
-            crc = uint(table[(crc ^ uint(buf[i])) & 0xFF]) ^ (crc >> 8)
-            i += 1
-        crc = crc ^ uint(0xFFFFFFFF)
-        out[at] = crc & 0xFF
-        out[at + 1] = (crc >> 8) & 0xFF
-        out[at + 2] = (crc >> 16) & 0xFF
-        out[at + 3] = (crc >> 24) & 0xFF
-except (ImportError, AttributeError, SyntaxError, NameError):
+    from dexproto.viperloops import crc_store as crc_store_viper
+except (ImportError, SyntaxError):
     # CPython (no micropython module) or a port built without the viper emitter.
-    pass
+    crc_store_viper = None
 
 
 class ViperCRC:

@@ -27,7 +27,7 @@ DROP_NO_TERMINATOR = 5
 # frame decodes to more than MAX_PAYLOAD + CRC; unknown_type: no such message type;
 # bad_length: shorter than header + CRC, or a body that does not fit its type;
 # no_terminator: more than MAX_FRAME bytes went by without a 0x00 (counted at once; the bytes up
-# to the next 0x00 are skipped). STATS carries them as "rx_" + name.
+# to the next 0x00 are skipped). STATS carries the first five (rx_bad_cobs .. rx_bad_length).
 DROP_NAMES = ("bad_cobs", "bad_crc", "oversize", "unknown_type", "bad_length", "no_terminator")
 
 
@@ -104,6 +104,7 @@ class FrameReader:
     feed(buf, start, end) consumes bytes until a good frame is complete, and returns the
     index after it (then .msg_type, .seq and .body_len describe it; the body starts at
     payload[HEADER_SIZE]) or -1 when the bytes ran out. Call again from that index.
+    An end past len(buf) is taken as len(buf).
     """
 
     def __init__(self):

@@ -92,13 +92,15 @@ def main(argv: list[str]) -> None:
         import dexproto.crcbuf  # noqa: F401
         import dexproto.frame  # noqa: F401
         import dexproto.stream  # noqa: F401
-    corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    # The corpus and any crash files go to build/ (ignored by git), seeded with valid traffic.
+    build = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+    corpus = os.path.normpath(os.path.join(build, "fuzz-corpus"))
     os.makedirs(corpus, exist_ok=True)
     for i, seed in enumerate(seeds()):
-        path = os.path.join(corpus, "seed-%02d" % i)
-        if not os.path.exists(path):
-            with open(path, "wb") as f:
-                f.write(seed)
+        with open(os.path.join(corpus, "seed-%02d" % i), "wb") as f:
+            f.write(seed)
+    if not any(a.startswith("-artifact_prefix") for a in argv):
+        argv = argv + ["-artifact_prefix=" + os.path.normpath(build) + os.sep + "fuzz-"]
     if not any(not a.startswith("-") for a in argv[1:]):
         argv = argv + [corpus]
     atheris.Setup(argv, check)

@@ -6,6 +6,8 @@
 # DIAG_EVERY sweeps one chip is asked for its diagnostics instead (its angle is then
 # skipped for one frame); a chip raising the error flag is sent CLEAR_ERROR.
 # Words: bit 15 even parity, bit 14 read (command) / error flag (answer), 13:0 address/data.
+import array
+
 from dexfw.drivers.i2cmux import KEEP_BITS
 from dexproto.catalog import ST_ENCODER_ERROR, ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
@@ -68,6 +70,7 @@ class AS5048AChain:
         self._rx = bytearray(2 * n)
         self._asked = bytearray(n)  # what each chip's next answer holds
         self._magnet = bytearray(n)  # last diagnostic bits per chip
+        self._vouched = array.array("H", [0] * n)  # angle at the last good diagnosis
         self._clear = bytearray(n)  # 1: send CLEAR_ERROR to this chip next frame
         self._diag_next = 0
         self._sweeps = 0
@@ -133,7 +136,12 @@ class AS5048AChain:
             return self._magnet[k] | ST_ENCODER_ERROR
         asked = self._asked[k]
         if asked == _ASKED_DIAG:
-            self._magnet[k] = diag_bits(word & 0x3FFF)
+            bits = diag_bits(word & 0x3FFF)
+            if bits & ST_MAGNET_MISSING:  # angles since the last good diagnosis: noise
+                raw[j] = self._vouched[k]
+            else:
+                self._vouched[k] = raw[j]
+            self._magnet[k] = bits
         elif asked == _ASKED_ANGLE and not self._magnet[k] & ST_MAGNET_MISSING:
             raw[j] = (word & 0x3FFF) << 2
         return self._magnet[k]

@@ -4,6 +4,8 @@
 # Reading RAW_ANGLE leaves the chip's register pointer in place, so after one pointer
 # write a bare 2-byte read returns the angle again: half the bus time of a register read.
 # The magnet status (MD/ML/MH) is read for one sensor per sweep, spreading its cost.
+import array
+
 from dexfw.drivers.i2cmux import MuxedSensors
 from dexproto.catalog import ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
@@ -29,6 +31,7 @@ class AS5600Mux(MuxedSensors):
         MuxedSensors.__init__(self, i2c, addr, mux_addr, channels, joints, "AS5600")
         self._pointer_ok = bytearray(self.n)  # 1: the chip's pointer is at RAW_ANGLE
         self._magnet = bytearray(self.n)  # last magnet bits read, per sensor
+        self._vouched = array.array("H", [0] * self.n)  # angle at the last good status
         self._check = 0  # the sensor whose STATUS is read in the next sweep
 
     def _read(self, k, j, raw):
@@ -36,7 +39,14 @@ class AS5600Mux(MuxedSensors):
         buf = self._buf2
         if k == self._check:
             i2c.readfrom_mem_into(self.addr, REG_STATUS, self._buf1)
-            self._magnet[k] = magnet_bits(self._buf1[0])
+            bits = magnet_bits(self._buf1[0])
+            if bits & ST_MAGNET_MISSING:
+                # The angles read since the last good check may be noise: go back to the
+                # last one a status check vouched for.
+                raw[j] = self._vouched[k]
+            else:
+                self._vouched[k] = raw[j]
+            self._magnet[k] = bits
             self._pointer_ok[k] = 0
         if self._pointer_ok[k]:
             i2c.readfrom_into(self.addr, buf)

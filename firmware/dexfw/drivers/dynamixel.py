@@ -8,7 +8,7 @@
 # (READ for one, SYNC_READ for several); each servo answers with its own status packet.
 from dexfw.drivers import busbytes
 from dexfw.drivers.servobus import ServoBus, cdeg_from_counts, counts_from_cdeg
-from dexproto.frame import _Views
+from dexproto.frame import _Views  # views of a buffer's prefixes, one per length, made once
 
 BROADCAST = 0xFE
 HEADER_SIZE = 7  # FF FF FD 00 ID LEN_L LEN_H
@@ -157,8 +157,8 @@ class DynamixelBus(ServoBus):
     def _answer(self, rx, p, size, present_cdeg, status):
         end = p + size - 2
         ok = busbytes.crc16(rx, p, end, busbytes.CRC16_TABLE) == rx[end] | (rx[end + 1] << 8)
-        # Unstuff the data in place (the CRC covered the stuffed bytes).
-        data_end = busbytes.unstuff(rx, p + 9, end)
+        # Unstuff INST, ERR and data in place (the CRC covered the stuffed bytes).
+        data_end = busbytes.unstuff(rx, p + 7, end)
         k = self._answered(rx[p + 4], ok and data_end - (p + 9) == READ_LEN, rx[p + 8],
                            status)
         if k >= 0:

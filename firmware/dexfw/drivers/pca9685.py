@@ -30,6 +30,7 @@ def counts_from_us(pulse_us):
 
 class PCA9685Servos:
     NEEDS_CLOCK = True
+    READBACK = False  # no present position: the loop starts these motors from their goals
 
     def __init__(self, i2c, addr=0x40, channels=(), joints=(), centre_us=1500,
                  us_per_90deg=1000, min_us=500, max_us=2500, clock=None):

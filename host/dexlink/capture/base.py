@@ -45,11 +45,12 @@ class Frame:
 @dataclass
 class CameraStats:
     captured: int = 0
-    missed: int = 0  # frame slots lost before the frame reached us
+    missed: int = 0  # frames due at the nominal rate that never came (stalls, lag)
     refused: int = 0  # frames the sink could not take (queue full)
     state: str = STARTING
     error: str = ""
     last_t_ns: int = 0
+    first_t_ns: int = 0
     recent: list = field(default_factory=list)  # capture times of the last frames, for rates
 
     @property
@@ -138,12 +139,13 @@ class Camera:
             self._close()
 
     def _count_missed(self, t_ns: int, period_ns: int) -> None:
-        # A gap of k periods means k-1 frames never reached us.
+        # Frames due since the first one, at the nominal rate, minus frames that came:
+        # a late frame followed by on-time ones is jitter, not a loss; a stall is.
         s = self.stats
-        if s.last_t_ns:
-            gap = t_ns - s.last_t_ns
-            if gap > period_ns * 3 // 2:
-                s.missed += int(round(gap / period_ns)) - 1
+        if not s.first_t_ns:
+            s.first_t_ns = t_ns
+        due = (t_ns - s.first_t_ns + period_ns // 2) // period_ns + 1
+        s.missed = max(s.missed, due - (s.captured + 1))
         s.last_t_ns = t_ns
         s.recent.append(t_ns)
         if len(s.recent) > 64:

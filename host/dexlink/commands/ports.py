@@ -30,8 +30,10 @@ def probe(url: str, baud: int, timeout: float) -> str:
     try:
         link.open()
     except LinkError as e:
-        text = str(e)
-        return "no dexlink firmware: " + text.split(": ", 1)[-1].split("; flash")[0]
+        # the error names the port and how to flash; here the port heads the line already
+        reason = str(e).split("; flash")[0].replace("open %s:" % url, "open:")
+        reason = reason.replace(" from %s" % url, "").replace("%s: " % url, "")
+        return "no dexlink firmware: " + reason
     try:
         return "dexlink firmware: " + link.describe_board()
     finally:
@@ -66,14 +68,12 @@ def ports(args) -> int:
         print("no board-like serial ports found (plug a board in, or try `dexlink ports --all`; "
               "`dexlink session --sim` runs a virtual board)")
         return 0
-    answered = 0
+    silent_urls = 0
     for device, what in rows:
         print("%s  %s" % (device, what.strip()))
         if not args.no_probe:
             status = probe(device, args.baud, args.timeout)
-            answered += status.startswith("dexlink firmware")
             print("    " + status)
+            silent_urls += device in args.urls and not status.startswith("dexlink firmware")
     # Ports named on the command line are expected to answer: say so in the exit status.
-    if args.urls and not args.no_probe and answered < len(args.urls):
-        return 1
-    return 0
+    return 1 if silent_urls else 0

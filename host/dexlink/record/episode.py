@@ -37,7 +37,8 @@ class StreamCounts:
 
 class EpisodeWriter:
     def __init__(self, path: Path, metadata: dict[str, str], cameras=(), jpeg_quality: int = 90,
-                 flush_s: float = 0.5, queue_size: int = 2048, workers: int = 2):
+                 flush_s: float = 0.5, queue_size: int = 2048, workers: int = 2,
+                 chunk_size: int = 1 << 20):
         self.path = Path(path)
         self.part_path = self.path.with_name(self.path.name + PART)
         self.jpeg_params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
@@ -47,7 +48,7 @@ class EpisodeWriter:
         self._queue: queue.Queue = queue.Queue(queue_size)
         self._lock = threading.Lock()
         self._file = open(self.part_path, "wb")
-        self._mcap = Writer(self._file, chunk_size=1 << 20, compression=CompressionType.NONE)
+        self._mcap = Writer(self._file, chunk_size=chunk_size, compression=CompressionType.NONE)
         self._mcap.start(profile="", library="dexlink")
         self._schema_ids = {name: self._mcap.register_schema(name, "jsonschema", data)
                             for name, data in schema.SCHEMAS.items()}

@@ -109,6 +109,7 @@ def plot_episode(ep: EpisodeData, out: Path) -> Path:
     tactile = sorted({schema.camera_of(t) for t in ep.streams if t.endswith("/contact")})
     t0 = ep.span_ns()[0]
     n_joints = tel["present_cdeg"].shape[1] if tel else 0
+    names = [n for n in ep.info.get("joint_names", "").split(",") if n]
     cols = 4
     joint_rows = (n_joints + cols - 1) // cols
     rows = 2 + joint_rows
@@ -122,11 +123,11 @@ def plot_episode(ep: EpisodeData, out: Path) -> Path:
             a = fig.add_subplot(grid[1 + j // cols, j % cols])
             a.plot(ts, tel["goal_cdeg"][:, j] / 100.0, "--", linewidth=0.9, label="goal")
             a.plot(ts, tel["present_cdeg"][:, j] / 100.0, linewidth=0.9, label="present")
-            a.set_title("joint %d" % j, fontsize=8)
+            a.set_title(names[j] if j < len(names) else "joint %d" % j, fontsize=8)
             a.tick_params(labelsize=7)
             if j == 0:
                 a.legend(fontsize=7)
-    ax.set_title("exoskeleton joint angles (deg)")
+    ax.set_title("exoskeleton joint angles (deg); below: goal vs present position per joint (deg)")
     ax.set_xlabel("s")
     ax = fig.add_subplot(grid[rows - 1, :])
     for cam in tactile:

@@ -3,8 +3,9 @@
 # A script of hand poses, each reached by a minimum-jerk move (position
 # s = 10t^3 - 15t^4 + 6t^5: zero speed and acceleration at both ends) of a seeded
 # duration, each joint's target perturbed a little (seeded) and kept inside its range.
-# Poses are flexion levels per finger (0 = the joint's min, 255 = its max); abduction
-# joints (name with "abd", "spread" or "yaw") stay near the middle of their range.
+# Poses are flexion levels per finger (0 = the joint's min, 255 = its max; a palm arch
+# closes with the fingers); abduction and rotation joints (name with "abd", "spread",
+# "yaw" or "rot") stay near the middle of their range, spreading a little when open.
 # Integer maths only, state in arrays made once: angle_cdeg() allocates nothing.
 import array
 
@@ -12,8 +13,9 @@ import vworld
 
 Q = 16
 ONE = 1 << Q
-FINGERS = ("thumb", "index", "middle", "ring", "little")
-ABDUCTION_WORDS = ("abd", "spread", "yaw")
+FINGERS = ("thumb", "index", "middle", "ring", "little", "palm")
+GAITING = ("index", "middle", "ring", "little")  # fingers that lift in turn
+ABDUCTION_WORDS = ("abd", "spread", "yaw", "rot")
 OPEN = 25
 PERTURB = 12  # +- flexion levels
 
@@ -40,7 +42,7 @@ def _poses(fingers_present):
 
     script = [levels(OPEN), levels(210), levels(OPEN), levels(40, thumb=150, index=160),
               levels(OPEN), levels(170)]
-    for f in FINGERS[1:]:
+    for f in GAITING:
         if f in fingers_present:  # gaiting: one finger lifts while the others hold
             script.append(levels(170, **{f: 50}))
             script.append(levels(170))

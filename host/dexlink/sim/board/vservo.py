@@ -258,7 +258,7 @@ class DynamixelBus(PacketBus):
             end = p + size - 2
             if busbytes.crc16(buf, p, end, busbytes.CRC16_TABLE) == buf[end] | (buf[end + 1] << 8):
                 self.packets += 1
-                n_params = busbytes.unstuff(buf, p + 8, end) - (p + 8)
+                n_params = busbytes.unstuff(buf, p + 7, end) - (p + 8)
                 self.execute(buf[p + 4], buf[p + 7], p + 8, n_params)
             else:
                 self.bad_packets += 1

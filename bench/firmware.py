@@ -1,0 +1,194 @@
+"""The firmware loop's cost per cycle, under the real MicroPython interpreter, and the
+bus time each cycle would need on real hardware.
+
+Part 1 runs the real loop (dexfw) and the real drivers under `.venv/bin/micropython`
+over a null HAL: buses that accept every transfer at once and answer nothing, so the
+figures are the interpreter's work alone (building packets, mapping, framing), without
+the simulated devices' cost. Stages: sampling (encoder drivers), mapping (calibration,
+slew limit, coupling, servo frame), servo packet (sync-write built + read-back poll),
+telemetry frame (pack, CRC-32, COBS, write), and a whole cycle (telemetry every 10th
+cycle, as configured, and every cycle). With viper and with the plain-Python fallbacks.
+NB: the Unix port runs on this host's CPU: a 133 MHz RP2040 is tens of times slower.
+
+Part 2 computes, from the configured bus speeds (dexlink.hwconfig.bus_time_us), the bus
+time one cycle needs on each bus of a real board, against the loop period.
+
+    .venv/bin/python bench/firmware.py            # 16 and 22 joints
+    .venv/bin/python bench/firmware.py --cycles 5000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+sys.path.insert(0, str(ROOT / "protocol"))
+from dexlink.hwconfig import bus_time_us, compile_config, dumps  # noqa: E402
+
+MICROPYTHON = Path(sys.executable).parent / "micropython"
+HANDS = (("iso16", 16), ("iso22", 22), ("tendon16", 16))
+
+NULLHAL = '''
+import time
+from dexfw.bufconsole import BufferConsole as Console
+ticks_us = time.ticks_us
+ticks_diff = time.ticks_diff
+ticks_add = time.ticks_add
+sleep_us = time.sleep_us
+class Pin:
+    OUT = 1
+    def __init__(self, n, mode=0):
+        pass
+    def value(self, v=None):
+        return 0
+    def __call__(self, v=None):
+        return 0
+    def on(self):
+        pass
+    def off(self):
+        pass
+class I2C:
+    def __init__(self, id, scl, sda, freq):
+        pass
+    def writeto(self, addr, buf, stop=True):
+        return 1
+    def readfrom_into(self, addr, buf, stop=True):
+        pass
+    def readfrom_mem_into(self, addr, mem, buf, addrsize=8):
+        pass
+    def writeto_mem(self, addr, mem, buf, addrsize=8):
+        pass
+class SPI:
+    def __init__(self, id, sck, mosi, miso, baudrate):
+        pass
+    def write_readinto(self, w, r):
+        pass
+class UART:
+    def __init__(self, id, baudrate, tx, rx):
+        pass
+    def write(self, buf):
+        return len(buf)
+    def any(self):
+        return 0
+    def readinto(self, buf, n=-1):
+        return None
+'''
+
+SCRIPT = '''
+import json, time
+import nullhal
+from dexfw import mapping, build
+from dexfw.loop import Firmware
+from dexfw.bufconsole import BufferConsole
+from dexproto import frame, cobsbuf
+cfg = json.loads(%r)
+N = %d
+
+def framing(viper):
+    use = viper and cobsbuf.VIPER
+    frame.encode_into = cobsbuf._encode_into_viper if use else cobsbuf.encode_into_py
+    frame.copy_into = cobsbuf._copy_into_viper if use else cobsbuf.copy_into_py
+
+def per_call_us(fn):
+    fn()
+    t0 = time.ticks_us()
+    for i in range(N):
+        fn()
+    return time.ticks_diff(time.ticks_us(), t0) / N
+
+out = {}
+for viper in (True, False):
+    mapping.select(viper)
+    framing(viper)
+    enc, srv = build.build(nullhal, cfg)
+    con = BufferConsole()
+    fw = Firmware(nullhal, con, cfg, enc, srv, 0, b"bench")
+    jm = fw.jm
+    for m in range(jm.nm):
+        jm.present[m] = 0
+    fw.set_mode(1)
+    def sample():
+        for e in fw.encoders:
+            e.sample(jm.raw, jm.enc_status)
+    def mapping_():
+        jm.map_exo(); jm.follow_exo(); jm.slew(); jm.drive()
+    def servo():
+        for b in fw.servos:
+            b.write_goals(jm.servo_goal)
+            b.poll(jm.present, jm.servo_status)
+    def telemetry():
+        fw._send_telemetry()
+        con.tx_len = 0
+    def cycle():
+        fw.cycle(time.ticks_us())
+        con.tx_len = 0
+    r = {"sample": per_call_us(sample), "map": per_call_us(mapping_),
+         "servo": per_call_us(servo), "telemetry": per_call_us(telemetry)}
+    fw.decimation = 10
+    r["cycle_dec10"] = per_call_us(cycle)
+    fw.decimation = 1
+    r["cycle_dec1"] = per_call_us(cycle)
+    out["viper" if viper else "python"] = r
+print(json.dumps(out))
+'''
+
+
+def run_interpreter(cfg, cycles):
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "nullhal.py").write_text(NULLHAL)
+        Path(tmp, "bench.py").write_text(SCRIPT % (dumps(cfg), cycles))
+        env = dict(os.environ, MICROPYPATH=":".join(
+            [tmp, str(ROOT / "protocol"), str(ROOT / "firmware"), ".frozen"]))
+        proc = subprocess.run([str(MICROPYTHON), str(Path(tmp, "bench.py"))], env=env,
+                              capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        raise SystemExit("micropython failed:\n" + proc.stdout + proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="example: .venv/bin/python bench/firmware.py --cycles 5000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cycles", type=int, default=3000, help="calls timed per stage (3000)")
+    ap.add_argument("--board", default="pico", help="board for the bus-time figures (pico)")
+    args = ap.parse_args(argv)
+
+    print("Loop cost per cycle under the MicroPython Unix port (this host's CPU), us")
+    stages = ("sample", "map", "servo", "telemetry", "cycle_dec10", "cycle_dec1")
+    print("%-9s %-7s" % ("hand", "code") + "".join("%13s" % s for s in stages))
+    for hand, _ in HANDS:
+        cfg = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand), "virtual")
+        res = run_interpreter(cfg, args.cycles)
+        for code in ("viper", "python"):
+            print("%-9s %-7s" % (hand, code) + "".join("%13.1f" % res[code][s] for s in stages))
+        print("%-9s %-7s" % (hand, "speedup") + "".join(
+            "%12.2fx" % (res["python"][s] / res["viper"][s]) for s in stages))
+
+    print()
+    print("Bus time per cycle on a real %s, from the configured bus speeds" % args.board)
+    for hand, _ in HANDS:
+        cfg = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand), args.board)
+        period = 1e6 / cfg["loop"]["hz"]
+        busy = {b: us for b, us in bus_time_us(cfg).items() if us > 0}
+        worst = max(busy.values())
+        print("%-9s %4d Hz, period %6.0f us: " % (hand, cfg["loop"]["hz"], period)
+              + ", ".join("%s %.0f us" % (b, us) for b, us in busy.items())
+              + "  -> busiest bus %.0f%% of the period%s" % (
+                  100 * worst / period, "  OVER" if worst > period else ""))
+        if hand == "iso22":
+            cfg["loop"]["hz"] = 1000
+            worst = max(bus_time_us(cfg).values())
+            print("%-9s at 1000 Hz the busiest bus would need %.0f%% of the period"
+                  % ("", 100 * worst / 1000))
+
+
+if __name__ == "__main__":
+    main()

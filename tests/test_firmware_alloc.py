@@ -1,0 +1,92 @@
+"""No allocation in the steady-state loop, for each driver family.
+
+The real drivers (firmware/dexfw/drivers) on the virtual board's simulated devices
+(host/dexlink/sim/board, vmachine's HAL, manual clock), under the real MicroPython
+interpreter: after warm-up, thousands of cycles in TELEOP, HOST (with TARGETS, HEARTBEAT
+and TIME_SYNC streaming in and telemetry going out) and CALIBRATE must leave
+gc.mem_alloc() where it was. The simulated devices run in the same heap, so they are
+held to zero too.
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import ROOT, run_micropython
+from dexlink.hwconfig import compile_config, dumps, validate_config
+from dexproto import catalog as C
+from dexproto.stream import encode, make
+
+SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
+
+
+def _host_frames(n_joints):
+    frames = [make("TARGETS", items=[(500,)] * n_joints), make("HEARTBEAT"),
+              make("TIME_SYNC", token=0xCAFEF00D)]
+    return b"".join(encode(m, seq=i) for i, m in enumerate(frames)).hex()
+
+
+MEASURE = '''
+import json, gc, vworld, vmachine
+vworld.manual_clock()
+cfg = json.loads(%r)
+vmachine.load_rig(cfg)
+from dexfw.bufconsole import BufferConsole
+from dexfw import build
+from dexfw.loop import Firmware
+enc, srv = build.build(vmachine, cfg)
+con = BufferConsole()
+fw = Firmware(vmachine, con, cfg, enc, srv, 0, b"virtual")
+host_frames = bytes.fromhex(%r)
+def steady(mode, chunks):
+    for k in range(chunks):
+        if mode == 2:
+            con.feed(host_frames)
+        fw.run(10)
+        con.tx_len = 0
+fw.run(300)
+results = []
+for mode in (1, 2, 3):
+    if not fw.set_mode(mode):
+        raise SystemExit("set_mode %%d refused" %% mode)
+    steady(mode, 50)            # warm-up: first frames of each length, first faults
+    gc.collect()
+    before = gc.mem_alloc()
+    steady(mode, 300)           # 3000 cycles
+    results.append((mode, gc.mem_alloc() - before, fw.cycles))
+print("RESULT", json.dumps(results), fw.link.tx_dropped, con.tx_overflow)
+'''
+
+
+def _pwm_config():
+    """iso16 with its servos swapped for PWM servos on a PCA9685 (the slow family)."""
+    cfg = compile_config(ROOT / "hardware" / "hands" / "iso16.toml", "virtual")
+    cfg["servos"] = [{"module": "dexfw.drivers.pca9685", "cls": "PCA9685Servos", "bus": "i2c1",
+                      "joints": list(range(16)), "args": {"addr": 0x40, "channels": list(range(16))}}]
+    validate_config(cfg, "pwm test config")
+    return cfg
+
+
+FAMILIES = {
+    "as5600+feetech": lambda: compile_config(ROOT / "hardware/hands/iso16.toml", "virtual"),
+    "mt6701+feetech": lambda: compile_config(ROOT / "hardware/hands/iso22.toml", "virtual"),
+    "as5048a+dynamixel+coupling": lambda: compile_config(ROOT / "hardware/hands/tendon16.toml",
+                                                         "virtual"),
+    "as5600+pca9685": _pwm_config,
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_steady_state_loop_allocates_nothing(family):
+    import json
+    cfg = FAMILIES[family]()
+    proc = run_micropython(MEASURE % (dumps(cfg), _host_frames(len(cfg["joints"]))),
+                           paths=[SIM_BOARD], timeout=120)
+    line = [ln for ln in proc.stdout.decode().splitlines() if ln.startswith("RESULT")][0]
+    results, tx_dropped, overflow = line[len("RESULT "):].rsplit(" ", 2)
+    results = json.loads(results)
+    assert [m for m, _, _ in results] == [C.MODE_TELEOP, C.MODE_HOST, C.MODE_CALIBRATE]
+    for mode, grown, cycles in results:
+        assert grown == 0, "%s: %d bytes allocated in 3000 cycles of mode %s" % (
+            family, grown, C.MODE_NAMES[mode])
+    assert results[-1][2] >= 300 + 3 * 3500
+    assert (tx_dropped, overflow) == ("0", "0")

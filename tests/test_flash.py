@@ -1,0 +1,109 @@
+"""`dexlink flash` against virtual boards: the real CLI, mpremote, firmware and HELLO check."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+import serial
+
+from conftest import ROOT
+from dexlink import hwconfig
+from dexlink.flash import PREPARE, FlashError, build_image, firmware_version, flash, reach_repl
+from dexlink.link import Link
+from dexlink.sim import VirtualBoard
+
+HAND = ROOT / "hardware" / "hands" / "iso16.toml"
+DEXLINK = Path(sys.executable).parent / "dexlink"
+
+
+def run_dexlink(*args, timeout=120):
+    return subprocess.run([str(DEXLINK), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def hello(port):
+    with Link(port, reconnect=False, handshake_timeout=10) as link:
+        return link.board
+
+
+def test_dexlink_flash_reboot_hello_and_a_flash_cut_short_is_repaired(tmp_path):
+    expected_crc = zlib.crc32(hwconfig.dumps(hwconfig.compile_config(HAND, "virtual")).encode())
+    with VirtualBoard(tmp_path / "fs") as board:
+        r = run_dexlink("flash", "--port", board.port, "--hand", str(HAND), "--board", "virtual")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "verified" in r.stdout
+        on_board = {p.relative_to(board.fs_dir).as_posix() for p in board.fs_dir.rglob("*.py")}
+        assert {"main.py", "dexfw/app.py", "dexproto/catalog.py"} <= on_board
+        assert "dexproto/stream.py" not in on_board  # host only
+        assert not (board.fs_dir / "safeboot").exists()
+        board.reset()  # a hard reset: main.py starts the firmware from the copied files
+        reply = hello(board.port)
+        assert (reply.fw_major, reply.fw_minor, reply.fw_patch) == firmware_version()
+        assert reply.config_crc == expected_crc
+        assert reply.n_joints == 16
+
+        # The firmware owns the port: the REPL message hands it back. Then the first step
+        # of a copy, and the cable is pulled: old firmware gone, the safe-boot flag set.
+        said = []
+        reach_repl(board.port, said.append)
+        assert any("hand the port to the REPL" in line for line in said)
+        r = subprocess.run([str(Path(sys.executable).parent / "mpremote"), "connect", board.port,
+                            "exec", PREPARE], capture_output=True, timeout=30)
+        assert r.returncode == 0
+        assert (board.fs_dir / "safeboot").exists() and not (board.fs_dir / "dexfw").exists()
+        board.reset()
+        assert board.wait_for(lambda b: b.state == "repl", 10)  # not a half-flashed firmware
+
+        iso22 = ROOT / "hardware" / "hands" / "iso22.toml"
+        r = run_dexlink("flash", "--port", board.port, "--hand", str(iso22), "--board", "virtual")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert not (board.fs_dir / "safeboot").exists()
+        assert hello(board.port).n_joints == 22
+
+
+def test_the_image_is_precompiled_for_the_boards_architecture(tmp_path):
+    image = build_image(HAND, "pico", tmp_path / "image")
+    names = {p.relative_to(image.root).as_posix() for p in image.files()}
+    assert image.arch == "armv6m"
+    assert "main.py" in names and "dexfw/loop.mpy" in names and "dexproto/frame.mpy" in names
+    assert not [n for n in names if n.endswith(".py") and n != "main.py"]
+    mpy = (image.root / "dexfw" / "loop.mpy").read_bytes()
+    assert mpy[0] == ord("M")  # the .mpy header
+    assert image.config_crc == zlib.crc32((image.root / "dexlink.json").read_bytes())
+
+
+def test_errors_name_the_port_and_the_problem(tmp_path):
+    with pytest.raises(FlashError, match="no port /dev/nonexistent"):
+        flash("/dev/nonexistent", HAND, "virtual", tmp_path / "w", progress=lambda line: None)
+    with VirtualBoard(tmp_path / "fs") as board, serial.Serial(board.port, exclusive=True):
+        with pytest.raises(FlashError, match="busy"):
+            flash(board.port, HAND, "virtual", tmp_path / "w", progress=lambda line: None)
+    master, slave = os.openpty()  # a port with something silent behind it
+    try:
+        with pytest.raises(FlashError, match="neither the MicroPython REPL nor dexlink"):
+            reach_repl(os.ttyname(slave), lambda line: None)
+    finally:
+        os.close(master)
+        os.close(slave)
+    with pytest.raises(FlashError, match="no such board"):
+        flash("/dev/null", HAND, "nosuchboard", tmp_path / "w", progress=lambda line: None)
+
+
+def test_cli_refuses_a_real_board_for_sim_and_has_help():
+    r = run_dexlink("flash", "--sim", "--hand", str(HAND), "--board", "pico", "--exit")
+    assert r.returncode == 1 and "hal" in r.stderr and "--board virtual" in r.stderr
+    r = run_dexlink("flash", "--help")
+    assert r.returncode == 0 and "example" in r.stdout
+
+
+def test_flash_sim_flashes_a_fresh_virtual_board_and_keeps_its_filesystem(tmp_path):
+    fs = tmp_path / "vb"
+    r = run_dexlink("flash", "--sim", "--hand", str(HAND), "--fs", str(fs), "--exit")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "verified" in r.stdout
+    assert (fs / "main.py").exists() and (fs / "dexlink.json").exists()
+    with VirtualBoard(fs) as board:  # `dexlink sim --fs` boots it again
+        assert hello(board.port).n_joints == 16

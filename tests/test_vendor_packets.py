@@ -1,0 +1,188 @@
+"""Our Feetech and Dynamixel packets, byte for byte, against the vendors' own SDKs.
+
+The drivers run under the real MicroPython interpreter over a UART that records what is
+written; the SDKs (feetech-servo-sdk's scservo_sdk, dynamixel-sdk) build the same commands
+through their PortHandler, whose serial port is a pyserial loop:// port we read back.
+"""
+from __future__ import annotations
+
+import json
+
+import dynamixel_sdk as dxl
+import scservo_sdk as scs
+import serial
+
+from conftest import run_micropython
+
+IDS = (1, 5, 12)
+GOALS_CDEG = (-4500, 0, 9000)
+
+
+def counts(cdeg: int) -> int:
+    return 2048 + (cdeg * 4096 + 18000) // 36000
+
+
+def capture_micropython(body: str) -> list[str]:
+    """Run body with `uart`, a recording UART; return the packets written, as hex."""
+    src = """
+import json
+class RecordingUART:
+    def __init__(self):
+        self.packets = []
+    def write(self, buf):
+        self.packets.append(bytes(buf).hex())
+        return len(buf)
+    def any(self):
+        return 0
+    def readinto(self, buf, n):
+        return 0
+uart = RecordingUART()
+present = [0] * 3
+status = bytearray(3)
+""" + body + "\nprint('PACKETS ' + json.dumps(uart.packets))\n"
+    out = run_micropython(src).stdout.decode()
+    line = [ln for ln in out.splitlines() if ln.startswith("PACKETS ")][0]
+    return json.loads(line[8:])
+
+
+class LoopPort:
+    """An SDK PortHandler on pyserial's loop://: what the SDK writes comes back to us."""
+
+    def __init__(self, port_handler_class):
+        self.port = port_handler_class("loop://")
+        self.port.ser = serial.serial_for_url("loop://", timeout=0)
+        self.port.is_open = True
+        self.packets: list[str] = []
+
+    def take(self):
+        self.port.is_using = False  # a *Tx call leaves the port busy awaiting an answer
+        data = self.port.ser.read(self.port.ser.in_waiting)
+        assert data, "the SDK wrote nothing"
+        self.packets.append(data.hex())
+
+
+DRIVER_SCRIPT = """
+from dexfw.drivers.%(module)s import %(cls)s
+bus = %(cls)s(uart, ids=%(ids)r, joints=(0, 1, 2), timeout_polls=1)
+bus.torque(1)
+bus.torque(0)
+bus.write_goals(%(goals)r)
+for _ in range(3):
+    bus.poll(present, status)
+group = %(cls)s(uart, ids=%(ids)r, joints=(0, 1, 2), read_group=2, timeout_polls=1)
+for _ in range(2):
+    group.poll(present, status)
+"""
+
+
+def test_feetech_packets_match_scservo_sdk():
+    ours = capture_micropython(DRIVER_SCRIPT % {
+        "module": "feetech", "cls": "FeetechBus", "ids": IDS, "goals": GOALS_CDEG})
+
+    lp = LoopPort(scs.PortHandler)
+    ph = scs.PacketHandler(0)  # 0: STS, little-endian
+
+    def init():  # Return_Delay_Time = 0 in EEPROM: unlock, write, lock (broadcast)
+        for addr, value in ((55, 0), (7, 0), (55, 1)):
+            ph.write1ByteTxOnly(lp.port, scs.BROADCAST_ID, addr, value)
+            lp.take()
+
+    def sync_write(addr, length, data_by_id):
+        group = scs.GroupSyncWrite(lp.port, ph, addr, length)
+        for sid, data in data_by_id:
+            group.addParam(sid, data)
+        group.txPacket()
+        lp.take()
+
+    def sync_read(ids):
+        group = scs.GroupSyncRead(lp.port, ph, 56, 6)
+        for sid in ids:
+            group.addParam(sid)
+        group.txPacket()
+        lp.take()
+
+    init()
+    sync_write(40, 1, [(sid, [1]) for sid in IDS])
+    sync_write(40, 1, [(sid, [0]) for sid in IDS])
+    sync_write(42, 2, [(sid, [scs.SCS_LOBYTE(counts(g)), scs.SCS_HIBYTE(counts(g))])
+                       for sid, g in zip(IDS, GOALS_CDEG)])
+    for sid in IDS:  # READ of present position, speed, load: one servo per poll
+        ph.readTx(lp.port, sid, 56, 6)
+        lp.take()
+    init()
+    sync_read(IDS[0:2])  # SYNC_READ of two servos per poll, wrapping round the bus
+    sync_read((IDS[2], IDS[0]))
+
+    assert ours == lp.packets
+
+
+def test_dynamixel_packets_match_dynamixel_sdk():
+    ours = capture_micropython(DRIVER_SCRIPT % {
+        "module": "dynamixel", "cls": "DynamixelBus", "ids": IDS, "goals": GOALS_CDEG})
+
+    lp = LoopPort(dxl.PortHandler)
+    ph = dxl.PacketHandler(2.0)
+
+    def init():  # Return_Delay_Time (9) = 0, broadcast
+        ph.write1ByteTxOnly(lp.port, dxl.BROADCAST_ID, 9, 0)
+        lp.take()
+
+    def sync_write(addr, length, data_by_id):
+        group = dxl.GroupSyncWrite(lp.port, ph, addr, length)
+        for sid, data in data_by_id:
+            group.addParam(sid, data)
+        group.txPacket()
+        lp.take()
+
+    def sync_read(ids):
+        group = dxl.GroupSyncRead(lp.port, ph, 126, 10)
+        for sid in ids:
+            group.addParam(sid)
+        group.txPacket()
+        lp.take()
+
+    def le32(v):
+        return [dxl.DXL_LOBYTE(dxl.DXL_LOWORD(v)), dxl.DXL_HIBYTE(dxl.DXL_LOWORD(v)),
+                dxl.DXL_LOBYTE(dxl.DXL_HIWORD(v)), dxl.DXL_HIBYTE(dxl.DXL_HIWORD(v))]
+
+    init()
+    sync_write(64, 1, [(sid, [1]) for sid in IDS])
+    sync_write(64, 1, [(sid, [0]) for sid in IDS])
+    sync_write(116, 4, [(sid, le32(counts(g))) for sid, g in zip(IDS, GOALS_CDEG)])
+    for sid in IDS:  # READ of current, velocity, position: one servo per poll
+        ph.readTx(lp.port, sid, 126, 10)
+        lp.take()
+    init()
+    sync_read(IDS[0:2])
+    sync_read((IDS[2], IDS[0]))
+
+    assert ours == lp.packets
+
+
+def test_dynamixel_byte_stuffing_and_crc_match_dynamixel_sdk():
+    """A WRITE whose data holds the header pattern FF FF FD: stuffed and CRC'd alike.
+
+    The SDK's own stuffer and CRC (addStuffing, updateCRC) are the reference. Its
+    txPacket() cannot be: it drops addStuffing's result when the length grows (the new
+    list is returned, not written back), so it sends such packets unstuffed.
+    """
+    payloads = [[0xFF, 0xFF, 0xFD, 0x01], [0x00, 0xFF, 0xFF, 0xFD, 0xFF, 0xFF, 0xFD],
+                [0xFF, 0xFF, 0xFF, 0xFD, 0xFD], [0x01, 0x02, 0x03]]
+    ours = capture_micropython("""
+from dexfw.drivers import dynamixel
+for data in %r:
+    uart.write(dynamixel.packet(3, dynamixel.INST_WRITE, [0x08, 0x02] + data))
+""" % payloads)
+    ph = dxl.Protocol2PacketHandler()
+    theirs = []
+    for data in payloads:
+        params = [0x08, 0x02] + data
+        length = len(params) + 3  # INST, params, CRC
+        packet = [0xFF, 0xFF, 0xFD, 0x00, 3, length & 0xFF, length >> 8, dxl.INST_WRITE]
+        packet += params + [0, 0]
+        packet = ph.addStuffing(packet)
+        crc = ph.updateCRC(0, packet, len(packet) - 2)
+        packet[-2:] = [crc & 0xFF, crc >> 8]
+        theirs.append(bytes(packet).hex())
+    assert ours == theirs
+    assert ours[0].count("fffffdfd") == 1 and ours[1].count("fffffdfd") == 2
