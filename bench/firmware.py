@@ -96,11 +96,18 @@ def framing(viper):
     frame.copy_into = cobsbuf._copy_into_viper if use else cobsbuf.copy_into_py
 
 def per_call_us(fn):
+    """Best of 5 runs of N/5 calls: the machine is shared, the minimum is the cost."""
     fn()
-    t0 = time.ticks_us()
-    for i in range(N):
-        fn()
-    return time.ticks_diff(time.ticks_us(), t0) / N
+    best = None
+    k = max(1, N // 5)
+    for rep in range(5):
+        t0 = time.ticks_us()
+        for i in range(k):
+            fn()
+        t = time.ticks_diff(time.ticks_us(), t0) / k
+        if best is None or t < best:
+            best = t
+    return best
 
 out = {}
 for viper in (True, False):
@@ -157,7 +164,7 @@ def main(argv=None):
         description=__doc__.split("\n\n")[0],
         epilog="example: .venv/bin/python bench/firmware.py --cycles 5000",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cycles", type=int, default=3000, help="calls timed per stage (3000)")
+    ap.add_argument("--cycles", type=int, default=3000, help="calls timed per stage, best of 5 runs (3000)")
     ap.add_argument("--board", default="pico", help="board for the bus-time figures (pico)")
     args = ap.parse_args(argv)
 

