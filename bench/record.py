@@ -90,8 +90,7 @@ def main(argv=None) -> int:
     out = args.keep or Path(tempfile.mkdtemp(prefix="dexlink-bench-"))
     session = Session(out, "bench")
     rec = Recorder(session, None, {"task": "bench"})
-    rec.cameras = sim_cameras(rec.joints, default_fingertips(N_JOINTS, 4))
-    rec.kinds = {c.name: c.kind for c in rec.cameras}
+    rec.attach_cameras(sim_cameras(rec.joints, default_fingertips(N_JOINTS, 4)))
     rec.start_cameras()
     tel = TelemetrySource(rec).start()
     rec.cameras.wait_running()

@@ -188,3 +188,31 @@ def test_a_full_sink_counts_refused_frames():
     assert cam.stats.dropped >= cam.stats.refused
     with pytest.raises(ValueError, match="repeated: thumb"):
         CameraSet([cam, SimTactileCamera(Fingertip("thumb", (0,)), lambda: None)])
+
+
+def test_opencv_camera_crops_gelsight_frames_measures_contact_and_reports_the_end(tmp_path):
+    import cv2
+    video = tmp_path / "gelsight.avi"
+    out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 480))
+    for i in range(30):
+        img = np.full((480, 640, 3), 90, np.uint8)
+        img[:30] = 255  # housing edge, cut by the preset's border
+        if i >= 15:
+            cv2.circle(img, (320, 240), 80, (200, 200, 200), -1)  # a press
+        out.write(img)
+    out.release()
+    cam = OpenCVTactileCamera("index", str(video), "gelsight-mini", stall_s=5)
+    frames = []
+    cs = CameraSet([cam]).start(lambda f: frames.append(f) or True)
+    deadline = time.monotonic() + 10
+    while cam.stats.state != "disconnected" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    cs.stop()
+    assert len(frames) == 30 and frames[0].color.shape == (240, 320, 3)
+    assert frames[0].color.max() < 120  # the bright edge was cropped away
+    assert frames[10].contact.area == 0.0
+    pressed = frames[-1].contact
+    # The disc covers pi*80^2 of the 458x344 crop (border 1/7 on each side).
+    assert pressed.area == pytest.approx(np.pi * 80 ** 2 / (458 * 344), rel=0.1)
+    assert pressed.intensity == pytest.approx(110, abs=10)
+    assert cs.problems()["index"].startswith("disconnected")

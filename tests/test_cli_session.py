@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -21,9 +22,12 @@ def test_plain_lines_when_not_a_terminal(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("mode ")]
     assert len(lines) >= 3
-    assert "mode TELEOP" in lines[-1] and "loop 100 Hz" in lines[-1]
+    assert "mode TELEOP" in lines[-1]
+    assert re.search(r"loop \d+ Hz cycle 100 us worst 200 us overruns 0", lines[-1])
     assert "drops 0" not in lines[-1]  # the corrupted frames are counted
     assert "joint 3 3.0>" in r.stdout  # exo 3.00 deg from the board's telemetry
+    # the fake board never drives goal = exo: TELEOP latency is reported, and not as same-cycle
+    assert "exo->servo within one cycle (100 us) in 25.0% of samples" in lines[-1]
 
 
 def read_until(fd, needle: bytes, timeout: float = 8.0) -> bytes:

@@ -198,7 +198,8 @@ mism = []
 for trial in range(40):
     raw = arr("H", [random.getrandbits(16) for i in range(n)])
     st = bytearray([random.choice((0, 0, 0, 1, 2, 4)) for i in range(n)])
-    zero = arr("H", [random.choice((0, 65535, 65500, 32768, random.getrandbits(16))) for i in range(n)])
+    zeros = (0, 65535, 65500, 32768)
+    zero = arr("H", [random.choice(zeros + (random.getrandbits(16),)) for i in range(n)])
     ds = arr("h", [random.choice((4096, -4096, 2048, -8192, 32767)) for i in range(n)])
     lo = arr("h", [-random.getrandbits(14) for i in range(n)])
     hi = arr("h", [random.getrandbits(14) for i in range(n)])
@@ -213,7 +214,8 @@ for trial in range(40):
     step = arr("h", [random.getrandbits(10) + 1 for i in range(n)])
     res = []
     for f in (mapping.slew_py, mapping._slew_viper):
-        g = arr("h", goal); fl = bytearray(n); f(g, tgt, step, fl, n); res.append((list(g), list(fl)))
+        g = arr("h", goal); fl = bytearray(n); f(g, tgt, step, fl, n)
+        res.append((list(g), list(fl)))
     if res[0] != res[1]: mism.append(("slew", trial))
     res = []
     for f in (mapping.follow_py, mapping._follow_viper):
@@ -226,9 +228,14 @@ for trial in range(40):
     for f in (mapping.couple_py, mapping._couple_viper):
         m = arr("h", [0] * 3); f(q, m, start, col, coef, b, 3); res.append(list(m))
     if res[0] != res[1]: mism.append(("couple", trial))
+    prev = bytearray([random.choice((0, 0, 1, 4)) for i in range(n)])
+    res = [[f(st, prev, 7, s0, n) for s0 in (0, 5, n)]
+           for f in (mapping.first_change_py, mapping._first_change_viper)]
+    if res[0] != res[1]: mism.append(("first_change", trial))
     res = []
     for f in (mapping.pack_joints_py, mapping._pack_joints_viper):
-        body = bytearray(300); end = f(body, 5, goal, tgt, q, st, st, n, 20); res.append((end, bytes(body)))
+        body = bytearray(300); end = f(body, 5, goal, tgt, q, st, st, n, 20)
+        res.append((end, bytes(body)))
     if res[0] != res[1]: mism.append(("pack", trial))
 val("viper", mapping.VIPER)
 val("mismatch", mism)
@@ -489,7 +496,8 @@ def test_hello_config_joint_stats_time_sync(tmp_path):
     r = run_fw(tmp_path, body)
     cfg = fake_config()
     hello = r.only("tx", "HELLO_REPLY")[0]
-    assert (hello.n_joints, hello.loop_hz, hello.config_crc, hello.text) == (16, 1000, 1234, "virtual")
+    assert (hello.n_joints, hello.loop_hz, hello.config_crc, hello.text) == (
+        16, 1000, 1234, "virtual")
     assert hello.capabilities & C.CAP_VIPER
     conf = r.only("tx", "CONFIG")[0]
     assert (conf.loop_hz, conf.telemetry_decimation, conf.watchdog_ms) == (1000, 10, 250)
@@ -639,3 +647,16 @@ def test_good_config_boots_configured(tmp_path):
     hello = r.only("tx", "HELLO_REPLY")[0]
     assert hello.config_crc == zlib.crc32(text.encode()) and hello.text == "virtual"
     assert "FAULT" not in r.names("tx")
+
+
+def test_set_config_changes_the_period_and_the_slew_step(tmp_path):
+    body = '''
+val("before", [fw.period_us, jm.step[0]])
+send(%r)
+fw.run(1)
+val("after", [fw.period_us, jm.step[0], fw.decimation, fw.watchdog_us])
+'''
+    r = run_fw(tmp_path, body % hexframe("SET_CONFIG", loop_hz=250, telemetry_decimation=2,
+                                         watchdog_ms=80, watchdog_action=0))
+    assert r.values["before"] == [1000, 36]
+    assert r.values["after"] == [4000, 144, 2, 80000]  # 36 cdeg/ms over 4 ms

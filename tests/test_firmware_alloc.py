@@ -61,7 +61,8 @@ def _pwm_config():
     """iso16 with its servos swapped for PWM servos on a PCA9685 (the slow family)."""
     cfg = compile_config(ROOT / "hardware" / "hands" / "iso16.toml", "virtual")
     cfg["servos"] = [{"module": "dexfw.drivers.pca9685", "cls": "PCA9685Servos", "bus": "i2c1",
-                      "joints": list(range(16)), "args": {"addr": 0x40, "channels": list(range(16))}}]
+                      "joints": list(range(16)),
+                      "args": {"addr": 0x40, "channels": list(range(16))}}]
     validate_config(cfg, "pwm test config")
     return cfg
 

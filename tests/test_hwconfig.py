@@ -91,7 +91,8 @@ def _broken(tmp_path, old, new, hand="iso16"):
     ('watchdog_action = "hold"', 'watchdog_action = "panic"', "loop.watchdog_action"),
     ('max_speed_dps = 360.0', 'max_speed_dps = "fast"', "joints[0].max_speed_dps"),
     ('range_deg = [-120.0, 120.0], direction = 1, center_deg = 0.0',
-     'range_deg = [-120.0, 120.0], direction = 1, center_deg = 300.0', "joints[0].servo.center_deg"),
+     'range_deg = [-120.0, 120.0], direction = 1, center_deg = 300.0',
+     "joints[0].servo.center_deg"),
     ('finger = "thumb"\n', '', "joints[0].finger"),
     ('name = "iso16"', 'name = "iso16"\n[[', "not valid TOML"),
 ])
@@ -145,7 +146,8 @@ def test_cli_writes_json_warns_and_fails_clearly(tmp_path, capsys):
     assert json.loads(out.read_text())["hand"] == "iso16"
     bad = _broken(tmp_path, 'hz = 1000', 'hz = 2000')  # 16 AS5600 need ~1 ms a sweep
     assert hwconfig.main([str(bad), "pico", "-o", str(out)]) == 0
-    assert "warning: bus i2c0 needs 980 us per cycle, over the 500 us period" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "warning: bus i2c0 needs 980 us per cycle, over the 500 us period" in err
     assert hwconfig.main([str(tmp_path / "none.toml"), "pico"]) == 2
     assert "none.toml: no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -126,3 +126,44 @@ def test_unplug_is_reported_and_session_comes_back(tmp_path):
         link.close()
     finally:
         board.unplug()
+
+
+def test_socket_url(tmp_path):
+    """socket://host:port (a board behind a network serial bridge) works like a device path."""
+    import os
+    import select
+    import socket
+    import threading
+
+    with FakeBoard(tmp_path) as board:
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        stop = threading.Event()
+
+        def bridge():  # TCP <-> the board's pty, byte for byte
+            conn, _ = server.accept()
+            fd = os.open(board.port, os.O_RDWR | os.O_NOCTTY)
+            try:
+                while not stop.is_set():
+                    ready, _, _ = select.select([conn, fd], [], [], 0.05)
+                    if conn in ready:
+                        data = conn.recv(4096)
+                        if not data:
+                            break
+                        os.write(fd, data)
+                    if fd in ready:
+                        conn.sendall(os.read(fd, 4096))
+            finally:
+                os.close(fd)
+                conn.close()
+
+        t = threading.Thread(target=bridge, daemon=True)
+        t.start()
+        try:
+            with Link("socket://127.0.0.1:%d" % port) as link:
+                assert link.board.text == "fakeboard"
+                assert link.get_config().loop_hz == 1000
+        finally:
+            stop.set()
+            t.join(2)
+            server.close()

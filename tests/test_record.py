@@ -81,10 +81,9 @@ def test_recorder_with_sim_cameras_keeps_and_discards_episodes(tmp_path):
     s = Session(tmp_path, "pick")
     rec = Recorder(s, None, {"task": "pick"})
     tips = default_fingertips(8, 2)
-    rec.cameras = CameraSet([SimTactileCamera(t, rec.joints, fps=60, width=80, height=60)
-                             for t in tips] + [SimRGBDCamera(rec.joints, tips, fps=30, width=160,
-                                                             height=120)])
-    rec.kinds = {c.name: c.kind for c in rec.cameras}
+    rec.attach_cameras(CameraSet(
+        [SimTactileCamera(t, rec.joints, fps=60, width=80, height=60) for t in tips]
+        + [SimRGBDCamera(rec.joints, tips, fps=30, width=160, height=120)]))
     rec.start_cameras()
     rec.on_telemetry(telemetry(0, mode=0, n_joints=8), time.monotonic_ns())
     rec.start_episode()
@@ -119,9 +118,8 @@ from dexlink.record.session import Session
 from test_record_kit import telemetry
 s = Session(%(out)r, "crash")
 rec = Recorder(s, None, {"task": "crash"})
-rec.cameras = CameraSet([SimTactileCamera(t, rec.joints, fps=60, width=80, height=60)
-                         for t in default_fingertips(4, 2)])
-rec.kinds = {c.name: c.kind for c in rec.cameras}
+rec.attach_cameras(CameraSet([SimTactileCamera(t, rec.joints, fps=60, width=80, height=60)
+                              for t in default_fingertips(4, 2)]))
 rec.start_cameras()
 w = rec.start_episode() and rec.current
 w.flush_ns = 200_000_000

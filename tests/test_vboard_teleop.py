@@ -17,6 +17,9 @@ from dexproto.stream import make
 
 HAND = ROOT / "hardware" / "hands" / "iso16.toml"
 AS5600_QUANTUM_CDEG = 36000 // 4096 + 1  # 12-bit encoder: 8.8 cdeg per count
+CFG = hwconfig.compile_config(HAND, "virtual")
+LO = np.array([j["min_cdeg"] for j in CFG["joints"]])
+HI = np.array([j["max_cdeg"] for j in CFG["joints"]])
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,19 @@ def rig(tmp_path_factory):
                     break
                 except NackError:
                     time.sleep(0.05)
+            # Entering TELEOP slews each goal from where the servo is to the operator's angle.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                m = sub.get(1)
+                if m is not None and m.name == "TELEMETRY" and lag_cdeg(m).max() == 0:
+                    break
             yield board, link, sub
+
+
+def lag_cdeg(m):
+    """Per joint |goal - exo| beyond the joint's range clip (0 when the goal follows)."""
+    exo = np.array(m.column("exo_cdeg"))
+    return np.abs(np.array(m.column("goal_cdeg")) - np.clip(exo, LO, HI))
 
 
 def collect(sub, seconds):
@@ -42,33 +57,36 @@ def collect(sub, seconds):
     return ([m for m in msgs if m.name == "TELEMETRY"], [m for m in msgs if m.name == "FAULT"])
 
 
-def assert_loop_runs(telemetry, decimation=10):
-    """Telemetry kept coming, one frame every `decimation` cycles, in TELEOP."""
+def assert_loop_runs(telemetry, lossy=False, decimation=10):
+    """The loop kept cycling in TELEOP: telemetry every `decimation` cycles (on a noisy
+    line some frames are lost, but the cycle count still moves on in steps of it)."""
     assert len(telemetry) >= 5
-    cycles = np.array([m.cycle for m in telemetry])
-    assert (np.diff(cycles) == decimation).mean() > 0.9  # a frame lost to noise skips one
+    steps = np.diff([m.cycle for m in telemetry])
+    assert (steps > 0).all() and (steps % decimation == 0).all()
+    if not lossy:
+        assert (steps == decimation).all()
     assert all(m.mode == C.MODE_TELEOP for m in telemetry)
 
 
 def test_servo_goals_follow_the_simulated_operator(rig):
     board, link, sub = rig
-    cfg = hwconfig.compile_config(HAND, "virtual")
     telemetry, _ = collect(sub, 1.5)
     assert_loop_runs(telemetry)
     exo = np.array([m.column("exo_cdeg") for m in telemetry])
     goal = np.array([m.column("goal_cdeg") for m in telemetry])
     assert np.ptp(exo, axis=0).max() > 500  # the operator moves the exoskeleton
-    # In TELEOP the goal of a cycle is the joint angle sampled in that cycle, slew-limited:
-    # at most one period of the joint's speed limit behind, plus one encoder count.
-    period_ms = 1000 / cfg["loop"]["hz"]
-    bound = np.array([j["max_speed_cdeg_per_ms"] * period_ms for j in cfg["joints"]]) + AS5600_QUANTUM_CDEG
-    lo = np.array([j["min_cdeg"] for j in cfg["joints"]])
-    hi = np.array([j["max_cdeg"] for j in cfg["joints"]])
-    err = np.abs(goal - np.clip(exo, lo, hi))
-    assert (err <= bound).all(), "worst lag %s cdeg" % err.max(axis=0)
+    # In TELEOP the goal of a cycle is the joint angle sampled in that same cycle (no cycle
+    # of delay), exact to an encoder count, unless the speed limit held it back: then the
+    # joint says so (ST_LIMITED). On a loaded host the loop runs late and the operator,
+    # on real time, outruns a per-cycle slew limit more often; bench/vboard.py measures that.
+    err = np.array([lag_cdeg(m) for m in telemetry])
+    limited = np.array([m.column("status") for m in telemetry]) & C.ST_LIMITED != 0
+    assert (~limited).mean() > 0.5
+    assert (err[~limited] <= AS5600_QUANTUM_CDEG).all(), "worst lag %s cdeg" % err[~limited].max()
 
 
-def _fault_cycle(rig, fault, index, code, status_bit, column="status"):
+def _fault_cycle(rig, fault, index, code, status_bit):
+    """Inject, see FAULT(code) for index and its status bit; clear, see the bit go."""
     board, link, sub = rig
     board.inject(fault, joint=index)
     try:
@@ -76,22 +94,19 @@ def _fault_cycle(rig, fault, index, code, status_bit, column="status"):
     finally:
         board.inject(fault, joint=index, on=False)
     assert any(f.code == code and f.joint == index for f in faults), faults
-    assert telemetry[-1].column(column)[index] & status_bit
+    assert telemetry[-1].column("status")[index] & status_bit
     assert_loop_runs(telemetry)
-    telemetry, _ = collect(sub, 0.5)
-    assert not telemetry[-1].column(column)[index] & status_bit  # cleared with the fault
+    after, _ = collect(sub, 0.5)
+    assert not after[-1].column("status")[index] & status_bit  # cleared with the fault
+    return [m for m in telemetry if m.column("status")[index] & status_bit]
 
 
 def test_missing_magnet_holds_the_joint_and_raises_fault_magnet(rig):
-    _fault_cycle(rig, "magnet_missing", 3, C.FAULT_MAGNET, C.ST_MAGNET_MISSING)
-    board, link, sub = rig
-    board.inject("magnet_missing", joint=3)
-    try:
-        telemetry, _ = collect(sub, 0.5)
-    finally:
-        board.inject("magnet_missing", joint=3, on=False)
-    held = [m.column("goal_cdeg")[3] for m in telemetry]
-    assert len(set(held)) == 1 and telemetry[-1].column("status")[3] & C.ST_HELD
+    faulty = _fault_cycle(rig, "magnet_missing", 3, C.FAULT_MAGNET, C.ST_MAGNET_MISSING)
+    held = {m.column("goal_cdeg")[3] for m in faulty}
+    assert len(held) == 1 and faulty[-1].column("status")[3] & C.ST_HELD
+    others = np.array([m.column("goal_cdeg") for m in faulty])
+    assert np.ptp(others, axis=0).max() > 0  # the other joints keep following
 
 
 def test_silent_servo_raises_fault_servo_timeout(rig):
@@ -124,7 +139,7 @@ def test_line_noise_is_dropped_and_counted_on_both_sides(rig):
     stats = link.get_stats()
     assert sum(getattr(stats, f) for f in ("rx_bad_cobs", "rx_bad_crc", "rx_bad_length", "rx_unknown",
                                            "rx_oversize")) > board_bad
-    assert_loop_runs(telemetry)
+    assert_loop_runs(telemetry, lossy=True)
 
 
 def test_clock_skew_shows_in_the_board_time(rig):
@@ -162,5 +177,3 @@ def test_reset_reboots_the_firmware(rig):
             time.sleep(0.1)
     assert reply is not None and reply.n_joints == 16
     assert link.get_stats().cycles < before  # counting again from boot
-    telemetry, _ = collect(sub, 0.3)
-    assert telemetry and telemetry[-1].mode == C.MODE_IDLE  # a reset board starts relaxed

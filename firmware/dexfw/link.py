@@ -60,7 +60,7 @@ class Link:
         if n is not None and n < len(frame):
             self.tx_dropped += 1
         else:
-            self.tx_frames += 1
+            self.tx_frames = (self.tx_frames + 1) & 0x3FFFFFFF  # stays a small int
 
     def ack(self, msg_type, seq):
         struct.pack_into("<BH", self.body, 0, msg_type, seq)

@@ -11,6 +11,7 @@ from dexfw.joints import JointMap
 from dexfw.link import Link
 from dexproto import catalog as C
 from dexproto.cobsbuf import copy_into
+from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
 
 MASK30 = 0x3FFFFFFF  # counters on the wire stay small ints on 32-bit ports
 SERVO_BAD = C.ST_SERVO_TIMEOUT | C.ST_SERVO_BAD_CHECKSUM | C.ST_SERVO_ERROR
@@ -135,31 +136,35 @@ class Firmware:
         """FAULT when a joint's encoder goes bad (its goal is held by map/follow)."""
         flags = self.jm.flags
         prev = self.prev_bad
-        for i in range(self.jm.n):
+        n = self.jm.n
+        i = mapping.first_change(flags, prev, mapping.ENCODER_BAD, 0, n)
+        while i >= 0:
             bad = flags[i] & mapping.ENCODER_BAD
-            if bad != prev[i]:
-                prev[i] = bad
-                if bad:
-                    code = C.FAULT_ENCODER if bad & C.ST_ENCODER_ERROR else C.FAULT_MAGNET
-                    self._fault_limited(now, code, i, bad)
+            prev[i] = bad
+            if bad:
+                code = C.FAULT_ENCODER if bad & C.ST_ENCODER_ERROR else C.FAULT_MAGNET
+                self._fault_limited(now, code, i, bad)
+            i = mapping.first_change(flags, prev, mapping.ENCODER_BAD, i + 1, n)
 
     def _check_servos(self, now):
         """Count servo timeouts / bad checksums / errors as they appear; FAULT each kind."""
         st = self.jm.servo_status
         prev = self.prev_servo
-        for m in range(self.jm.nm):
+        nm = self.jm.nm
+        m = mapping.first_change(st, prev, SERVO_BAD, 0, nm)
+        while m >= 0:
             s = st[m] & SERVO_BAD
             new = s & ~prev[m]
             prev[m] = s
-            if new:
-                if new & C.ST_SERVO_TIMEOUT:
-                    self.servo_timeouts += 1
-                    self._fault_limited(now, C.FAULT_SERVO_TIMEOUT, m, s)
-                if new & C.ST_SERVO_BAD_CHECKSUM:
-                    self.servo_bad_checksums += 1
-                    self._fault_limited(now, C.FAULT_SERVO_CHECKSUM, m, s)
-                if new & C.ST_SERVO_ERROR:
-                    self._fault_limited(now, C.FAULT_SERVO_ERROR, m, s)
+            if new & C.ST_SERVO_TIMEOUT:
+                self.servo_timeouts += 1
+                self._fault_limited(now, C.FAULT_SERVO_TIMEOUT, m, s)
+            if new & C.ST_SERVO_BAD_CHECKSUM:
+                self.servo_bad_checksums += 1
+                self._fault_limited(now, C.FAULT_SERVO_CHECKSUM, m, s)
+            if new & C.ST_SERVO_ERROR:
+                self._fault_limited(now, C.FAULT_SERVO_ERROR, m, s)
+            m = mapping.first_change(st, prev, SERVO_BAD, m + 1, nm)
 
     def _fault_limited(self, now, code, joint, detail):
         """A FAULT, unless one with this code went out less than FAULT_GAP_US ago."""
@@ -273,13 +278,13 @@ class Firmware:
         elif self.mode != C.MODE_HOST:
             link.nack(C.TARGETS, seq, C.ERR_BAD_MODE)
         else:
-            self.jm.set_host_targets(link.payload, 3, n)
+            self.jm.set_host_targets(link.payload, BODY, n)
             self.watchdog_tripped = False
             link.ack(C.TARGETS, seq)
 
     def _set_mode_cmd(self, seq):
         link = self.link
-        mode = link.payload[3]
+        mode = link.payload[BODY]
         if mode >= len(C.MODE_NAMES):
             link.nack(C.SET_MODE, seq, C.ERR_BAD_VALUE, 0)
         elif self.config_error is not None and mode != C.MODE_IDLE:
@@ -291,7 +296,7 @@ class Firmware:
 
     def _hello(self, seq):
         link = self.link
-        major = link.payload[3]
+        major = link.payload[BODY]
         if major != C.PROTOCOL_MAJOR:
             link.nack(C.HELLO, seq, C.ERR_VERSION, 0)
             return
@@ -306,13 +311,18 @@ class Firmware:
         link = self.link
         r = link.reader
         d = r.drops
-        timeouts = self.servo_timeouts
-        checksums = self.servo_bad_checksums
-        for bus in self.servos:  # drivers that count every failed read know better
-            timeouts = max(timeouts, getattr(bus, "timeouts", 0))
-            checksums = max(checksums, getattr(bus, "bad_checksums", 0))
-        struct.pack_into("<IIIIIIIIIIIIH", link.body, 0, r.frames, d[0], d[1], d[2], d[3], d[4],
-                         link.tx_frames, link.tx_dropped, self.cycles, self.overruns,
+        # Drivers count every failed read; the loop counts the ones it saw appear.
+        timeouts = checksums = 0
+        for bus in self.servos:
+            timeouts += getattr(bus, "timeouts", 0)
+            checksums += getattr(bus, "bad_checksums", 0)
+        timeouts = max(timeouts, self.servo_timeouts)
+        checksums = max(checksums, self.servo_bad_checksums)
+        # A frame with no 0x00 in sight (no_terminator, when the reader counts it) is an
+        # oversize frame for the host: STATS has no field of its own for it.
+        oversize = d[2] + (d[5] if len(d) > 5 else 0)
+        struct.pack_into("<IIIIIIIIIIIIH", link.body, 0, r.frames, d[0], d[1], oversize, d[3],
+                         d[4], link.tx_frames, link.tx_dropped, self.cycles, self.overruns,
                          timeouts, checksums, min(self.worst_us, 0xFFFF))
         link.send(C.STATS, 50)
 
@@ -331,7 +341,7 @@ class Firmware:
         self.link.ack(C.SET_CONFIG, seq)
 
     def _get_joint(self, seq):
-        i = self.link.payload[3]
+        i = self.link.payload[BODY]
         if i >= self.jm.n:
             self.link.nack(C.GET_JOINT, seq, C.ERR_BAD_VALUE, 0)
             return

@@ -128,7 +128,16 @@ def pack_raw(body, at, raw, status, n):
     return at
 
 
+def first_change_py(bits, prev, mask, start, n):
+    """The first i in start..n-1 with bits[i] & mask != prev[i], or -1 (fault edges)."""
+    for i in range(start, n):
+        if bits[i] & mask != prev[i]:
+            return i
+    return -1
+
+
 map_exo = map_exo_py
+first_change = first_change_py
 follow = follow_py
 slew = slew_py
 couple = couple_py
@@ -238,6 +247,15 @@ try:
             at += 7
         return at
 
+    @micropython.viper
+    def _first_change_viper(bits: ptr8, prev: ptr8, mask: int, start: int, n: int) -> int:
+        i = start
+        while i < n:
+            if (bits[i] & mask) != prev[i]:
+                return i
+            i += 1
+        return -1
+
     VIPER = True
 except (ImportError, AttributeError, SyntaxError, NameError):
     pass  # CPython, or a port without the viper emitter: the Python versions stand
@@ -245,9 +263,10 @@ except (ImportError, AttributeError, SyntaxError, NameError):
 
 def select(viper):
     """Use the viper versions (when the port has them) or the plain-Python ones."""
-    global map_exo, follow, slew, couple, pack_joints
+    global map_exo, first_change, follow, slew, couple, pack_joints
     use = viper and VIPER
     map_exo = _map_exo_viper if use else map_exo_py
+    first_change = _first_change_viper if use else first_change_py
     follow = _follow_viper if use else follow_py
     slew = _slew_viper if use else slew_py
     couple = _couple_viper if use else couple_py

@@ -352,7 +352,8 @@ def compile_config(hand_path: str | Path, board_name: str | Path) -> dict:
             src.fail(field, "must be a table")
         joint, w = _joint(src, j, field, buses)
         if joint["name"] in names:
-            src.fail(field + ".name", "%r is already joints[%d]" % (joint["name"], names[joint["name"]]))
+            src.fail(field + ".name",
+                     "%r is already joints[%d]" % (joint["name"], names[joint["name"]]))
         names[joint["name"]] = i
         joints.append(joint)
         wiring.append(w)
@@ -375,7 +376,8 @@ def compile_config(hand_path: str | Path, board_name: str | Path) -> dict:
         if not 1 <= len(servos) <= MAX_JOINTS:
             src.fail("motors", "a hand has 1..%d motors, got %d" % (MAX_JOINTS, len(servos)))
     elif "coupling" in t:
-        src.fail("coupling", "a coupling needs [[motors]]; joints with servos are driven one to one")
+        src.fail("coupling",
+                 "a coupling needs [[motors]]; joints with servos are driven one to one")
     motors = []
     for family, bus, sid, model, motor, extra, name in servos:
         motors.append(dict(name=name, **motor))

@@ -398,12 +398,12 @@ class Link:
 
         A board that is booting (or at its REPL) takes 0x03 as Ctrl-C until its firmware
         claims the port: a frame arriving then would kill the boot. The sequence number
-        is ours to choose, and it changes the CRC; after a few tries the frame goes as is
+        is ours to choose, and it changes the CRC and COBS codes; after a few tries the frame goes as is
         (the body itself may hold a 0x03).
         """
         first = self._seq
-        for k in range(8):
-            seq = (first + k) & 0xFFFF
+        for k in range(16):
+            seq = (first + 257 * k) & 0xFFFF  # both bytes change: a zero byte moves COBS codes
             frame = encode(msg, seq)
             if CTRL_C not in frame:
                 break

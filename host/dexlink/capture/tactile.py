@@ -6,6 +6,7 @@ every frame, the area and the intensity of the difference.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import cv2
@@ -105,7 +106,8 @@ class TactileMeasure:
 class OpenCVTactileCamera(TactileMeasure, Camera):
     """A DIGIT or GelSight Mini (or any UVC tactile sensor) through OpenCV's V4L2 backend.
 
-    `device` is a /dev/video path or an index.
+    `device` is a /dev/video path or an index; a video file also works (OpenCV's file
+    backend), to replay a sensor's recording as a camera.
     """
 
     def __init__(self, name: str, device, preset: str = "digit", stall_s: float = 1.0):
@@ -121,9 +123,10 @@ class OpenCVTactileCamera(TactileMeasure, Camera):
 
     def _open(self):
         dev = int(self.device) if str(self.device).isdigit() else str(self.device)
-        cap = cv2.VideoCapture(dev, cv2.CAP_V4L2)
+        is_file = isinstance(dev, str) and os.path.isfile(dev)
+        cap = cv2.VideoCapture(dev, cv2.CAP_ANY if is_file else cv2.CAP_V4L2)
         if not cap.isOpened():
-            raise OSError("cannot open video device %s" % self.device)
+            raise OSError("cannot open video %s %s" % ("file" if is_file else "device", self.device))
         p = self.preset
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, p.width)
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, p.height)

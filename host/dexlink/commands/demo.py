@@ -18,8 +18,8 @@ def register(subparsers) -> None:
                     "and export the session as a LeRobot dataset. Prints where everything is.",
         epilog="examples:\n  dexlink demo\n  dexlink demo --out /tmp/demo --duration 5",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("dexlink-demo"), metavar="DIR",
-                   help="where to put the session, plots and dataset (default ./dexlink-demo)")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), metavar="DIR",
+                   help="where to put the session, plots and dataset (default out/demo)")
     p.add_argument("--duration", type=float, default=4.0, metavar="S",
                    help="seconds per episode (default 4)")
     p.add_argument("--hand", metavar="HAND.toml", help="hand to simulate (default iso16)")

@@ -125,8 +125,7 @@ def record(args) -> int:
         session = Session(out, args.task)
         meta = dict(board_metadata(link, args), task=args.task)
         recorder = Recorder(session, None, meta)
-        recorder.cameras = build_cameras(args, recorder, link.board.n_joints)
-        recorder.kinds = {c.name: c.kind for c in recorder.cameras}
+        recorder.attach_cameras(build_cameras(args, recorder, link.board.n_joints))
         stop = threading.Event()
         follow_link(link, recorder, stop)
         link.set_mode(getattr(catalog, "MODE_" + args.mode.upper()))
@@ -159,9 +158,9 @@ def run_timed(recorder, args, out=sys.stdout) -> None:
 def run_keys(recorder, args) -> None:
     from dexlink.ui.dashboard import Keys
 
-    print(KEYS_HELP)
     kept = 0
     with Keys() as keys:
+        print(KEYS_HELP)  # only now: keys typed before cbreak would be flushed away
         while kept < args.episodes:
             key = keys.read(0.2)
             recorder.check_cameras()

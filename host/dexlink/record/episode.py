@@ -12,6 +12,7 @@ renames it to NAME.mcap, so a file without .part is always complete.
 """
 from __future__ import annotations
 
+import json
 import os
 import queue
 import threading
@@ -25,6 +26,11 @@ from mcap.writer import CompressionType, Writer
 from dexlink.record import schema
 
 PART = ".part"
+
+
+def metadata_strings(d: dict) -> dict[str, str]:
+    """MCAP metadata values are strings: lists and dicts go as JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in d.items()}
 
 
 class StreamCounts:
@@ -57,7 +63,7 @@ class EpisodeWriter:
         self._channel(schema.EVENTS, "dexlink.Event")
         for cam in cameras:
             self._camera_channels(cam.name, cam.kind)
-        self._mcap.add_metadata("dexlink", {k: str(v) for k, v in metadata.items()})
+        self._mcap.add_metadata("dexlink", metadata_strings(metadata))
         self._mcap.flush()
         self._last_flush = time.monotonic_ns()
         self._closed = False
@@ -176,7 +182,7 @@ class EpisodeWriter:
                       dropped=",".join("%s=%d" % (t, c.dropped)
                                        for t, c in sorted(self.counts.items()) if c.dropped))
         with self._lock:
-            self._mcap.add_metadata("result", {k: str(v) for k, v in result.items()})
+            self._mcap.add_metadata("result", metadata_strings(result))
             self._mcap.finish()
             self._file.flush()
             os.fsync(self._file.fileno())

@@ -44,9 +44,8 @@ class Recorder:
     def __init__(self, session: Session, cameras: CameraSet | None = None,
                  metadata: dict | None = None):
         self.session = session
-        self.cameras = cameras or CameraSet([])
+        self.attach_cameras(cameras or CameraSet([]))
         self.metadata = {"dexlink_version": __version__, **(metadata or {})}
-        self.kinds = {c.name: c.kind for c in self.cameras}
         self.current: EpisodeWriter | None = None
         self.current_mark = ""
         self.latest_present: list[int] | None = None
@@ -59,6 +58,11 @@ class Recorder:
         self._lock = threading.Lock()
         self._reported: set[str] = set()
         self._missed_at_start: dict[str, int] = {}
+
+    def attach_cameras(self, cameras: CameraSet) -> None:
+        """Use these cameras (made after the recorder when they render from its joints)."""
+        self.cameras = cameras
+        self.kinds = {c.name: c.kind for c in cameras}
 
     # --- inputs -----------------------------------------------------------------------
     def joints(self):

@@ -117,11 +117,12 @@ class VirtualBoard:
         self.to_board = LineNoise(seed)
         self.to_host = LineNoise(seed + 1)
         self.stats = dict(boots=0, bytes_from_host=0, bytes_to_host=0, host_overflow=0,
-                          board_rx_overflow=0, interpreter_deaths=0)
+                          interpreter_deaths=0)
         self._faults: dict[tuple[int, int], int] = {}
         self._clock_ppm = 0
         self._calls: queue.Queue = queue.Queue()
         self._out = bytearray()
+        self._pending_in = bytearray()  # host bytes for the program, waiting for pipe room
         self._notes = bytearray()
         self._interp: _Interpreter | None = None
         self._thread: threading.Thread | None = None
@@ -147,8 +148,8 @@ class VirtualBoard:
         self._wake_r, self._wake_w = os.pipe()
         _nonblocking(self._wake_r)
         self._sel = selectors.DefaultSelector()
-        self._sel.register(self._master, selectors.EVENT_READ, self._on_host)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self._watch(self._master, self._on_host)
+        self._watch(self._wake_r, self._on_wake)
         self._boot("friendly")
         self._thread = threading.Thread(target=self._loop, name="vboard", daemon=True)
         self._thread.start()
@@ -274,16 +275,17 @@ class VirtualBoard:
     def _boot(self, mode):
         """Start a fresh interpreter: boot.py, and main.py when mode is 'friendly'."""
         if self._interp:
-            for fd in (self._interp.stdout_r, self._interp.notes_r):
-                self._sel.unregister(fd)
+            for fd in (self._interp.stdout_r, self._interp.notes_r, self._interp.stdin_w):
+                self._watch(fd)
             self._interp.kill()
         self._notes.clear()
+        self._pending_in.clear()  # input in flight is lost in a reset, as on a board
         self._booting = True
         self.repl.state = BUSY
         self.repl.raw_mode = mode == "raw"
         self._interp = _Interpreter(self.fs_dir, mode)
-        self._sel.register(self._interp.stdout_r, selectors.EVENT_READ, self._on_board_output)
-        self._sel.register(self._interp.notes_r, selectors.EVENT_READ, self._on_notes)
+        self._watch(self._interp.stdout_r, self._on_board_output)
+        self._watch(self._interp.notes_r, self._on_notes)
         # Physical faults outlive a reset: replay them into the new interpreter.
         for (kind, index), flag in self._faults.items():
             self._send_fault(vfaults.encode(kind, index, flag, 0))
@@ -299,15 +301,34 @@ class VirtualBoard:
     def _hard_reset(self):
         self._boot("friendly")
 
+    def _watch(self, fd, on_read=None, on_write=None):
+        """Register fd for the callbacks given (none: not watched)."""
+        events = (selectors.EVENT_READ if on_read else 0) | (selectors.EVENT_WRITE if on_write else 0)
+        key = self._sel.get_map().get(fd)
+        if not events:
+            if key is not None:
+                self._sel.unregister(fd)
+        elif key is None:
+            self._sel.register(fd, events, (on_read, on_write))
+        elif key.events != events or key.data != (on_read, on_write):
+            self._sel.modify(fd, events, (on_read, on_write))
+
     def _loop(self):
         while not self._stop:
-            mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if self._out else 0)
-            self._sel.modify(self._master, mask, self._on_host)
+            # Like USB flow control: while the program's input pipe is full, stop reading
+            # the port (the host's writes wait), and write as soon as the pipe has room.
+            self._watch(self._master, None if self._pending_in else self._on_host,
+                        self._flush_host if self._out else None)
+            self._watch(self._interp.stdin_w, None,
+                        self._flush_to_program if self._pending_in else None)
             for key, events in self._sel.select(timeout=0.5):
-                if key.fd == self._master and events & selectors.EVENT_WRITE:
-                    self._flush_host()
-                if events & selectors.EVENT_READ and key.fd in self._sel.get_map():
-                    key.data()
+                if self._sel.get_map().get(key.fd) is not key:
+                    continue  # an fd of an interpreter that a reset just ended
+                on_read, on_write = key.data
+                if events & selectors.EVENT_WRITE and on_write:
+                    on_write()
+                if events & selectors.EVENT_READ and on_read and self._sel.get_map().get(key.fd) is key:
+                    on_read()
             if self._interp.proc.poll() is not None and not self._stop:
                 self._drain_board_output()
                 self.stats["interpreter_deaths"] += 1
@@ -370,14 +391,18 @@ class VirtualBoard:
         self._notify()
 
     def _to_program(self, data: bytes):
-        data = self.to_board.apply(data)
-        if not data:
-            return
+        self._pending_in += self.to_board.apply(data)
+        if self._pending_in:
+            self._flush_to_program()
+
+    def _flush_to_program(self):
         try:
-            n = os.write(self._interp.stdin_w, data)
+            n = os.write(self._interp.stdin_w, self._pending_in)
         except BlockingIOError:
-            n = 0
-        self.stats["board_rx_overflow"] += len(data) - n
+            return
+        except OSError:  # the interpreter is gone; the loop restarts it
+            n = len(self._pending_in)
+        del self._pending_in[:n]
 
     # -- board -> host ----------------------------------------------------------------
     def _on_board_output(self):
@@ -482,8 +507,11 @@ class VirtualBoard:
             if not data:
                 break
             chunks.append(data)
-        if chunks:
-            self._from_host(b"".join(chunks))
+        chunks.append(bytes(self._pending_in))
+        self._pending_in.clear()
+        data = b"".join(chunks)
+        if data:
+            self._from_host(data)
 
     def _notify(self):
         with self._state_changed:

@@ -40,7 +40,8 @@ def render(state: SessionState):
                  Text("mode %s" % mode_name(state.mode), style="bold reverse"))
     if loop:
         head.add_row("loop %.0f Hz  cycle %d us  worst %d us  overruns %d" % (
-            loop["rate_hz"], loop["cycle_us"], loop["worst_cycle_us"], loop["overruns"]), "")
+            loop["rate_hz"], loop["cycle_us"], loop["worst_cycle_us"], loop["overruns"]),
+            state.teleop_latency() if state.mode == catalog.MODE_TELEOP else "")
     head.add_row("link %s  %.0f frames/s  %.1f kB/s  drops %d  gaps %d  rtt %s  clock %s" % (
         "up" if s["connected"] else "DOWN", s["frames_per_s"], s["bytes_per_s"] / 1e3,
         s["dropped"], s["seq_gaps"],

@@ -50,7 +50,7 @@ class SessionState:
         self.faults = 0
         self.loop_hz = 0.0
         self._rate_ref = None  # (cycle, board_us) about a second ago
-        self.latency_cycles = None
+        self.same_cycle = [0, 0]  # TELEOP joints whose goal is this cycle's exo angle, of all
 
     def update(self) -> None:
         """Take in everything that arrived since the last call."""
@@ -79,6 +79,25 @@ class SessionState:
                 self.loop_hz = (m.cycle - ref[0]) * 1e6 / dus
                 self._rate_ref = (m.cycle, m.board_us)
         self.telemetry = m
+        if m.mode == catalog.MODE_TELEOP:
+            self._count_same_cycle(m)
+
+    def _count_same_cycle(self, m) -> None:
+        """TELEOP latency from telemetry: exo sampled and servo goal written in one cycle
+        shows as goal == exo in the same sample (limited or held joints excepted)."""
+        skip = catalog.ST_LIMITED | catalog.ST_HELD
+        for exo, goal, _, status in m.items:
+            if not status & skip:
+                self.same_cycle[1] += 1
+                self.same_cycle[0] += exo == goal
+
+    def teleop_latency(self) -> str:
+        same, total = self.same_cycle
+        t = self.telemetry
+        if not total or t is None:
+            return ""
+        return "exo->servo within one cycle (%d us) in %.1f%% of samples" % (
+            t.cycle_us, 100.0 * same / total)
 
     @property
     def mode(self) -> int | None:
@@ -118,6 +137,8 @@ class SessionState:
             "%.2f ms" % s["rtt_ms"] if s["rtt_ms"] is not None else "-"))
         if s["drift_ppm"] is not None:
             parts.append("clock %+.1f ppm" % s["drift_ppm"])
+        if self.mode == catalog.MODE_TELEOP and self.teleop_latency():
+            parts.append(self.teleop_latency())
         if not s["connected"]:
             parts.append("DISCONNECTED")
         return " | ".join(parts)

@@ -1,0 +1,84 @@
+"""`dexlink record --sim`: the virtual board's real firmware, the link, simulated cameras."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dexproto import catalog
+
+from dexlink.cli import main as cli
+from dexlink.record.reader import read_episode
+from dexlink.record.session import Session
+
+
+def test_record_sim_writes_a_multimodal_episode(tmp_path, capsys):
+    pytest.importorskip("dexlink.sim.flashing")
+    out = tmp_path / "session"
+    status = cli(["record", "--sim", "--task", "pick the cube", "--duration", "1.5",
+                  "--out", str(out)])
+    said = capsys.readouterr()
+    assert status == 0, said.err
+    assert "kept episode_0000.mcap" in said.out
+    [entry] = Session(out).episodes
+    ep = read_episode(out / entry["file"])
+    assert ep.complete and ep.info["task"] == "pick the cube" and ep.info["board"] == "virtual"
+    n = int(ep.info["n_joints"])
+    calibration = json.loads(ep.info["calibration"])
+    assert [c["joint"] for c in calibration] == list(range(n))
+    assert "[[joints]]" in ep.info["hand"]
+    tel = ep.telemetry()
+    assert len(tel["t_ns"]) > 20 and tel["present_cdeg"].shape[1] == n
+    assert set(tel["mode"]) == {catalog.MODE_NAMES[catalog.MODE_TELEOP]}
+    # Telemetry and frames share the host clock: their time spans overlap within a frame.
+    img = ep.streams["/tactile/index/image"]
+    assert abs(int(img.times[0]) - int(tel["t_ns"][0])) < 300_000_000
+    assert abs(int(img.times[-1]) - int(tel["t_ns"][-1])) < 300_000_000
+    for topic in ("/tactile/thumb/image", "/tactile/ring/contact", "/rgbd/color", "/rgbd/depth"):
+        assert len(ep.streams[topic]) > 10, topic
+
+
+def test_record_keys_on_a_terminal(tmp_path):
+    """s start, d discard, s start, y success, k keep: one episode, marked success."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("dexlink.sim.flashing")
+    out = tmp_path / "session"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "dexlink.cli", "record", "--sim", "--task",
+                             "keys", "--out", str(out)], stdin=slave, stdout=slave, stderr=slave,
+                            close_fds=True)
+    os.close(slave)
+    seen = bytearray()
+
+    def wait_for(text: bytes, timeout: float = 30) -> None:
+        end = time.monotonic() + timeout
+        while text not in seen:
+            assert time.monotonic() < end and proc.poll() is None, (text, seen[-300:])
+            try:
+                seen.extend(os.read(master, 4096))
+            except OSError:
+                time.sleep(0.05)
+
+    try:
+        wait_for(b"keys: s start")
+        for key, after in ((b"s", b"REC episode_0000"), (b"d", b"idle"),
+                           (b"s", b"REC episode_"), (b"y", b"[success]")):
+            os.write(master, key)
+            wait_for(after)
+            seen.clear()
+            time.sleep(0.5)
+        os.write(master, b"k")
+        wait_for(b"session: ")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    [entry] = Session(out).episodes
+    assert entry["mark"] == "success"  # the discarded episode's name may be reused
+    assert [p.name for p in out.glob("episode_*")] == [entry["file"]]
