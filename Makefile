@@ -40,6 +40,9 @@ fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 flash: $(STAMP)
+	@if [ -z "$(PORT)" ] || [ -z "$(HAND)" ] || [ -z "$(BOARD)" ]; then \
+	  echo "usage: make flash PORT=/dev/ttyACM0 HAND=hardware/hands/iso16.toml BOARD=pico"; \
+	  echo "       (a virtual board: $(BIN)/dexlink flash --sim --hand HAND)"; exit 2; fi
 	$(BIN)/dexlink flash --port "$(PORT)" --hand "$(HAND)" --board "$(BOARD)"
 
 clean:

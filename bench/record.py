@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     per_episode = args.seconds / args.episodes
     captured0 = {c.name: c.stats.captured for c in rec.cameras}
     missed0 = {c.name: c.stats.missed for c in rec.cameras}
+    between0 = dict(rec.between_episodes)
     tel0 = tel.sent
     writers, switches = [], []
 
@@ -117,12 +118,14 @@ def main(argv=None) -> int:
         t = time.monotonic()
         at_stop.update({c.name: (c.stats.captured, c.stats.missed) for c in rec.cameras},
                        telemetry=(tel.sent, 0))
+        between.update(rec.between_episodes)
         rec.stop_episode(keep=True)
         rec.wait_finished()
         finishes.append(time.monotonic() - t)
 
     finishes: list[float] = []
     at_stop: dict[str, tuple[int, int]] = {}
+    between: dict[str, int] = {}
     rec_cpu, rec_wall = measure(args.seconds, run)
     captured = {c.name: at_stop[c.name][0] - captured0[c.name] for c in rec.cameras}
     missed = {c.name: at_stop[c.name][1] - missed0[c.name] for c in rec.cameras}
@@ -136,17 +139,21 @@ def main(argv=None) -> int:
           % (rec_wall, args.episodes, ncpu, out))
     print("baseline (%.0f s, not recording): frames missed per camera %s"
           % (baseline_s, ", ".join("%s %d" % (n, m) for n, m in missed0.items())))
-    print("%-22s %10s %10s %8s" % ("stream", "captured", "written", "dropped"))
+    print("%-22s %10s %10s %8s %10s" % ("stream", "captured", "written", "dropped",
+                                         "unrecorded"))
 
-    def row(name, captured_n, topic, missed=0):
+    def row(name, captured_n, topic, key, missed=0):
         written = sum(w.counts[topic].written for w in writers)
         dropped = sum(w.counts[topic].dropped for w in writers) + missed
-        print("%-22s %10d %10d %8d" % (name, captured_n, written, dropped))
+        print("%-22s %10d %10d %8d %10d" % (name, captured_n, written, dropped,
+                                            between.get(key, 0) - between0.get(key, 0)))
 
-    row("telemetry (1 kHz)", tel_sent, TELEMETRY)
+    row("telemetry (1 kHz)", tel_sent, TELEMETRY, "telemetry")
     for c in rec.cameras:
         row("%s %dx%d@%g" % (c.name, c.width, c.height, c.fps), captured[c.name],
-            image_topic(c.name, c.kind), missed[c.name])
+            image_topic(c.name, c.kind), c.name, missed[c.name])
+    print("dropped: frames due that never came (camera lag) + refused by a full queue; "
+          "unrecorded: arrived between episodes (during a stop -> start)")
     print("host CPU: %.0f%% of one core while recording (%.0f%% of the machine); "
           "baseline without recording %.0f%%"
           % (100 * rec_cpu / rec_wall, 100 * rec_cpu / rec_wall / ncpu,

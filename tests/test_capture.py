@@ -71,8 +71,9 @@ def test_sim_tactile_imprint_grows_and_brightens_with_the_press():
         pos[:] = [flex] * 4
         presses.append(cam.press())
     assert presses[:2] == [0.0, 0.0] and presses == sorted(presses) and presses[-1] == 1.0
-    # Through the camera thread and its contact meter: no contact while the reference is
-    # taken, then deeper presses give larger and brighter imprints.
+    # Through the camera thread and its contact meter (the reference is the untouched
+    # gel, even when the finger already presses at start): deeper presses give larger
+    # and brighter imprints.
     pos[:] = [0] * 4
     got = {}
     cs = CameraSet([cam]).start(lambda f: got.setdefault(pos[0], []).append(f.contact) or True)
@@ -82,6 +83,8 @@ def test_sim_tactile_imprint_grows_and_brightens_with_the_press():
         time.sleep(0.1)
     cs.stop()
     assert got[0][-1].area == 0.0
+    pressing = SimTactileCamera(Fingertip("index", (0, 1, 2, 3)), lambda: [6000] * 4)
+    assert pressing._measure(pressing._frames[-1]).area > 0.3  # from the very first frame
     last = [got[flex][-1] for flex in (4000, 5000, 6000)]
     assert 0 < last[0].area < last[1].area < last[2].area
     assert last[0].intensity < last[2].intensity

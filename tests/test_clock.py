@@ -55,7 +55,7 @@ def test_offset_drift_and_wrap(ppm):
     # a sample taken at host time h carries raw board time board.raw(h)
     for h in range(end - 9_000_000_000, end + 1_000_000_000, 7_777_777):
         err_ns = clock.to_host_ns(board.raw(h), near_host_ns=h + 2_000_000) - h
-        assert abs(err_ns) < 30_000, (h, err_ns)  # 30 µs on a line with 60 µs legs
+        assert abs(err_ns) < 50_000, (h, err_ns)  # 50 µs on a line with 60-100 µs legs
 
 
 def test_slow_exchanges_are_ignored():
@@ -64,7 +64,7 @@ def test_slow_exchanges_are_ignored():
     clock = BoardClock()
     end = run(board, clock, 10, outlier=0.3)
     assert abs(clock.drift_ppm + 100) < 5
-    assert abs(clock.to_host_ns(board.raw(end)) - end) < 30_000
+    assert abs(clock.to_host_ns(board.raw(end)) - end) < 50_000
 
 
 def test_wire_period_is_detected():
@@ -73,11 +73,11 @@ def test_wire_period_is_detected():
     clock = BoardClock()
     end = run(board, clock, 4)
     assert clock.unwrapper.period == WIRE_PERIOD
-    assert abs(clock.to_host_ns(board.raw(end)) - end) < 30_000
+    assert abs(clock.to_host_ns(board.raw(end)) - end) < 50_000
     wrapping = SyntheticBoard(50, WIRE_PERIOD - 1_000_000, period=WIRE_PERIOD)
     clock = BoardClock(period=WIRE_PERIOD)
     end = run(wrapping, clock, 4)
-    assert abs(clock.to_host_ns(wrapping.raw(end)) - end) < 30_000
+    assert abs(clock.to_host_ns(wrapping.raw(end)) - end) < 50_000
 
 
 def test_fixed_period_refuses_impossible_values():

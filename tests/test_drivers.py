@@ -242,8 +242,8 @@ out(parity=parity, recovered=recovered, flagged=flagged, cleared=list(cleared), 
 
 # ---- servos -------------------------------------------------------------------------------
 
-FEETECH = "FeetechBus(uart1, ids=(1, 2, 3, 4), joints=(0, 1, 2, 3)%s)"
-DYNAMIXEL = "DynamixelBus(uart0, ids=(7, 8, 9), joints=(4, 5, 6)%s)"
+FEETECH = "FeetechBus(uart1, ids=(1, 2, 3, 4), joints=(0, 1, 2, 3), clock=vmachine%s)"
+DYNAMIXEL = "DynamixelBus(uart0, ids=(7, 8, 9), joints=(4, 5, 6), clock=vmachine%s)"
 SERVO_BUSES = {
     "feetech": (FEETECH, "vworld.bus('uart', 1)", (0, 1, 2, 3)),
     "dynamixel": (DYNAMIXEL, "vworld.bus('uart', 0)", (4, 5, 6)),
@@ -275,6 +275,41 @@ out(present=[present[j] for j in joints], want=[servo_cdeg(servo_counts(targets[
     assert all(n == 1 for n in r["eeprom"])  # and written once, not every boot cycle
     assert r["timeouts"] == 0 and r["bad"] == 0 and r["bad_packets"] == 0
     assert r["packets"] > 800  # goals every call, plus the read requests
+
+
+@pytest.mark.parametrize("family", sorted(SERVO_BUSES))
+def test_eeprom_is_written_only_where_it_differs_so_a_second_boot_writes_nothing(family):
+    """Return_Delay_Time is read back first: a servo that holds 0 already (the second
+    servo here, and every servo at the second boot) gets no EEPROM write; a silent servo
+    is left alone and does not stop the others' setup."""
+    make, line, joints = SERVO_BUSES[family]
+    r = mp("""
+line = %s
+line.order[1].regs[line.REG_RETURN_DELAY] = 0     # set on an earlier boot
+vfaults.servo_silent[%d] = 1                      # the last servo is unplugged
+t0 = vmachine.ticks_us()
+bus = %s
+waited = vmachine.ticks_diff(vmachine.ticks_us(), t0)
+first = [s.eeprom_writes for s in line.order]
+vfaults.servo_silent[%d] = 0
+bus = %s                                          # the board boots again
+second = [s.eeprom_writes for s in line.order]
+bus = %s
+third = [s.eeprom_writes for s in line.order]
+bus.torque(1)
+goal[%d] = 3000
+run([bus], 300)
+out(first=first, second=second, third=third, waited=waited,
+    delay=[s.regs[line.REG_RETURN_DELAY] for s in line.order], present=present[%d],
+    want=servo_cdeg(servo_counts(3000)), bad_packets=line.bad_packets)
+""" % (line, joints[-1], make % "", joints[-1], make % "", make % "", joints[0], joints[0]))
+    n = len(joints)
+    assert r["first"] == [1, 0] + [1] * (n - 3) + [0]  # only the servos that held 250
+    assert r["second"] == [1, 0] + [1] * (n - 3) + [1]  # the servo plugged in since: once
+    assert r["third"] == r["second"]  # a boot with everything set writes no EEPROM at all
+    assert r["delay"] == [0] * n
+    assert r["waited"] >= 5000  # the silent servo was waited for, on the board clock
+    assert r["present"] == r["want"] and r["bad_packets"] == 0  # the bus works after setup
 
 
 @pytest.mark.parametrize("family", sorted(SERVO_BUSES))
@@ -451,7 +486,7 @@ def test_dynamixel_answer_with_stuffed_data_is_read():
     """Current -1 (FF FF) then a velocity byte FD: the servo stuffs an FD; we remove it."""
     r = mp("""
 from dexfw.drivers import dynamixel
-bus = DynamixelBus(uart0, ids=(7, 8, 9), joints=(4, 5, 6))
+bus = DynamixelBus(uart0, ids=(7, 8, 9), joints=(4, 5, 6), clock=vmachine)
 line = vworld.bus("uart", 0)
 vfaults.servo_silent[4] = 1         # the simulated servo 7 keeps quiet: we answer for it
 bus.poll(present, status)           # sends READ to servo 7

@@ -509,9 +509,48 @@ def test_hello_config_joint_stats_time_sync(tmp_path):
     assert ts.token == 0xDEADBEEF and 0 <= ts.tx_us - ts.rx_us < 10000
     nack = r.only("tx", "NACK")[0]
     assert (nack.acked_seq, nack.error) == (6, C.ERR_VERSION)
+    assert nack.field == C.PROTOCOL_MAJOR  # the board's major version, for the host to name
     assert r.only("tx", "ACK")[0].acked_seq == 5
     stats = r.only("tx", "STATS")[0]
     assert stats.rx_frames == 7 and stats.cycles == 0  # all answered in the first cycle
+
+
+def test_version_refusal_names_the_boards_major_and_the_session_goes_on(tmp_path):
+    older = C.PROTOCOL_MAJOR - 1 if C.PROTOCOL_MAJOR > 0 else C.PROTOCOL_MAJOR + 1
+    frames = [hexframe("HELLO", seq=9, proto_major=older, proto_minor=3),
+              hexframe("HELLO", seq=10, proto_major=C.PROTOCOL_MAJOR, proto_minor=99)]
+    r = run_fw(tmp_path, "send(%r)\nfw.run(1)\nout('tx')\n" % "".join(frames))
+    assert r.names("tx")[:2] == ["NACK", "HELLO_REPLY"]
+    nack = r.only("tx", "NACK")[0]
+    assert (nack.acked_type, nack.acked_seq, nack.error, nack.field) == (
+        C.HELLO, 9, C.ERR_VERSION, C.PROTOCOL_MAJOR)
+    assert r.only("tx", "HELLO_REPLY")[0].proto_major == C.PROTOCOL_MAJOR
+
+
+def test_stats_count_every_drop_reason_in_its_own_field(tmp_path):
+    """One bad frame of each kind: each lands in the STATS field that frame.DROP_STATS_FIELDS
+    names, the host decoder agrees on the reason, and no field is left out of the reply."""
+    from dexproto import frame
+    from dexproto.stream import frame_payload
+    good = encode(make("HEARTBEAT", seq=1))
+    bad = {
+        "bad_cobs": b"\x05\x11\x22\x00",
+        "bad_crc": good[:-3] + bytes([good[-3] ^ 0x40]) + good[-2:],
+        "oversize": frame_payload(b"\x23" * (C.MAX_PAYLOAD + 1)),
+        "unknown_type": frame_payload(b"\x7f\x01\x00"),
+        "bad_length": frame_payload(b"\x0d\x01\x00\x55"),  # HEARTBEAT with a body
+        "no_terminator": b"\x55" * (C.MAX_FRAME + 1) + b"\x00",
+    }
+    assert list(bad) == list(frame.DROP_NAMES)
+    host = StreamDecoder()
+    for reason, data in bad.items():
+        assert host.feed(data) == [] and host.drops[reason] == 1, reason
+    stream = b"".join(bad.values()) + good + encode(make("GET_STATS", seq=2))
+    r = run_fw(tmp_path, "send(%r)\nfw.run(3)\nout('tx')\n" % stream.hex())
+    stats = r.only("tx", "STATS")[0]
+    assert [getattr(stats, f) for f in frame.DROP_STATS_FIELDS] == [1] * len(bad)
+    assert stats.rx_frames == 2
+    assert stats.tx_frames == r.names("tx").index("STATS")  # what went out before it
 
 
 def test_out_of_range_config_is_nacked_with_the_field(tmp_path):

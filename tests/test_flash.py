@@ -85,11 +85,11 @@ def test_errors_name_the_port_and_the_problem(tmp_path):
     try:
         with pytest.raises(FlashError, match="neither the MicroPython REPL nor dexlink"):
             reach_repl(os.ttyname(slave), lambda line: None)
+        with pytest.raises(FlashError, match="no such board"):
+            flash(os.ttyname(slave), HAND, "nosuchboard", tmp_path / "w", progress=lambda line: None)
     finally:
         os.close(master)
         os.close(slave)
-    with pytest.raises(FlashError, match="no such board"):
-        flash("/dev/null", HAND, "nosuchboard", tmp_path / "w", progress=lambda line: None)
 
 
 def test_cli_refuses_a_real_board_for_sim_and_has_help():

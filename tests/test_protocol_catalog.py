@@ -98,3 +98,12 @@ def test_board_files_compile_for_the_boards(arch, tmp_path):
                               capture_output=True, text=True)
         assert proc.returncode == 0, "%s for %s: %s" % (name, arch, proc.stderr)
         assert out.stat().st_size > 0
+
+
+def test_every_drop_reason_has_its_stats_field():
+    stats_fields = catalog.BY_NAME["STATS"][4]
+    assert len(frame.DROP_STATS_FIELDS) == len(frame.DROP_NAMES)
+    assert len(set(frame.DROP_STATS_FIELDS)) == len(frame.DROP_STATS_FIELDS)
+    assert set(frame.DROP_STATS_FIELDS) <= set(stats_fields)
+    for name, field in zip(frame.DROP_NAMES, frame.DROP_STATS_FIELDS):
+        assert field.startswith("rx_") and name.startswith(field[3:]), (name, field)

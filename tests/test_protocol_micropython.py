@@ -272,3 +272,44 @@ for line in sys.stdin:
         crc = zlib.crc32(data) ^ 0x80000000
         assert bytes.fromhex(crc_hex) == crc.to_bytes(4, "little")
         assert (ok, ok_after_flip, py_after_flip) == ("True", "False", "False")
+
+
+def signed_sample(code: str, i: int) -> int:
+    """A value of struct code `code`, distinct per field index i (negative where signed)."""
+    return -(i + 1) if code.islower() else i + 1
+
+
+def test_head_packer_follows_the_catalog_under_micropython():
+    """HeadPacker puts every field of every head where the row's struct format has it, and
+    counters at COUNTER_MASK wrap to 0 (small ints on a 32-bit port) instead of growing."""
+    rows = [r for r in catalog.MESSAGES if r[4]]
+    cases = [[r[0], [signed_sample(c, i) for i, c in enumerate(r[3][1:])]] for r in rows]
+    good = stream.encode(stream.make("HEARTBEAT", seq=4))
+    out = run_micropython("""
+import json, struct, sys
+from dexproto import catalog, frame
+got = {}
+for t, values in json.loads(sys.stdin.read()):
+    row = catalog.BY_TYPE[t]
+    p = frame.HeadPacker(t)
+    body = bytearray(b"\\xaa" * (p.size + 4))
+    p.clear(body)
+    for i in range(len(values)):
+        p.put(body, row[4][i], values[i])
+    got[row[1]] = [p.size, list(struct.unpack_from(row[3], body, 0)), list(body[p.size:])]
+r = frame.FrameReader()
+r.frames = catalog.COUNTER_MASK
+r.drops[frame.DROP_BAD_CRC] = catalog.COUNTER_MASK
+bad = bytearray(GOOD)
+bad[2] ^= 0x40
+r.feed(bad, 0, len(bad))
+end = r.feed(GOOD, 0, len(GOOD))
+print(json.dumps({"heads": got, "frames": r.frames, "bad_crc": r.drops[frame.DROP_BAD_CRC],
+                  "end": end}))
+""".replace("GOOD", repr(good)), stdin=json.dumps(cases).encode()).stdout
+    res = json.loads(out)
+    for row, (t, values) in zip(rows, cases):
+        size, unpacked, after = res["heads"][row[1]]
+        assert size == struct.calcsize(row[3]) and unpacked == values, row[1]
+        assert after == [0xAA] * 4  # nothing written past the head
+    assert (res["frames"], res["bad_crc"], res["end"]) == (0, 0, len(good))

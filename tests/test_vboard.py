@@ -162,7 +162,7 @@ def test_mpremote_interrupts_a_running_main_py(tmp_path):
     fs.mkdir()
     (fs / "main.py").write_text("while True:\n    pass\n")
     with VirtualBoard(fs) as board:
-        assert board.wait_for(lambda b: b._interp.sigint_ok, 10)
+        assert board.wait_for(lambda b: b.interruptible, 10)
         r = mpremote(board, "exec", "print('reached')")
         assert r.returncode == 0 and r.stdout.strip() == b"reached"
 
@@ -198,3 +198,31 @@ def test_fault_records_apply_in_the_interpreter_without_allocating(tmp_path, mic
         "      vfaults.servo_silent[31], vfaults.servo_bad_checksum[7], vfaults.clock_ppm)\n"
         % str(channel), paths=[BOARD_DIR], stdin=b"hello")
     assert out.stdout.split() == [b"5", b"b'hello'", b"0", b"4", b"1", b"1", b"1", b"-250"]
+
+
+def test_friendly_paste_mode_runs_the_pasted_block(port):
+    port.write(b"\x03")
+    read_until(port, b">>> ")
+    port.write(b"\x05")
+    assert read_until(port, b"=== ").endswith(b"Ctrl-D to finish\r\n=== ")
+    port.write(b"def f(x):\r    return x + 1\r\rprint(f(41))\r\x04")
+    assert read_until(port, b">>> ").endswith(b"42\r\n>>> ")
+
+
+def test_dexlink_sim_prints_a_port_that_mpremote_can_use():
+    import sys
+    from pathlib import Path
+    dexlink = Path(sys.executable).parent / "dexlink"
+    proc = subprocess.Popen([str(dexlink), "sim", "--blank", "--seconds", "20"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = proc.stdout.readline().strip()
+        assert port.startswith("/dev/pts/")
+        r = subprocess.run([str(MPREMOTE), "connect", port, "exec", "print(6 * 7)"],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.strip() == b"42"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    r = subprocess.run([str(dexlink), "sim", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "example" in r.stdout

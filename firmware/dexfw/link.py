@@ -11,6 +11,19 @@ RX_CHUNK = 256
 MAX_READS = 4  # console reads per cycle: bounds the time commands take from the loop
 
 
+def _head(msg_type):
+    """(struct format, size) of a message's head, from the catalog."""
+    fmt = catalog.BY_TYPE[msg_type][3]
+    return fmt, struct.calcsize(fmt)
+
+
+ACK_HEAD, ACK_SIZE = _head(catalog.ACK)
+NACK_HEAD, NACK_SIZE = _head(catalog.NACK)
+FAULT_HEAD, FAULT_SIZE = _head(catalog.FAULT)
+LOG_HEAD_SIZE = _head(catalog.LOG)[1]
+SYNC_REPLY_SIZE = _head(catalog.TIME_SYNC_REPLY)[1]
+
+
 class Link:
     """Reads command frames and sends replies over a Console (readinto / write)."""
 
@@ -58,28 +71,28 @@ class Link:
         frame = self.writer.finish(msg_type, n_body)
         n = self.console.write(frame)
         if n is not None and n < len(frame):
-            self.tx_dropped += 1
+            self.tx_dropped = (self.tx_dropped + 1) & catalog.COUNTER_MASK
         else:
-            self.tx_frames = (self.tx_frames + 1) & 0x3FFFFFFF  # stays a small int
+            self.tx_frames = (self.tx_frames + 1) & catalog.COUNTER_MASK
 
     def ack(self, msg_type, seq):
-        struct.pack_into("<BH", self.body, 0, msg_type, seq)
-        self.send(catalog.ACK, 3)
+        struct.pack_into(ACK_HEAD, self.body, 0, msg_type, seq)
+        self.send(catalog.ACK, ACK_SIZE)
 
     def nack(self, msg_type, seq, error, field=catalog.NO_JOINT):
-        struct.pack_into("<BHBB", self.body, 0, msg_type, seq, error, field)
-        self.send(catalog.NACK, 5)
+        struct.pack_into(NACK_HEAD, self.body, 0, msg_type, seq, error, field)
+        self.send(catalog.NACK, NACK_SIZE)
 
     def fault(self, board_us, code, joint, detail):
-        struct.pack_into("<IBBH", self.body, 0, board_us, code, joint, detail & 0xFFFF)
-        self.send(catalog.FAULT, 8)
+        struct.pack_into(FAULT_HEAD, self.body, 0, board_us, code, joint, detail & 0xFFFF)
+        self.send(catalog.FAULT, FAULT_SIZE)
 
     def log(self, level, text):
         """A LOG line (not on the loop's path: text is bytes, cut to fit a frame)."""
         self.body[0] = level
-        n = min(len(text), catalog.MAX_PAYLOAD - HEADER_SIZE - 1)
-        copy_into(text, 0, n, self.body, 1)
-        self.send(catalog.LOG, 1 + n)
+        n = min(len(text), catalog.MAX_PAYLOAD - HEADER_SIZE - LOG_HEAD_SIZE)
+        copy_into(text, 0, n, self.body, LOG_HEAD_SIZE)
+        self.send(catalog.LOG, LOG_HEAD_SIZE + n)
 
     def time_sync_reply(self):
         """TIME_SYNC_REPLY: the probe's token bytes copied as they came, then rx/tx times."""
@@ -88,7 +101,7 @@ class Link:
         for i in range(4):
             b[i] = p[HEADER_SIZE + i]
         struct.pack_into("<II", b, 4, self.rx_us, self.ticks_us())
-        self.send(catalog.TIME_SYNC_REPLY, 12)
+        self.send(catalog.TIME_SYNC_REPLY, SYNC_REPLY_SIZE)
 
     def unpack(self, fmt):
         """The received body's head fields (configuration commands only: allocates)."""

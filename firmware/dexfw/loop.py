@@ -11,19 +11,27 @@ from dexfw.joints import JointMap
 from dexfw.link import Link
 from dexproto import catalog as C
 from dexproto.cobsbuf import copy_into
+from dexproto.frame import DROP_STATS_FIELDS, HeadPacker
 from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
 
-MASK30 = 0x3FFFFFFF  # counters on the wire stay small ints on 32-bit ports
+MASK30 = C.COUNTER_MASK  # counters stay small ints on 32-bit ports
 SERVO_BAD = C.ST_SERVO_TIMEOUT | C.ST_SERVO_BAD_CHECKSUM | C.ST_SERVO_ERROR
 FAULT_GAP_US = 100000  # the same fault code is sent at most every 100 ms
 CONFIG_FAULT_US = 1000000  # an unconfigured board repeats FAULT(config) every second
 DEFAULT_LOOP = (1000, 10, 250, C.WATCHDOG_HOLD)
-TELEMETRY_HEAD = "<IIHHHB"
+# Reply layouts come from the catalog, never repeated here.
+TELEMETRY_HEAD = C.BY_TYPE[C.TELEMETRY][3]
 TELEMETRY_HEAD_SIZE = struct.calcsize(TELEMETRY_HEAD)
+RAW_HEAD = C.BY_TYPE[C.RAW_SAMPLE][3]
+RAW_HEAD_SIZE = struct.calcsize(RAW_HEAD)
 JOINT_FORMAT = C.BY_TYPE[C.JOINT_CONFIG][3]
 JOINT_SIZE = struct.calcsize(JOINT_FORMAT)
-HELLO_REPLY_HEAD = "<BBBBBBHHHI"
+CONFIG_FORMAT = C.BY_TYPE[C.CONFIG][3]
+CONFIG_SIZE = struct.calcsize(CONFIG_FORMAT)
+SET_CONFIG_FORMAT = C.BY_TYPE[C.SET_CONFIG][3]
+HELLO_REPLY_HEAD = C.BY_TYPE[C.HELLO_REPLY][3]
 HELLO_REPLY_HEAD_SIZE = struct.calcsize(HELLO_REPLY_HEAD)
+STATS = HeadPacker(C.STATS)  # packed by field name: STATS grows without breaking this
 
 
 class Firmware:
@@ -157,10 +165,10 @@ class Firmware:
             new = s & ~prev[m]
             prev[m] = s
             if new & C.ST_SERVO_TIMEOUT:
-                self.servo_timeouts += 1
+                self.servo_timeouts = (self.servo_timeouts + 1) & MASK30
                 self._fault_limited(now, C.FAULT_SERVO_TIMEOUT, m, s)
             if new & C.ST_SERVO_BAD_CHECKSUM:
-                self.servo_bad_checksums += 1
+                self.servo_bad_checksums = (self.servo_bad_checksums + 1) & MASK30
                 self._fault_limited(now, C.FAULT_SERVO_CHECKSUM, m, s)
             if new & C.ST_SERVO_ERROR:
                 self._fault_limited(now, C.FAULT_SERVO_ERROR, m, s)
@@ -191,8 +199,8 @@ class Firmware:
     def _send_raw(self):
         jm = self.jm
         body = self.link.body
-        struct.pack_into("<II", body, 0, self.cycles, self.sample_us)
-        end = mapping.pack_raw(body, 8, jm.raw, jm.enc_status, jm.n)
+        struct.pack_into(RAW_HEAD, body, 0, self.cycles, self.sample_us)
+        end = mapping.pack_raw(body, RAW_HEAD_SIZE, jm.raw, jm.enc_status, jm.n)
         self.link.send(C.RAW_SAMPLE, end)
 
     # ---- modes and safety ------------------------------------------------------------
@@ -298,7 +306,8 @@ class Firmware:
         link = self.link
         major = link.payload[BODY]
         if major != C.PROTOCOL_MAJOR:
-            link.nack(C.HELLO, seq, C.ERR_VERSION, 0)
+            # NACK.field carries the board's major version: the host can name both.
+            link.nack(C.HELLO, seq, C.ERR_VERSION, C.PROTOCOL_MAJOR)
             return
         struct.pack_into(HELLO_REPLY_HEAD, link.body, 0, C.PROTOCOL_MAJOR, C.PROTOCOL_MINOR,
                          FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], self.jm.n, self.hz,
@@ -310,29 +319,32 @@ class Firmware:
     def _stats(self):
         link = self.link
         r = link.reader
-        d = r.drops
+        body = link.body
         # Drivers count every failed read; the loop counts the ones it saw appear.
         timeouts = checksums = 0
         for bus in self.servos:
             timeouts += getattr(bus, "timeouts", 0)
             checksums += getattr(bus, "bad_checksums", 0)
-        timeouts = max(timeouts, self.servo_timeouts)
-        checksums = max(checksums, self.servo_bad_checksums)
-        # A frame with no 0x00 in sight (no_terminator, when the reader counts it) is an
-        # oversize frame for the host: STATS has no field of its own for it.
-        oversize = d[2] + (d[5] if len(d) > 5 else 0)
-        struct.pack_into("<IIIIIIIIIIIIH", link.body, 0, r.frames, d[0], d[1], oversize, d[3],
-                         d[4], link.tx_frames, link.tx_dropped, self.cycles, self.overruns,
-                         timeouts, checksums, min(self.worst_us, 0xFFFF))
-        link.send(C.STATS, 50)
+        STATS.clear(body)
+        STATS.put(body, "rx_frames", r.frames)
+        for i in range(len(DROP_STATS_FIELDS)):
+            STATS.put(body, DROP_STATS_FIELDS[i], r.drops[i])
+        STATS.put(body, "tx_frames", link.tx_frames)
+        STATS.put(body, "tx_dropped", link.tx_dropped)
+        STATS.put(body, "cycles", self.cycles)
+        STATS.put(body, "overruns", self.overruns)
+        STATS.put(body, "servo_timeouts", max(timeouts, self.servo_timeouts) & MASK30)
+        STATS.put(body, "servo_bad_checksums", max(checksums, self.servo_bad_checksums) & MASK30)
+        STATS.put(body, "worst_cycle_us", min(self.worst_us, 0xFFFF))
+        link.send(C.STATS, STATS.size)
 
     def _send_config(self):
-        struct.pack_into("<HHHB", self.link.body, 0, self.hz, self.decimation,
+        struct.pack_into(CONFIG_FORMAT, self.link.body, 0, self.hz, self.decimation,
                          self.watchdog_ms, self.watchdog_action)
-        self.link.send(C.CONFIG, 7)
+        self.link.send(C.CONFIG, CONFIG_SIZE)
 
     def _set_config(self, seq):
-        values = self.link.unpack("<HHHB")
+        values = self.link.unpack(SET_CONFIG_FORMAT)
         bad = config.bad_loop_field(values)
         if bad >= 0:
             self.link.nack(C.SET_CONFIG, seq, C.ERR_BAD_VALUE, bad)
@@ -376,7 +388,7 @@ class Firmware:
             if wait > 0:
                 hal.sleep_us(wait)
             elif wait < 0:
-                self.overruns += 1
+                self.overruns = (self.overruns + 1) & MASK30
                 self._report_overruns(end)
                 if -wait > self.period_us:
                     deadline = end  # far behind: start afresh rather than chase
@@ -395,7 +407,8 @@ class Firmware:
         if self.fault_sent[code] and \
                 self.hal.ticks_diff(now, self.last_fault_us[code]) < CONFIG_FAULT_US:
             return
-        self._fault_every(now, code, 0, C.NO_JOINT, self.overruns - self._overruns_reported)
+        self._fault_every(now, code, 0, C.NO_JOINT,
+                          (self.overruns - self._overruns_reported) & MASK30)
         self._overruns_reported = self.overruns
 
     def stop(self):

@@ -2,11 +2,14 @@
 
 Each TIME_SYNC exchange gives four instants: the host sends (t0, host clock), the board
 receives (rx, board clock), the board replies (tx, board clock), the host receives (t3).
-Assuming the two legs take equally long, the board's midpoint (rx + tx) / 2 happened at
-the host's midpoint (t0 + t3) / 2, give or take half the round trip. So the exchanges with
-the smallest round trip are the trustworthy ones: per time bucket only the fastest is
-kept, and a straight line (offset and drift) is fitted through those over a sliding
-window, after every new exchange.
+The board read rx no earlier than t0 plus the way up, and t3 came after tx plus the way
+down. The two legs are judged apart, because their delays differ: a board that polls its
+port once per loop cycle adds up to a cycle to the way up only. Per time bucket the
+exchange with the shortest way up gives a point (rx, t0) and the one with the shortest
+way down a point (tx, t3); the first lie below the true line by the least upward delay,
+the second above it by the least downward delay. A straight line (offset and drift)
+fitted through both sets over a sliding window, after every new exchange, sits between
+them: exact when the two least delays are equal, off by half their difference otherwise.
 
 The board clock wraps: `ticks_us` wraps at 2^30 on real boards and the wire carries 32
 bits. Every board time is unwrapped onto a 64-bit timeline before it is fitted or mapped.
@@ -42,6 +45,29 @@ class SyncSample:
     @property
     def board_mid_us(self) -> float:
         return (self.board_rx_us + self.board_tx_us) / 2
+
+
+def _line(points) -> tuple[float, float] | None:
+    """Least-squares slope of (x, y) points and the spread (rms residual) about the line."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    if n < 3 or var == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in points) / var
+    spread = (sum((y - my - slope * (x - mx)) ** 2 for x, y in points) / (n - 2)) ** 0.5
+    return slope, spread
+
+
+def _up_ns(s: SyncSample) -> int:
+    """The way up as it appears (host send to board receive, clocks as they are)."""
+    return s.board_rx_us * 1000 - s.host_send_ns
+
+
+def _down_ns(s: SyncSample) -> int:
+    """The way down as it appears (board reply to host receive)."""
+    return s.host_recv_ns - s.board_tx_us * 1000
 
 
 class Unwrapper:
@@ -91,7 +117,9 @@ class BoardClock:
         self.unwrapper = Unwrapper(period)
         self.window_ns = int(window_s * 1e9)
         self.bucket_ns = int(bucket_s * 1e9)
-        self._buckets: deque[tuple[int, SyncSample]] = deque()  # (bucket index, fastest sample)
+        self._samples: deque[SyncSample] = deque()  # the window's exchanges
+        self._fitted_bucket = None
+        self.fits = 0
         self._lock = threading.Lock()
         self.exchanges = 0
         # The fitted line: host_ns = host_ref + (board_us - board_ref) * ns_per_us
@@ -113,7 +141,12 @@ class BoardClock:
             self.exchanges += 1
             self.last = sample
             self._keep(sample)
-            self._fit()
+            # Refit once per bucket (the fit walks the whole window): enough to follow a
+            # drift, and cheap at 20 probes a second. Early on, at every exchange.
+            bucket = int(sample.host_mid_ns) // self.bucket_ns
+            if bucket != self._fitted_bucket or self.fits < 8:
+                self._fitted_bucket = bucket
+                self._fit()
             return sample
 
     def _unwrap_at(self, raw: int, host_ns: int) -> int:
@@ -121,44 +154,56 @@ class BoardClock:
         return self.unwrapper.unwrap(raw, expected)
 
     def _keep(self, s: SyncSample) -> None:
-        index = int(s.host_mid_ns) // self.bucket_ns
-        b = self._buckets
-        if b and b[-1][0] == index:
-            if s.rtt_ns < b[-1][1].rtt_ns:
-                b[-1] = (index, s)
-        else:
-            b.append((index, s))
-        horizon = index - self.window_ns // self.bucket_ns
-        while b and b[0][0] < horizon:
-            b.popleft()
+        self._samples.append(s)
+        horizon = s.host_mid_ns - self.window_ns
+        while self._samples[0].host_mid_ns < horizon:
+            self._samples.popleft()
 
-    def _trusted(self) -> list[SyncSample]:
-        """The buckets' fastest exchanges, minus buckets where even the fastest was slow
-        (a loaded host or a burst on the line)."""
-        samples = [s for _, s in self._buckets]
-        best = min(s.rtt_ns for s in samples)
-        limit = 2 * best + 200_000
-        return [s for s in samples if s.rtt_ns <= limit]
+    def _best_per_bucket(self) -> list[tuple[SyncSample, SyncSample]]:
+        """Per bucket, the exchanges with the shortest way up and the shortest way down.
+
+        The legs are compared net of the drift estimated so far: at 100 ppm a bucket's
+        apparent delays would otherwise slide 50 µs and favour its first or last exchanges.
+        """
+        rate = self.ns_per_us
+        buckets: dict[int, list[SyncSample]] = {}
+        for s in self._samples:
+            buckets.setdefault(int(s.host_mid_ns) // self.bucket_ns, []).append(s)
+        ref = self._samples[-1].board_rx_us
+        return [(min(group, key=lambda s: (s.board_rx_us - ref) * rate - s.host_send_ns),
+                 min(group, key=lambda s: s.host_recv_ns - (s.board_tx_us - ref) * rate))
+                for group in buckets.values()]
 
     def _fit(self) -> None:
-        samples = self._trusted()
-        if len(samples) < 3:
+        best = self._best_per_bucket()
+        if len(best) < 3:
             # Too little history for a slope: offset only, from the fastest exchange.
-            s = min(samples, key=lambda s: s.rtt_ns)
+            s = min(self._samples, key=lambda s: s.rtt_ns)
             self.host_ref, self.board_ref, self.ns_per_us = s.host_mid_ns, s.board_mid_us, 1000.0
-        else:
-            xs = [s.board_mid_us for s in samples]
-            ys = [s.host_mid_ns for s in samples]
-            x0, y0 = xs[-1], ys[-1]
-            dx = [x - x0 for x in xs]
-            dy = [y - y0 for y in ys]
-            mx = sum(dx) / len(dx)
-            my = sum(dy) / len(dy)
-            var = sum((x - mx) ** 2 for x in dx)
-            slope = sum((x - mx) * (y - my) for x, y in zip(dx, dy)) / var if var else 1000.0
-            self.ns_per_us = slope
-            self.board_ref = x0 + mx
-            self.host_ref = y0 + my
+            self.synced = True
+            return
+        self.fits += 1
+        self._fit_line(best)
+        if self.fits < 8:  # early on, select again with the drift just found
+            self._fit_line(self._best_per_bucket())
+
+    def _fit_line(self, best) -> None:
+        """Drift from each leg's points (weighted by how tightly each leg's points lie on a
+        line: a leg that waits for the board's loop scatters), then the offset that puts
+        the line midway between the two legs' closest points."""
+        x0 = best[-1][1].board_tx_us  # numbers near zero keep the float maths exact
+        y0 = best[-1][1].host_recv_ns
+        up = [(u.board_rx_us - x0, u.host_send_ns - y0) for u, _ in best]
+        down = [(d.board_tx_us - x0, d.host_recv_ns - y0) for _, d in best]
+        slopes = [fit for fit in (_line(up), _line(down)) if fit is not None]
+        if slopes:
+            weights = [1.0 / max(spread, 10_000.0) ** 2 for _, spread in slopes]
+            self.ns_per_us = sum(w * b for w, (b, _) in zip(weights, slopes)) / sum(weights)
+        b = self.ns_per_us
+        closest_up = max(y - b * x for x, y in up)  # the way up is never shorter than zero
+        closest_down = min(y - b * x for x, y in down)
+        self.board_ref = x0
+        self.host_ref = y0 + (closest_up + closest_down) / 2
         self.synced = True
 
     # -- mapping ---------------------------------------------------------------------
@@ -170,7 +215,7 @@ class BoardClock:
     @property
     def best_rtt_ns(self) -> int | None:
         with self._lock:
-            return min((s.rtt_ns for _, s in self._buckets), default=None)
+            return min((s.rtt_ns for s in self._samples), default=None)
 
     def board_us_at(self, host_ns: float) -> float:
         """The (unwrapped) board time at a host instant."""
@@ -194,7 +239,9 @@ class BoardClock:
         """Forget everything (the board rebooted: its clock started over)."""
         with self._lock:
             self.unwrapper = Unwrapper(self.unwrapper.period if self.unwrapper.fixed else None)
-            self._buckets.clear()
+            self._samples.clear()
+            self._fitted_bucket = None
+            self.fits = 0
             self.synced = False
             self.ns_per_us = 1000.0
             self.last = None
@@ -206,7 +253,7 @@ class BoardClock:
                 "synced": self.synced,
                 "exchanges": self.exchanges,
                 "drift_ppm": round(self.drift_ppm, 3) if self.synced else None,
-                "best_rtt_us": (min((s.rtt_ns for _, s in self._buckets)) / 1000
-                                if self._buckets else None),
+                "best_rtt_us": (min(s.rtt_ns for s in self._samples) / 1000
+                                if self._samples else None),
                 "period": self.unwrapper.period,
             }

@@ -259,6 +259,7 @@ def reboot_and_verify(port: str, image: Image, progress):
 def flash(port: str, hand: str | Path, board: str | Path, workdir: Path,
           progress=print):
     """Flash and verify; returns the HELLO_REPLY of the rebooted board."""
+    open_port(port).close()  # no port, or a busy one: say so before building anything
     progress("building the image for %s on %s" % (Path(hand).name, board))
     image = build_image(hand, board, workdir / "image")
     progress("firmware %d.%d.%d, config CRC %08x, %s" % (

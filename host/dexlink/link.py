@@ -205,7 +205,7 @@ class Link:
 
     def __init__(self, url: str, baud: int = DEFAULT_BAUD, *, timeout: float = 0.3,
                  retries: int = 3, handshake_timeout: float = 2.0, reconnect: bool = True,
-                 heartbeat_s: float = 0.05, sync_s: float = 0.1, silence_s: float = 1.0,
+                 heartbeat_s: float = 0.05, sync_s: float = 0.05, silence_s: float = 1.0,
                  clock_period: int | None = None, busy_s: float = 3.0):
         self.url, self.baud = url, baud
         self.timeout, self.retries = timeout, retries

@@ -27,6 +27,10 @@ MAX_PAYLOAD = 508
 # Largest frame on the wire: COBS adds one byte per 254 and the 0x00 delimiter.
 MAX_FRAME = MAX_PAYLOAD + CRC_SIZE + (MAX_PAYLOAD + CRC_SIZE) // 254 + 2
 
+# Counters the board keeps since boot (STATS, TELEMETRY.cycle) wrap at 2^30: they stay
+# small ints on 32-bit ports, so counting never allocates.
+COUNTER_MASK = 0x3FFFFFFF
+
 # Directions
 TO_BOARD = 1
 TO_HOST = 2
@@ -157,11 +161,11 @@ MESSAGES = (
      "Emergency stop: torque off at once, mode IDLE."),
     (GET_STATS, "GET_STATS", TO_BOARD, "", (), None, (), None,
      "Ask for counters; answered by STATS."),
-    (STATS, "STATS", TO_HOST, "<IIIIIIIIIIIIH",
+    (STATS, "STATS", TO_HOST, "<IIIIIIIIIIIIIH",
      ("rx_frames", "rx_bad_cobs", "rx_bad_crc", "rx_oversize", "rx_unknown", "rx_bad_length",
-      "tx_frames", "tx_dropped", "cycles", "overruns", "servo_timeouts", "servo_bad_checksums",
-      "worst_cycle_us"), None, (), None,
-     "Link and loop counters since boot; rx_* are the board FrameReader's frames and drops."),
+      "rx_no_terminator", "tx_frames", "tx_dropped", "cycles", "overruns", "servo_timeouts",
+      "servo_bad_checksums", "worst_cycle_us"), None, (), None,
+     "Link and loop counters since boot, wrapping at 2^30; rx_* are the board FrameReader's frames and drops."),
     (REPL, "REPL", TO_BOARD, "", (), None, (), None,
      "Stop the firmware and hand the port back to the MicroPython REPL (for flashing)."),
     (ACK, "ACK", TO_HOST, "<BH", ("acked_type", "acked_seq"), None, (), None,

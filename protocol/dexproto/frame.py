@@ -15,6 +15,7 @@ CRC_SIZE = catalog.CRC_SIZE
 MAX_PAYLOAD = catalog.MAX_PAYLOAD
 MAX_FRAME = catalog.MAX_FRAME
 MAX_BODY = MAX_PAYLOAD - HEADER_SIZE
+COUNTER_MASK = catalog.COUNTER_MASK
 
 # Why frames were dropped; indices into FrameReader.drops.
 DROP_BAD_COBS = 0
@@ -27,8 +28,11 @@ DROP_NO_TERMINATOR = 5
 # frame decodes to more than MAX_PAYLOAD + CRC; unknown_type: no such message type;
 # bad_length: shorter than header + CRC, or a body that does not fit its type;
 # no_terminator: more than MAX_FRAME bytes went by without a 0x00 (counted at once; the bytes up
-# to the next 0x00 are skipped). STATS carries the first five (rx_bad_cobs .. rx_bad_length).
+# to the next 0x00 are skipped).
 DROP_NAMES = ("bad_cobs", "bad_crc", "oversize", "unknown_type", "bad_length", "no_terminator")
+# The STATS field that carries each count, in the same order.
+DROP_STATS_FIELDS = ("rx_bad_cobs", "rx_bad_crc", "rx_oversize", "rx_unknown", "rx_bad_length",
+                     "rx_no_terminator")
 
 
 def body_length_ok(row, n_body):
@@ -61,6 +65,33 @@ class _Views:
             v = self._mv[:n]
             self._by_len[n] = v
         return v
+
+
+class HeadPacker:
+    """Packs one message's head fields by name, at the offsets its catalog row gives.
+
+    A reply built this way keeps up with the catalog: a field added or moved there lands in
+    the right place, and one nobody puts stays 0 (clear() first).
+    """
+
+    def __init__(self, msg_type):
+        row = catalog.BY_TYPE[msg_type]
+        fmt = row[3]
+        self.size = struct.calcsize(fmt) if fmt else 0
+        self._at = {}  # field name -> (offset, one-field struct format)
+        offset = 0
+        for i in range(len(row[4])):
+            code = "<" + fmt[1 + i]
+            self._at[row[4][i]] = (offset, code)
+            offset += struct.calcsize(code)
+
+    def clear(self, body):
+        for i in range(self.size):
+            body[i] = 0
+
+    def put(self, body, name, value):
+        offset, code = self._at[name]
+        struct.pack_into(code, body, offset, value)
 
 
 class FrameWriter:
@@ -130,7 +161,7 @@ class FrameReader:
                 if self.fill + take > MAX_FRAME:
                     self.overflow = True
                     self.fill = 0
-                    self.drops[DROP_NO_TERMINATOR] += 1
+                    self._drop(DROP_NO_TERMINATOR)
                 else:
                     self.fill = copy_into(buf, start, stop, self.encoded, self.fill)
             if z < 0:
@@ -152,30 +183,29 @@ class FrameReader:
             return False
         k = decode_into(self.encoded, n, self.payload)
         if k < 0:
-            self.drops[DROP_BAD_COBS] += 1
-            return False
+            return self._drop(DROP_BAD_COBS)
         if k > MAX_PAYLOAD + CRC_SIZE:
-            self.drops[DROP_OVERSIZE] += 1
-            return False
+            return self._drop(DROP_OVERSIZE)
         if k < HEADER_SIZE + CRC_SIZE:
-            self.drops[DROP_BAD_LENGTH] += 1
-            return False
+            return self._drop(DROP_BAD_LENGTH)
         n_payload = k - CRC_SIZE
         p = self.payload
         if not check_crc(p, n_payload, self._payload_views.get(n_payload)):
-            self.drops[DROP_BAD_CRC] += 1
-            return False
+            return self._drop(DROP_BAD_CRC)
         t = p[0]
         row = catalog.BY_TYPE[t]
         if row is None:
-            self.drops[DROP_UNKNOWN_TYPE] += 1
-            return False
+            return self._drop(DROP_UNKNOWN_TYPE)
         body_len = n_payload - HEADER_SIZE
         if not body_length_ok(row, body_len):
-            self.drops[DROP_BAD_LENGTH] += 1
-            return False
+            return self._drop(DROP_BAD_LENGTH)
         self.msg_type = t
         self.seq = p[1] | (p[2] << 8)
         self.body_len = body_len
-        self.frames += 1
+        self.frames = (self.frames + 1) & COUNTER_MASK
         return True
+
+    def _drop(self, reason):
+        """Count a dropped frame (False: no good frame)."""
+        self.drops[reason] = (self.drops[reason] + 1) & COUNTER_MASK
+        return False

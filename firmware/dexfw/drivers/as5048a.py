@@ -9,7 +9,7 @@
 import array
 
 from dexfw.drivers.i2cmux import KEEP_BITS
-from dexproto.catalog import ST_ENCODER_ERROR, ST_MAGNET_MISSING, ST_MAGNET_WEAK
+from dexproto.catalog import COUNTER_MASK, ST_ENCODER_ERROR, ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
 REG_CLEAR_ERROR = 0x0001
 REG_DIAG_AGC = 0x3FFD
@@ -97,10 +97,10 @@ class AS5048AChain:
     def _plan(self):
         """Choose each chip's command for this frame."""
         diag = -1
-        if self._sweeps % DIAG_EVERY == 0:
+        if self._sweeps == 0:
             diag = self._diag_next
             self._diag_next = (diag + 1) % self.n
-        self._sweeps += 1
+        self._sweeps = (self._sweeps + 1) % DIAG_EVERY  # kept small: it never stops counting
         for k in range(self.n):
             if self._clear[k]:
                 self._clear[k] = 0
@@ -130,7 +130,7 @@ class AS5048AChain:
         word = (self._rx[2 * k] << 8) | self._rx[2 * k + 1]
         if parity(word) or word & FLAG_ERROR:
             # A parity error, or the chip saw a bad command: clear its flag next frame.
-            self.errors += 1
+            self.errors = (self.errors + 1) & COUNTER_MASK
             if word & FLAG_ERROR:
                 self._clear[k] = 1
             return self._magnet[k] | ST_ENCODER_ERROR

@@ -62,13 +62,17 @@ def le16(value):
 
 
 class DynamixelBus(ServoBus):
+    READ1_SIZE = HEADER_SIZE + 5  # the answer to a one-byte READ: INST ERR data CRC(2)
+    WRITE_ANSWER_SIZE = HEADER_SIZE + 4
+    DATA_AT = HEADER_SIZE + 2  # first data byte of an answer
+
     def __init__(self, uart, ids=(), joints=(), model="xm430", read_group=1,
-                 timeout_polls=3):
+                 timeout_polls=3, clock=None):
         if model not in MODELS:
             raise ValueError("Dynamixel: unknown model %r (known: %s)"
                              % (model, ", ".join(sorted(MODELS))))
         ServoBus.__init__(self, uart, ids, joints, read_group, timeout_polls,
-                          8 * ANSWER_SIZE * read_group, "Dynamixel")
+                          8 * ANSWER_SIZE * read_group, "Dynamixel", clock)
         self.counts_per_turn, self.centre, self.top = MODELS[model]
         n = self.n
         # Goals: raw (unstuffed) packet filled in place, stuffed into _out, written as a
@@ -91,8 +95,28 @@ class DynamixelBus(ServoBus):
             self._req_raw[i] = head[i]
         self._req = bytearray(2 * len(self._req_raw) + 2)
         self._req_views = _Views(self._req)
-        # Return_Delay_Time (EEPROM, writable while torque is off, as at power-up): 0.
-        uart.write(packet(BROADCAST, INST_WRITE, le16(REG_RETURN_DELAY) + (0,)))
+        # Return_Delay_Time: answer at once, not after 500 us. It sits in EEPROM, writable
+        # while torque is off (as at power-up).
+        self._set_eeprom_byte(REG_RETURN_DELAY, 0)
+
+    def _read1_packet(self, servo_id, addr):
+        return packet(servo_id, INST_READ, le16(addr) + le16(1))
+
+    def _write1_packets(self, servo_id, addr, value):
+        return (packet(servo_id, INST_WRITE, le16(addr) + (value,)),)
+
+    def _find_status(self, servo_id, size):
+        """Offset of a good status packet of `size` bytes from servo_id in the receive
+        buffer, or -1. (Short status packets hold no FF FF FD: nothing is stuffed.)"""
+        rx = self._rx
+        for p in range(self._rxn - size + 1):
+            if rx[p] == 0xFF and rx[p + 1] == 0xFF and rx[p + 2] == 0xFD and rx[p + 3] == 0 \
+                    and rx[p + 4] == servo_id and rx[p + 7] == INST_STATUS \
+                    and HEADER_SIZE + (rx[p + 5] | (rx[p + 6] << 8)) == size \
+                    and busbytes.crc16(rx, p, p + size - 2, busbytes.CRC16_TABLE) \
+                    == rx[p + size - 2] | (rx[p + size - 1] << 8):
+                return p
+        return -1
 
     def _torque_packet(self, on):
         params = list(le16(REG_TORQUE_ENABLE) + le16(1))

@@ -19,7 +19,7 @@ REG_GOAL_POSITION = 42
 REG_LOCK = 55
 REG_PRESENT_POSITION = 56
 READ_LEN = 6  # present position, present speed, present load
-ANSWER_SIZE = READ_LEN + 6
+ANSWER_SIZE = READ_LEN + 6  # FF FF ID LEN ERR data CHK
 
 # model: (counts per turn, centre, highest position)
 MODELS = {"sts3215": (4096, 2048, 4095), "sts3032": (4096, 2048, 4095),
@@ -62,13 +62,17 @@ def sign_magnitude(value, sign_bit):
 
 
 class FeetechBus(ServoBus):
+    READ1_SIZE = 7  # the answer to a one-byte READ
+    WRITE_ANSWER_SIZE = 6
+    DATA_AT = 5  # first data byte of an answer
+
     def __init__(self, uart, ids=(), joints=(), model="sts3215", read_group=1,
-                 timeout_polls=3):
+                 timeout_polls=3, clock=None):
         if model not in MODELS:
             raise ValueError("Feetech: unknown model %r (known: %s)"
                              % (model, ", ".join(sorted(MODELS))))
         ServoBus.__init__(self, uart, ids, joints, read_group, timeout_polls,
-                          8 * ANSWER_SIZE * read_group, "Feetech")
+                          8 * ANSWER_SIZE * read_group, "Feetech", clock)
         self.counts_per_turn, self.centre, self.top = MODELS[model]
         self._goals = sync_write_packet(REG_GOAL_POSITION, 2, self.ids)
         self._torque_on = sync_write_packet(REG_TORQUE_ENABLE, 1, self.ids)
@@ -83,12 +87,27 @@ class FeetechBus(ServoBus):
                                bytearray(2 + read_group))
             self._req[5] = REG_PRESENT_POSITION
             self._req[6] = READ_LEN
-        self._set_return_delay()
+        self._set_eeprom_byte(REG_RETURN_DELAY, 0)  # answer at once, not after 500 us
 
-    def _set_return_delay(self):
-        # Return_Delay_Time sits in EEPROM (unlock, write, lock). Broadcast: no answers.
-        for addr, value in ((REG_LOCK, 0), (REG_RETURN_DELAY, 0), (REG_LOCK, 1)):
-            self.uart.write(packet(BROADCAST, INST_WRITE, (addr, value)))
+    def _read1_packet(self, servo_id, addr):
+        return packet(servo_id, INST_READ, (addr, 1))
+
+    def _write1_packets(self, servo_id, addr, value):
+        # The EEPROM area is locked: unlock, write, lock again.
+        return (packet(servo_id, INST_WRITE, (REG_LOCK, 0)),
+                packet(servo_id, INST_WRITE, (addr, value)),
+                packet(servo_id, INST_WRITE, (REG_LOCK, 1)))
+
+    def _find_status(self, servo_id, size):
+        """Offset of a good answer of `size` bytes from servo_id in the receive buffer, or -1.
+        (An echo of our own request to it has another LEN.)"""
+        rx = self._rx
+        for p in range(self._rxn - size + 1):
+            if rx[p] == 0xFF and rx[p + 1] == 0xFF and rx[p + 2] == servo_id \
+                    and rx[p + 3] == size - 4 \
+                    and (0xFF ^ busbytes.sum_bytes(rx, p + 2, p + size - 1)) == rx[p + size - 1]:
+                return p
+        return -1
 
     def torque(self, on):
         """Torque on or off for every servo of the bus."""

@@ -3,7 +3,7 @@
 # The AS5600 (0x36) and the MT6701 (0x06) cannot share a bus segment, so each sits on its
 # own mux channel. The sweep selects each channel in turn (one 1-byte write: bit n of
 # the mux's control register enables channel n) and lets the chip class read it.
-from dexproto.catalog import ST_ENCODER_ERROR, ST_MAGNET_MISSING, ST_MAGNET_WEAK
+from dexproto.catalog import COUNTER_MASK, ST_ENCODER_ERROR, ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
 ENCODER_BITS = ST_MAGNET_MISSING | ST_MAGNET_WEAK | ST_ENCODER_ERROR
 KEEP_BITS = 0xFF ^ ENCODER_BITS
@@ -52,7 +52,7 @@ class MuxedSensors:
                     self.i2c.writeto(mux, self._select[k])
                 bits = self._read(k, j, raw)
             except OSError:
-                self.errors += 1
+                self.errors = (self.errors + 1) & COUNTER_MASK
                 self._lost(k)
                 bits = ST_ENCODER_ERROR
             status[j] = (status[j] & KEEP_BITS) | bits
@@ -62,7 +62,7 @@ class MuxedSensors:
             try:
                 self.i2c.writeto(mux, self._none)
             except OSError:
-                self.errors += 1
+                self.errors = (self.errors + 1) & COUNTER_MASK
         self._sweep_done()
 
     def _lost(self, k):

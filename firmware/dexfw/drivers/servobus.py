@@ -6,21 +6,34 @@
 # or answers with a bad checksum is counted and flagged in its joint's status, and asked
 # again on its next turn. Call write_goals() before poll() in a cycle: the request sent
 # by poll() is then answered long before the next goals are written on the shared wire.
+#
+# Setup (in __init__, before the loop) may wait: it reads registers back one servo at a
+# time, on the board clock, and writes EEPROM only where a value differs (EEPROM wears,
+# and setup runs at every boot).
 import array
 
-from dexproto.catalog import ST_SERVO_BAD_CHECKSUM, ST_SERVO_ERROR, ST_SERVO_TIMEOUT
+from dexproto.catalog import COUNTER_MASK, ST_SERVO_BAD_CHECKSUM, ST_SERVO_ERROR, ST_SERVO_TIMEOUT
 from dexproto.cobsbuf import copy_into
 
 SERVO_BITS = ST_SERVO_TIMEOUT | ST_SERVO_BAD_CHECKSUM | ST_SERVO_ERROR
 KEEP_BITS = 0xFF ^ SERVO_BITS
 NO_SERVO = 0xFF
 CHUNK = 64
+SETUP_WAIT_US = 5000  # an answer comes within 1 ms at 1 Mbaud, return delay included
 
 
 class ServoBus:
-    """Subclasses build packets (_send_request, write_goals) and parse answers (_parse)."""
+    """Subclasses build packets (_send_request, write_goals) and parse answers (_parse);
+    for setup, they make one-register packets (_read1_packet, _write1_packets) and find a
+    servo's status packet (_find_status), with READ1_SIZE / WRITE_ANSWER_SIZE / DATA_AT."""
 
-    def __init__(self, uart, ids, joints, read_group, timeout_polls, rx_size, name):
+    NEEDS_CLOCK = True  # setup waits for answers on the board clock
+
+    def __init__(self, uart, ids, joints, read_group, timeout_polls, rx_size, name, clock):
+        if clock is None:
+            raise ValueError("%s: needs clock= (the HAL) to wait for the servos' answers at setup"
+                             % name)
+        self.clock = clock
         self.uart = uart
         self.ids = tuple(ids)
         self.joints = tuple(joints)
@@ -75,6 +88,38 @@ class ServoBus:
             self._rxn = copy_into(self._chunk, 0, got, self._rx, self._rxn)
             waiting -= got
 
+    # ---- setup (waits) -------------------------------------------------------------
+    def _setup_exchange(self, request, servo_id, answer_size):
+        """Send request to one servo and wait up to SETUP_WAIT_US for its status packet of
+        answer_size bytes; its offset in the receive buffer, or -1 when none came."""
+        self._receive()  # stale bytes (late answers, echoes) are not this answer
+        self._rxn = 0
+        self.uart.write(request)
+        clock = self.clock
+        start = clock.ticks_us()
+        while True:
+            self._receive()
+            p = self._find_status(servo_id, answer_size)
+            if p >= 0 or clock.ticks_diff(clock.ticks_us(), start) > SETUP_WAIT_US:
+                return p
+            clock.sleep_us(100)
+
+    def _set_eeprom_byte(self, addr, value):
+        """Make one EEPROM register byte `value` on every servo, writing only the servos
+        that hold another value. A servo that does not answer is left alone: poll() will
+        flag it. Returns how many servos were written."""
+        written = 0
+        for servo_id in self.ids:
+            p = self._setup_exchange(self._read1_packet(servo_id, addr), servo_id,
+                                     self.READ1_SIZE)
+            if p >= 0 and self._rx[p + self.DATA_AT] != value:
+                for request in self._write1_packets(servo_id, addr, value):
+                    self._setup_exchange(request, servo_id, self.WRITE_ANSWER_SIZE)
+                written += 1
+        self._rxn = 0
+        return written
+
+    # ---- receive buffer ------------------------------------------------------------
     def _consume(self, n):
         """Drop the first n bytes of the receive buffer."""
         self._rxn = copy_into(self._rx, n, self._rxn, self._rx, 0)
@@ -83,7 +128,7 @@ class ServoBus:
         for k in range(self.n):
             if self._awaited[k]:
                 self._awaited[k] = 0
-                self.timeouts += 1
+                self.timeouts = (self.timeouts + 1) & COUNTER_MASK
                 j = self.joints[k]
                 status[j] = (status[j] & KEEP_BITS) | ST_SERVO_TIMEOUT
         self._n_awaited = 0
@@ -112,7 +157,7 @@ class ServoBus:
         self._n_awaited -= 1
         j = self.joints[k]
         if not ok:
-            self.bad_checksums += 1
+            self.bad_checksums = (self.bad_checksums + 1) & COUNTER_MASK
             status[j] = (status[j] & KEEP_BITS) | ST_SERVO_BAD_CHECKSUM
             return -1
         status[j] = (status[j] & KEEP_BITS) | (ST_SERVO_ERROR if error else 0)

@@ -81,8 +81,10 @@ class SimTactileCamera(TactileMeasure, Camera):
         self.joints = joints
         self.contact_cdeg = contact_cdeg
         self.full_cdeg = full_cdeg
-        self.meter = ContactMeter()
         self._frames = self._render_levels(np.random.default_rng(seed))
+        # A simulated gel knows its untouched look: no need to hope nothing presses at start.
+        self.meter = ContactMeter()
+        self.meter.set_reference(self._frames[0])
         self._pacer = Pacer(fps)
 
     def press(self) -> float:

@@ -56,6 +56,10 @@ class ContactMeter:
         """Take a new reference from the next frames (nothing must touch the gel)."""
         self._sum, self._seen, self.reference = None, 0, None
 
+    def set_reference(self, color: np.ndarray) -> None:
+        """Use this frame as the no-contact reference."""
+        self.reference = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY) if color.ndim == 3 else color.copy()
+
     def measure(self, color: np.ndarray) -> Contact:
         grey = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY) if color.ndim == 3 else color
         if self.reference is None:

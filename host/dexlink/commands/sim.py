@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from pathlib import Path
 
@@ -38,6 +39,11 @@ def serve(board, seconds: float | None = None) -> None:
     print("virtual board running on %s (filesystem %s); Ctrl-C stops it"
           % (board.port, board.fs_dir), flush=True)
     deadline = None if seconds is None else time.monotonic() + seconds
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM too: close the board and remove its temp files
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))

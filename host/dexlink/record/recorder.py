@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 
 from dexproto import catalog
@@ -58,6 +58,8 @@ class Recorder:
         self._lock = threading.Lock()
         self._reported: set[str] = set()
         self._missed_at_start: dict[str, int] = {}
+        # What arrived while no episode was open (not a loss: nothing was recording).
+        self.between_episodes: Counter = Counter()
 
     def attach_cameras(self, cameras: CameraSet) -> None:
         """Use these cameras (made after the recorder when they render from its joints)."""
@@ -74,7 +76,10 @@ class Recorder:
 
     def on_frame(self, frame) -> bool:
         w = self.current
-        return True if w is None else w.add_frame(frame, self.kinds[frame.camera])
+        if w is None:
+            self.between_episodes[frame.camera] += 1
+            return True
+        return w.add_frame(frame, self.kinds[frame.camera])
 
     def on_telemetry(self, msg, t_ns: int) -> None:
         self.latest_present = [it[2] for it in msg.items]
@@ -85,7 +90,9 @@ class Recorder:
                 self.event("mode", "%s -> %s" % (mode_name(self.mode), mode_name(mode)), t_ns)
             self.mode = mode
         w = self.current
-        if w is not None:
+        if w is None:
+            self.between_episodes["telemetry"] += 1
+        else:
             w.add_telemetry(msg, t_ns)
 
     def on_message(self, msg, t_ns: int) -> None:

@@ -35,8 +35,7 @@ class _Machine:
 
     def reset(self):
         vconsole.note(vconsole.NOTE_HARD_RESET)
-        while True:  # the supervisor ends this interpreter
-            self._base.idle()
+        _wait_forever()  # the supervisor ends this interpreter
 
     def soft_reset(self):
         raise SystemExit
@@ -126,7 +125,10 @@ class Commands:
         mv = memoryview(buf)
         got = 0
         while got < len(buf):
-            n = self._f.readinto(mv[got:])
+            try:
+                n = self._f.readinto(mv[got:])
+            except KeyboardInterrupt:
+                continue  # a late Ctrl-C: the command being read is still whole
             if not n:
                 raise EOFError
             got += n
@@ -148,10 +150,10 @@ def banner():
 
 
 def main():
-    mode, fs_dir, board_dir = sys.argv[1], sys.argv[2], sys.argv[3]
-    vconsole.attach(int(sys.argv[5 + 1]))
-    vfaults.attach(int(sys.argv[5]))
-    commands = Commands(int(sys.argv[4]))
+    mode, fs_dir, board_dir, cmd_fd, fault_fd, note_fd = sys.argv[1:7]
+    vconsole.attach(int(note_fd))
+    vfaults.attach(int(fault_fd))
+    commands = Commands(int(cmd_fd))
     mount_board_fs(fs_dir, board_dir)
     sys.modules["machine"] = _Machine(machine)
     sys.modules["os"] = _Os(os)
@@ -163,20 +165,25 @@ def main():
             run_file("main.py", namespace)
     except KeyboardInterrupt:
         pass  # a Ctrl-C between the scripts
-    vconsole.note(vconsole.NOTE_BOOTED)
+    done = vconsole.NOTE_BOOTED, b""
     while True:
         try:
+            if done:
+                # A Ctrl-C racing the end of a command may repeat this note: the
+                # supervisor ignores a second one.
+                vconsole.note(*done)
+                done = None
             kind, code = commands.next()
+            vconsole.note(vconsole.NOTE_RUNNING)
+            text, soft = run(code, namespace, "single" if kind == "s" else "exec", "<stdin>")
+            if soft:
+                vconsole.note(vconsole.NOTE_SOFT_RESET)
+                _wait_forever()
+            done = vconsole.NOTE_DONE, text.encode()[-4000:]
         except KeyboardInterrupt:
-            continue  # a Ctrl-C that arrived as the last command ended
+            continue  # a Ctrl-C that arrived as a command ended
         except EOFError:
-            return
-        vconsole.note(vconsole.NOTE_RUNNING)
-        text, soft = run(code, namespace, "single" if kind == "s" else "exec", "<stdin>")
-        if soft:
-            vconsole.note(vconsole.NOTE_SOFT_RESET)
-            _wait_forever()
-        vconsole.note(vconsole.NOTE_DONE, text.encode()[-4000:])
+            return  # the supervisor is gone
 
 
 main()

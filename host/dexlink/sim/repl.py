@@ -16,7 +16,9 @@ CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = 1, 2, 3, 4, 5
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 PASTE_WINDOW = 4096  # bytes the host may send before waiting for a \x01 (u16 on the wire)
 
-FRIENDLY, RAW, RAW_PASTE, BUSY = "friendly", "raw", "raw-paste", "busy"
+PASTE_BANNER = b"\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== "
+
+FRIENDLY, PASTE, RAW, RAW_PASTE, BUSY = "friendly", "paste", "raw", "raw-paste", "busy"
 
 
 class Reply:
@@ -78,6 +80,8 @@ class Repl:
     def feed(self, c: int) -> Reply | None:
         if self.state == FRIENDLY:
             return self._friendly(c)
+        if self.state == PASTE:
+            return self._friendly_paste(c)
         if self.state == RAW:
             return self._raw(c)
         if self.state == RAW_PASTE:
@@ -85,7 +89,7 @@ class Repl:
         return None
 
     def _run(self, code: str, kind: str) -> Reply:
-        self._running_from = FRIENDLY if self.state == FRIENDLY else RAW
+        self._running_from = FRIENDLY if self.state in (FRIENDLY, PASTE) else RAW
         self.state = BUSY
         return Reply("exec", code, kind)
 
@@ -107,6 +111,11 @@ class Repl:
             self._line.clear()
             self._block.clear()
             self.out(b"\r\n>>> ")
+        elif c == CTRL_E:
+            self._line.clear()
+            self._block.clear()
+            self.state = PASTE
+            self.out(PASTE_BANNER)
         elif c == CTRL_D:
             if not self._line and not self._block:
                 self.out(b"\r\n")
@@ -143,6 +152,25 @@ class Repl:
             self.out(b"... ")
             return None
         return self._run(line, "single")
+
+    def _friendly_paste(self, c):
+        """Ctrl-E paste mode: lines echoed after '=== ', run as one file on Ctrl-D."""
+        if c == CTRL_C:
+            self._line.clear()
+            self.state = FRIENDLY
+            self.out(b"\r\n>>> ")
+        elif c == CTRL_D:
+            self.out(b"\r\n")
+            code = self._line.decode("utf-8", "replace")
+            self._line.clear()
+            return self._run(code, "exec")
+        elif c == 0x0D:
+            self._line.append(0x0A)
+            self.out(b"\r\n=== ")
+        elif c != 0x0A:
+            self._line.append(c)
+            self.out(bytes((c,)))
+        return None
 
     def _raw(self, c):
         if c == CTRL_A:

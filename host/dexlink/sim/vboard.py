@@ -75,7 +75,7 @@ class _Interpreter:
         cmd_r, self.cmd_w = os.pipe()
         fault_r, self.fault_w = os.pipe()
         self.notes_r, note_w = os.pipe()
-        for fd in (stdin_r, self.stdin_w, self.stdout_r, fault_r, self.notes_r):
+        for fd in (stdin_r, self.stdin_w, self.stdout_r, fault_r, self.fault_w, self.notes_r):
             _nonblocking(fd)  # stdin_r and fault_r: the firmware polls them without blocking
         env = dict(os.environ, MICROPYPATH="%s:%s" % (fs_dir, BOARD_DIR))
         argv = [str(MICROPYTHON), str(AGENT), mode, str(fs_dir), str(BOARD_DIR),
@@ -111,7 +111,8 @@ class VirtualBoard:
 
     def __init__(self, fs_dir: str | Path | None = None, seed: int = 0):
         self._own_fs = fs_dir is None
-        self.fs_dir = Path(tempfile.mkdtemp(prefix="vboard-fs-")) if fs_dir is None else Path(fs_dir)
+        self.fs_dir = Path(tempfile.mkdtemp(prefix="vboard-fs-") if fs_dir is None else fs_dir)
+        self.fs_dir = self.fs_dir.resolve()  # the interpreter runs elsewhere: no relative paths
         self.fs_dir.mkdir(parents=True, exist_ok=True)
         self.port: str | None = None
         self.to_board = LineNoise(seed)
@@ -127,8 +128,9 @@ class VirtualBoard:
         self._interp: _Interpreter | None = None
         self._thread: threading.Thread | None = None
         self._stop = False
+        self._booting = False
         self._state_changed = threading.Condition()
-        self.repl = Repl(self._send, "MicroPython on a virtual board (dexlink)")
+        self._repl = Repl(self._send, "MicroPython on a virtual board (dexlink)")
 
     # -- lifecycle ------------------------------------------------------------------
     def __enter__(self):
@@ -175,9 +177,15 @@ class VirtualBoard:
     @property
     def state(self) -> str:
         """'booting' (boot.py / main.py run), 'repl' (at a prompt) or 'running' (a command)."""
-        if self.repl.state != BUSY:
+        if self._repl.state != BUSY:
             return "repl"
         return "booting" if self._booting else "running"
+
+    @property
+    def interruptible(self) -> bool:
+        """Whether a program runs that Ctrl-C would interrupt (it has not claimed the console)."""
+        interp = self._interp
+        return bool(interp and self._repl.state == BUSY and interp.sigint_ok and not interp.claimed)
 
     @property
     def claimed(self) -> bool:
@@ -281,8 +289,8 @@ class VirtualBoard:
         self._notes.clear()
         self._pending_in.clear()  # input in flight is lost in a reset, as on a board
         self._booting = True
-        self.repl.state = BUSY
-        self.repl.raw_mode = mode == "raw"
+        self._repl.state = BUSY
+        self._repl.raw_mode = mode == "raw"
         self._interp = _Interpreter(self.fs_dir, mode)
         self._watch(self._interp.stdout_r, self._on_board_output)
         self._watch(self._interp.notes_r, self._on_notes)
@@ -296,7 +304,7 @@ class VirtualBoard:
 
     def _soft_reset(self):
         self._send(SOFT_REBOOT)
-        self._boot("raw" if self.repl.raw_mode else "friendly")
+        self._boot("raw" if self._repl.raw_mode else "friendly")
 
     def _hard_reset(self):
         self._boot("friendly")
@@ -360,8 +368,8 @@ class VirtualBoard:
     def _from_host(self, data: bytes):
         i = 0
         while i < len(data):
-            if self.repl.state != BUSY:
-                reply = self.repl.feed(data[i])
+            if self._repl.state != BUSY:
+                reply = self._repl.feed(data[i])
                 i += 1
                 if reply is not None:
                     self._do(reply)
@@ -386,7 +394,7 @@ class VirtualBoard:
         code = reply.code.encode()
         record = struct.pack("<BI", ord("s" if reply.kind == "single" else "x"), len(code)) + code
         self._booting = False
-        self._interp.sigint_ok = True
+        self._interp.sigint_ok = False  # until the agent says it runs the command
         os.write(self._interp.cmd_w, record)  # blocking: the agent is waiting for it
         self._notify()
 
@@ -477,19 +485,21 @@ class VirtualBoard:
         if kind == "P":
             interp.sigint_ok = True
             if text:
-                self.repl.banner = text
+                self._repl.banner = text
         elif kind == "C":
             interp.claimed = True
         elif kind == "R":
             interp.claimed = False
         elif kind in "BD":
+            if self._repl.state != BUSY:
+                return  # a repeated note (a Ctrl-C raced the end of the command)
             interp.claimed = False
             interp.sigint_ok = False
             self._booting = False
             if kind == "B":
-                self.repl.enter()
+                self._repl.enter()
             else:
-                self.repl.finished(text)
+                self._repl.finished(text)
             self._replay_unread_input()
         elif kind == "H":
             self._hard_reset()

@@ -30,6 +30,7 @@ KIND_CLOCK_PPM = 4
 KIND_NAMES = ("clear", "magnet_missing", "servo_silent", "servo_bad_checksum", "clock_ppm")
 
 _channel = None
+_supervised = False  # attached to a supervisor's pipe (not a test's file)
 _record = bytearray(RECORD_SIZE)
 _tables = (None, magnet_missing, servo_silent, servo_bad_checksum)
 injections = 0  # records applied since boot
@@ -46,8 +47,9 @@ def clear():
 
 def attach(fd):
     """Read injections from file descriptor fd (inherited from the supervisor)."""
-    global _channel
+    global _channel, _supervised
     _channel = open(fd, "rb")
+    _supervised = True
 
 
 def apply(kind, index, flag, value):
@@ -68,7 +70,14 @@ def poll():
     if ch is None:
         return 0
     n = 0
-    while ch.readinto(_record) == RECORD_SIZE:
+    while True:
+        got = ch.readinto(_record)  # None: nothing waits; 0: end of file
+        if got != RECORD_SIZE:
+            if got == 0 and _supervised:
+                # The supervisor is gone (only it holds the pipe's other end): stop this
+                # interpreter rather than run on, orphaned, at 1 kHz.
+                raise SystemExit
+            return n
         r = _record
         # Decoded by hand: struct.unpack would allocate a tuple per record.
         value = r[4] | (r[5] << 8) | (r[6] << 16) | (r[7] << 24)
@@ -76,7 +85,6 @@ def poll():
             value -= 0x100000000
         apply(r[0], r[1], r[2] | r[3], value)
         n += 1
-    return n
 
 
 def encode(kind, index=0, flag=0, value=0):
