@@ -110,8 +110,8 @@ def teleop_report(link: Link, seconds: float) -> None:
             moving += 1
             same += exo == goal
     cycle = np.array(cycle)
-    print("TELEOP exo -> servo: %d samples x joints; goal == exo of the same cycle in %.2f%% "
-          "(the rest slew-limited)" % (moving, 100.0 * same / max(1, moving)))
+    print("TELEOP exo -> servo: %d joint samples (not limited or held); goal == exo of the same "
+          "cycle in %.2f%%" % (moving, 100.0 * same / max(1, moving)))
     if len(cycle):
         print("  latency = within one cycle: sampling to servo write, cycle compute time median "
               "%d us, p99 %d us, worst %d us" % (np.median(cycle), np.percentile(cycle, 99), cycle.max()))
@@ -141,11 +141,13 @@ def main(argv=None) -> int:
             clock = link.clock.summary()
     seen = latency[latency >= 0] / 1e6
     lost = int((latency < 0).sum())
-    print("HOST host -> servo over %d commands at %.0f Hz (%d superseded or unseen):"
-          % (args.count, args.rate, lost))
+    print("HOST host -> servo over %d commands at %.0f Hz: %d placed; %d superseded within one "
+          "board cycle by the next command (never on a servo alone)" % (
+              args.count, args.rate, len(seen), lost))
     if len(seen):
-        print("  median %.3f ms  p99 %.3f ms  worst %.3f ms  best %.3f ms" % (
-            np.median(seen), np.percentile(seen, 99), seen.max(), seen.min()))
+        print("  median %.3f ms  p99 %.3f ms  p99.9 %.3f ms  worst %.3f ms  best %.3f ms" % (
+            np.median(seen), np.percentile(seen, 99), np.percentile(seen, 99.9), seen.max(),
+            seen.min()))
         print("  (to the start of the cycle that wrote the servo; the write follows by the cycle's "
               "compute time: median %d us)" % np.median(cycle_us))
     print("clock: drift %s ppm, best sync round trip %s us; link: %d drops, %d gaps, %.0f frames/s"

@@ -7,7 +7,8 @@ for --seconds through dexlink.link. Cycle times are the firmware's own (cycle_us
 TELEMETRY: a sample of one cycle in ten; worst and overruns count every cycle).
 Baseline, same run: an empty cycle on the same ticks_us deadlines in the bare
 interpreter (no devices, no pty), i.e. what this host's scheduler allows at all.
-Throughput: a program holding the console writes (board -> host) or reads
+For iso16, the same figures again under each injected fault (a few seconds each, after a
+no-fault run of the same length for comparison). Throughput: a program holding the console writes (board -> host) or reads
 (host -> board) as fast as it can through the pseudo-terminal.
 
     .venv/bin/python bench/vboard.py                # 60 s per hand
@@ -16,6 +17,7 @@ Throughput: a program holding the console writes (board -> host) or reads
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -103,23 +105,28 @@ def baseline(seconds: float) -> str:
     return "%.0f Hz, %d overruns of %d cycles (%.2f %%)" % (n / us * 1e6, over, n, 100 * over / n)
 
 
-def teleop(board: VirtualBoard, seconds: float) -> dict:
-    with Link(board.port, reconnect=False, handshake_timeout=10) as link:
-        link.set_config(HZ, DECIMATION, 250, C.WATCHDOG_HOLD)
-        for _ in range(100):
-            try:
-                link.set_mode(C.MODE_TELEOP)
-                break
-            except NackError:
-                time.sleep(0.05)
-        sub = link.subscribe("TELEMETRY")
-        time.sleep(1.0)  # warm up: goals slewed onto the operator
-        sub.drain()
-        s0, h0 = link.get_stats(), time.monotonic()
-        time.sleep(seconds)
-        s1, h1 = link.get_stats(), time.monotonic()
-        tel = sub.drain()
-        rx = link.stats
+FAULTS = (("none", {}), ("magnet_missing", dict(joint=3)), ("servo_silent", dict(joint=5)),
+          ("servo_bad_checksum", dict(joint=6)), ("clock", dict(ppm=500)),
+          ("line_noise", dict(drop_rate=1e-3, garbage_rate=1e-3)))
+
+
+def start_teleop(link: Link) -> None:
+    link.set_config(HZ, DECIMATION, 250, C.WATCHDOG_HOLD)
+    for _ in range(100):
+        try:
+            link.set_mode(C.MODE_TELEOP)
+            return
+        except NackError:  # busy until the servos' positions are known
+            time.sleep(0.05)
+
+
+def measure(link: Link, sub, seconds: float) -> dict:
+    """Loop figures over `seconds` of TELEOP, from STATS and the TELEMETRY stream."""
+    sub.drain()
+    s0, h0 = link.get_stats(), time.monotonic()
+    time.sleep(seconds)
+    s1, h1 = link.get_stats(), time.monotonic()
+    tel = sub.drain()
     cyc = np.array([m.cycle_us for m in tel])
     board_us = np.unwrap(np.array([m.board_us for m in tel], dtype=float), period=2.0 ** 30)
     cycles = np.array([m.cycle for m in tel])
@@ -127,8 +134,26 @@ def teleop(board: VirtualBoard, seconds: float) -> dict:
         rate_board=(cycles[-1] - cycles[0]) / (board_us[-1] - board_us[0]) * 1e6,
         rate_host=(s1.cycles - s0.cycles) / (h1 - h0),
         median=np.median(cyc), p99=np.percentile(cyc, 99), worst=s1.worst_cycle_us,
-        overruns=s1.overruns - s0.overruns, cycles=s1.cycles - s0.cycles, samples=len(cyc),
-        telemetry_hz=len(tel) / (h1 - h0), link=rx)
+        overruns=s1.overruns - s0.overruns, cycles=s1.cycles - s0.cycles,
+        telemetry_hz=len(tel) / (h1 - h0))
+
+
+def teleop(board: VirtualBoard, seconds: float, faults: bool) -> tuple[dict, list]:
+    """The loop's figures in TELEOP; with faults, also the rate under each injected fault."""
+    under = []
+    with Link(board.port, reconnect=False, handshake_timeout=10) as link:
+        start_teleop(link)
+        sub = link.subscribe("TELEMETRY")
+        time.sleep(1.0)  # warm up: goals slewed onto the operator
+        main = measure(link, sub, seconds)
+        if faults:
+            each = max(2.0, seconds / 10)
+            for name, kw in FAULTS:
+                if name != "none":
+                    board.inject(name, **kw)
+                under.append((name, measure(link, sub, each)))
+                board.inject("clear")
+    return main, under
 
 
 def throughput(seconds: float) -> tuple[float, float]:
@@ -167,18 +192,25 @@ def main() -> int:
                                 epilog="example: .venv/bin/python bench/vboard.py --seconds 5")
     p.add_argument("--seconds", type=float, default=60.0, help="seconds per hand (default 60)")
     args = p.parse_args()
+    load = os.getloadavg()
+    print("host: %d CPUs, load average %.1f / %.1f / %.1f (1/5/15 min): the virtual board "
+          "shares them" % (os.cpu_count(), *load))
     print("baseline (empty cycle, bare interpreter, %d Hz deadlines): %s"
           % (HZ, baseline(min(args.seconds, 10))))
     for hand, n in HANDS:
         with VirtualBoard() as board:
             flash_virtual(board, ROOT / "hardware" / "hands" / ("%s.toml" % hand))
-            r = teleop(board, args.seconds)
+            r, under = teleop(board, args.seconds, faults=hand == "iso16")
         print("%s (%d joints) at %d Hz for %.0f s: loop %.1f Hz (board clock) / %.1f Hz (host "
               "clock); cycle median %d us, p99 %d us, worst %d us; overruns %d of %d cycles "
               "(%.2f %%); telemetry %.1f frames/s"
               % (hand, n, HZ, args.seconds, r["rate_board"], r["rate_host"], r["median"],
                  r["p99"], r["worst"], r["overruns"], r["cycles"],
                  100 * r["overruns"] / max(1, r["cycles"]), r["telemetry_hz"]))
+        for name, f in under:
+            print("  %s, fault %-18s loop %.1f Hz, cycle median %d us, p99 %d us, overruns %.2f %%"
+                  % (hand, name + ":", f["rate_host"], f["median"], f["p99"],
+                     100 * f["overruns"] / max(1, f["cycles"])))
     out_rate, in_rate = throughput(min(args.seconds, 5))
     print("serial throughput through the pty: board -> host %.2f MB/s, host -> board %.2f MB/s"
           % (out_rate / 1e6, in_rate / 1e6))

@@ -9,6 +9,7 @@ import tomllib
 import pytest
 
 from dexlink.commands.calibrate import HandJoint, calibrate_joint, circular_mean_turn16, wrap16
+from dexlink.hwconfig import HANDS
 from test_link_fakeboard import FakeBoard
 
 HAND = """
@@ -99,3 +100,16 @@ def test_zero_near_the_wrap_and_direction_rules():
     assert cal.ok and cal.direction == -1 and cal.range_deg == pytest.approx((-5.49, 90.0), abs=0.01)
     cal = calibrate_joint(j, [100, 2000], [0, 0], [100, 30000], [0, 0])
     assert not cal.ok and "moved" in cal.refused  # the zero pose was not held
+
+
+def test_calibrate_on_the_virtual_board(tmp_path):
+    """The real firmware's RAW_SAMPLE stream: its simulated operator keeps moving (it has no
+    calibration routine), so flexion joints are refused for moving during the zero pose."""
+    hand = tmp_path / "iso16.toml"
+    hand.write_text((HANDS / "iso16.toml").read_text())
+    r = subprocess.run([sys.executable, "-m", "dexlink.cli", "calibrate", "--sim", "--hand",
+                        str(hand), "--yes", "--zero-seconds", "1", "--sweep-seconds", "1",
+                        "--finger", "ring"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "REFUSED ring_mcp" in r.stdout and "while the zero pose was held" in r.stdout
+    assert "of 4 joints calibrated" in r.stdout

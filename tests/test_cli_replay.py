@@ -62,3 +62,13 @@ def test_replay_mismatch_and_bad_file_are_clear(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dexlink.cli", "replay", str(bad), "--port", "x"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "notes.mcap" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_replay_on_the_virtual_board(tmp_path):
+    """The real firmware takes every target in HOST mode (a refusal would fail the command)."""
+    samples = [[200 + 5 * k] * 16 for k in range(40)]
+    episode = write_episode(tmp_path / "episode_0000.mcap", samples)
+    r = subprocess.run([sys.executable, "-m", "dexlink.cli", "replay", str(episode), "--sim",
+                        "--ramp", "0.5"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "sent 40 targets" in r.stdout

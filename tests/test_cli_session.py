@@ -74,3 +74,12 @@ def test_help_has_examples_and_bad_port_is_one_line():
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "cannot open /dev/does-not-exist" in r.stderr
+
+
+def test_session_on_the_virtual_board():
+    r = subprocess.run(DEXLINK + ["session", "--sim", "--duration", "2.5", "--every", "1",
+                                  "--mode", "teleop"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("mode ")]
+    assert lines and "mode TELEOP" in lines[-1] and "exo->servo within one cycle" in lines[-1]
+    assert "thumb_cmc_abd " in r.stdout and "ring_dip " in r.stdout  # iso16's joint names

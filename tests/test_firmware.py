@@ -630,6 +630,33 @@ out("tx")
     assert any(f.code == C.FAULT_OVERRUN for f in r.only("tx", "FAULT"))
 
 
+def test_counters_wrap_at_2_30_and_stay_small_ints(tmp_path):
+    """Counters started just below COUNTER_MASK wrap to small values (they would turn into
+    heap-allocated big ints past 2^30 on a 32-bit port); the overrun FAULT's count since
+    the last one stays right across the wrap."""
+    body = '''
+M = C.COUNTER_MASK
+fw.cycles = fw.overruns = fw._overruns_reported = M - 1
+fw.link.tx_frames = fw.link.reader.frames = M
+fakehal.auto[0] = 1200                # cycles run long: every one overruns
+fw.run(3)
+send(%r)
+fw.run(1)
+val("counters", [fw.cycles, fw.overruns, fw.link.reader.frames])
+out("tx")
+'''
+    r = run_fw(tmp_path, body % hexframe("GET_STATS", seq=1))
+    cycles, overruns, frames = r.values["counters"]
+    assert cycles == 2 and frames == 0  # M-1 + 3 cycles; M + 1 frame
+    assert 0 <= overruns < 4  # M-1 + up to 4 overruns (the first cycle may be on time)
+    stats = r.only("tx", "STATS")[0]
+    # (answered at the start of the 4th cycle, before it was counted)
+    assert (stats.cycles, stats.rx_frames) == (1, 0) and stats.overruns <= overruns
+    assert stats.tx_frames < 10  # wrapped too
+    details = [f.detail for f in r.only("tx", "FAULT") if f.code == C.FAULT_OVERRUN]
+    assert details and all(1 <= d <= 4 for d in details)
+
+
 # ---- boot ------------------------------------------------------------------------------
 BOOT = '''
 import fakehal

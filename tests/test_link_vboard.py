@@ -58,4 +58,6 @@ def test_board_reset_is_reported_and_session_reapplied(vboard):
         tele.drain()
         assert wait_for(tele, lambda m: m.mode == catalog.MODE_TELEOP, timeout=5) is not None
         assert link.get_config().loop_hz == 400
+        # the reboot restarted the board's sequence numbers: not tens of thousands "lost"
+        assert link.stats_snapshot()["lost_frames"] < 1000
         link.set_mode(catalog.MODE_IDLE)

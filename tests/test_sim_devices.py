@@ -323,3 +323,27 @@ print("RESULT " + json.dumps({"raw": list(raw), "want": want, "present": list(pr
         assert abs((got - want + 32768) % 65536 - 32768) <= 80
     for got, want in zip(r["present"], r["goal"]):
         assert abs(got - want) <= 5  # servo counts: 8.8 cdeg apart
+
+
+def test_vmachine_console_without_the_supervisor_reads_stdin_and_polls_faults(tmp_path):
+    """With no vconsole module (no supervisor), vmachine's Console is the boards' stdio
+    console (dexfw.stdioconsole) that applies pending fault injections on every read."""
+    board = tmp_path / "board"
+    board.mkdir()
+    for f in SIM_BOARD.glob("*.py"):
+        if f.name != "vconsole.py":
+            (board / f.name).write_text(f.read_text())
+    out = run_micropython("""
+import vfaults
+polls = [0]
+def counting_poll():
+    polls[0] += 1
+vfaults.poll = counting_poll
+import vmachine
+from dexfw.stdioconsole import StdioConsole
+c = vmachine.Console()
+buf = bytearray(8)
+n = c.readinto(buf)
+print(isinstance(c, StdioConsole), n, bytes(buf[:n]), c.readinto(buf), polls[0])
+""", paths=[board], stdin=b"abc").stdout.decode().split()
+    assert out == ["True", "3", "b'abc'", "0", "2"]

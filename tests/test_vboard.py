@@ -151,8 +151,8 @@ def test_unmodified_mpremote_copies_lists_execs_runs_and_resets(board, tmp_path)
     boots = board.stats["boots"]
     assert mpremote(board, "soft-reset").returncode == 0
     assert board.stats["boots"] == boots + 1
-    assert mpremote(board, "reset").returncode == 0
-    assert board.wait_for(lambda b: b.stats["boots"] == boots + 2, 5)
+    assert mpremote(board, "reset").returncode == 0  # mpremote's soft reset, then machine.reset()
+    assert board.wait_for(lambda b: b.stats["boots"] >= boots + 3, 5)
     r = mpremote(board, "exec", "1/0")
     assert r.returncode != 0 and b"ZeroDivisionError" in r.stdout + r.stderr
 
@@ -226,3 +226,16 @@ def test_dexlink_sim_prints_a_port_that_mpremote_can_use():
         proc.wait(10)
     r = subprocess.run([str(dexlink), "sim", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "example" in r.stdout
+
+
+def test_inject_refuses_unknown_faults_and_missing_joints():
+    board = VirtualBoard()  # not started: arguments are checked first
+    try:
+        with pytest.raises(ValueError, match="unknown fault 'smoke'.*magnet_missing"):
+            board.inject("smoke")
+        with pytest.raises(ValueError, match="servo_silent needs joint=0..31"):
+            board.inject("servo_silent")
+        with pytest.raises(ValueError, match="drop_rate must be within 0..1"):
+            board.inject("line_noise", drop_rate=2)
+    finally:
+        board.close()

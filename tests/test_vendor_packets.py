@@ -23,19 +23,29 @@ def counts(cdeg: int) -> int:
 
 
 def capture_micropython(body: str) -> list[str]:
-    """Run body with `uart`, a recording UART; return the packets written, as hex."""
+    """Run body with `uart`, a recording UART; return the packets written, as hex.
+
+    The UART answers only what `reply(packet)` (body may define it) returns bytes for.
+    """
     src = """
-import json
+import json, time
+def reply(buf):
+    return None
 class RecordingUART:
     def __init__(self):
         self.packets = []
+        self.pending = b""
     def write(self, buf):
         self.packets.append(bytes(buf).hex())
+        self.pending += bytes(reply(buf) or b"")
         return len(buf)
     def any(self):
-        return 0
+        return len(self.pending)
     def readinto(self, buf, n):
-        return 0
+        n = min(n, len(self.pending))
+        buf[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
 uart = RecordingUART()
 present = [0] * 3
 status = bytearray(3)
@@ -61,31 +71,50 @@ class LoopPort:
         self.packets.append(data.hex())
 
 
+# At setup each servo is asked for its Return_Delay_Time; the UART answers 250 (the
+# factory default) for the first servo only, so only that one is written, and the others
+# (silent) are waited for and left alone. The read-back answers come from the driver
+# module's own packet builder: their parsing is checked against the simulated servos.
 DRIVER_SCRIPT = """
+from dexfw.drivers import %(module)s
 from dexfw.drivers.%(module)s import %(cls)s
-bus = %(cls)s(uart, ids=%(ids)r, joints=(0, 1, 2), timeout_polls=1)
+def reply(buf):
+    if %(is_delay_read)s and buf[%(id_at)d] == %(first_id)d:
+        return %(module)s.packet(%(first_id)d, %(answer_inst)s, %(answer_params)s)
+bus = %(cls)s(uart, ids=%(ids)r, joints=(0, 1, 2), timeout_polls=1, clock=time)
 bus.torque(1)
 bus.torque(0)
 bus.write_goals(%(goals)r)
 for _ in range(3):
     bus.poll(present, status)
-group = %(cls)s(uart, ids=%(ids)r, joints=(0, 1, 2), read_group=2, timeout_polls=1)
+group = %(cls)s(uart, ids=%(ids)r, joints=(0, 1, 2), read_group=2, timeout_polls=1, clock=time)
 for _ in range(2):
     group.poll(present, status)
 """
+FEETECH_SCRIPT = DRIVER_SCRIPT % {
+    "module": "feetech", "cls": "FeetechBus", "ids": IDS, "goals": GOALS_CDEG,
+    "is_delay_read": "buf[4] == 0x02 and buf[5] == 7", "id_at": 2, "first_id": IDS[0],
+    "answer_inst": "0", "answer_params": "(250,)"}  # ERR 0, data 250
+DYNAMIXEL_SCRIPT = DRIVER_SCRIPT % {
+    "module": "dynamixel", "cls": "DynamixelBus", "ids": IDS, "goals": GOALS_CDEG,
+    "is_delay_read": "buf[7] == 0x02 and buf[8] == 9 and buf[9] == 0", "id_at": 4,
+    "first_id": IDS[0], "answer_inst": "0x55", "answer_params": "(0, 250)"}  # STATUS, ERR 0
 
 
 def test_feetech_packets_match_scservo_sdk():
-    ours = capture_micropython(DRIVER_SCRIPT % {
-        "module": "feetech", "cls": "FeetechBus", "ids": IDS, "goals": GOALS_CDEG})
+    ours = capture_micropython(FEETECH_SCRIPT)
 
     lp = LoopPort(scs.PortHandler)
     ph = scs.PacketHandler(0)  # 0: STS, little-endian
 
-    def init():  # Return_Delay_Time = 0 in EEPROM: unlock, write, lock (broadcast)
-        for addr, value in ((55, 0), (7, 0), (55, 1)):
-            ph.write1ByteTxOnly(lp.port, scs.BROADCAST_ID, addr, value)
+    def init():  # Return_Delay_Time read back; 0 written to EEPROM where it is not
+        for sid in IDS:
+            ph.readTx(lp.port, sid, 7, 1)
             lp.take()
+            if sid == IDS[0]:  # unlock, write, lock
+                for addr, value in ((55, 0), (7, 0), (55, 1)):
+                    ph.write1ByteTxOnly(lp.port, sid, addr, value)
+                    lp.take()
 
     def sync_write(addr, length, data_by_id):
         group = scs.GroupSyncWrite(lp.port, ph, addr, length)
@@ -117,15 +146,18 @@ def test_feetech_packets_match_scservo_sdk():
 
 
 def test_dynamixel_packets_match_dynamixel_sdk():
-    ours = capture_micropython(DRIVER_SCRIPT % {
-        "module": "dynamixel", "cls": "DynamixelBus", "ids": IDS, "goals": GOALS_CDEG})
+    ours = capture_micropython(DYNAMIXEL_SCRIPT)
 
     lp = LoopPort(dxl.PortHandler)
     ph = dxl.PacketHandler(2.0)
 
-    def init():  # Return_Delay_Time (9) = 0, broadcast
-        ph.write1ByteTxOnly(lp.port, dxl.BROADCAST_ID, 9, 0)
-        lp.take()
+    def init():  # Return_Delay_Time (9) read back; 0 written where it is not
+        for sid in IDS:
+            ph.readTx(lp.port, sid, 9, 1)
+            lp.take()
+            if sid == IDS[0]:
+                ph.write1ByteTxOnly(lp.port, sid, 9, 0)
+                lp.take()
 
     def sync_write(addr, length, data_by_id):
         group = dxl.GroupSyncWrite(lp.port, ph, addr, length)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 WIRE_PERIOD = 1 << 32  # TIME_SYNC_REPLY and TELEMETRY carry uint32
 BOARD_PERIOD = 1 << 30  # MicroPython's ticks_us period on 32-bit ports
+MIN_PAIR_US = 2_000_000  # slopes between closer points are mostly noise
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,32 @@ class SyncSample:
 
 
 def _line(points) -> tuple[float, float] | None:
-    """Least-squares slope of (x, y) points and the spread (rms residual) about the line."""
+    """Robust slope of (x, y) points and their spread about it.
+
+    Theil-Sen: the median of the slopes between point pairs at least MIN_PAIR_US apart,
+    so a bucket whose best exchange was still delayed cannot tilt the line; the spread is
+    the residuals' median absolute deviation.
+    """
+    slopes = []
     n = len(points)
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    var = sum((x - mx) ** 2 for x, _ in points)
-    if n < 3 or var == 0:
+    for i in range(n):
+        xi, yi = points[i]
+        for j in range(i + 1, n):
+            dx = points[j][0] - xi
+            if abs(dx) >= MIN_PAIR_US:
+                slopes.append((points[j][1] - yi) / dx)
+    if len(slopes) < 3:
         return None
-    slope = sum((x - mx) * (y - my) for x, y in points) / var
-    spread = (sum((y - my - slope * (x - mx)) ** 2 for x, y in points) / (n - 2)) ** 0.5
-    return slope, spread
+    slope = _median(slopes)
+    resid = [y - slope * x for x, y in points]
+    mid = _median(resid)
+    return slope, 1.4826 * _median([abs(r - mid) for r in resid])
+
+
+def _median(values: list) -> float:
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def _up_ns(s: SyncSample) -> int:

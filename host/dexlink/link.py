@@ -158,6 +158,7 @@ class LinkStats:
         self.disconnects = 0
         self.reconnects = 0
         self.rtt_ns: deque[int] = deque(maxlen=200)  # request -> ACK round trips
+        self.drops_before: dict[str, int] = {}  # decoder drops of earlier connections
         self._history: deque[tuple[int, int, int]] = deque()  # (ns, frames, bytes)
         self._last_seq: int | None = None
 
@@ -166,7 +167,9 @@ class LinkStats:
         self.by_type[m.name] = self.by_type.get(m.name, 0) + 1
         if self._last_seq is not None:
             gap = (m.seq - self._last_seq - 1) & 0xFFFF
-            if gap:
+            if gap >= 0x8000:
+                pass  # backwards: the board restarted its numbering (a reboot), nothing lost
+            elif gap:
                 self.seq_gaps += 1
                 self.lost_frames += gap
         self._last_seq = m.seq
@@ -288,6 +291,8 @@ class Link:
                                          write_timeout=2, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
             raise LinkError("cannot open %s: %s" % (self.url, _open_problem(e))) from None
+        for reason, n in self.decoder.drops.items():  # keep the counts across reconnections
+            self.stats.drops_before[reason] = self.stats.drops_before.get(reason, 0) + n
         self.decoder = StreamDecoder()
         self.stats.forget_seq()
         self._first_bytes.clear()
@@ -689,7 +694,7 @@ class Link:
         s = self.stats
         fps, bps = s.rates(time.monotonic_ns())
         rtts = sorted(s.rtt_ns)
-        drops = dict(self.decoder.drops)
+        drops = {reason: n + s.drops_before.get(reason, 0) for reason, n in self.decoder.drops.items()}
         return {
             "connected": self.connected,
             "frames": s.frames,
@@ -697,7 +702,7 @@ class Link:
             "bytes_per_s": bps,
             "drops": drops,
             "dropped": sum(drops.values()),
-            "resyncs": sum(drops.values()),
+            "resyncs": sum(drops.values()),  # each dropped frame: decoding restarts at the next 0x00
             "seq_gaps": s.seq_gaps,
             "lost_frames": s.lost_frames,
             "tx_frames": s.tx_frames,

@@ -8,7 +8,7 @@
 # Words: bit 15 even parity, bit 14 read (command) / error flag (answer), 13:0 address/data.
 import array
 
-from dexfw.drivers.i2cmux import KEEP_BITS
+from dexfw.drivers.i2cmux import KEEP_BITS, vouch
 from dexproto.catalog import COUNTER_MASK, ST_ENCODER_ERROR, ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
 REG_CLEAR_ERROR = 0x0001
@@ -137,10 +137,7 @@ class AS5048AChain:
         asked = self._asked[k]
         if asked == _ASKED_DIAG:
             bits = diag_bits(word & 0x3FFF)
-            if bits & ST_MAGNET_MISSING:  # angles since the last good diagnosis: noise
-                raw[j] = self._vouched[k]
-            else:
-                self._vouched[k] = raw[j]
+            vouch(bits, raw, j, self._vouched, k)
             self._magnet[k] = bits
         elif asked == _ASKED_ANGLE and not self._magnet[k] & ST_MAGNET_MISSING:
             raw[j] = (word & 0x3FFF) << 2

@@ -6,7 +6,7 @@
 # The magnet status (MD/ML/MH) is read for one sensor per sweep, spreading its cost.
 import array
 
-from dexfw.drivers.i2cmux import MuxedSensors
+from dexfw.drivers.i2cmux import MuxedSensors, vouch
 from dexproto.catalog import ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
 ADDR = 0x36
@@ -40,12 +40,7 @@ class AS5600Mux(MuxedSensors):
         if k == self._check:
             i2c.readfrom_mem_into(self.addr, REG_STATUS, self._buf1)
             bits = magnet_bits(self._buf1[0])
-            if bits & ST_MAGNET_MISSING:
-                # The angles read since the last good check may be noise: go back to the
-                # last one a status check vouched for.
-                raw[j] = self._vouched[k]
-            else:
-                self._vouched[k] = raw[j]
+            vouch(bits, raw, j, self._vouched, k)
             self._magnet[k] = bits
             self._pointer_ok[k] = 0
         if self._pointer_ok[k]:

@@ -62,18 +62,15 @@ def le16(value):
 
 
 class DynamixelBus(ServoBus):
+    MIN_PACKET = HEADER_SIZE + 4  # INST, ERR, CRC(2)
     READ1_SIZE = HEADER_SIZE + 5  # the answer to a one-byte READ: INST ERR data CRC(2)
     WRITE_ANSWER_SIZE = HEADER_SIZE + 4
     DATA_AT = HEADER_SIZE + 2  # first data byte of an answer
 
     def __init__(self, uart, ids=(), joints=(), model="xm430", read_group=1,
                  timeout_polls=3, clock=None):
-        if model not in MODELS:
-            raise ValueError("Dynamixel: unknown model %r (known: %s)"
-                             % (model, ", ".join(sorted(MODELS))))
-        ServoBus.__init__(self, uart, ids, joints, read_group, timeout_polls,
+        ServoBus.__init__(self, uart, ids, joints, model, MODELS, read_group, timeout_polls,
                           8 * ANSWER_SIZE * read_group, "Dynamixel", clock)
-        self.counts_per_turn, self.centre, self.top = MODELS[model]
         n = self.n
         # Goals: raw (unstuffed) packet filled in place, stuffed into _out, written as a
         # view of its exact length (one view per length, made on first use).
@@ -105,18 +102,6 @@ class DynamixelBus(ServoBus):
     def _write1_packets(self, servo_id, addr, value):
         return (packet(servo_id, INST_WRITE, le16(addr) + (value,)),)
 
-    def _find_status(self, servo_id, size):
-        """Offset of a good status packet of `size` bytes from servo_id in the receive
-        buffer, or -1. (Short status packets hold no FF FF FD: nothing is stuffed.)"""
-        rx = self._rx
-        for p in range(self._rxn - size + 1):
-            if rx[p] == 0xFF and rx[p + 1] == 0xFF and rx[p + 2] == 0xFD and rx[p + 3] == 0 \
-                    and rx[p + 4] == servo_id and rx[p + 7] == INST_STATUS \
-                    and HEADER_SIZE + (rx[p + 5] | (rx[p + 6] << 8)) == size \
-                    and busbytes.crc16(rx, p, p + size - 2, busbytes.CRC16_TABLE) \
-                    == rx[p + size - 2] | (rx[p + size - 1] << 8):
-                return p
-        return -1
 
     def _torque_packet(self, on):
         params = list(le16(REG_TORQUE_ENABLE) + le16(1))
@@ -124,10 +109,6 @@ class DynamixelBus(ServoBus):
             params.append(servo_id)
             params.append(on)
         return packet(BROADCAST, INST_SYNC_WRITE, params)
-
-    def torque(self, on):
-        """Torque on or off for every servo of the bus."""
-        self.uart.write(self._torque_on if on else self._torque_off)
 
     def write_goals(self, goal_cdeg):
         """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint."""
@@ -149,40 +130,31 @@ class DynamixelBus(ServoBus):
         if count == 1:
             raw[4] = self.ids[first]
         else:
-            k = first
-            for i in range(count):
-                raw[HEADER_SIZE + 5 + i] = self.ids[k]
-                k += 1
-                if k >= self.n:
-                    k = 0
+            self._fill_ids(raw, HEADER_SIZE + 5, first, count)  # after INST ADDR(2) LEN(2)
         size = finish_packet(raw, len(raw), self._req)
         self.uart.write(self._req_views.get(size))
 
-    def _parse(self, present_cdeg, status):
-        rx = self._rx
-        n = self._rxn
-        p = 0
-        while n - p >= HEADER_SIZE + 4:
-            if rx[p] != 0xFF or rx[p + 1] != 0xFF or rx[p + 2] != 0xFD or rx[p + 3] != 0:
-                p += 1
-                continue
-            size = HEADER_SIZE + (rx[p + 5] | (rx[p + 6] << 8))
-            if size < HEADER_SIZE + 4 or size > len(rx):
-                p += 1
-                continue
-            if n - p < size:
-                break  # the rest has not arrived yet
-            if rx[p + 7] == INST_STATUS:  # else an echo of our own packet: skip it
-                self._answer(rx, p, size, present_cdeg, status)
-            p += size
-        if p:
-            self._consume(p)
+    # ---- framing (ServoBus._parse and _find_status call these) ----------------------
+    def _size_at(self, rx, p):
+        if rx[p] != 0xFF or rx[p + 1] != 0xFF or rx[p + 2] != 0xFD or rx[p + 3] != 0:
+            return 0
+        size = HEADER_SIZE + (rx[p + 5] | (rx[p + 6] << 8))
+        return size if HEADER_SIZE + 4 <= size <= len(rx) else 0
 
-    def _answer(self, rx, p, size, present_cdeg, status):
+    def _check(self, rx, p, size):
         end = p + size - 2
-        ok = busbytes.crc16(rx, p, end, busbytes.CRC16_TABLE) == rx[end] | (rx[end + 1] << 8)
+        return busbytes.crc16(rx, p, end, busbytes.CRC16_TABLE) == rx[end] | (rx[end + 1] << 8)
+
+    def _status_id(self, rx, p):
+        # Short status packets (setup) hold no FF FF FD: nothing in them is stuffed.
+        return rx[p + 4] if rx[p + 7] == INST_STATUS else -1
+
+    def _packet(self, rx, p, size, present_cdeg, status):
+        if rx[p + 7] != INST_STATUS:
+            return  # an echo of our own packet
+        ok = self._check(rx, p, size)
         # Unstuff INST, ERR and data in place (the CRC covered the stuffed bytes).
-        data_end = busbytes.unstuff(rx, p + 7, end)
+        data_end = busbytes.unstuff(rx, p + 7, p + size - 2)
         k = self._answered(rx[p + 4], ok and data_end - (p + 9) == READ_LEN, rx[p + 8],
                            status)
         if k >= 0:

@@ -62,18 +62,15 @@ def sign_magnitude(value, sign_bit):
 
 
 class FeetechBus(ServoBus):
+    MIN_PACKET = 6
     READ1_SIZE = 7  # the answer to a one-byte READ
     WRITE_ANSWER_SIZE = 6
     DATA_AT = 5  # first data byte of an answer
 
     def __init__(self, uart, ids=(), joints=(), model="sts3215", read_group=1,
                  timeout_polls=3, clock=None):
-        if model not in MODELS:
-            raise ValueError("Feetech: unknown model %r (known: %s)"
-                             % (model, ", ".join(sorted(MODELS))))
-        ServoBus.__init__(self, uart, ids, joints, read_group, timeout_polls,
+        ServoBus.__init__(self, uart, ids, joints, model, MODELS, read_group, timeout_polls,
                           8 * ANSWER_SIZE * read_group, "Feetech", clock)
-        self.counts_per_turn, self.centre, self.top = MODELS[model]
         self._goals = sync_write_packet(REG_GOAL_POSITION, 2, self.ids)
         self._torque_on = sync_write_packet(REG_TORQUE_ENABLE, 1, self.ids)
         self._torque_off = sync_write_packet(REG_TORQUE_ENABLE, 1, self.ids)
@@ -98,20 +95,6 @@ class FeetechBus(ServoBus):
                 packet(servo_id, INST_WRITE, (addr, value)),
                 packet(servo_id, INST_WRITE, (REG_LOCK, 1)))
 
-    def _find_status(self, servo_id, size):
-        """Offset of a good answer of `size` bytes from servo_id in the receive buffer, or -1.
-        (An echo of our own request to it has another LEN.)"""
-        rx = self._rx
-        for p in range(self._rxn - size + 1):
-            if rx[p] == 0xFF and rx[p + 1] == 0xFF and rx[p + 2] == servo_id \
-                    and rx[p + 3] == size - 4 \
-                    and (0xFF ^ busbytes.sum_bytes(rx, p + 2, p + size - 1)) == rx[p + size - 1]:
-                return p
-        return -1
-
-    def torque(self, on):
-        """Torque on or off for every servo of the bus."""
-        self.uart.write(self._torque_on if on else self._torque_off)
 
     def write_goals(self, goal_cdeg):
         """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint."""
@@ -131,37 +114,28 @@ class FeetechBus(ServoBus):
         if count == 1:
             req[2] = self.ids[first]
         else:
-            k = first
-            for i in range(count):
-                req[7 + i] = self.ids[k]
-                k += 1
-                if k >= self.n:
-                    k = 0
+            self._fill_ids(req, 7, first, count)  # FF FF FE LEN 82 ADDR L IDs
         finish_packet(req, len(req))
         self.uart.write(req)
 
-    def _parse(self, present_cdeg, status):
-        rx = self._rx
-        n = self._rxn
-        p = 0
-        while n - p >= 6:
-            if rx[p] != 0xFF or rx[p + 1] != 0xFF or rx[p + 2] == 0xFF:
-                p += 1
-                continue
-            size = rx[p + 3] + 4
-            if size < 6:
-                p += 1
-                continue
-            if n - p < size:
-                break  # the rest has not arrived yet
-            if size == ANSWER_SIZE and rx[p + 2] != BROADCAST:  # else an echo: skip it
-                ok = (0xFF ^ busbytes.sum_bytes(rx, p + 2, p + size - 1)) == rx[p + size - 1]
-                k = self._answered(rx[p + 2], ok, rx[p + 4], status)
-                if k >= 0:
-                    self._store(k, rx, p + 5, present_cdeg)
-            p += size
-        if p:
-            self._consume(p)
+    # ---- framing (ServoBus._parse and _find_status call these) ----------------------
+    def _size_at(self, rx, p):
+        if rx[p] != 0xFF or rx[p + 1] != 0xFF or rx[p + 2] == 0xFF:
+            return 0
+        size = rx[p + 3] + 4
+        return size if size >= 6 else 0
+
+    def _check(self, rx, p, size):
+        return (0xFF ^ busbytes.sum_bytes(rx, p + 2, p + size - 1)) == rx[p + size - 1]
+
+    def _status_id(self, rx, p):
+        return rx[p + 2]  # an answer and an echo look alike: callers tell them by size
+
+    def _packet(self, rx, p, size, present_cdeg, status):
+        if size == ANSWER_SIZE and rx[p + 2] != BROADCAST:  # else an echo: skip it
+            k = self._answered(rx[p + 2], self._check(rx, p, size), rx[p + 4], status)
+            if k >= 0:
+                self._store(k, rx, p + 5, present_cdeg)
 
     def _store(self, k, rx, d, present_cdeg):
         pos = sign_magnitude(rx[d] | (rx[d + 1] << 8), 15)

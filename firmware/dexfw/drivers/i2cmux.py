@@ -9,6 +9,16 @@ ENCODER_BITS = ST_MAGNET_MISSING | ST_MAGNET_WEAK | ST_ENCODER_ERROR
 KEEP_BITS = 0xFF ^ ENCODER_BITS
 
 
+def vouch(bits, raw, j, vouched, k):
+    """After a magnet check of sensor k (joint j): without a magnet the angles read since
+    the last good check may be noise, so go back to the angle that check vouched for;
+    with one, vouch for this angle."""
+    if bits & ST_MAGNET_MISSING:
+        raw[j] = vouched[k]
+    else:
+        vouched[k] = raw[j]
+
+
 class MuxedSensors:
     """A sweep over sensors at `addr`, one per channel of the mux at `mux_addr`.
 

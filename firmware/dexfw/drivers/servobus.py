@@ -23,13 +23,24 @@ SETUP_WAIT_US = 5000  # an answer comes within 1 ms at 1 Mbaud, return delay inc
 
 
 class ServoBus:
-    """Subclasses build packets (_send_request, write_goals) and parse answers (_parse);
-    for setup, they make one-register packets (_read1_packet, _write1_packets) and find a
-    servo's status packet (_find_status), with READ1_SIZE / WRITE_ANSWER_SIZE / DATA_AT."""
+    """What a protocol subclass gives:
+    - packets: write_goals, _send_request, _torque_on / _torque_off (made in __init__),
+      and for setup _read1_packet / _write1_packets (one register byte of one servo);
+    - framing: MIN_PACKET, _size_at (the size of a packet starting at p, 0 if none does),
+      _check (its checksum), _status_id (the servo that sent the status packet at p, -1
+      if it is not one), _packet (book one packet in the steady state);
+    - sizes of a status packet: READ1_SIZE (answer to a one-byte read), WRITE_ANSWER_SIZE,
+      DATA_AT (offset of its first data byte).
+    """
 
     NEEDS_CLOCK = True  # setup waits for answers on the board clock
 
-    def __init__(self, uart, ids, joints, read_group, timeout_polls, rx_size, name, clock):
+    def __init__(self, uart, ids, joints, model, models, read_group, timeout_polls, rx_size,
+                 name, clock):
+        if model not in models:
+            raise ValueError("%s: unknown model %r (known: %s)"
+                             % (name, model, ", ".join(sorted(models))))
+        self.counts_per_turn, self.centre, self.top = models[model]
         if clock is None:
             raise ValueError("%s: needs clock= (the HAL) to wait for the servos' answers at setup"
                              % name)
@@ -60,6 +71,10 @@ class ServoBus:
         self._n_awaited = 0
         self._age = 0  # polls since the request went out
         self._next = 0  # first servo of the next request
+
+    def torque(self, on):
+        """Torque on or off for every servo of the bus."""
+        self.uart.write(self._torque_on if on else self._torque_off)
 
     def poll(self, present_cdeg, status):
         """Collect answers that arrived; when the request is done, send the next one."""
@@ -120,6 +135,33 @@ class ServoBus:
         return written
 
     # ---- receive buffer ------------------------------------------------------------
+    def _parse(self, present_cdeg, status):
+        """Book every whole packet in the receive buffer; keep a partial one for later."""
+        rx = self._rx
+        n = self._rxn
+        p = 0
+        while n - p >= self.MIN_PACKET:
+            size = self._size_at(rx, p)
+            if size == 0:
+                p += 1  # no packet starts here: resynchronise byte by byte
+                continue
+            if n - p < size:
+                break  # the rest has not arrived yet
+            self._packet(rx, p, size, present_cdeg, status)
+            p += size
+        if p:
+            self._consume(p)
+
+    def _find_status(self, servo_id, size):
+        """Offset of a good status packet of `size` bytes from servo_id in the receive
+        buffer, or -1. (An echo of our own request has another size.)"""
+        rx = self._rx
+        for p in range(self._rxn - size + 1):
+            if self._size_at(rx, p) == size and self._status_id(rx, p) == servo_id \
+                    and self._check(rx, p, size):
+                return p
+        return -1
+
     def _consume(self, n):
         """Drop the first n bytes of the receive buffer."""
         self._rxn = copy_into(self._rx, n, self._rxn, self._rx, 0)
@@ -147,6 +189,15 @@ class ServoBus:
         nxt = first + count
         self._next = nxt - self.n if nxt >= self.n else nxt
         self._send_request(first, count)
+
+    def _fill_ids(self, buf, at, first, count):
+        """The ids of `count` servos from index `first` on (round the bus) into buf[at:]."""
+        k = first
+        for i in range(count):
+            buf[at + i] = self.ids[k]
+            k += 1
+            if k >= self.n:
+                k = 0
 
     def _answered(self, servo_id, ok, error, status):
         """Book one answer; return the servo's index, or -1 when none was awaited from it."""

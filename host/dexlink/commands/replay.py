@@ -114,6 +114,7 @@ def replay(args) -> int:
             raise CommandError("%s has %d joints per sample but the board runs %d: replay it on "
                                "the hand it was recorded with" % (args.episode, targets.shape[1], n))
         start = current_pose(link)
+        nacks = link.subscribe("NACK")  # TARGETS are not waited for: refusals come here
         link.set_mode(catalog.MODE_HOST)
         try:
             biggest_deg = float(np.abs(targets[0] - start).max()) / 100
@@ -128,4 +129,9 @@ def replay(args) -> int:
         finally:
             if args.end == "idle":
                 link.set_mode(catalog.MODE_IDLE)
+        refused = [m for m in nacks.drain() if m.acked_type == catalog.TARGETS]
+        if refused:
+            reason = catalog.ERR_NAMES[refused[0].error] if refused[0].error < len(catalog.ERR_NAMES) else "?"
+            raise CommandError("the board refused %d of the targets (%s): the replay did not "
+                               "reach the hand as recorded" % (len(refused), reason))
     return 0

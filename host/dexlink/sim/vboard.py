@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import queue
+import re
 import selectors
 import shutil
 import signal
@@ -43,6 +44,7 @@ AGENT = HERE / "agent.py"
 MICROPYTHON = Path(sys.executable).parent / "micropython"
 HOST_BUFFER_LIMIT = 64 * 1024  # bytes held for a host that does not read (then dropped)
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
+LONE_LF = re.compile(rb"(?<!\r)\n")
 
 sys.path.insert(0, str(BOARD_DIR))
 try:  # vfaults is written for MicroPython and runs unchanged here: one record format
@@ -158,18 +160,17 @@ class VirtualBoard:
         return self
 
     def close(self):
-        if self._thread is None:
-            return
-        self._stop = True
-        os.write(self._wake_w, b"x")
-        self._thread.join(5)
-        self._thread = None
-        if self._interp:
-            self._interp.kill()
-            self._interp = None
-        self._sel.close()
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            os.close(fd)
+        if self._thread is not None:
+            self._stop = True
+            os.write(self._wake_w, b"x")
+            self._thread.join(5)
+            self._thread = None
+            if self._interp:
+                self._interp.kill()
+                self._interp = None
+            self._sel.close()
+            for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+                os.close(fd)
         if self._own_fs:
             shutil.rmtree(self.fs_dir, ignore_errors=True)
 
@@ -275,6 +276,8 @@ class VirtualBoard:
         self._send_fault(vfaults.encode(vfaults.KIND_CLEAR))
 
     def _send_fault(self, record):
+        if self._interp is None:
+            return  # not started: _boot replays the faults
         try:
             os.write(self._interp.fault_w, record)
         except BlockingIOError:
@@ -435,7 +438,7 @@ class VirtualBoard:
         if self._interp.claimed:
             data = self.to_host.apply(data)
         else:  # text from print(): a board's stdout turns \n into \r\n
-            data = data.replace(b"\n", b"\r\n")
+            data = LONE_LF.sub(b"\r\n", data)
         self._send(data)
 
     def _send(self, data: bytes):

@@ -5,8 +5,6 @@
 # uses it exactly like dexfw.hal_machine on a real board (docs/interfaces.md). The rig is
 # built from dexlink.json in the current directory on first use of a bus, or from
 # load_rig(cfg) called before any bus is made.
-import time
-
 import vfaults
 import vi2c
 import vspi
@@ -187,40 +185,11 @@ class UART:
 try:
     from vconsole import Console  # the supervisor's: pty, Ctrl-C handling, fault channel
 except ImportError:
-    import micropython
-    import select
-    import sys
+    from dexfw.stdioconsole import StdioConsole
 
-    class Console:
-        """Minimal stand-in: sys.stdin.buffer / sys.stdout.buffer, polled, never blocking."""
-
-        def __init__(self):
-            self._in = sys.stdin.buffer
-            self._out = sys.stdout.buffer
-            self._poll = select.poll()
-            self._poll.register(sys.stdin, select.POLLIN)
-            self._byte = bytearray(1)
+    class Console(StdioConsole):
+        """Minimal stand-in: the boards' stdio console, applying pending fault injections."""
 
         def readinto(self, buf):
             vfaults.poll()
-            n = 0
-            while n < len(buf) and self._ready():
-                if not self._in.readinto(self._byte):
-                    break
-                buf[n] = self._byte[0]
-                n += 1
-            return n
-
-        def _ready(self):
-            for _ in self._poll.ipoll(0):
-                return True
-            return False
-
-        def write(self, buf):
-            return self._out.write(buf)
-
-        def claim(self):
-            micropython.kbd_intr(-1)
-
-        def release(self):
-            micropython.kbd_intr(3)
+            return StdioConsole.readinto(self, buf)

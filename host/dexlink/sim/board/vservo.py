@@ -15,6 +15,13 @@ import vworld
 TAU_US = 15000
 SPEED_COUNTS_PER_S = 3000  # about 260 deg/s
 Q = 8  # position kept in 1/256 count
+# Instructions: the same codes in both protocols.
+PING = 0x01
+READ = 0x02
+WRITE = 0x03
+SYNC_READ = 0x82
+SYNC_WRITE = 0x83
+BROADCAST = 0xFE
 
 
 class Servo:
@@ -54,7 +61,11 @@ class Servo:
 
 
 class PacketBus:
-    """Bytes in from the board, status packets out; subclasses speak the protocol."""
+    """Bytes in from the board, status packets out; subclasses speak the protocol:
+    MIN_PACKET, size_at(p) (a packet's size if one starts at inbuf[p], else 0),
+    run_packet(p, size) (check it and execute it; False when its checksum is bad),
+    ADDR_BYTES (width of the addresses and lengths in instructions), write_regs, status.
+    """
 
     def __init__(self):
         self.servos = {}  # id -> Servo
@@ -104,6 +115,66 @@ class PacketBus:
             self.out_start = self.out_end = 0
         self.out_end = copy_into(buf, 0, n, self.outbuf, self.out_end)
 
+    # packets ----------------------------------------------------------------------
+    def parse(self):
+        """Execute every whole packet in inbuf; return how many bytes were used."""
+        n = self.n_in
+        p = 0
+        while n - p >= self.MIN_PACKET:
+            size = self.size_at(p)
+            if size == 0:
+                p += 1
+                continue
+            if n - p < size:
+                break
+            if self.run_packet(p, size):
+                self.packets += 1
+            else:
+                self.bad_packets += 1
+            p += size
+        return p
+
+    def field(self, at):
+        """An address or length of an instruction (ADDR_BYTES wide, little-endian)."""
+        buf = self.inbuf
+        return buf[at] if self.ADDR_BYTES == 1 else buf[at] | (buf[at + 1] << 8)
+
+    def execute(self, sid, inst, at, n_params):
+        """One instruction with its parameters at inbuf[at:at + n_params]."""
+        buf = self.inbuf
+        w = self.ADDR_BYTES
+        if inst == SYNC_WRITE:  # addr len [id data*len]*
+            addr = self.field(at)
+            length = self.field(at + w)
+            i = at + 2 * w
+            while i + length < at + n_params:
+                s = self.servos.get(buf[i])
+                if s is not None:
+                    self.write_regs(s, addr, buf, i + 1, length)
+                i += length + 1
+        elif inst == SYNC_READ:  # addr len ids
+            addr = self.field(at)
+            length = self.field(at + w)
+            for i in range(at + 2 * w, at + n_params):
+                s = self.servos.get(buf[i])
+                if s is not None:
+                    self.status(s, addr, length)
+        elif sid == BROADCAST:
+            if inst == WRITE:
+                for s in self.order:
+                    self.write_regs(s, self.field(at), buf, at + w, n_params - w)
+        else:
+            s = self.servos.get(sid)
+            if s is None:
+                return
+            if inst == READ:  # addr len
+                self.status(s, self.field(at), self.field(at + w))
+            elif inst == WRITE:  # addr data...
+                self.write_regs(s, self.field(at), buf, at + w, n_params - w)
+                self.status(s, 0, 0)
+            elif inst == PING:
+                self.status(s, 0, 0)
+
     # helpers for subclasses -------------------------------------------------------
     def answers(self, servo):
         """Whether servo answers at all (not silenced by a fault)."""
@@ -133,59 +204,23 @@ class FeetechBus(PacketBus):
         s.eeprom_writes = 0
         return s
 
-    def parse(self):
-        buf = self.inbuf
-        n = self.n_in
-        p = 0
-        while n - p >= 6:
-            if buf[p] != 0xFF or buf[p + 1] != 0xFF or buf[p + 2] == 0xFF:
-                p += 1
-                continue
-            size = buf[p + 3] + 4
-            if size < 6:
-                p += 1
-                continue
-            if n - p < size:
-                break
-            if (0xFF ^ busbytes.sum_bytes(buf, p + 2, p + size - 1)) == buf[p + size - 1]:
-                self.packets += 1
-                self.execute(buf[p + 2], buf[p + 4], p + 5, size - 6)
-            else:
-                self.bad_packets += 1
-            p += size
-        return p
+    # FF FF ID LEN INST P... CHK, LEN = params + 2, CHK = ~(ID + LEN + INST + sum(P))
+    MIN_PACKET = 6
+    ADDR_BYTES = 1
 
-    def execute(self, sid, inst, at, n_params):
+    def size_at(self, p):
         buf = self.inbuf
-        if inst == 0x83:  # SYNC_WRITE addr len [id data*len]*
-            addr = buf[at]
-            length = buf[at + 1]
-            i = at + 2
-            while i + length < at + n_params:
-                s = self.servos.get(buf[i])
-                if s is not None:
-                    self.write_regs(s, addr, buf, i + 1, length)
-                i += length + 1
-        elif inst == 0x82:  # SYNC_READ addr len ids
-            for i in range(at + 2, at + n_params):
-                s = self.servos.get(buf[i])
-                if s is not None:
-                    self.status(s, buf[at], buf[at + 1])
-        elif sid == 0xFE:
-            if inst == 0x03:
-                for s in self.order:
-                    self.write_regs(s, buf[at], buf, at + 1, n_params - 1)
-        else:
-            s = self.servos.get(sid)
-            if s is None:
-                return
-            if inst == 0x02:  # READ addr len
-                self.status(s, buf[at], buf[at + 1])
-            elif inst == 0x03:  # WRITE addr data...
-                self.write_regs(s, buf[at], buf, at + 1, n_params - 1)
-                self.status(s, 0, 0)
-            elif inst == 0x01:  # PING
-                self.status(s, 0, 0)
+        if buf[p] != 0xFF or buf[p + 1] != 0xFF or buf[p + 2] == 0xFF:
+            return 0
+        size = buf[p + 3] + 4
+        return size if size >= 6 else 0
+
+    def run_packet(self, p, size):
+        buf = self.inbuf
+        if (0xFF ^ busbytes.sum_bytes(buf, p + 2, p + size - 1)) != buf[p + size - 1]:
+            return False  # a servo ignores a broken packet
+        self.execute(buf[p + 2], buf[p + 4], p + 5, size - 6)
+        return True
 
     def write_regs(self, s, addr, src, at, length):
         s.update()
@@ -241,63 +276,25 @@ class DynamixelBus(PacketBus):
         s.eeprom_writes = 0
         return s
 
-    def parse(self):
-        buf = self.inbuf
-        n = self.n_in
-        p = 0
-        while n - p >= 10:
-            if buf[p] != 0xFF or buf[p + 1] != 0xFF or buf[p + 2] != 0xFD or buf[p + 3] != 0:
-                p += 1
-                continue
-            size = 7 + (buf[p + 5] | (buf[p + 6] << 8))
-            if size < 10 or size > len(buf):
-                p += 1
-                continue
-            if n - p < size:
-                break
-            end = p + size - 2
-            if busbytes.crc16(buf, p, end, busbytes.CRC16_TABLE) == buf[end] | (buf[end + 1] << 8):
-                self.packets += 1
-                n_params = busbytes.unstuff(buf, p + 7, end) - (p + 8)
-                self.execute(buf[p + 4], buf[p + 7], p + 8, n_params)
-            else:
-                self.bad_packets += 1
-            p += size
-        return p
+    # FF FF FD 00 ID LEN_L LEN_H INST P... CRC_L CRC_H, byte-stuffed, CRC-16 (0x8005)
+    MIN_PACKET = 10
+    ADDR_BYTES = 2
 
-    def execute(self, sid, inst, at, n_params):
+    def size_at(self, p):
         buf = self.inbuf
-        if inst == 0x83:  # SYNC_WRITE addr(2) len(2) [id data*len]*
-            addr = buf[at] | (buf[at + 1] << 8)
-            length = buf[at + 2] | (buf[at + 3] << 8)
-            i = at + 4
-            while i + length < at + n_params:
-                s = self.servos.get(buf[i])
-                if s is not None:
-                    self.write_regs(s, addr, buf, i + 1, length)
-                i += length + 1
-        elif inst == 0x82:  # SYNC_READ addr(2) len(2) ids
-            addr = buf[at] | (buf[at + 1] << 8)
-            length = buf[at + 2] | (buf[at + 3] << 8)
-            for i in range(at + 4, at + n_params):
-                s = self.servos.get(buf[i])
-                if s is not None:
-                    self.status(s, addr, length)
-        elif sid == 0xFE:
-            if inst == 0x03:
-                for s in self.order:
-                    self.write_regs(s, buf[at] | (buf[at + 1] << 8), buf, at + 2, n_params - 2)
-        else:
-            s = self.servos.get(sid)
-            if s is None:
-                return
-            if inst == 0x02:
-                self.status(s, buf[at] | (buf[at + 1] << 8), buf[at + 2] | (buf[at + 3] << 8))
-            elif inst == 0x03:
-                self.write_regs(s, buf[at] | (buf[at + 1] << 8), buf, at + 2, n_params - 2)
-                self.status(s, 0, 0)
-            elif inst == 0x01:
-                self.status(s, 0, 0)
+        if buf[p] != 0xFF or buf[p + 1] != 0xFF or buf[p + 2] != 0xFD or buf[p + 3] != 0:
+            return 0
+        size = 7 + (buf[p + 5] | (buf[p + 6] << 8))
+        return size if 10 <= size <= len(buf) else 0
+
+    def run_packet(self, p, size):
+        buf = self.inbuf
+        end = p + size - 2
+        if busbytes.crc16(buf, p, end, busbytes.CRC16_TABLE) != buf[end] | (buf[end + 1] << 8):
+            return False  # a servo ignores a broken packet
+        n_params = busbytes.unstuff(buf, p + 7, end) - (p + 8)
+        self.execute(buf[p + 4], buf[p + 7], p + 8, n_params)
+        return True
 
     def write_regs(self, s, addr, src, at, length):
         s.update()

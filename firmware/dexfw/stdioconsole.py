@@ -1,0 +1,44 @@
+# The board's USB serial port as the host link: sys.stdin / sys.stdout, polled without
+# blocking. The real boards' HAL (dexfw.hal_machine) uses it as its Console; so does the
+# virtual board's HAL (vmachine) when the supervisor gives it no console of its own.
+import sys
+
+import micropython
+import select
+
+
+class StdioConsole:
+    """The USB serial port, polled without blocking (ipoll allocates nothing)."""
+
+    def __init__(self):
+        self._in = sys.stdin.buffer
+        self._out = sys.stdout.buffer
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._one = bytearray(1)
+
+    def _ready(self):
+        for _ in self._poll.ipoll(0):
+            return True
+        return False
+
+    def readinto(self, buf):
+        """Bytes waiting, up to len(buf); 0 when none (sys.stdin gives one byte at a time)."""
+        n = 0
+        size = len(buf)
+        one = self._one
+        while n < size and self._ready():
+            if not self._in.readinto(one):
+                break
+            buf[n] = one[0]
+            n += 1
+        return n
+
+    def write(self, buf):
+        return self._out.write(buf)
+
+    def claim(self):
+        micropython.kbd_intr(-1)  # frames may hold 0x03: no Ctrl-C while running
+
+    def release(self):
+        micropython.kbd_intr(3)
