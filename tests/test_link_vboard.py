@@ -1,7 +1,6 @@
 """The link against the virtual board running the real firmware (flashed with mpremote)."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest

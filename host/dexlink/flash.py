@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -225,21 +226,38 @@ def reach_repl(port: str, progress) -> None:
                              % (port, seen[-60:]))
 
 
-def _mpremote(port: str, cwd: Path, *args: str, what: str):
-    r = subprocess.run([str(MPREMOTE), "connect", port, *args], cwd=cwd, capture_output=True,
-                       text=True, timeout=300)
+def _board_error(output: str) -> str:
+    """The last line of mpremote's output, with an OSError's number spelled out."""
+    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else "no output"
+    m = re.search(r"OSError: (?:\[Errno )?(\d+)", last)
+    return "%s (%s)" % (last, os.strerror(int(m.group(1)))) if m else last
+
+
+def _mpremote(port: str, cwd: Path, *args: str, what: str, timeout: float = 60):
+    try:
+        r = subprocess.run([str(MPREMOTE), "connect", port, *args], cwd=cwd, capture_output=True,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FlashError("%s on %s did not finish within %.0f s (the board stopped answering); "
+                         "reset it and flash again: a board left half-flashed boots to the REPL"
+                         % (what, port, timeout)) from None
     if r.returncode != 0:
-        raise FlashError("%s failed on %s: %s; the board now boots to the REPL (/safeboot): "
-                         "flash again to repair it" % (what, port, (r.stderr or r.stdout).strip()))
+        raise FlashError("%s failed on %s: %s; flash again once that is fixed: a board left "
+                         "half-flashed boots to the REPL (/safeboot)"
+                         % (what, port, _board_error(r.stderr + r.stdout)))
 
 
 def copy_image(port: str, image: Image, progress) -> None:
     root = image.root
     _mpremote(port, root, "exec", PREPARE, what="removing the old firmware")
     names = sorted(p.name for p in root.iterdir() if p.name != "main.py")
-    n = len(image.files())
-    progress("copying %d files (%d kB)" % (n, sum(p.stat().st_size for p in image.files()) // 1024))
-    _mpremote(port, root, "cp", "-r", *names, ":", what="copying the firmware")
+    files = image.files()
+    size = sum(p.stat().st_size for p in files)
+    progress("copying %d files (%d kB)" % (len(files), size // 1024))
+    # mpremote has no timeout of its own on a pseudo-terminal: bound the copy (2 kB/s floor).
+    _mpremote(port, root, "cp", "-r", *names, ":", what="copying the firmware",
+              timeout=60 + size / 2000)
     _mpremote(port, root, "cp", "main.py", ":", "+", "exec", FINISH, what="copying main.py")
 
 

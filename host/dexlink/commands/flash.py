@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 from dexlink.commands.session import CommandError, run_command
@@ -12,11 +13,12 @@ from dexlink.commands.session import CommandError, run_command
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "flash", help="flash the firmware and a hand's config onto a board (or a virtual one)",
-        description="Compile the board config from the hand file, precompile the firmware with "
-                    "mpy-cross for the board's architecture, hand a running firmware's port back "
-                    "to the REPL, copy everything with mpremote, reboot, and check with HELLO that "
-                    "the board runs this firmware version and this config. A flash that fails "
-                    "half way leaves a board that boots to the REPL: flash again to repair it.",
+        description=textwrap.fill(
+            "Compile the board config from the hand file, precompile the firmware with "
+            "mpy-cross for the board's architecture, hand a running firmware's port back "
+            "to the REPL, copy everything with mpremote, reboot, and check with HELLO that "
+            "the board runs this firmware version and this config. A flash that fails "
+            "half way leaves a board that boots to the REPL: flash again to repair it.", 88),
         epilog="examples:\n"
                "  dexlink flash --port /dev/ttyACM0 --hand hardware/hands/iso16.toml --board pico\n"
                "  dexlink flash --sim --hand hardware/hands/iso22.toml            # serve until Ctrl-C\n"

@@ -73,13 +73,21 @@ def board_link(args, **link_options):
 def virtual_board(hand: Path):
     """A virtual board running the firmware for `hand`; yields its port."""
     try:
-        from dexlink.sim import VirtualBoard
-        from dexlink.sim.flashing import flash_virtual  # the virtual board engineer's
+        from dexlink.flash import FlashError
+        from dexlink.sim import VirtualBoard, VirtualBoardError
+        from dexlink.sim.flashing import flash_virtual
     except ImportError as e:
         raise CommandError("the virtual board is not available in this installation (%s)" % e) from None
-    with VirtualBoard() as board:
-        flash_virtual(board, hand)
+    board = VirtualBoard()
+    try:
+        try:
+            board.start()
+            flash_virtual(board, hand)
+        except (FlashError, VirtualBoardError) as e:
+            raise CommandError("could not start the virtual board with %s: %s" % (hand.name, e)) from None
         yield board.port
+    finally:
+        board.close()
 
 
 def run_command(func, args) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import textwrap
 import time
 from pathlib import Path
 
@@ -12,11 +13,12 @@ from dexlink.commands.session import DEFAULT_HAND, CommandError, run_command
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "sim", help="run a virtual board (the real firmware on MicroPython) on a serial port",
-        description="Start a virtual board: the MicroPython Unix interpreter behind a "
-                    "pseudo-terminal that behaves like a board on USB (boot.py and main.py, the "
-                    "REPL, raw REPL, soft and hard reset; mpremote works), with simulated "
-                    "encoders, servos and operator. It prints the port and runs until Ctrl-C. "
-                    "By default it is flashed with the firmware for a hand first.",
+        description=textwrap.fill(
+            "Start a virtual board: the MicroPython Unix interpreter behind a "
+            "pseudo-terminal that behaves like a board on USB (boot.py and main.py, the "
+            "REPL, raw REPL, soft and hard reset; mpremote works), with simulated "
+            "encoders, servos and operator. It prints the port and runs until Ctrl-C. "
+            "By default it is flashed with the firmware for a hand first.", 88),
         epilog="examples:\n"
                "  dexlink sim                                   # firmware for iso16\n"
                "  dexlink sim --hand hardware/hands/iso22.toml\n"

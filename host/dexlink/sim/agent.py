@@ -1,8 +1,9 @@
 # The virtual board's "ROM": runs inside the MicroPython Unix interpreter, started by the
 # supervisor (dexlink.sim.vboard) for every boot.
 #
-#   micropython agent.py MODE FS_DIR BOARD_DIR CMD_FD FAULT_FD NOTE_FD
-#   MODE: friendly | raw; the fds: commands from the supervisor, injected faults, notes back
+#   micropython agent.py MODE FS_DIR BOARD_DIR CMD_FD FAULT_FD NOTE_FD FS_MODE
+#   MODE: friendly | raw; the fds: commands from the supervisor, injected faults, notes back;
+#   FS_MODE: rw | ro (a board whose filesystem refuses writes)
 #
 # It makes the interpreter look like a board: the board filesystem directory mounted at
 # "/", the simulated rig's modules on the path like frozen modules, boot.py then main.py
@@ -63,9 +64,9 @@ class _Os:
         return [entry[0] for entry in self.ilistdir(path)]
 
 
-def mount_board_fs(fs_dir, board_dir):
+def mount_board_fs(fs_dir, board_dir, readonly):
     vfs.umount("/")
-    vfs.mount(vfs.VfsPosix(fs_dir), "/")
+    vfs.mount(vfs.VfsPosix(fs_dir), "/", readonly=readonly)
     vfs.mount(vfs.VfsPosix(board_dir), FROZEN, readonly=True)
     os.chdir("/")
     sys.path[:] = ["", "/lib", FROZEN]
@@ -150,11 +151,11 @@ def banner():
 
 
 def main():
-    mode, fs_dir, board_dir, cmd_fd, fault_fd, note_fd = sys.argv[1:7]
+    mode, fs_dir, board_dir, cmd_fd, fault_fd, note_fd, fs_mode = sys.argv[1:8]
     vconsole.attach(int(note_fd))
     vfaults.attach(int(fault_fd))
     commands = Commands(int(cmd_fd))
-    mount_board_fs(fs_dir, board_dir)
+    mount_board_fs(fs_dir, board_dir, fs_mode == "ro")
     sys.modules["machine"] = _Machine(machine)
     sys.modules["os"] = _Os(os)
     namespace = {"__name__": "__main__"}

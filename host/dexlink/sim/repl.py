@@ -94,8 +94,13 @@ class Repl:
         return Reply("exec", code, kind)
 
     def _friendly(self, c):
-        if self._escape:  # swallow VT100 sequences (arrow keys): no history here
-            self._escape = 0 if (self._escape == 2 and 0x40 <= c <= 0x7E) else 2 if c == 0x5B else 0
+        # Swallow VT100 sequences (arrow keys: no history or cursor moves here).
+        if self._escape == 1:  # after ESC: '[' opens a control sequence
+            self._escape = 2 if c == 0x5B else 0
+            return None
+        if self._escape == 2:  # parameters until the final byte
+            if 0x40 <= c <= 0x7E:
+                self._escape = 0
             return None
         if c == 0x1B:
             self._escape = 1

@@ -71,7 +71,7 @@ def _nonblocking(fd):
 class _Interpreter:
     """One boot: the interpreter process and the supervisor's ends of its pipes."""
 
-    def __init__(self, fs_dir: Path, mode: str):
+    def __init__(self, fs_dir: Path, mode: str, readonly: bool):
         stdin_r, self.stdin_w = os.pipe()
         self.stdout_r, stdout_w = os.pipe()
         cmd_r, self.cmd_w = os.pipe()
@@ -81,7 +81,7 @@ class _Interpreter:
             _nonblocking(fd)  # stdin_r and fault_r: the firmware polls them without blocking
         env = dict(os.environ, MICROPYPATH="%s:%s" % (fs_dir, BOARD_DIR))
         argv = [str(MICROPYTHON), str(AGENT), mode, str(fs_dir), str(BOARD_DIR),
-                str(cmd_r), str(fault_r), str(note_w)]
+                str(cmd_r), str(fault_r), str(note_w), "ro" if readonly else "rw"]
         try:
             self.proc = subprocess.Popen(argv, stdin=stdin_r, stdout=stdout_w, stderr=stdout_w,
                                          pass_fds=(cmd_r, fault_r, note_w), cwd=fs_dir, env=env,
@@ -108,11 +108,13 @@ class VirtualBoard:
     """A MicroPython board on a pseudo-terminal; `.port` is the path to open.
 
     fs_dir: the board's filesystem (a directory; a temporary one if None, removed on close).
+    seed: of the line noise. readonly: a filesystem that refuses writes.
     Use as a context manager, or call start() and close().
     """
 
-    def __init__(self, fs_dir: str | Path | None = None, seed: int = 0):
+    def __init__(self, fs_dir: str | Path | None = None, seed: int = 0, readonly: bool = False):
         self._own_fs = fs_dir is None
+        self.readonly = readonly  # the board's filesystem refuses writes (as with USB storage on)
         self.fs_dir = Path(tempfile.mkdtemp(prefix="vboard-fs-") if fs_dir is None else fs_dir)
         self.fs_dir = self.fs_dir.resolve()  # the interpreter runs elsewhere: no relative paths
         self.fs_dir.mkdir(parents=True, exist_ok=True)
@@ -294,7 +296,7 @@ class VirtualBoard:
         self._booting = True
         self._repl.state = BUSY
         self._repl.raw_mode = mode == "raw"
-        self._interp = _Interpreter(self.fs_dir, mode)
+        self._interp = _Interpreter(self.fs_dir, mode, self.readonly)
         self._watch(self._interp.stdout_r, self._on_board_output)
         self._watch(self._interp.notes_r, self._on_notes)
         # Physical faults outlive a reset: replay them into the new interpreter.
