@@ -38,6 +38,7 @@ def test_dexlink_flash_reboot_hello_and_a_flash_cut_short_is_repaired(tmp_path):
         on_board = {p.relative_to(board.fs_dir).as_posix() for p in board.fs_dir.rglob("*.py")}
         assert {"main.py", "dexfw/app.py", "dexproto/catalog.py"} <= on_board
         assert "dexproto/stream.py" not in on_board  # host only
+        assert (board.fs_dir / "main.py").read_text() == (ROOT / "firmware" / "main.py").read_text()
         assert not (board.fs_dir / "safeboot").exists()
         board.reset()  # a hard reset: main.py starts the firmware from the copied files
         reply = hello(board.port)

