@@ -189,9 +189,9 @@ def _toml_value(v) -> str:
 class Operator:
     """Tells the operator what to do; waits for Enter unless non-interactive."""
 
-    def __init__(self, interactive: bool, out=sys.stdout):
+    def __init__(self, interactive: bool, out=None):
         self.interactive = interactive
-        self.out = out
+        self.out = out or sys.stdout  # looked up now: sys.stdout may be replaced after import
 
     def step(self, text: str) -> None:
         print(text, file=self.out)

@@ -142,8 +142,9 @@ def record(args) -> int:
     return 0 if not recorder.errors else 1
 
 
-def run_timed(recorder, args, out=sys.stdout) -> None:
+def run_timed(recorder, args, out=None) -> None:
     """Episodes of --duration seconds, one after the other, with a status line a second."""
+    out = out or sys.stdout  # looked up now: sys.stdout may be replaced after import
     for n in range(args.episodes):
         path = recorder.start_episode()
         print("episode %d/%d: %s" % (n + 1, args.episodes, path.name), file=out, flush=True)
