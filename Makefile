@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FUZZ_SECONDS ?= 60
+FUZZ_TARGET ?= decoder
 SECONDS ?= 10
 
 .PHONY: setup test demo bench fuzz flash clean help
@@ -13,7 +14,8 @@ help:
 	@echo "make demo    virtual-board session: record a multimodal episode and report it"
 	@echo "make test    run the test suite (installs what it needs first)"
 	@echo "make bench   print the benchmarks' figures"
-	@echo "make fuzz    fuzz the protocol decoder for FUZZ_SECONDS (default 60)"
+	@echo "make fuzz    fuzz for FUZZ_SECONDS (default 60) FUZZ_TARGET=decoder (protocol decoders)"
+	@echo "             or FUZZ_TARGET=firmware (the firmware's command path on the simulated rig)"
 	@echo "make flash   PORT=/dev/ttyACM0 HAND=hardware/hands/iso16.toml BOARD=pico"
 
 setup: $(STAMP)
@@ -37,7 +39,7 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet -e ".[fuzz]"
-	$(BIN)/python tests/fuzz/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+	$(BIN)/python tests/fuzz/fuzz_$(FUZZ_TARGET).py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 flash: $(STAMP)
 	@if [ -z "$(PORT)" ] || [ -z "$(HAND)" ] || [ -z "$(BOARD)" ]; then \

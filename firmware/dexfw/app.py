@@ -41,13 +41,23 @@ def make_firmware(path=CONFIG_PATH, hal=None, console=None):
 
 
 def run(path=CONFIG_PATH):
-    """Run the firmware until the host sends REPL; then hand the port back to the REPL."""
-    fw = make_firmware(path)
-    console = fw.link.console
+    """Run the firmware until the host sends REPL; then hand the port back to the REPL.
+
+    The console is claimed before the drivers are built (their setup takes a while, and
+    the host may already be talking), and released however this ends: a crash leaves a
+    REPL that Ctrl-C reaches, with the traceback on the console.
+    """
+    hal = __import__(_hal_name(path), None, None, ["Console"])
+    console = hal.Console()
     console.claim()
+    fw = None
     try:
+        fw = make_firmware(path, hal, console)
         fw.run()
     finally:
-        fw.stop()
-        console.release()
+        try:
+            if fw is not None:
+                fw.stop()  # torque off: a crashed firmware leaves no servo driven
+        finally:
+            console.release()
     sys.stdout.write("\r\ndexfw: stopped, REPL\r\n")

@@ -42,6 +42,7 @@ class JointMap:
         self.present = _h(nm, UNKNOWN)  # servo frame, filled by the servo drivers' poll
         self.present_motor = _h(nm, UNKNOWN)
         self.servo_status = bytearray(nm)
+        self.report_status = bytearray(nm)  # servo_status as telemetry reports it
         self.blind = bytearray(nm)  # 1: the motor's servo cannot report its position
         self.mdir = _h(nm)
         self.moff = _h(nm)
@@ -140,6 +141,22 @@ class JointMap:
         """Present positions in the motor frame; return how many are still unknown."""
         return mapping.from_servo(self.present, self.mdir, self.moff, self.present_motor,
                                   self.nm)
+
+    def mark_unread(self, bit):
+        """report_status: servo_status, plus `bit` on motors not read back yet that can be.
+
+        The drivers own servo_status (and the loop's FAULT edges come from it): a servo
+        that has not answered yet is only marked in what goes to the host, so a dataset
+        can drop its placeholder present position (PRESENT_UNKNOWN).
+        """
+        pm = self.present_motor
+        ss = self.servo_status
+        out = self.report_status
+        for m in range(self.nm):
+            s = ss[m]
+            if pm[m] == UNKNOWN and not self.blind[m]:
+                s |= bit
+            out[m] = s
 
     def unknown_present(self):
         """How many motors that can report their position have not reported it yet."""

@@ -32,6 +32,17 @@ SET_CONFIG_FORMAT = C.BY_TYPE[C.SET_CONFIG][3]
 HELLO_REPLY_HEAD = C.BY_TYPE[C.HELLO_REPLY][3]
 HELLO_REPLY_HEAD_SIZE = struct.calcsize(HELLO_REPLY_HEAD)
 STATS = HeadPacker(C.STATS)  # packed by field name: STATS grows without breaking this
+# A command the host retries after a lost ACK comes again with the same sequence number
+# (and so the same CRC): it is ACKed again, not applied twice. One slot per kind of
+# command (SET_JOINT: one per joint) remembers the last one applied.
+SLOT_MODE = 0
+SLOT_CONFIG = 1
+SLOT_TARGETS = 2
+SLOT_JOINT = 3  # + joint index
+# An older sequence number than the slot's, within this many received frames of it, is a
+# late retry of a command already superseded: ACKed, never applied (nothing goes
+# backwards). Further apart, 16-bit sequence numbers no longer order: it is new.
+STALE_FRAMES = 64
 
 
 class Firmware:
@@ -80,6 +91,13 @@ class Firmware:
         self.fault_sent = bytearray(len(C.FAULT_NAMES))
         self._decimate = 0
         self._overruns_reported = 0
+        n_slots = SLOT_JOINT + config.MAX_JOINTS
+        self.slot_used = bytearray(n_slots)
+        self.slot_seq = [0] * n_slots
+        self.slot_frame = [0] * n_slots  # link.reader.frames when it was applied
+        self.slot_crc = bytearray(4 * n_slots)
+        self.cmd_applied = 0  # SET_MODE / SET_CONFIG / SET_JOINT applied since boot
+        self.cmd_repeats = 0  # retried or superseded commands ACKed without applying
         viper = mapping.map_exo is not mapping.map_exo_py
         self.capabilities = ((C.CAP_VIPER if viper else 0)
                              | (C.CAP_SERVO_READBACK if readback else 0)
@@ -192,8 +210,9 @@ class Firmware:
                          min(self.cycle_us, 0xFFFF), min(self.worst_us, 0xFFFF),
                          self.overruns & 0xFFFF, self.mode)
         jm.read_present()
+        jm.mark_unread(C.ST_SERVO_TIMEOUT)  # present not read back yet: flagged for the host
         end = mapping.pack_joints(body, TELEMETRY_HEAD_SIZE, jm.exo, jm.goal, jm.present_motor,
-                                  jm.flags, jm.servo_status, jm.n, jm.nm)
+                                  jm.flags, jm.report_status, jm.n, jm.nm)
         self.link.send(C.TELEMETRY, end)
 
     def _send_raw(self):
@@ -247,6 +266,52 @@ class Firmware:
             self.last_rx_us = link.rx_us
             self._handle(t, link.reader.seq)
 
+    def _repeat(self, slot, t, seq, idempotent=False):
+        """True (and ACKed) if this command is a retry of, or older than, the one applied
+        last in its slot: it must not be applied (again). An idempotent command (TARGETS)
+        is only kept from going backwards."""
+        if not self.slot_used[slot]:
+            return False
+        r = self.link.reader
+        p = self.link.payload
+        ahead = (seq - self.slot_seq[slot]) & 0xFFFF
+        if ahead == 0:
+            if idempotent:
+                return False
+            at = BODY + r.body_len  # the frame's CRC
+            crc = self.slot_crc
+            k = slot << 2
+            if not (p[at] == crc[k] and p[at + 1] == crc[k + 1] and p[at + 2] == crc[k + 2]
+                    and p[at + 3] == crc[k + 3]):
+                return False  # same number, other content: a new host counting from 0
+        elif ahead < 0x8000 or ((r.frames - self.slot_frame[slot]) & MASK30) > STALE_FRAMES:
+            return False
+        self.cmd_repeats = (self.cmd_repeats + 1) & MASK30
+        self.link.ack(t, seq)
+        return True
+
+    def _applied(self, slot, seq, counted=True):
+        """Remember the command just applied in its slot (its seq, CRC, arrival)."""
+        r = self.link.reader
+        p = self.link.payload
+        at = BODY + r.body_len  # the frame's CRC
+        k = slot << 2
+        crc = self.slot_crc
+        crc[k] = p[at]
+        crc[k + 1] = p[at + 1]
+        crc[k + 2] = p[at + 2]
+        crc[k + 3] = p[at + 3]
+        self.slot_used[slot] = 1
+        self.slot_seq[slot] = seq
+        self.slot_frame[slot] = r.frames
+        if counted:
+            self.cmd_applied = (self.cmd_applied + 1) & MASK30
+
+    def _forget_commands(self):
+        """A new session (HELLO): its host numbers its frames afresh."""
+        for i in range(len(self.slot_used)):
+            self.slot_used[i] = 0
+
     def _handle(self, t, seq):
         link = self.link
         if t == C.TARGETS:
@@ -285,9 +350,10 @@ class Firmware:
             link.nack(C.TARGETS, seq, C.ERR_BAD_LENGTH)
         elif self.mode != C.MODE_HOST:
             link.nack(C.TARGETS, seq, C.ERR_BAD_MODE)
-        else:
+        elif not self._repeat(SLOT_TARGETS, C.TARGETS, seq, True):
             self.jm.set_host_targets(link.payload, BODY, n)
             self.watchdog_tripped = False
+            self._applied(SLOT_TARGETS, seq, False)
             link.ack(C.TARGETS, seq)
 
     def _set_mode_cmd(self, seq):
@@ -297,9 +363,12 @@ class Firmware:
             link.nack(C.SET_MODE, seq, C.ERR_BAD_VALUE, 0)
         elif self.config_error is not None and mode != C.MODE_IDLE:
             link.nack(C.SET_MODE, seq, C.ERR_BAD_MODE, 0)
+        elif self._repeat(SLOT_MODE, C.SET_MODE, seq):
+            return
         elif not self.set_mode(mode):
             link.nack(C.SET_MODE, seq, C.ERR_BUSY, 0)
         else:
+            self._applied(SLOT_MODE, seq)
             link.ack(C.SET_MODE, seq)
 
     def _hello(self, seq):
@@ -309,6 +378,7 @@ class Firmware:
             # NACK.field carries the board's major version: the host can name both.
             link.nack(C.HELLO, seq, C.ERR_VERSION, C.PROTOCOL_MAJOR)
             return
+        self._forget_commands()
         struct.pack_into(HELLO_REPLY_HEAD, link.body, 0, C.PROTOCOL_MAJOR, C.PROTOCOL_MINOR,
                          FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], self.jm.n, self.hz,
                          self.capabilities, self.decimation, self.config_crc)
@@ -336,6 +406,8 @@ class Firmware:
         STATS.put(body, "servo_timeouts", max(timeouts, self.servo_timeouts) & MASK30)
         STATS.put(body, "servo_bad_checksums", max(checksums, self.servo_bad_checksums) & MASK30)
         STATS.put(body, "worst_cycle_us", min(self.worst_us, 0xFFFF))
+        STATS.put(body, "cmd_applied", self.cmd_applied)
+        STATS.put(body, "cmd_repeats", self.cmd_repeats)
         link.send(C.STATS, STATS.size)
 
     def _send_config(self):
@@ -349,7 +421,10 @@ class Firmware:
         if bad >= 0:
             self.link.nack(C.SET_CONFIG, seq, C.ERR_BAD_VALUE, bad)
             return
+        if self._repeat(SLOT_CONFIG, C.SET_CONFIG, seq):
+            return
         self._set_loop(values)
+        self._applied(SLOT_CONFIG, seq)
         self.link.ack(C.SET_CONFIG, seq)
 
     def _get_joint(self, seq):
@@ -366,8 +441,11 @@ class Firmware:
         if bad >= 0:
             self.link.nack(C.SET_JOINT, seq, C.ERR_BAD_VALUE, bad)
             return
+        if self._repeat(SLOT_JOINT + values[0], C.SET_JOINT, seq):
+            return
         self.jm.set_joint(*values)
         self.jm.limit_goals()
+        self._applied(SLOT_JOINT + values[0], seq)
         self.link.ack(C.SET_JOINT, seq)
 
     # ---- timing ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dexproto.catalog import (ST_ENCODER_ERROR, ST_HELD, ST_LIMITED, ST_MAGNET_M
                               ST_MAGNET_WEAK)
 
 ENCODER_BAD = ST_MAGNET_MISSING | ST_MAGNET_WEAK | ST_ENCODER_ERROR
-UNKNOWN = -32768  # a present position not read yet
+UNKNOWN = -32768  # a present position not read yet (catalog.PRESENT_UNKNOWN on the wire)
 
 
 def turn16_to_cdeg(d):

@@ -9,6 +9,7 @@ import sys
 import dexlink.commands
 
 from dexlink import __version__
+from dexlink.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:  # the user's to fix: one line, no traceback (bugs keep theirs)
+        print("dexlink %s: %s" % (args.command, e), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ class Image:
     config_crc: int
     fw_version: tuple
     arch: str
+    calibration: dict | None = None  # the merged calibration's summary (dexlink.json)
 
     def files(self) -> list[Path]:
         return sorted(p for p in self.root.rglob("*") if p.is_file())
@@ -115,12 +116,20 @@ def _precompile(root: Path, arch: str):
         p.unlink()
 
 
-def build_image(hand: str | Path, board: str | Path, out: Path) -> Image:
-    """Lay the board's filesystem out in `out` (emptied first)."""
+def check_config(hand: str | Path, board: str | Path, calibration=None) -> dict:
+    """The compiled config; a FlashError naming the file and field when it cannot be made."""
     try:
-        cfg = hwconfig.compile_config(hand, board)
+        return hwconfig.compile_config(hand, board, calibration)
     except hwconfig.HwConfigError as e:
         raise FlashError(str(e)) from None
+
+
+def build_image(hand: str | Path, board: str | Path, out: Path, calibration=None) -> Image:
+    """Lay the board's filesystem out in `out` (emptied first).
+
+    calibration: as compile_config's (None: HAND.calibration.toml next to the hand file).
+    """
+    cfg = check_config(hand, board, calibration)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -135,7 +144,8 @@ def build_image(hand: str | Path, board: str | Path, out: Path) -> Image:
     arch = cfg["board"]["arch"]
     if arch != "none":
         _precompile(out, arch)
-    return Image(out, zlib.crc32(text) & 0xFFFFFFFF, firmware_version(), arch)
+    return Image(out, zlib.crc32(text) & 0xFFFFFFFF, firmware_version(), arch,
+                 cfg.get("calibration"))
 
 
 # -- the port -------------------------------------------------------------------------
@@ -282,11 +292,15 @@ def reboot_and_verify(port: str, image: Image, progress):
 
 
 def flash(port: str, hand: str | Path, board: str | Path, workdir: Path,
-          progress=print):
+          progress=print, calibration=None):
     """Flash and verify; returns the HELLO_REPLY of the rebooted board."""
+    check_config(hand, board, calibration)  # a bad hand or board file: say so first
     open_port(port).close()  # no port, or a busy one: say so before building anything
     progress("building the image for %s on %s" % (Path(hand).name, board))
-    image = build_image(hand, board, workdir / "image")
+    image = build_image(hand, board, workdir / "image", calibration)
+    if image.calibration:
+        progress("calibration %s (updated %s) merged" % (image.calibration["file"],
+                                                       image.calibration["updated"] or "?"))
     progress("firmware %d.%d.%d, config CRC %08x, %s" % (
         *image.fw_version, image.config_crc,
         "precompiled for " + image.arch if image.arch != "none" else "source files"))

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from dexproto import catalog
 
+from dexlink.errors import UserError
+
 ROOT = Path(__file__).resolve().parents[2]
 HARDWARE = ROOT / "hardware"
 BOARDS = HARDWARE / "boards"
@@ -62,7 +64,7 @@ MAX_JOINTS = 32
 COUPLING_BOUND = 1 << 29
 
 
-class HwConfigError(ValueError):
+class HwConfigError(UserError, ValueError):
     """A hand, board or compiled config that cannot be used; the message names file and field."""
 
 
@@ -123,14 +125,23 @@ class _Src:
         return lo, hi
 
 
-def _load_toml(path: Path) -> dict:
+def read_toml(path: str | Path) -> dict:
+    """A TOML file's table; HwConfigError naming the file when it cannot be read or parsed."""
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
         raise HwConfigError("%s: no such file" % path) from None
+    except IsADirectoryError:
+        raise HwConfigError("%s: is a directory, not a TOML file" % path) from None
+    except OSError as e:
+        raise HwConfigError("%s: cannot read: %s" % (path, e.strerror or e)) from None
+    except UnicodeDecodeError as e:
+        raise HwConfigError("%s: not a text file (byte %d is not UTF-8): not TOML"
+                            % (path, e.start)) from None
     except tomllib.TOMLDecodeError as e:
         raise HwConfigError("%s: not valid TOML: %s" % (path, e)) from None
+
 
 
 def board_path(board: str | Path) -> Path:
@@ -149,7 +160,7 @@ def load_board(board: str | Path) -> dict:
     """The board's description, checked, as the config's "board" section."""
     path = board_path(board)
     src = _Src(path)
-    t = _load_toml(path)
+    t = read_toml(path)
     out = {
         "name": src.get(t, "name", "", str),
         "hal": src.get(t, "hal", "", str),
@@ -326,12 +337,73 @@ def _coupling(src, t, joints, motors):
     return {"a_q12": rows, "b_cdeg": b_cdeg}
 
 
-def compile_config(hand_path: str | Path, board_name: str | Path) -> dict:
-    """The firmware's config for a hand file on a board; raises HwConfigError naming the field."""
+def calibration_path(hand_path: str | Path) -> Path:
+    """Where `dexlink calibrate` keeps a hand's calibration: HAND.calibration.toml beside it."""
+    hand_path = Path(hand_path)
+    return hand_path.with_name(hand_path.stem + ".calibration.toml")
+
+
+def apply_calibration(joints: list[dict], cal_path: Path) -> dict:
+    """Merge a calibration file into compiled joints (in place); return its summary.
+
+    Per calibrated joint: zero_turn16 and direction replace the hand file's encoder
+    values, and the swept range_deg narrows the joint's limits (never widens them: the
+    hand file's range is the mechanical limit). Errors name the file and field.
+    """
+    src = _Src(cal_path)
+    t = read_toml(cal_path)
+    table = src.get(t, "joints", "", dict)
+    index = {j["name"]: i for i, j in enumerate(joints)}
+    for name, c in table.items():
+        field = 'joints."%s"' % name
+        if not isinstance(c, dict):
+            src.fail(field, "must be a table")
+        if name not in index:
+            src.fail(field, "no joint of that name in the hand (%s)" % ", ".join(index))
+        i = index[name]
+        if "index" in c and src.get(c, "index", field, int) != i:
+            src.fail(field + ".index", "is %r but the hand has %s at %d: the hand file changed, "
+                     "re-run dexlink calibrate" % (c["index"], name, i))
+        joint = joints[i]
+        joint["zero_turn16"] = src.int_in(c, "zero_turn16", field, 0, 65535)
+        joint["direction"] = src.direction(c, field)
+        if "range_deg" in c:
+            lo, hi = src.range_cdeg(c, "range_deg", field)
+            lo, hi = max(lo, joint["min_cdeg"]), min(hi, joint["max_cdeg"])
+            if lo >= hi:
+                src.fail(field + ".range_deg", "does not overlap the hand's range [%g, %g] deg"
+                         % (joint["min_cdeg"] / 100, joint["max_cdeg"] / 100))
+            joint["min_cdeg"], joint["max_cdeg"] = lo, hi
+    return {"file": cal_path.name, "updated": str(t.get("updated", "")), "joints": sorted(table)}
+
+
+def load_hand(path: str | Path) -> dict:
+    """A hand file's table, its joints checked to be 1..MAX_JOINTS tables with names: what
+    commands that only need the joints (names, fingers) rely on. compile_config checks
+    the rest."""
+    src = _Src(path)
+    t = read_toml(path)
+    tables = src.get(t, "joints", "", list)
+    if not 1 <= len(tables) <= MAX_JOINTS:
+        src.fail("joints", "a hand has 1..%d [[joints]], got %d" % (MAX_JOINTS, len(tables)))
+    for i, j in enumerate(tables):
+        if not isinstance(j, dict):
+            src.fail("joints[%d]" % i, "must be a table")
+        src.get(j, "name", "joints[%d]" % i, str)
+    return t
+
+
+def compile_config(hand_path: str | Path, board_name: str | Path,
+                   calibration: str | Path | bool | None = None) -> dict:
+    """The firmware's config for a hand file on a board; raises HwConfigError naming the field.
+
+    calibration: a calibration file to merge; None: HAND.calibration.toml next to the
+    hand file when there is one; False: none (the hand file's encoder values).
+    """
     board = load_board(board_name)
     path = Path(hand_path)
     src = _Src(path)
-    t = _load_toml(path)
+    t = load_hand(path)
     loop = src.get(t, "loop", "", dict, {})
     cfg = {
         "format": FORMAT,
@@ -345,17 +417,13 @@ def compile_config(hand_path: str | Path, board_name: str | Path) -> dict:
                 src.choice(loop, "watchdog_action", "loop", WATCHDOG_ACTIONS, "hold")],
         },
     }
-    tables = src.get(t, "joints", "", list)
-    if not 1 <= len(tables) <= MAX_JOINTS:
-        src.fail("joints", "a hand has 1..%d joints, got %d" % (MAX_JOINTS, len(tables)))
+    tables = t["joints"]
     joints, wiring, servos, servo_fields = [], [], [], []
     names = {}
     buses = board["buses"]
     coupled = "motors" in t
     for i, j in enumerate(tables):
         field = "joints[%d]" % i
-        if not isinstance(j, dict):
-            src.fail(field, "must be a table")
         joint, w = _joint(src, j, field, buses)
         if joint["name"] in names:
             src.fail(field + ".name",
@@ -392,6 +460,11 @@ def compile_config(hand_path: str | Path, board_name: str | Path) -> dict:
     cfg["coupling"] = _coupling(src, t, joints, motors) if coupled else None
     cfg["encoders"] = _encoder_groups(src, wiring)
     cfg["servos"] = _servo_groups(src, [s[:6] for s in servos], servo_fields)
+    if calibration is None and calibration_path(path).is_file():
+        calibration = calibration_path(path)
+    if calibration:
+        # In the JSON, so HELLO's config_crc tells which calibration a board runs.
+        cfg["calibration"] = apply_calibration(joints, Path(calibration))
     validate_config(cfg, "%s on %s" % (path, board["name"]))
     return cfg
 
@@ -476,9 +549,12 @@ def main(argv=None) -> int:
     ap.add_argument("board", help="board name (%s) or a board .toml"
                     % ", ".join(sorted(f.stem for f in BOARDS.glob("*.toml"))))
     ap.add_argument("-o", "--output", help="write the JSON here (default: standard output)")
+    ap.add_argument("--calibration", metavar="FILE",
+                    help="calibration to merge (default: HAND.calibration.toml next to the hand "
+                         "file, when present)")
     args = ap.parse_args(argv)
     try:
-        cfg = compile_config(args.hand, args.board)
+        cfg = compile_config(args.hand, args.board, args.calibration)
     except HwConfigError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
@@ -489,7 +565,11 @@ def main(argv=None) -> int:
                   % (bus, us, period, cfg["loop"]["hz"]), file=sys.stderr)
     text = dumps(cfg)
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as e:
+            print("error: cannot write %s: %s" % (args.output, e.strerror or e), file=sys.stderr)
+            return 2
     else:
         print(text)
     return 0

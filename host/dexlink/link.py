@@ -42,6 +42,29 @@ REPLY_OF = {"HELLO": "HELLO_REPLY", "GET_CONFIG": "CONFIG", "GET_JOINT": "JOINT_
             "GET_STATS": "STATS", "TIME_SYNC": "TIME_SYNC_REPLY"}
 
 
+# FAULT.joint is a motor index for these codes (servo faults), an exoskeleton joint's otherwise.
+MOTOR_FAULTS = frozenset((catalog.FAULT_SERVO_TIMEOUT, catalog.FAULT_SERVO_CHECKSUM,
+                          catalog.FAULT_SERVO_ERROR))
+
+
+def fault_where(m: Message, joints=(), motors=()) -> str:
+    """What a FAULT is about, by name: "joint index_mcp (3)", "motor thumb_ip (5)" (the
+    hand's names; the number alone when the name is not known), or "" for the board."""
+    i = m.joint
+    if i == catalog.NO_JOINT:
+        return ""
+    kind, names = ("motor", motors) if m.code in MOTOR_FAULTS else ("joint", joints)
+    return "%s %s (%d)" % (kind, names[i], i) if i < len(names) else "%s %d" % (kind, i)
+
+
+def fault_text(m: Message, joints=(), motors=()) -> str:
+    """A FAULT in words: "FAULT magnet at joint index_mcp (3), detail 1"."""
+    code = m.code
+    name = catalog.FAULT_NAMES[code] if code < len(catalog.FAULT_NAMES) else "fault %d" % code
+    where = fault_where(m, joints, motors)
+    return "FAULT %s%s, detail %d" % (name, " at " + where if where else "", m.detail)
+
+
 class LinkError(Exception):
     """Something the user can act on: the message says what and how."""
 
@@ -224,6 +247,9 @@ class Link:
         self.config: dict | None = None  # the SET_CONFIG fields this session applied
         self.joints: dict[int, dict] = {}  # SET_JOINT fields this session applied
         self.last_telemetry: Message | None = None
+        # The hand's names (use_names): every FAULT gets .where, the joint or motor by name.
+        self.joint_names: list[str] = []
+        self.motor_names: list[str] = []
         self._port: serial.SerialBase | None = None
         self._write_lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -308,6 +334,12 @@ class Link:
             except (serial.SerialException, OSError):
                 pass
 
+    def use_names(self, joints, motors=None) -> None:
+        """Name FAULTs' joints: exoskeleton joint names, and motor names (a coupled hand's
+        [[motors]]; the joints' when None, as a hand driven joint for joint)."""
+        self.joint_names = list(joints)
+        self.motor_names = list(self.joint_names if motors is None else motors)
+
     def describe_board(self) -> str:
         b = self.board
         if b is None:
@@ -374,14 +406,21 @@ class Link:
             self._lost.set()
             raise LinkDown("%s: write failed: %s" % (self.url, e)) from None
 
-    def send(self, msg: Message, on_seq=None) -> int:
+    def send(self, msg: Message, on_seq=None, framed: list | None = None) -> int:
         """Send a message with the next sequence number (returned). Thread-safe.
 
         on_seq(seq), if given, runs under the write lock right before the write, so whoever
-        waits for the answer is registered before the answer can arrive.
+        waits for the answer is registered before the answer can arrive. framed, if given,
+        keeps [seq, frame] of the first send: later sends with it repeat that very frame
+        (a retry the board recognises and does not apply twice).
         """
         with self._write_lock:
-            seq, frame = self._ctrl_c_free(msg)
+            if framed:
+                seq, frame = framed
+            else:
+                seq, frame = self._ctrl_c_free(msg)
+                if framed is not None:
+                    framed[:] = [seq, frame]
             port = self._port
             if port is None:
                 raise LinkDown("%s is not connected" % self.url)
@@ -418,8 +457,11 @@ class Link:
         self._seq = (seq + 1) & 0xFFFF
         return seq, frame
 
-    def _transact(self, msg: Message, timeout: float, match=None) -> Message:
-        """One attempt: send, wait for ACK/NACK or the reply. Raises NackError/RequestTimeout."""
+    def _transact(self, msg: Message, timeout: float, match=None,
+                  framed: list | None = None) -> Message:
+        """One attempt: send, wait for ACK/NACK or the reply. Raises NackError/RequestTimeout.
+
+        framed: see send(); the same list across attempts makes them one command."""
         p = _Pending(msg, REPLY_OF.get(msg.name), match)
         with self._pending_lock:
             self._pending.append(p)
@@ -428,7 +470,7 @@ class Link:
             p.seqs.add(seq)
             p.sent_ns = time.monotonic_ns()
         try:
-            self.send(msg, register)
+            self.send(msg, register, framed)
             if not p.done.wait(timeout):
                 raise RequestTimeout("%s: no answer to %s within %.0f ms" % (self.url, msg.name, timeout * 1e3))
         finally:
@@ -446,8 +488,13 @@ class Link:
         """Send a command and wait for its ACK or reply, retrying on silence.
 
         Raises NackError with the board's reason, or RequestTimeout after the last retry.
+        A retry after silence repeats the first frame, sequence number included: if only
+        the answer was lost, the board answers again without applying the command twice.
+        A retry after NACK(busy), or after a reconnection (a new session), is a new frame.
         """
         timeout = self.timeout if timeout is None else timeout
+        framed: list = []
+        session = self.stats.reconnects
         retries = self.retries if retries is None else retries
         down = None
         busy_until = time.monotonic() + self.busy_s
@@ -458,8 +505,10 @@ class Link:
                 if wait_up and not self._up.is_set() and not self._up.wait(timeout):
                     attempt += 1
                     continue
+            if self.stats.reconnects != session:
+                framed, session = [], self.stats.reconnects
             try:
-                return self._transact(msg, timeout, match)
+                return self._transact(msg, timeout, match, framed)
             except RequestTimeout:
                 self.stats.timeouts += 1
             except LinkDown as e:
@@ -471,6 +520,7 @@ class Link:
                 # board asked for it, so it does not count against the retries
                 if e.error != catalog.ERR_BUSY or time.monotonic() > busy_until:
                     raise
+                framed = []
                 time.sleep(0.02)
                 continue
             attempt += 1
@@ -591,6 +641,9 @@ class Link:
                 self._board_reset()
             self.last_telemetry = m
         self.stats.count_frame(m)
+        if name == "FAULT":
+            m.where = fault_where(m, self.joint_names, self.motor_names)
+            m.description = fault_text(m, self.joint_names, self.motor_names)
         if name == "TIME_SYNC_REPLY":
             sent = self._sync_sent.pop(m.token, None)
             if sent is not None:

@@ -17,7 +17,7 @@
 # Raw encoder positions travel as unsigned 16-bit fractions of a turn (65536 = 360 deg).
 
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1
 
 HEADER_FORMAT = "<BH"
 HEADER_SIZE = 3
@@ -51,10 +51,15 @@ ST_MAGNET_MISSING = 0x01  # encoder reports no magnet (AS5600 MD clear, AS5048A 
 ST_MAGNET_WEAK = 0x02  # magnet too weak / too strong: angle is suspect
 ST_ENCODER_ERROR = 0x04  # bus error, parity error, or no answer from the encoder
 ST_HELD = 0x08  # the goal is held at its last good value
-ST_SERVO_TIMEOUT = 0x10  # the servo did not answer its last read
+ST_SERVO_TIMEOUT = 0x10  # the servo did not answer its last read (or has not answered yet)
 ST_SERVO_BAD_CHECKSUM = 0x20  # the servo's last answer failed its checksum
 ST_SERVO_ERROR = 0x40  # the servo reported an error (overload, overheat, voltage...)
 ST_LIMITED = 0x80  # the goal was clipped by a range or speed limit
+
+# TELEMETRY present_cdeg of a servo whose position has not been read back since boot (with
+# ST_SERVO_TIMEOUT set), or that cannot report it (no read-back: PWM servos). Not an angle:
+# a dataset filters such samples out (dexlink export does).
+PRESENT_UNKNOWN = -32768
 
 # Capability bits (HELLO_REPLY.capabilities)
 CAP_VIPER = 0x0001  # the byte loops run as viper code
@@ -161,10 +166,10 @@ MESSAGES = (
      "Emergency stop: torque off at once, mode IDLE."),
     (GET_STATS, "GET_STATS", TO_BOARD, "", (), None, (), None,
      "Ask for counters; answered by STATS."),
-    (STATS, "STATS", TO_HOST, "<IIIIIIIIIIIIIH",
+    (STATS, "STATS", TO_HOST, "<IIIIIIIIIIIIIHII",
      ("rx_frames", "rx_bad_cobs", "rx_bad_crc", "rx_oversize", "rx_unknown", "rx_bad_length",
       "rx_no_terminator", "tx_frames", "tx_dropped", "cycles", "overruns", "servo_timeouts",
-      "servo_bad_checksums", "worst_cycle_us"), None, (), None,
+      "servo_bad_checksums", "worst_cycle_us", "cmd_applied", "cmd_repeats"), None, (), None,
      "Link and loop counters since boot, wrapping at 2^30; rx_* are the board FrameReader's frames and drops."),
     (REPL, "REPL", TO_BOARD, "", (), None, (), None,
      "Stop the firmware and hand the port back to the MicroPython REPL (for flashing)."),

@@ -72,7 +72,21 @@ def finger_flexion(pos: Sequence[int] | None, joints: tuple[int, ...]) -> float:
     return sum(pos[j] for j in joints) / len(joints)
 
 
-class SimTactileCamera(TactileMeasure, Camera):
+class Unpluggable:
+    """A simulated camera whose cable can be pulled (tests): its next grab finds no
+    device, as a USB camera's read fails once it is gone."""
+
+    _unplugged = False
+
+    def unplug(self) -> None:
+        self._unplugged = True
+
+    def _check_plugged(self) -> None:
+        if self._unplugged:
+            raise OSError("the device is gone (unplugged)")
+
+
+class SimTactileCamera(Unpluggable, TactileMeasure, Camera):
     def __init__(self, fingertip: Fingertip, joints: JointSource, fps: float = 60,
                  width: int = 320, height: int = 240, contact_cdeg: int = 3000,
                  full_cdeg: int = 6000, seed: int = 0):
@@ -125,11 +139,12 @@ class SimTactileCamera(TactileMeasure, Camera):
     def _grab(self):
         if not self._pacer.wait(self._stop):
             return None
+        self._check_plugged()
         level = int(round(self.press() * (LEVELS - 1)))
         return self._frames[level], None
 
 
-class SimRGBDCamera(Camera):
+class SimRGBDCamera(Unpluggable, Camera):
     """A table with a cube, and the fingers seen from above; depth in millimetres."""
 
     kind = "rgbd"
@@ -162,6 +177,7 @@ class SimRGBDCamera(Camera):
     def _grab(self):
         if not self._pacer.wait(self._stop):
             return None
+        self._check_plugged()
         np.copyto(self._color, self._bg_color)
         np.copyto(self._depth, self._bg_depth)
         self._draw_hand(self.joints())

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from dexproto import catalog
 
-from dexlink.commands.session import CommandError, add_board_args, board_link, hand_path, run_command
+from dexlink import hwconfig
+from dexlink.commands.session import (CommandError, add_board_args, hand_path, run_command,
+                                      sim_board_and_link)
 from dexlink.link import LinkError
 
 TURN = 65536
@@ -67,10 +69,7 @@ class JointCalibration:
 
 def load_hand(path: Path) -> list[HandJoint]:
     """The joints of a hand file, with what calibration needs; errors name the field."""
-    try:
-        hand = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise CommandError("%s: cannot read the hand file: %s" % (path, e)) from None
+    hand = hwconfig.load_hand(path)
     joints = []
     for i, j in enumerate(hand.get("joints", [])):
         field = "%s: joints[%d]" % (path, i)
@@ -142,19 +141,27 @@ def _magnet_words(statuses) -> str:
 
 # -- the calibration file -------------------------------------------------------------
 def calibration_path(hand: Path) -> Path:
-    return hand.with_name(hand.stem + ".calibration.toml")
+    return hwconfig.calibration_path(hand)
+
+
+def check_existing_calibration(hand: Path, joints: list[HandJoint]) -> None:
+    """Refuse an HAND.calibration.toml that `dexlink flash` could not merge, before the
+    board is touched: no sweep is spent on a file the new results cannot join."""
+    path = calibration_path(hand)
+    if not path.exists():
+        return
+    compiled = [{"name": j.name, "min_cdeg": round(j.range_deg[0] * 100),
+                 "max_cdeg": round(j.range_deg[1] * 100)} for j in joints]
+    try:
+        hwconfig.apply_calibration(compiled, path)
+    except hwconfig.HwConfigError as e:
+        raise CommandError("%s (move the file away and re-run)" % e) from None
 
 
 def write_calibration(hand: Path, results: list[JointCalibration], when: str) -> Path:
     """Merge the calibrated joints into HAND.calibration.toml (other joints are kept)."""
     path = calibration_path(hand)
-    joints = {}
-    if path.exists():
-        try:
-            joints = tomllib.loads(path.read_text()).get("joints", {})
-        except tomllib.TOMLDecodeError as e:
-            raise CommandError("%s: existing calibration file is not valid TOML (%s); move it "
-                               "away and re-run" % (path, e)) from None
+    joints = hwconfig.read_toml(path).get("joints", {}) if path.exists() else {}  # checked at start
     for c in results:
         if c.ok:
             joints[c.joint.name] = {
@@ -186,18 +193,33 @@ def _toml_value(v) -> str:
 
 
 # -- the guided procedure -------------------------------------------------------------
-class Operator:
-    """Tells the operator what to do; waits for Enter unless non-interactive."""
+SIM_SETTLE_S = 0.2  # after the simulated operator is asked: RAW_SAMPLEs already sent drain
 
-    def __init__(self, interactive: bool, out=None):
+
+class Operator:
+    """Tells the operator what to do; waits for Enter unless non-interactive.
+
+    On a virtual board (`board`), the simulated operator is asked to do it (holds the zero
+    pose, sweeps the fingers), so a calibration runs end to end without a person.
+    """
+
+    def __init__(self, interactive: bool, out=None, board=None):
         self.interactive = interactive
         self.out = out or sys.stdout  # looked up now: sys.stdout may be replaced after import
+        self.board = board
 
-    def step(self, text: str) -> None:
+    def step(self, text: str, behaviour: str = "", finger: str | None = None) -> None:
         print(text, file=self.out)
-        if self.interactive:
+        if self.board is not None and behaviour:
+            self.board.operator(behaviour, finger)
+            time.sleep(SIM_SETTLE_S)
+        elif self.interactive:
             input("  press Enter when ready ")
         self.out.flush()
+
+    def done(self) -> None:
+        if self.board is not None:
+            self.board.operator("demo")
 
 
 def collect(sub, n_joints: int, seconds: float):
@@ -243,28 +265,32 @@ def register(subparsers) -> None:
 def calibrate(args) -> int:
     hand = hand_path(args)
     joints = load_hand(hand)
+    check_existing_calibration(hand, joints)
     chosen = [j for j in joints if not args.finger or j.finger in args.finger]
     if not chosen:
         fingers = sorted({j.finger for j in joints})
         raise CommandError("%s: no joints on finger(s) %s; the hand has %s"
                            % (hand, ", ".join(args.finger), ", ".join(fingers)))
-    operator = Operator(interactive=not args.yes and sys.stdin.isatty())
-    with board_link(args) as link:
+    with sim_board_and_link(args) as (board, link):
+        operator = Operator(interactive=not args.yes and sys.stdin.isatty(), board=board)
         if link.board.n_joints != len(joints):
             raise CommandError("the board runs %d joints but %s has %d: flash the board with "
                                "this hand" % (link.board.n_joints, hand, len(joints)))
         sub = link.subscribe("RAW_SAMPLE")
         link.set_mode(catalog.MODE_CALIBRATE)
         try:
-            fingers = ", ".join(sorted({j.finger for j in chosen}))
-            operator.step("1/2  Hold the zero pose (%s): fingers straight and together, still." % fingers)
+            names = sorted({j.finger for j in chosen})
+            fingers = ", ".join(names)
+            operator.step("1/2  Hold the zero pose (%s): fingers straight and together, still."
+                          % fingers, "zero")
             sub.drain()
             zero = collect(sub, len(joints), args.zero_seconds)
             operator.step("2/2  Move each joint of %s slowly through its whole range, "
-                          "one after the other." % fingers)
+                          "one after the other." % fingers, "sweep", _sim_finger(names))
             sub.drain()
             sweep = collect(sub, len(joints), args.sweep_seconds)
         finally:
+            operator.done()
             link.set_mode(catalog.MODE_IDLE)
         results = [calibrate_joint(j, zero[0][j.index], zero[1][j.index], sweep[0][j.index],
                                    sweep[1][j.index]) for j in chosen]
@@ -274,6 +300,12 @@ def calibrate(args) -> int:
         if not args.no_apply:
             apply(link, results, hand)
     return 0 if all(c.ok for c in results) else 1
+
+
+def _sim_finger(fingers: list[str]) -> str | None:
+    """The one finger the simulated operator sweeps, or None (all) for several or others."""
+    from dexlink.sim.vboard import vfaults
+    return fingers[0] if len(fingers) == 1 and fingers[0] in vfaults.OPERATOR_FINGERS else None
 
 
 def report(results: list[JointCalibration], path: Path) -> None:
@@ -289,18 +321,23 @@ def report(results: list[JointCalibration], path: Path) -> None:
 
 
 def apply(link, results: list[JointCalibration], hand: Path) -> None:
-    """Send the new zero and direction to the board now (limits stay the hand file's)."""
+    """Send the new calibration to the board now, as `dexlink flash` would merge it."""
     raw = tomllib.loads(hand.read_text())["joints"]
+    joints = [{"name": j["name"], "min_cdeg": round(j["range_deg"][0] * 100),
+               "max_cdeg": round(j["range_deg"][1] * 100)} for j in raw]
+    try:
+        hwconfig.apply_calibration(joints, calibration_path(hand))
+    except hwconfig.HwConfigError as e:
+        raise CommandError(str(e)) from None
     for c in results:
         if not c.ok:
             continue
-        j = raw[c.joint.index]
-        lo, hi = j["range_deg"]
+        j = joints[c.joint.index]
         try:
-            link.set_joint(c.joint.index, zero_turn16=c.zero_turn16, direction=c.direction,
-                           scale_q12=round(c.joint.scale * 4096), min_cdeg=round(lo * 100),
-                           max_cdeg=round(hi * 100),
-                           max_speed_cdeg_per_ms=round(j.get("max_speed_dps", 360.0) / 10))
+            link.set_joint(c.joint.index, zero_turn16=j["zero_turn16"], direction=j["direction"],
+                           scale_q12=round(c.joint.scale * 4096), min_cdeg=j["min_cdeg"],
+                           max_cdeg=j["max_cdeg"],
+                           max_speed_cdeg_per_ms=round(raw[c.joint.index].get("max_speed_dps", 360.0) / 10))
         except LinkError as e:
             print("  note: the board did not take %s's calibration (%s); it applies at the "
                   "next flash" % (c.joint.name, e))

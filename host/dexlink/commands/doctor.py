@@ -111,6 +111,9 @@ def check_disk(path: Path):
         target = Path(path).resolve()
         while not target.exists():  # a directory yet to be made: its nearest parent
             target = target.parent
+        if not target.is_dir():
+            return FAIL, "%s is a file, not a directory" % target, \
+                "record into a directory: --data-dir DIR, --out DIR"
         free = shutil.disk_usage(target).free / 1e9
         if free < 1.0:
             return FAIL, "%.1f GB free at %s" % (free, target), "free disk space or record elsewhere"

@@ -31,6 +31,7 @@ def register(subparsers) -> None:
 def export_command(args) -> int:
     from rich.progress import Progress
 
+    from dexlink.errors import error_text
     from dexlink.record.export import export_lerobot, export_zarr
 
     if args.fps <= 0:
@@ -44,7 +45,7 @@ def export_command(args) -> int:
             else:
                 n, frames, skipped = export_zarr(args.session, args.out, args.fps, progress)
     except (OSError, ValueError) as e:
-        print("dexlink export: %s" % e, file=sys.stderr)
+        print("dexlink export: %s" % error_text(e), file=sys.stderr)
         return 1
     for path, why in skipped:
         print("skipped %s: %s" % (path, why))

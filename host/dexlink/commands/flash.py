@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--hand", metavar="HAND.toml", required=True, help="the hand description")
     p.add_argument("--board", metavar="BOARD",
                    help="board name in hardware/boards/ or a board .toml (default with --sim: virtual)")
+    p.add_argument("--calibration", metavar="FILE",
+                   help="encoder calibration to merge (default: HAND.calibration.toml next to "
+                        "the hand file, when present; written by `dexlink calibrate`)")
     p.add_argument("--fs", metavar="DIR",
                    help="with --sim: keep the virtual board's filesystem in DIR "
                         "(`dexlink sim --fs DIR` boots it again later)")
@@ -52,7 +55,7 @@ def flash_command(args) -> int:
         if args.sim:
             return _flash_sim(args)
         with tempfile.TemporaryDirectory(prefix="dexlink-flash-") as work:
-            flash(args.port, args.hand, args.board, Path(work), _progress)
+            flash(args.port, args.hand, args.board, Path(work), _progress, args.calibration)
     except FlashError as e:
         raise CommandError(str(e)) from None
     return 0
@@ -65,6 +68,7 @@ def _progress(line: str) -> None:
 def _flash_sim(args) -> int:
     from dexlink import hwconfig
     from dexlink.commands.sim import serve
+    from dexlink.flash import check_config
     from dexlink.sim import VirtualBoard, VirtualBoardError
     from dexlink.sim.flashing import VIRTUAL_BOARD, flash_virtual
 
@@ -78,9 +82,10 @@ def _flash_sim(args) -> int:
                            "%s is a real board's (hal = %r): drop --board or use --board %s"
                            % (board_name, hal, VIRTUAL_BOARD))
     try:
+        check_config(args.hand, board_name, args.calibration)  # before the board starts
         with VirtualBoard(args.fs) as board:
             _progress("virtual board on %s (filesystem %s)" % (board.port, board.fs_dir))
-            flash_virtual(board, args.hand, board_name, _progress)
+            flash_virtual(board, args.hand, board_name, _progress, args.calibration)
             if not args.exit:
                 serve(board)
     except VirtualBoardError as e:

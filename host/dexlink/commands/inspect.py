@@ -28,6 +28,8 @@ def register(subparsers) -> None:
 def inspect_command(args) -> int:
     from rich.console import Console
 
+    from dexlink.errors import UserError, error_text
+
     from dexlink.record.inspect import contact_sheet, plot_episode, print_report, report
     from dexlink.record.reader import episode_files, read_episode
     from dexlink.record.session import Session
@@ -50,13 +52,16 @@ def inspect_command(args) -> int:
             ep = read_episode(path) if args.plot else None
             rep = report(path, ep)
         except (OSError, ValueError) as e:
-            console.print("%s: cannot read: %s" % (path, e))
+            print("dexlink inspect: %s" % error_text(e), file=sys.stderr)
             status = 1
             continue
         print_report(rep, console)
         if args.plot:
             where = args.plot_dir or path.parent
-            where.mkdir(parents=True, exist_ok=True)
+            try:
+                where.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UserError("%s: cannot write the plots there: %s" % (where, e.strerror or e))
             plot = plot_episode(ep, where / (path.stem + "_plot.png"))
             sheet = contact_sheet(ep, where / (path.stem + "_tactile.png"))
             console.print("plots: %s%s" % (plot, ", %s" % sheet if sheet else ""))

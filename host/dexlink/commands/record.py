@@ -5,7 +5,6 @@ import argparse
 import sys
 import threading
 import time
-import tomllib
 from pathlib import Path
 
 from dexproto import catalog
@@ -59,9 +58,10 @@ def _presets():
 def fingertips_for(args, n_joints: int):
     """Fingertips of the hand file (joints grouped by finger), else an even split."""
     from dexlink.capture.sim import default_fingertips, fingertips_from_hand
+    from dexlink.hwconfig import load_hand
 
     if args.hand or args.sim:
-        tips = fingertips_from_hand(tomllib.loads(hand_path(args).read_text()))
+        tips = fingertips_from_hand(load_hand(hand_path(args)))
         if tips and max(max(t.joints) for t in tips) < n_joints:
             return tips
     return default_fingertips(n_joints)
@@ -116,13 +116,12 @@ def board_metadata(link, args) -> dict:
 
 def record(args) -> int:
     from dexlink.record.recorder import Recorder, follow_link
-    from dexlink.record.session import Session
 
     if args.episodes < 1 or args.duration <= 0:
         raise CommandError("--episodes must be at least 1 and --duration positive")
     out = args.out or Path("sessions") / time.strftime("%Y%m%d-%H%M%S")
+    session = open_session(out, args.task)  # before the board: a bad --out fails at once
     with board_link(args) as link:
-        session = Session(out, args.task)
         meta = dict(board_metadata(link, args), task=args.task)
         recorder = Recorder(session, None, meta)
         recorder.attach_cameras(build_cameras(args, recorder, link.board.n_joints))
@@ -134,12 +133,27 @@ def record(args) -> int:
         try:
             interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.no_keys
             (run_keys if interactive else run_timed)(recorder, args)
+        except OSError as e:  # an episode could not even start (disk full, directory gone)
+            raise CommandError("cannot write %s: %s" % (e.filename, e.strerror)
+                               if e.filename else str(e)) from None
         finally:
             recorder.close(keep=True)
             stop.set()
             link.set_mode(catalog.MODE_IDLE)
     report_session(recorder, out)
     return 0 if not recorder.errors else 1
+
+
+def open_session(out: Path, task: str):
+    """The session directory, made if needed; a clear error when it cannot be."""
+    from dexlink.record.session import Session
+
+    try:
+        return Session(out, task)
+    except OSError as e:
+        raise CommandError("cannot record into %s: %s" % (out, e.strerror or e)) from None
+    except ValueError as e:  # a damaged session.json
+        raise CommandError(str(e)) from None
 
 
 def run_timed(recorder, args, out=None) -> None:
@@ -153,6 +167,8 @@ def run_timed(recorder, args, out=None) -> None:
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
             recorder.check_cameras()
             print("  " + recorder.status_line(), file=out, flush=True)
+            if recorder.write_error():
+                return  # the disk is full or the directory gone: stop; the error is reported
         recorder.stop_episode(keep=True)
 
 
@@ -165,7 +181,7 @@ def run_keys(recorder, args) -> None:
         while kept < args.episodes:
             key = keys.read(0.2)
             recorder.check_cameras()
-            if key == "q":
+            if key == "q" or recorder.write_error():
                 break
             if key == "s" and recorder.current is None:
                 recorder.start_episode()

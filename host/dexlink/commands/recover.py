@@ -21,12 +21,13 @@ def register(subparsers) -> None:
 
 
 def recover_command(args) -> int:
+    from dexlink.errors import error_text
     from dexlink.record.recover import recover
 
     try:
         r = recover(args.file, args.out)
     except (OSError, ValueError) as e:
-        print("dexlink recover: %s" % e, file=sys.stderr)
+        print("dexlink recover: %s" % error_text(e), file=sys.stderr)
         return 1
     state = ("it was complete" if r.was_complete
              else "it stopped at: %s" % r.stopped_because)

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from dexproto import catalog
 
+from dexlink.errors import UserError
 from dexlink.link import DEFAULT_BAUD, Link, LinkError
 
 DEFAULT_HAND = "iso16"
 MODES = {name.lower(): i for i, name in enumerate(catalog.MODE_NAMES)}
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """A user mistake or a board problem: printed as one line, exit status 1."""
 
 
@@ -44,40 +45,69 @@ def joint_names(args) -> list[str]:
     """The hand's joint names, from --hand (or the default hand with --sim)."""
     if not args.hand and not args.sim:
         return []
-    import tomllib
-    path = hand_path(args)
-    try:
-        hand = tomllib.loads(path.read_text())
-        return [str(j.get("name", "joint %d" % i)) for i, j in enumerate(hand.get("joints", []))]
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise CommandError("%s: cannot read the hand file: %s" % (path, e)) from None
+    from dexlink.hwconfig import load_hand
+    return [j["name"] for j in load_hand(hand_path(args))["joints"]]
+
+
+def motor_names(args) -> list[str]:
+    """The hand's motor names, in the board's motor order: a coupled hand's [[motors]],
+    else the joints that have a servo (as hwconfig.compile_config numbers them)."""
+    if not args.hand and not args.sim:
+        return []
+    from dexlink.hwconfig import load_hand
+    t = load_hand(hand_path(args))
+    if "motors" in t:
+        return [m.get("name", "") for m in t["motors"]]
+    return [j["name"] for j in t["joints"] if "servo" in j]
 
 
 @contextlib.contextmanager
 def board_link(args, **link_options):
     """An open Link to --port, or to a freshly flashed virtual board with --sim."""
+    with sim_board_and_link(args, **link_options) as (_, link):
+        yield link
+
+
+@contextlib.contextmanager
+def sim_board_and_link(args, **link_options):
+    """(the VirtualBoard with --sim, else None; an open Link to the board)."""
     with contextlib.ExitStack() as stack:
         url = args.port
+        board = None
+        joint_names(args)  # a bad hand file: say so before any board is touched
         if args.sim:
-            url = stack.enter_context(virtual_board(hand_path(args)))
+            board = stack.enter_context(started_virtual_board(hand_path(args)))
+            url = board.port
         link = Link(url, args.baud, **link_options)
+        link.use_names(joint_names(args), motor_names(args))  # FAULTs name their joint
         try:
             link.open()
         except LinkError as e:
             raise CommandError(str(e)) from None
         stack.callback(link.close)
-        yield link
+        yield board, link
 
 
 @contextlib.contextmanager
 def virtual_board(hand: Path):
     """A virtual board running the firmware for `hand`; yields its port."""
+    with started_virtual_board(hand) as board:
+        yield board.port
+
+
+@contextlib.contextmanager
+def started_virtual_board(hand: Path):
+    """A virtual board running the firmware for `hand` (a VirtualBoard)."""
     try:
-        from dexlink.flash import FlashError
+        from dexlink.flash import FlashError, check_config
         from dexlink.sim import VirtualBoard, VirtualBoardError
-        from dexlink.sim.flashing import flash_virtual
+        from dexlink.sim.flashing import VIRTUAL_BOARD, flash_virtual
     except ImportError as e:
         raise CommandError("the virtual board is not available in this installation (%s)" % e) from None
+    try:
+        check_config(hand, VIRTUAL_BOARD)  # a hand that cannot be flashed: before the board starts
+    except FlashError as e:
+        raise CommandError(str(e)) from None
     board = VirtualBoard()
     try:
         try:
@@ -85,7 +115,7 @@ def virtual_board(hand: Path):
             flash_virtual(board, hand)
         except (FlashError, VirtualBoardError) as e:
             raise CommandError("could not start the virtual board with %s: %s" % (hand.name, e)) from None
-        yield board.port
+        yield board
     finally:
         board.close()
 
@@ -94,7 +124,7 @@ def run_command(func, args) -> int:
     """Run a command body; user-facing failures become one line on stderr and status 1."""
     try:
         return int(func(args) or 0)
-    except (CommandError, LinkError) as e:
+    except (UserError, LinkError) as e:
         print("dexlink %s: %s" % (args.command, e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -54,10 +54,10 @@ def serve(board, seconds: float | None = None) -> None:
 
 
 def sim(args) -> int:
-    from dexlink.flash import FlashError
+    from dexlink.flash import FlashError, check_config
     from dexlink.hwconfig import HANDS
     from dexlink.sim import VirtualBoard, VirtualBoardError
-    from dexlink.sim.flashing import flash_virtual
+    from dexlink.sim.flashing import VIRTUAL_BOARD, flash_virtual
 
     if args.blank and args.hand:
         raise CommandError("--blank and --hand contradict each other")
@@ -66,6 +66,8 @@ def sim(args) -> int:
     if hand is not None and not Path(hand).is_file():
         raise CommandError("%s: no such hand file" % hand)
     try:
+        if hand is not None:
+            check_config(hand, VIRTUAL_BOARD)  # a hand that cannot be flashed: before the board starts
         with VirtualBoard(args.fs) as board:
             if hand is not None:
                 flash_virtual(board, hand, progress=lambda line: print("flash: " + line, flush=True))

@@ -66,6 +66,9 @@ class EpisodeWriter:
         self._mcap.add_metadata("dexlink", metadata_strings(metadata))
         self._mcap.flush()
         self._last_flush = time.monotonic_ns()
+        self._good_size = self._file.tell()  # the file up to here is a readable MCAP prefix
+        self._good_ns = self.started_ns  # capture times up to here are in the file for sure
+        self.error = ""  # why writing stopped (disk full, directory gone): the episode is cut
         self._closed = False
         self._workers = [threading.Thread(target=self._work, name="episode-writer-%d" % i,
                                           daemon=True) for i in range(workers)]
@@ -120,8 +123,15 @@ class EpisodeWriter:
                 return
             records = self._encode(item)
             with self._lock:
-                for topic, t_ns, data in records:
-                    self._add(topic, t_ns, data)
+                if self._mcap is None:  # writing failed: the rest is counted, not written
+                    self.counts[item[0]].dropped += 1
+                    continue
+                try:
+                    for topic, t_ns, data in records:
+                        self._add(topic, t_ns, data)
+                except OSError as e:
+                    self._write_failed(e)
+                    continue
                 self.counts[item[0]].written += 1
             self._maybe_flush()
 
@@ -159,10 +169,36 @@ class EpisodeWriter:
         now = time.monotonic_ns()
         if now - self._last_flush >= self.flush_ns:
             with self._lock:
-                if self._mcap is None:  # finished meanwhile
+                if self._mcap is None:  # finished (or failed) meanwhile
                     return
-                self._mcap.flush()  # ends the chunk and hands it to the OS
+                try:
+                    self._mcap.flush()  # ends the chunk and hands it to the OS
+                except OSError as e:
+                    self._write_failed(e)
+                    return
                 self._last_flush = now
+                self._good_size = self._file.tell()
+                self._good_ns = now
+
+    def _write_failed(self, e: OSError) -> None:
+        """The file cannot grow (disk full, file too large, directory gone): stop writing and
+        cut the file back to its last complete chunk, so what was flushed stays readable
+        and `dexlink recover` can finish it once there is room. Called under the lock."""
+        self.error = "cannot write %s: %s" % (self.part_path, e.strerror or e)
+        self._closed = True
+        self._mcap = None
+        try:
+            self._file.close()  # its buffer cannot be written either
+        except OSError:
+            pass
+        try:
+            os.truncate(self.part_path, self._good_size)  # frees room; needs none
+        except OSError:
+            pass
+
+    def kept_s(self) -> float:
+        """Seconds of the episode that are surely in the file (after a write failure)."""
+        return max(0.0, (self._good_ns - self.started_ns) / 1e9)
 
     # --- the end --------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -182,20 +218,29 @@ class EpisodeWriter:
                       dropped=",".join("%s=%d" % (t, c.dropped)
                                        for t, c in sorted(self.counts.items()) if c.dropped))
         with self._lock:
-            self._mcap.add_metadata("result", metadata_strings(result))
-            self._mcap.finish()
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._mcap = None
+            if not self.error:
+                try:
+                    self._mcap.add_metadata("result", metadata_strings(result))
+                    self._mcap.finish()
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                    self._file.close()
+                    self._mcap = None
+                except OSError as e:
+                    self._write_failed(e)
+        if self.error:
+            raise OSError("%s; the first %.1f s of the episode are kept in it: run `dexlink "
+                          "recover %s` once there is room" % (self.error, self.kept_s(),
+                                                              self.part_path))
         os.replace(self.part_path, self.path)
         return self.path
 
     def discard(self) -> None:
         self._drain()
         with self._lock:
-            self._file.close()
-            self._mcap = None
+            if self._mcap is not None:
+                self._file.close()
+                self._mcap = None
         self.part_path.unlink(missing_ok=True)
 
     def message_count(self) -> int:

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from dexproto import catalog
 
+from dexlink.errors import UserError
 from dexlink.record import schema
 from dexlink.record.reader import episode_files, read_episode
 
@@ -77,6 +79,9 @@ def align(path: Path, fps: float, expect_images: list[str] | None = None) -> Ali
     tel = ep.telemetry()
     if not tel or len(tel["t_ns"]) < 2:
         raise SkipEpisode("it has no telemetry")
+    tel = known_present(tel)
+    if len(tel["t_ns"]) < 2:
+        raise SkipEpisode("no servo position was read back in its telemetry")
     image_topics = sorted(t for t in ep.streams if t.endswith("/image") or t == "/rgbd/color")
     keys = [image_key(t) for t in image_topics]
     if expect_images is not None and keys != expect_images:
@@ -89,7 +94,7 @@ def align(path: Path, fps: float, expect_images: list[str] | None = None) -> Ali
     for topic in needed:
         if topic not in ep.streams or not len(ep.streams[topic]):
             raise SkipEpisode("stream %s is empty" % topic)
-    start = max(int(ep.streams[t].times[0]) for t in needed)
+    start = max([int(ep.streams[t].times[0]) for t in needed] + [int(tel["t_ns"][0])])
     end = min(int(ep.streams[t].times[-1]) for t in needed)
     step = 1e9 / fps
     n = int((end - start) // step) + 1 if end >= start else 0
@@ -113,6 +118,22 @@ def align(path: Path, fps: float, expect_images: list[str] | None = None) -> Ali
     if "/rgbd/depth" in ep.streams:
         s = ep.streams["/rgbd/depth"]
         out.depth = [s.data[j] for j in latest_at_or_before(s.times, targets)]
+    return out
+
+
+def known_present(tel: dict) -> dict:
+    """Telemetry without the samples whose present position was not read back yet.
+
+    PRESENT_UNKNOWN is a placeholder, not an angle (the first cycles after a boot, with
+    ST_SERVO_TIMEOUT): those samples are dropped. A joint unknown in every sample has a
+    servo without read-back: its state is its goal (all that is known of it).
+    """
+    present = tel["present_cdeg"]
+    unknown = present == catalog.PRESENT_UNKNOWN
+    blind = unknown.all(axis=0)
+    keep = ~(unknown & ~blind).any(axis=1)
+    out = {k: v[keep] for k, v in tel.items()}
+    out["present_cdeg"] = np.where(blind, out["goal_cdeg"], out["present_cdeg"])
     return out
 
 
@@ -212,6 +233,22 @@ def _fixed_list(values: np.ndarray):
                                              values.shape[1])
 
 
+def replace_output(out: Path, session: Path, marker: str) -> None:
+    """Clear `out` for a new dataset. Only an earlier export (it holds `marker`) or an empty
+    directory is replaced: a mistyped --out never deletes a user's files or the session."""
+    if out.exists() and not out.is_dir():
+        raise UserError("%s: exists and is not a directory (--out names a dataset directory)" % out)
+    here, src = out.resolve(), Path(session).resolve()
+    if here == src or here in src.parents:
+        raise UserError("%s: the dataset would replace the session %s itself: choose another "
+                        "--out" % (out, session))
+    if out.exists() and any(out.iterdir()):
+        if not (out / marker).exists():
+            raise UserError("%s: not empty and not a dataset written by dexlink export: not "
+                            "replacing it (choose another --out, or remove it)" % out)
+        shutil.rmtree(out)
+
+
 def export_lerobot(session: Path, out: Path, fps: int = 30, robot_type: str = "dexlink",
                    progress=None) -> tuple[int, int, Skipped]:
     """Write a LeRobot v3.0 dataset; returns (episodes, frames, skipped)."""
@@ -219,8 +256,7 @@ def export_lerobot(session: Path, out: Path, fps: int = 30, robot_type: str = "d
     import pyarrow.parquet as pq
 
     out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
+    replace_output(out, session, "meta/info.json")
     episodes, skipped = aligned_episodes(session, fps, progress)
     videos: dict[str, VideoWriter] = {}
     rows = {k: [] for k in ("observation.state", "action", "observation.contact", "timestamp",
@@ -344,8 +380,7 @@ def export_zarr(session: Path, out: Path, fps: int = 30, progress=None) -> tuple
     import zarr
 
     out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
+    replace_output(out, session, ".zgroup")
     root = zarr.open_group(str(out), mode="w", zarr_format=2)
     data, meta = root.create_group("data"), root.create_group("meta")
     episodes, skipped = aligned_episodes(session, fps, progress)

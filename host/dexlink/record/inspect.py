@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dexproto.catalog import PRESENT_UNKNOWN
+
 from dexlink.record import schema
 from dexlink.record.reader import EpisodeData, read_episode
 
@@ -122,7 +124,9 @@ def plot_episode(ep: EpisodeData, out: Path) -> Path:
         for j in range(n_joints):
             a = fig.add_subplot(grid[1 + j // cols, j % cols])
             a.plot(ts, tel["goal_cdeg"][:, j] / 100.0, "--", linewidth=0.9, label="goal")
-            a.plot(ts, tel["present_cdeg"][:, j] / 100.0, linewidth=0.9, label="present")
+            present = tel["present_cdeg"][:, j]  # PRESENT_UNKNOWN: not read back, not an angle
+            a.plot(ts, np.where(present == PRESENT_UNKNOWN, np.nan, present / 100.0),
+                   linewidth=0.9, label="present")
             a.set_title(names[j] if j < len(names) else "joint %d" % j, fontsize=8)
             a.tick_params(labelsize=7)
             if j == 0:

@@ -16,6 +16,7 @@ import numpy as np
 from mcap.records import Channel, Footer, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 
+from dexlink.errors import FileFormatError
 from dexlink.record import schema
 
 
@@ -99,15 +100,36 @@ def iter_records(path: Path):
     yield ("end", False, "no footer")
 
 
+MAGIC = b"\x89MCAP0\r\n"
+
+
+def check_mcap(path: Path) -> None:
+    """Refuse, naming the file, what is not an MCAP file at all (a file cut short is one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError("%s: no such episode file" % path)
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC))
+    if not head:
+        raise FileFormatError("%s: empty file, not an MCAP episode" % path)
+    if head != MAGIC:
+        raise FileFormatError("%s: not an MCAP episode (it does not start with the MCAP magic "
+                              "bytes)" % path)
+
+
 def read_episode(path: Path, keep=lambda topic: True) -> EpisodeData:
     """Read a whole episode; `keep(topic)` says whose message bytes to keep (all by default)."""
     ep = EpisodeData(Path(path))
+    check_mcap(ep.path)
     topics: dict[int, str] = {}
     times = defaultdict(list)
     datas = defaultdict(list)
     for rec in iter_records(ep.path):
         if isinstance(rec, tuple):
             _, ep.complete, ep.error = rec
+            if not (ep.complete or ep.schemas or ep.channels or ep.metadata):
+                raise FileFormatError("%s: cut short before its first record: nothing to read "
+                                      "(%s)" % (ep.path, ep.error))
         elif isinstance(rec, Message):
             topic = topics.get(rec.channel_id)
             if topic is None:

@@ -15,6 +15,7 @@ from dexproto import catalog
 
 from dexlink import __version__
 from dexlink.capture.base import CameraSet
+from dexlink.link import EVENT as LINK_EVENT
 from dexlink.record.episode import EpisodeWriter
 from dexlink.record.schema import TELEMETRY
 from dexlink.record.session import Session
@@ -58,6 +59,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._reported: set[str] = set()
         self._missed_at_start: dict[str, int] = {}
+        self._link_down_ns = 0  # when the link last went down (0: it is up)
         # What arrived while no episode was open (not a loss: nothing was recording).
         self.between_episodes: Counter = Counter()
 
@@ -107,11 +109,28 @@ class Recorder:
                        + " detail %d" % msg.fields["detail"], t_ns)
         elif msg.name == "LOG":
             self.event("log", msg.text, t_ns)
+        elif msg.name == LINK_EVENT:  # the link's own news: cable pulled, board reset, back
+            self.event("link", self._link_text(msg), msg.host_ns)
+
+    def _link_text(self, e) -> str:
+        """What the link said; a reconnection also says how long the board was away."""
+        text = "%s: %s" % (e.kind, e.detail) if e.detail else e.kind
+        if e.kind in ("disconnected", "board_reset"):
+            self._link_down_ns = self._link_down_ns or e.host_ns
+        elif e.kind == "reconnected" and self._link_down_ns:
+            text += " (link down %.2f s)" % ((e.host_ns - self._link_down_ns) / 1e9)
+            self._link_down_ns = 0
+        return text
 
     def event(self, kind: str, text: str, t_ns: int | None = None) -> None:
         w = self.current
         if w is not None:
             w.add_event(kind, text, t_ns)
+
+    def write_error(self) -> str:
+        """Why the episode being recorded cannot be written any more ("" while it can)."""
+        w = self.current
+        return w.error if w is not None else ""
 
     def check_cameras(self) -> dict[str, str]:
         """Camera problems; each new one is also written as an event."""
@@ -204,6 +223,8 @@ class Recorder:
             parts.append("%s %4.1f/s drop %d%s" % (c.name, c.rate(), c.stats.dropped, state))
         if w is not None:
             parts.append("queue %d" % w._queue.qsize())
+            if w.error:
+                parts.append("WRITE FAILED: " + w.error)
         return " | ".join(parts)
 
 
@@ -212,12 +233,12 @@ def mode_name(mode: int) -> str:
 
 
 def follow_link(link, recorder: Recorder, stop: threading.Event) -> threading.Thread:
-    """A thread feeding the link's TELEMETRY, FAULT and LOG to the recorder.
+    """A thread feeding the link's TELEMETRY, FAULT, LOG and link events to the recorder.
 
     Telemetry is stamped with its sampling time on the host clock through the link's
     clock mapping; before the first time-sync reply, with its arrival time.
     """
-    sub = link.subscribe("TELEMETRY", "FAULT", "LOG", maxsize=20000)
+    sub = link.subscribe("TELEMETRY", "FAULT", "LOG", LINK_EVENT, maxsize=20000)
 
     def run():
         try:
@@ -226,7 +247,7 @@ def follow_link(link, recorder: Recorder, stop: threading.Event) -> threading.Th
                 if msg is None:
                     continue
                 t_ns = msg.host_ns
-                board_us = msg.fields.get("board_us")
+                board_us = msg.fields.get("board_us") if msg.name != LINK_EVENT else None
                 if board_us is not None and link.clock.synced:
                     try:
                         t_ns = link.clock.to_host_ns(board_us, msg.host_ns)

@@ -15,7 +15,7 @@ from mcap.records import Channel, Message, Metadata, Schema
 from mcap.writer import CompressionType, Writer
 
 from dexlink.record.episode import PART
-from dexlink.record.reader import iter_records
+from dexlink.record.reader import check_mcap, iter_records
 from dexlink.record.session import INDEX, Session
 
 
@@ -39,8 +39,7 @@ def default_output(path: Path) -> Path:
 
 def recover(path: Path, output: Path | None = None) -> Recovery:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError("%s: no such file" % path)
+    check_mcap(path)
     output = Path(output) if output else default_output(path)
     if output.resolve() == path.resolve():
         raise ValueError("%s: the output must differ from the damaged file" % output)

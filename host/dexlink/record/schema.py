@@ -55,7 +55,7 @@ SCHEMAS = {
     "dexlink.Contact": _obj({
         "area": {"type": "number"}, "intensity": {"type": "number"}}, "dexlink.Contact"),
     "dexlink.Event": _obj({
-        "kind": {"type": "string", "enum": ["mode", "fault", "mark", "log", "camera"]},
+        "kind": {"type": "string", "enum": ["mode", "fault", "mark", "log", "camera", "link"]},
         "text": {"type": "string"}}, "dexlink.Event"),
 }
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
 
+from dexlink.errors import FileFormatError
+
 INDEX = "session.json"
 EPISODE_GLOB = "episode_*.mcap"
+EPISODE_NUMBER = re.compile(r"episode_(\d+)\.")
 
 
 def atomic_write_json(path: Path, obj) -> None:
@@ -52,10 +56,14 @@ class Session:
     def _load(self) -> dict:
         try:
             index = json.loads(self.index_path.read_text())
-            if not isinstance(index.get("episodes"), list):
+            if not isinstance(index, dict) or not isinstance(index.get("episodes"), list):
                 raise ValueError("no 'episodes' list")
+            for e in index["episodes"]:
+                if not isinstance(e, dict) or not isinstance(e.get("file"), str):
+                    raise ValueError("episode entry %.40r has no 'file'" % (e,))
         except (ValueError, OSError) as e:
-            raise ValueError("%s: not a dexlink session index (%s)" % (self.index_path, e)) from None
+            raise FileFormatError("%s: not a dexlink session index (%s)"
+                                  % (self.index_path, e)) from None
         return index
 
     @property
@@ -66,15 +74,26 @@ class Session:
         return [self.dir / e["file"] for e in self.index["episodes"]]
 
     def next_path(self) -> Path:
-        """A fresh episode file name (NAME.mcap; it is written as NAME.mcap.part first)."""
+        """A fresh episode file name (NAME.mcap; it is written as NAME.mcap.part first).
+
+        Names are never reused in a session directory, even after a discarded episode's
+        file is gone: the index keeps the next number ("next_episode"), and a number is
+        never below one already on disk, so data from two takes never share a name.
+        """
         with self._lock:
-            n = 0
-            taken = {p.name.split(".")[0] for p in self.dir.glob("episode_*")}
-            while "episode_%04d" % n in taken:
-                n += 1
+            n = max(int(self.index.get("next_episode", 0)), self._after_files())
             path = self.dir / ("episode_%04d.mcap" % n)
             path.with_name(path.name + ".part").touch()  # reserve the name
+            self.index = dict(self.index, next_episode=n + 1)
+            atomic_write_json(self.index_path, self.index)
             return path
+
+    def _after_files(self) -> int:
+        """One more than the highest episode number named by a file or the index."""
+        names = [p.name for p in self.dir.glob("episode_*")]
+        names += [e["file"] for e in self.index["episodes"]]
+        numbers = [int(m.group(1)) for m in map(EPISODE_NUMBER.match, names) if m]
+        return max(numbers) + 1 if numbers else 0
 
     def add(self, path: Path, **info) -> dict:
         """Index a finished episode file (it must exist and be complete)."""

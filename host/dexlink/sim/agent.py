@@ -17,6 +17,7 @@ import time
 import vfs
 
 import machine
+import micropython
 
 import vconsole
 import vfaults
@@ -40,6 +41,26 @@ class _Machine:
 
     def soft_reset(self):
         raise SystemExit
+
+
+class _Micropython:
+    """`micropython` whose kbd_intr works as on a board: kbd_intr(-1) makes Ctrl-C data.
+
+    (The Unix port's own kbd_intr(-1) would drop its SIGINT handler: the supervisor's
+    next Ctrl-C would kill the interpreter instead of being data.)
+    """
+
+    def __init__(self, base):
+        self._base = base
+
+    def __getattr__(self, name):
+        return getattr(self._base, name)
+
+    def kbd_intr(self, char):
+        if char == -1:
+            vconsole.claim()
+        else:
+            vconsole.release()
 
 
 class _Os:
@@ -80,11 +101,18 @@ def traceback_text(e):
     return "\n".join(lines)
 
 
-def run(code, namespace, kind, name):
-    """Run code; return (traceback text or '', soft_reset_requested)."""
+def run(code, namespace, kind, name, boot=False):
+    """Run code; return (traceback text or '', soft_reset_requested).
+
+    boot: a boot script, which (as pyexec does) is compiled with Ctrl-C off and becomes
+    interruptible as it starts: nothing may run between the note and its first line.
+    """
     try:
         vfaults.poll()
-        exec(compile(code, name, kind), namespace)
+        code = compile(code, name, kind)
+        if boot:
+            vconsole.note(vconsole.NOTE_RUNNING)
+        exec(code, namespace)
     except SystemExit:
         return "", True
     except BaseException as e:  # KeyboardInterrupt included: the REPL prints it
@@ -98,7 +126,7 @@ def run_file(path, namespace):
             code = f.read()
     except OSError:
         return False
-    text, soft = run(code, namespace, "exec", path)
+    text, soft = run(code, namespace, "exec", path, boot=True)
     if text:
         sys.stdout.write(text)  # a board prints a boot script's traceback on its console
     if soft:
@@ -158,8 +186,9 @@ def main():
     mount_board_fs(fs_dir, board_dir, fs_mode == "ro")
     sys.modules["machine"] = _Machine(machine)
     sys.modules["os"] = _Os(os)
+    sys.modules["micropython"] = _Micropython(micropython)
     namespace = {"__name__": "__main__"}
-    vconsole.note(vconsole.NOTE_RUNNING, banner().encode())
+    vconsole.note(vconsole.NOTE_BANNER, banner().encode())
     try:
         run_file("boot.py", namespace)
         if mode == "friendly":

@@ -11,7 +11,8 @@ VIRTUAL_BOARD = "virtual"  # hardware/boards/virtual.toml
 
 
 def flash_virtual(board: VirtualBoard, hand: str | Path, board_name: str = VIRTUAL_BOARD,
-                  progress=None):
+                  progress=None, calibration=None):
     """Flash the firmware for `hand` into a running virtual board; returns its HELLO_REPLY."""
     with tempfile.TemporaryDirectory(prefix="dexlink-flash-") as work:
-        return flash(board.port, hand, board_name, Path(work), progress or (lambda line: None))
+        return flash(board.port, hand, board_name, Path(work), progress or (lambda line: None),
+                     calibration)

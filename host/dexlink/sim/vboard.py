@@ -123,14 +123,25 @@ class VirtualBoard:
         self.readonly = readonly  # the board's filesystem refuses writes (as with USB storage on)
         self.fs_dir = Path(tempfile.mkdtemp(prefix="vboard-fs-") if fs_dir is None else fs_dir)
         self.fs_dir = self.fs_dir.resolve()  # the interpreter runs elsewhere: no relative paths
-        self.fs_dir.mkdir(parents=True, exist_ok=True)
-        self.port: str | None = None
+        try:
+            self.fs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file in the way, no permission: the user's to fix
+            raise VirtualBoardError("%s: cannot be the board's filesystem directory: %s"
+                                    % (self.fs_dir, e.strerror or e)) from None
+        self.port: str | None = None  # the pty of the current plug-in (None while unplugged)
+        # Like /dev/serial/by-id/...: a symlink to the current pty, the same across unplug /
+        # replug (a replugged board gets a new pty, as a USB board may get a new ttyACM).
+        self.stable_port: str | None = None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._usb_dir: str | None = None
         self.to_board = LineNoise(seed)
         self.to_host = LineNoise(seed + 1)
         self.stats = dict(boots=0, bytes_from_host=0, bytes_to_host=0, host_overflow=0,
-                          interpreter_deaths=0)
+                          interpreter_deaths=0, unplugs=0, unplugged_drops=0)
         self._faults: dict[tuple[int, int], int] = {}
         self._clock_ppm = 0
+        self._operator: bytes | None = None  # the operator's last request (a vfaults record)
         self._calls: queue.Queue = queue.Queue()
         self._out = bytearray()
         self._pending_in = bytearray()  # host bytes for the program, waiting for pipe room
@@ -153,14 +164,12 @@ class VirtualBoard:
     def start(self):
         if not MICROPYTHON.exists():
             raise VirtualBoardError("no MicroPython interpreter at %s: run `make setup`" % MICROPYTHON)
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # a USB serial port: no echo, no line discipline
-        _nonblocking(self._master)
-        self.port = os.ttyname(self._slave)
+        self._usb_dir = tempfile.mkdtemp(prefix="vboard-usb-")
+        self.stable_port = os.path.join(self._usb_dir, "usb-dexlink_virtual_board-if00")
         self._wake_r, self._wake_w = os.pipe()
         _nonblocking(self._wake_r)
         self._sel = selectors.DefaultSelector()
-        self._watch(self._master, self._on_host)
+        self._plug()
         self._watch(self._wake_r, self._on_wake)
         self._boot("friendly")
         self._thread = threading.Thread(target=self._loop, name="vboard", daemon=True)
@@ -176,9 +185,13 @@ class VirtualBoard:
             if self._interp:
                 self._interp.kill()
                 self._interp = None
+            self._unplug_port()
             self._sel.close()
-            for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            for fd in (self._wake_r, self._wake_w):
                 os.close(fd)
+        if self._usb_dir:
+            shutil.rmtree(self._usb_dir, ignore_errors=True)
+            self._usb_dir = None
         if self._own_fs:
             shutil.rmtree(self.fs_dir, ignore_errors=True)
 
@@ -216,14 +229,30 @@ class VirtualBoard:
         """Hard reset (a fresh interpreter running boot.py and main.py), or a soft one."""
         self._call(lambda: self._soft_reset() if soft else self._hard_reset())
 
+    @property
+    def plugged(self) -> bool:
+        return self._master is not None
+
+    def unplug(self):
+        """Pull the USB cable: the port goes away (the host's reads and writes fail, the
+        stable path disappears) while the board runs on, powered from elsewhere; what it
+        writes meanwhile is dropped, as USB-CDC drops writes with no host."""
+        self._call(self._unplug)
+
+    def replug(self):
+        """Put the cable back: a new pty, linked from the same stable path."""
+        self._call(self._plug)
+
     def inject(self, fault: str, joint: int | None = None, on: bool = True, *, ppm: int = 0,
-               drop_rate: float = 0.0, garbage_rate: float = 0.0, direction: str = "both"):
+               drop_rate: float = 0.0, garbage_rate: float = 0.0, flip_rate: float = 0.0,
+               insert_rate: float = 0.0, direction: str = "both"):
         """Inject a fault into the running board (and every later boot, until cleared).
 
         magnet_missing (joint), servo_silent / servo_bad_checksum (motor index): on or off;
         clock: board clock error of `ppm` parts per million (+ fast);
-        line_noise: bytes dropped / garbled at these rates per byte, direction
-        "to_board", "to_host" or "both" (rates 0 end it); reset, soft_reset;
+        line_noise: bytes dropped / garbled / bit-flipped / inserted at these rates per
+        byte, direction "to_board", "to_host" or "both" (rates 0 end it; what it did:
+        .to_board.report(), .to_host.report()); reset, soft_reset;
         clear: remove every fault.
         """
         if fault not in FAULTS:
@@ -239,13 +268,36 @@ class VirtualBoard:
                 raise ValueError("line_noise direction must be to_board, to_host or both")
             for name in ("to_board", "to_host"):
                 if direction in (name, "both"):
-                    getattr(self, name).set(drop_rate, garbage_rate)
+                    getattr(self, name).set(drop_rate, garbage_rate, flip_rate, insert_rate)
         elif fault == "clear":
             self.to_board.set()
             self.to_host.set()
             self._call(self._clear_faults)
         else:
             self.reset(soft=fault == "soft_reset")
+
+    def operator(self, behaviour: str, finger: str | None = None):
+        """Ask the simulated operator to do something, from now on (and after resets: it is
+        a person, not part of the board).
+
+        "zero": hold the zero pose (every joint at 0); "sweep": move `finger`'s joints (all
+        joints when None) through their whole range, 0 -> max -> min -> 0, repeatedly,
+        holding the others at zero; "demo": the grasp / pinch / gaiting script.
+        """
+        if behaviour not in vfaults.OPERATOR_BEHAVIOURS:
+            raise ValueError("unknown operator behaviour %r (behaviours: %s)"
+                             % (behaviour, ", ".join(vfaults.OPERATOR_BEHAVIOURS)))
+        if finger is not None and finger not in vfaults.OPERATOR_FINGERS:
+            raise ValueError("unknown finger %r (fingers: %s)"
+                             % (finger, ", ".join(vfaults.OPERATOR_FINGERS)))
+        which = vfaults.ALL_FINGERS if finger is None else vfaults.OPERATOR_FINGERS.index(finger)
+        record = vfaults.encode(vfaults.KIND_OPERATOR, vfaults.OPERATOR_BEHAVIOURS.index(behaviour),
+                                0, which)
+        self._call(lambda: self._set_operator(record))
+
+    def _set_operator(self, record):
+        self._operator = record
+        self._send_fault(record)
 
     # -- work on the supervisor thread ------------------------------------------------
     def _call(self, fn):
@@ -269,6 +321,42 @@ class VirtualBoard:
         if "error" in box:
             raise box["error"]
         return box.get("value")
+
+    def _plug(self):
+        if self._master is not None:
+            return
+        master, slave = os.openpty()
+        tty.setraw(slave)  # a USB serial port: no echo, no line discipline
+        _nonblocking(master)
+        self._master, self._slave = master, slave
+        self.port = os.ttyname(slave)
+        link = self.stable_port + ".new"
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(self.port, link)
+        os.replace(link, self.stable_port)  # the path appears at once, complete
+        self._watch(master, self._on_host)
+        self._notify()
+
+    def _unplug(self):
+        if self._master is None:
+            return
+        self._unplug_port()
+        self.stats["unplugs"] += 1
+        self._notify()
+
+    def _unplug_port(self):
+        """Close both ends of the pty: the host's open port hangs up (EIO)."""
+        if self._master is None:
+            return
+        if self.stable_port and os.path.lexists(self.stable_port):
+            os.unlink(self.stable_port)
+        self._watch(self._master)
+        for fd in (self._master, self._slave):
+            os.close(fd)
+        self._master = self._slave = None
+        self.port = None
+        self._out.clear()  # bytes the host had not read yet go with the cable
 
     def _device_fault(self, kind, index, flag):
         self._faults[(kind, index)] = flag
@@ -310,6 +398,8 @@ class VirtualBoard:
             self._send_fault(vfaults.encode(kind, index, flag, 0))
         if self._clock_ppm:
             self._send_fault(vfaults.encode(vfaults.KIND_CLOCK_PPM, 0, 0, self._clock_ppm))
+        if self._operator:
+            self._send_fault(self._operator)
         self.stats["boots"] += 1
         self._notify()
 
@@ -336,8 +426,9 @@ class VirtualBoard:
         while not self._stop:
             # Like USB flow control: while the program's input pipe is full, stop reading
             # the port (the host's writes wait), and write as soon as the pipe has room.
-            self._watch(self._master, None if self._pending_in else self._on_host,
-                        self._flush_host if self._out else None)
+            if self._master is not None:
+                self._watch(self._master, None if self._pending_in else self._on_host,
+                            self._flush_host if self._out else None)
             self._watch(self._interp.stdin_w, None,
                         self._flush_to_program if self._pending_in else None)
             for key, events in self._sel.select(timeout=0.5):
@@ -369,6 +460,8 @@ class VirtualBoard:
 
     # -- host -> board ----------------------------------------------------------------
     def _on_host(self):
+        if self._master is None:
+            return
         try:
             data = os.read(self._master, 65536)
         except (BlockingIOError, OSError):
@@ -450,6 +543,9 @@ class VirtualBoard:
         self._send(data)
 
     def _send(self, data: bytes):
+        if self._master is None:
+            self.stats["unplugged_drops"] += len(data)  # no host: USB-CDC drops the write
+            return
         if len(self._out) + len(data) > HOST_BUFFER_LIMIT:
             self.stats["host_overflow"] += len(data)  # nobody reads the port: like a full USB FIFO
             return
@@ -457,7 +553,7 @@ class VirtualBoard:
         self._flush_host()
 
     def _flush_host(self):
-        while self._out:
+        while self._out and self._master is not None:
             try:
                 n = os.write(self._master, self._out)
             except BlockingIOError:
@@ -497,8 +593,13 @@ class VirtualBoard:
             interp.sigint_ok = True
             if text:
                 self._repl.banner = text
+        elif kind == "N":
+            self._repl.banner = text
         elif kind == "C":
             interp.claimed = True
+            # Acknowledged once marked: every Ctrl-C turned into SIGINT before this point
+            # has been sent, so the claimer knows none can interrupt it afterwards.
+            self._send_fault(vfaults.encode(vfaults.KIND_CLAIMED, 0, 0, int(text or 0)))
         elif kind == "R":
             interp.claimed = False
         elif kind in "BD":

@@ -7,6 +7,7 @@ from collections import deque
 from dexproto import catalog
 
 from dexlink.link import EVENT, Link
+from dexlink.link import fault_text as link_fault_text
 
 STATUS_FLAGS = (
     (catalog.ST_MAGNET_MISSING, "no-magnet"),
@@ -33,9 +34,8 @@ def mode_name(mode: int | None) -> str:
 
 
 def fault_text(m) -> str:
-    name = catalog.FAULT_NAMES[m.code] if m.code < len(catalog.FAULT_NAMES) else "fault %d" % m.code
-    joint = "" if m.joint == catalog.NO_JOINT else " joint %d" % m.joint
-    return "FAULT %s%s (detail %d)" % (name, joint, m.detail)
+    """The link's words for it (the joint by name, when the link knows the hand's names)."""
+    return getattr(m, "description", None) or link_fault_text(m)
 
 
 class SessionState:

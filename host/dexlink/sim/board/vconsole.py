@@ -7,11 +7,13 @@
 # Notes path: a pipe to the supervisor carrying short records (type byte, u16 length,
 # text). They are written whole (under PIPE_BUF) and only outside the steady-state loop.
 import sys
+import time
 
 import vfaults
 
 # Note types (agent / console -> supervisor)
 NOTE_RUNNING = b"P"  # the interpreter runs a program (Ctrl-C may interrupt it)
+NOTE_BANNER = b"N"  # text: the REPL's banner (nothing runs yet that Ctrl-C could stop)
 NOTE_BOOTED = b"B"  # boot.py / main.py finished: the REPL takes over
 NOTE_DONE = b"D"  # a REPL command finished; text: its traceback, if any
 NOTE_CLAIM = b"C"  # the program owns the console: Ctrl-C is data
@@ -21,6 +23,7 @@ NOTE_SOFT_RESET = b"S"  # sys.exit() / machine.soft_reset()
 
 _notes = None
 _header = bytearray(3)
+_claims = 0  # console claims made since boot: each is acknowledged by number
 
 
 def attach(fd):
@@ -38,6 +41,46 @@ def note(kind, text=b""):
     _header[1] = n & 0xFF
     _header[2] = n >> 8
     _notes.write(_header + text)
+
+
+def claim():
+    """Make Ctrl-C data, as micropython.kbd_intr(-1) does on a board; return once in effect.
+
+    The supervisor acknowledges the claim (through vfaults) after it has marked the console
+    claimed, so every Ctrl-C it turned into an interrupt before has been delivered by then.
+    Such a Ctrl-C (it came before the claim) is raised here, once the claim holds, as a
+    board raises a Ctrl-C received just before kbd_intr(-1): no interrupt can come later.
+    """
+    global _claims
+    _claims = (_claims + 1) & 0x3FFFFFFF
+    if _acknowledged(_claims):
+        raise KeyboardInterrupt
+
+
+def _acknowledged(token):
+    """Note claim `token` and wait for its acknowledgement; True if a Ctrl-C came meanwhile.
+
+    An interrupt may land anywhere until then (the VM raises it at any jump), even where
+    it costs the acknowledgement: so everything is inside the try, and an interrupt starts
+    over (a repeated note is acknowledged again). Each level of recursion is one Ctrl-C
+    delivered before the claim took effect: a handful.
+    """
+    try:
+        if _notes is None:
+            return False  # not under a supervisor (tests running modules directly)
+        note(NOTE_CLAIM, b"%d" % token)
+        while vfaults.claim_ack != token:
+            vfaults.poll()
+            time.sleep_ms(1)
+        return False
+    except KeyboardInterrupt:
+        _acknowledged(token)
+        return True
+
+
+def release():
+    """Ctrl-C interrupts again (micropython.kbd_intr(3))."""
+    note(NOTE_RELEASE)
 
 
 class Console:
@@ -62,8 +105,8 @@ class Console:
         # The supervisor stops turning Ctrl-C into an interrupt; the interpreter keeps its
         # SIGINT handler, so a Ctrl-C that raced the claim interrupts instead of killing.
         self.claimed = True
-        note(NOTE_CLAIM)
+        claim()
 
     def release(self):
         self.claimed = False
-        note(NOTE_RELEASE)
+        release()

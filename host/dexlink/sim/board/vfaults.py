@@ -27,13 +27,25 @@ KIND_MAGNET_MISSING = 1
 KIND_SERVO_SILENT = 2
 KIND_SERVO_BAD_CHECKSUM = 3
 KIND_CLOCK_PPM = 4
-KIND_NAMES = ("clear", "magnet_missing", "servo_silent", "servo_bad_checksum", "clock_ppm")
+KIND_CLAIMED = 5  # not a fault: the supervisor took note of console claim number `value`
+KIND_OPERATOR = 6  # not a fault: the operator's behaviour (index), finger (value; -1: all)
+KIND_NAMES = ("clear", "magnet_missing", "servo_silent", "servo_bad_checksum", "clock_ppm",
+              "claimed", "operator")
+
+# What the simulated operator can be asked to do (voperator), and its finger names.
+OPERATOR_BEHAVIOURS = ("demo", "zero", "sweep")
+OPERATOR_FINGERS = ("thumb", "index", "middle", "ring", "little", "palm")
+ALL_FINGERS = -1
 
 _channel = None
 _supervised = False  # attached to a supervisor's pipe (not a test's file)
 _record = bytearray(RECORD_SIZE)
 _tables = (None, magnet_missing, servo_silent, servo_bad_checksum)
 injections = 0  # records applied since boot
+claim_ack = 0  # the last console claim the supervisor acknowledged (vconsole.claim)
+operator_behaviour = 0  # index in OPERATOR_BEHAVIOURS (the operator reads these three)
+operator_finger = ALL_FINGERS  # index in OPERATOR_FINGERS, or ALL_FINGERS
+operator_requests = 0  # requests applied since boot: the operator notices a new one
 
 
 def clear():
@@ -54,12 +66,18 @@ def attach(fd):
 
 def apply(kind, index, flag, value):
     """Apply one injection record (also usable by hand in tests)."""
-    global clock_ppm, injections
+    global clock_ppm, injections, claim_ack, operator_behaviour, operator_finger, operator_requests
     injections += 1
     if kind == KIND_CLEAR:
         clear()
     elif kind == KIND_CLOCK_PPM:
         clock_ppm = value
+    elif kind == KIND_CLAIMED:
+        claim_ack = value
+    elif kind == KIND_OPERATOR:
+        operator_behaviour = index
+        operator_finger = value
+        operator_requests += 1
     elif 0 < kind < len(_tables) and 0 <= index < MAX_JOINTS:
         _tables[kind][index] = 1 if flag else 0
 

@@ -7,13 +7,24 @@
 # closes with the fingers); abduction and rotation joints (name with "abd", "spread",
 # "yaw" or "rot") stay near the middle of their range, spreading a little when open.
 # Integer maths only, state in arrays made once: angle_cdeg() allocates nothing.
+#
+# That is the "demo" behaviour. A test or a command asks for others through the virtual
+# board's control channel (VirtualBoard.operator -> vfaults): "zero" holds the zero pose
+# (every joint at 0), "sweep" moves one finger's joints (or all) through their whole range,
+# 0 -> max -> min -> 0, again and again, while the others hold zero; "demo" resumes the
+# script from wherever the hand is. What `dexlink calibrate` asks a person to do.
 import array
 
+import vfaults
 import vworld
 
 Q = 16
 ONE = 1 << Q
-FINGERS = ("thumb", "index", "middle", "ring", "little", "palm")
+FINGERS = vfaults.OPERATOR_FINGERS
+DEMO = 0
+ZERO = 1
+SWEEP = 2
+SWEEP_LEG_US = 600000  # one leg of a sweep (0 -> max, max -> min, min -> 0)
 GAITING = ("index", "middle", "ring", "little")  # fingers that lift in turn
 ABDUCTION_WORDS = ("abd", "spread", "yaw", "rot")
 OPEN = 25
@@ -75,6 +86,10 @@ class Operator:
         self.hold_mask = bytearray(n)
         self.t0 = 0
         self.duration = 1
+        self.behaviour = DEMO
+        self.requests = 0  # vfaults.operator_requests already followed
+        self.sweeping = bytearray(n)  # joints the sweep moves
+        self.since = 0  # world time the behaviour started
         vworld.seed(seed)
         self._pose_into(self.end, self.script[0])
         for i in range(n):
@@ -104,8 +119,46 @@ class Operator:
 
     def angle_cdeg(self, j, now):
         """Joint j's angle at world time `now` (us)."""
+        if self.requests != vfaults.operator_requests:
+            self._follow_request(now)
         if self.hold_mask[j]:
             return self.hold[j]
+        if self.behaviour == ZERO:
+            return 0
+        if self.behaviour == SWEEP:
+            return self._sweep_cdeg(j, now) if self.sweeping[j] else 0
+        return self._demo_cdeg(j, now)
+
+    def _follow_request(self, now):
+        """Switch to the behaviour asked for last (a change of task: not the steady state)."""
+        self.requests = vfaults.operator_requests
+        behaviour = vfaults.operator_behaviour
+        if behaviour == DEMO and self.behaviour != DEMO:
+            # Resume the script from the pose the hand is in, not with a jump.
+            for i in range(self.n):
+                self.end[i] = self.angle_cdeg(i, now)
+            self.t0 = now
+            self.duration = 0
+            self._next_segment()
+        finger = vfaults.operator_finger
+        for i in range(self.n):
+            self.sweeping[i] = 1 if finger < 0 or self.finger[i] == finger else 0
+        self.behaviour = behaviour if 0 <= behaviour <= SWEEP else DEMO
+        self.since = now
+
+    def _sweep_cdeg(self, j, now):
+        t = (now - self.since) % (3 * SWEEP_LEG_US)
+        leg = t // SWEEP_LEG_US
+        s = min_jerk_q16(((t - leg * SWEEP_LEG_US) << Q) // SWEEP_LEG_US)
+        lo = self.min_cdeg[j]
+        hi = self.max_cdeg[j]
+        if leg == 0:
+            return (hi * s) >> Q
+        if leg == 1:
+            return hi + (((lo - hi) * s) >> Q)
+        return lo - ((lo * s) >> Q)
+
+    def _demo_cdeg(self, j, now):
         while now - self.t0 >= self.duration:
             self._next_segment()
         t = now - self.t0

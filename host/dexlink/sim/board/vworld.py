@@ -6,18 +6,30 @@
 # the board's own clock (vmachine.ticks_us) is this time skewed by vfaults.clock_ppm.
 import time
 
+try:
+    _ticks_us, _ticks_diff, _sleep_us = time.ticks_us, time.ticks_diff, time.sleep_us
+except AttributeError:  # CPython (tests/fuzz/fuzz_firmware.py runs the rig there too)
+    def _ticks_us():
+        return time.monotonic_ns() // 1000
+
+    def _ticks_diff(a, b):
+        return a - b
+
+    def _sleep_us(us):
+        time.sleep(us / 1e6)
+
 # ---- world time -------------------------------------------------------------------
 _manual = False
 _world_us = 0
-_last_real = time.ticks_us()
+_last_real = _ticks_us()
 
 
 def now_us():
     """World time in microseconds since start (never wraps)."""
     global _world_us, _last_real
     if not _manual:
-        t = time.ticks_us()
-        _world_us += time.ticks_diff(t, _last_real)
+        t = _ticks_us()
+        _world_us += _ticks_diff(t, _last_real)
         _last_real = t
     return _world_us
 
@@ -27,7 +39,7 @@ def manual_clock(on=True):
     global _manual, _last_real
     now_us()
     _manual = on
-    _last_real = time.ticks_us()
+    _last_real = _ticks_us()
 
 
 def advance_us(us):
@@ -36,7 +48,7 @@ def advance_us(us):
     if _manual:
         _world_us += us
     else:
-        time.sleep_us(us)
+        _sleep_us(us)
 
 
 # ---- random numbers (xorshift32, seeded) ---------------------------------------------
