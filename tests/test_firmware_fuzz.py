@@ -274,3 +274,38 @@ def test_atheris_firmware_target_holds_on_its_seeds():
         damaged[len(damaged) // 2] ^= 0x10
         target.check(bytes(damaged))
     assert good >= len(seeds)  # the valid traffic did get through (and was answered)
+
+
+def _set_speed(seq, speed, joint=3):
+    return encode(make("SET_JOINT", joint=joint, zero_turn16=0, direction=1, scale_q12=4096,
+                       min_cdeg=-3000, max_cdeg=9000, max_speed_cdeg_per_ms=speed), seq=seq)
+
+
+def test_a_retried_command_is_applied_once_and_an_older_one_never(board):
+    """The host's retry after a lost ACK repeats the frame: ACKed again, not applied again.
+    A late frame older than the last applied of its kind is ACKed, not applied. A new
+    session (HELLO) starts afresh."""
+    hello = encode(make("HELLO", proto_major=C.PROTOCOL_MAJOR, proto_minor=C.PROTOCOL_MINOR), seq=0)
+    ask = encode(make("GET_JOINT", joint=3), seq=40) + encode(make("GET_STATS"), seq=41)
+    _, _, r0 = board.case(hello + encode(make("GET_STATS"), seq=1))
+    s0 = r0[-1]
+    _, raised, replies = board.case(hello + _set_speed(10, 50) + _set_speed(10, 50)
+                                    + _set_speed(8, 70) + _set_speed(10, 50) + ask)
+    assert raised == ""
+    acks = [(m.acked_type, m.acked_seq) for m in replies if m.name == "ACK"]
+    assert acks == [(C.SET_JOINT, 10), (C.SET_JOINT, 10), (C.SET_JOINT, 8), (C.SET_JOINT, 10)]
+    joint, stats = replies[-2], replies[-1]
+    assert joint.max_speed_cdeg_per_ms == 50
+    assert stats.cmd_applied - s0.cmd_applied == 1
+    assert stats.cmd_repeats - s0.cmd_repeats == 3
+    # another joint is another slot; a new session forgets the old numbers
+    _, _, replies = board.case(_set_speed(9, 60, joint=4) + hello + _set_speed(8, 70) + ask)
+    assert replies[-2].max_speed_cdeg_per_ms == 70
+    assert replies[-1].cmd_applied - stats.cmd_applied == 2
+    # TARGETS are idempotent (a repeat applies) but never go backwards
+    t = lambda seq, v: encode(make("TARGETS", items=[(v,)] * N_JOINTS), seq=seq)
+    _, _, replies = board.case(hello + t(100, 700) + t(90, -700) + t(100, 700))
+    assert [m.name for m in replies] == ["HELLO_REPLY", "ACK", "ACK", "ACK"]
+    _, _, replies = board.case(encode(make("GET_STATS"), seq=101))
+    # HOST targets at 700 (the harness's state check would show -700 had it been applied)
+    assert replies[-1].cmd_repeats > stats.cmd_repeats

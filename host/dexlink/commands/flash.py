@@ -20,6 +20,8 @@ def register(subparsers) -> None:
             "half way leaves a board that boots to the REPL: flash again to repair it.", 88),
         epilog="examples:\n"
                "  dexlink flash --port /dev/ttyACM0 --hand hardware/hands/iso16.toml --board pico\n"
+               "  dexlink flash --port /dev/ttyACM0 --hand my/iso16.toml --board pico "
+               "--calibration my/iso16.calibration.toml\n"
                "  dexlink flash --sim --hand hardware/hands/iso22.toml            # serve until Ctrl-C\n"
                "  dexlink flash --sim --hand hardware/hands/iso16.toml --fs vb --exit\n"
                "  make flash PORT=/dev/ttyACM0 HAND=hardware/hands/iso16.toml BOARD=pico",

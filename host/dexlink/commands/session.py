@@ -77,7 +77,7 @@ def sim_board_and_link(args, **link_options):
         joint_names(args)  # a bad hand file: say so before any board is touched
         if args.sim:
             board = stack.enter_context(started_virtual_board(hand_path(args)))
-            url = board.port
+            url = board.stable_port  # like /dev/serial/by-id: survives an unplug and replug
         link = Link(url, args.baud, **link_options)
         link.use_names(joint_names(args), motor_names(args))  # FAULTs name their joint
         try:
