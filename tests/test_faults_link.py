@@ -55,19 +55,23 @@ def test_line_noise_accounting_matches_a_receiver():
     """The injector's frame account is exact: a receiver (the host's decoder, which counts
     as the board's FrameReader does) decodes `delivered` frames and drops `bad_chunks`."""
     rnd = random.Random(3)
-    for trial in range(12):
+    for trial in range(16):
         noise = LineNoise(trial)
         rates = [rnd.choice([0, 1e-3, 1e-2, 5e-2]) for _ in range(4)]
-        noise.set(*rates)
         frames = [encode(make("TARGETS", items=[(rnd.randint(-3000, 3000),)] * rnd.randint(0, 20)),
                          seq=i) for i in range(800)]
         stream = b"".join(f + (b"\x00" if rnd.random() < 0.05 else b"") for f in frames)
         decoder, got, i = StreamDecoder(), [], 0
         while i < len(stream):
+            if rnd.random() < 0.1:  # noise comes and goes (a dead line too), mid-frame
+                noise.set(*(rates if rnd.random() < 0.8 else (1.0, 0, 0, 0)))
+            elif rnd.random() < 0.05:
+                noise.set()
             k = rnd.randint(1, 300)
             got += decoder.feed(noise.apply(stream[i:i + k]))
             i += k
         noise.set()
+        got += decoder.feed(noise.apply(b"\x00"))
         r = noise.report()
         assert r["frames"] == len(frames) and r["frames"] == r["delivered"] + r["damaged"]
         assert len(got) == r["delivered"], (rates, r)

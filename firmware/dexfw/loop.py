@@ -4,6 +4,7 @@
 # Nothing in cycle() allocates once warmed up (tests/test_firmware_alloc.py holds it to
 # zero bytes per cycle under the MicroPython interpreter): arrays made in __init__,
 # replies packed in place, no floats, no slices, no varargs.
+import gc
 import struct
 
 from dexfw import FW_VERSION, config, mapping
@@ -14,6 +15,9 @@ from dexproto.cobsbuf import copy_into
 from dexproto.frame import DROP_STATS_FIELDS, HeadPacker
 from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
 
+# The heap counters; CPython (tests/fuzz/fuzz_firmware.py runs this loop) has none: 0.
+HEAP_ALLOC = getattr(gc, "mem_alloc", lambda: 0)
+HEAP_FREE = getattr(gc, "mem_free", lambda: 0)
 MASK30 = C.COUNTER_MASK  # counters stay small ints on 32-bit ports
 SERVO_BAD = C.ST_SERVO_TIMEOUT | C.ST_SERVO_BAD_CHECKSUM | C.ST_SERVO_ERROR
 FAULT_GAP_US = 100000  # the same fault code is sent at most every 100 ms
@@ -408,6 +412,9 @@ class Firmware:
         STATS.put(body, "worst_cycle_us", min(self.worst_us, 0xFFFF))
         STATS.put(body, "cmd_applied", self.cmd_applied)
         STATS.put(body, "cmd_repeats", self.cmd_repeats)
+        # Heap in use and free: a leak shows as heap_alloc creeping up over a long run.
+        STATS.put(body, "heap_alloc", HEAP_ALLOC())
+        STATS.put(body, "heap_free", HEAP_FREE())
         link.send(C.STATS, STATS.size)
 
     def _send_config(self):

@@ -543,8 +543,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m dexlink.hwconfig",
         description="Compile a hand TOML and a board into the firmware's dexlink.json.",
-        epilog="examples:\n  python -m dexlink.hwconfig hardware/hands/iso16.toml pico -o dexlink.json\n"
-               "  python -m dexlink.hwconfig my/iso16.toml pico --calibration my/iso16.calibration.toml",
+        epilog="example: python -m dexlink.hwconfig hardware/hands/iso16.toml pico -o dexlink.json\n"
+               "example: python -m dexlink.hwconfig my/iso16.toml pico --calibration "
+               "my/iso16.calibration.toml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("hand", help="hand file, e.g. hardware/hands/iso16.toml")

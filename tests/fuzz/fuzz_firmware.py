@@ -1,6 +1,6 @@
 """Fuzz the firmware's command path with atheris: the shared dexproto.frame.FrameReader
 and the loop's command dispatch (dexfw.loop.Firmware, real modules) on the simulated rig
-(vmachine, manual clock), all under CPython, the hand in HOST mode on known targets.
+(vmachine, manual clock), all under CPython, the hand in HOST mode, held still.
 
     .venv/bin/python tests/fuzz/fuzz_firmware.py -max_total_time=60
     make fuzz FUZZ_TARGET=firmware FUZZ_SECONDS=60
@@ -35,12 +35,10 @@ NOT_ANSWERS = ("TELEMETRY", "RAW_SAMPLE", "FAULT", "LOG")  # sent on their own a
 
 
 class Rig:
-    """The firmware on the simulated rig, in HOST mode, settled on home targets."""
+    """The firmware on the simulated rig, in HOST mode, holding the hand still."""
 
     def __init__(self):
         from dexlink.hwconfig import compile_config, dumps
-        from dexproto import catalog
-        from dexproto.stream import encode, make
         import vmachine
         import vworld
         from dexfw import build
@@ -56,9 +54,6 @@ class Rig:
         self.console = BufferConsole(rx_size=2 * PIECE)
         self.make = lambda: Firmware(vmachine, self.console, cfg, encoders, servos, 0, b"virtual")
         self.fw = None
-        hello = make("HELLO", proto_major=catalog.PROTOCOL_MAJOR, proto_minor=catalog.PROTOCOL_MINOR)
-        home = make("TARGETS", items=[(0,)] * len(cfg["joints"]))
-        self.home = encode(hello, seq=1) + encode(home, seq=2)
         self.settle()
 
     def state(self):
@@ -69,15 +64,14 @@ class Rig:
                 tuple(jm.joint_values(i) for i in range(jm.n)))
 
     def settle(self):
-        """A fresh firmware (as after a reset) in HOST mode, goals slewed onto the home
-        targets: what an input changed (config, calibration, mode) is gone."""
+        """A fresh firmware (as after a reset) in HOST mode, holding the hand where it is:
+        what an input changed (config, calibration, mode) is gone."""
         if self.fw is not None:
             self.fw.stop()
         fw = self.fw = self.make()
-        while fw.mode != 2 and not fw.set_mode(2):
-            fw.run(5)
-        self.console.feed(self.home)
-        fw.run(400)
+        while not fw.set_mode(2):  # (servo positions read back first)
+            fw.run(2)
+        fw.run(2)
         self.console.take()
         self.base = self.state()
 

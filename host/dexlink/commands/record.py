@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import time
@@ -9,8 +10,8 @@ from pathlib import Path
 
 from dexproto import catalog
 
-from dexlink.commands.session import (CommandError, add_board_args, board_link, hand_path,
-                                      joint_names, run_command)
+from dexlink.commands.session import (CommandError, add_board_args, hand_path, joint_names,
+                                      run_command, sim_board_and_link)
 
 KEYS_HELP = ("keys: s start, k stop and keep, d stop and discard, y mark success, "
              "n mark failure, q quit")
@@ -115,13 +116,30 @@ def board_metadata(link, args) -> dict:
 
 
 def record(args) -> int:
-    from dexlink.record.recorder import Recorder, follow_link
-
     if args.episodes < 1 or args.duration <= 0:
         raise CommandError("--episodes must be at least 1 and --duration positive")
     out = args.out or Path("sessions") / time.strftime("%Y%m%d-%H%M%S")
     session = open_session(out, args.task)  # before the board: a bad --out fails at once
-    with board_link(args) as link:
+    with recording(args, session) as (_, _, recorder):
+        try:
+            interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.no_keys
+            (run_keys if interactive else run_timed)(recorder, args)
+        except OSError as e:  # an episode could not even start (disk full, directory gone)
+            raise CommandError("cannot write %s: %s" % (e.filename, e.strerror)
+                               if e.filename else str(e)) from None
+    report_session(recorder, out)
+    return 0 if not recorder.errors else 1
+
+
+@contextlib.contextmanager
+def recording(args, session):
+    """(board, link, recorder): the board (the VirtualBoard with --sim, else None), its
+    open link in --mode, and a Recorder into `session` that follows the link, cameras
+    running, no episode started yet. On exit: recorder closed (episodes kept), hand IDLE.
+    `dexlink record` and bench/soak.py record through this."""
+    from dexlink.record.recorder import Recorder, follow_link
+
+    with sim_board_and_link(args) as (board, link):
         meta = dict(board_metadata(link, args), task=args.task)
         recorder = Recorder(session, None, meta)
         recorder.attach_cameras(build_cameras(args, recorder, link.board.n_joints))
@@ -131,17 +149,11 @@ def record(args) -> int:
         recorder.start_cameras()
         recorder.cameras.wait_running()
         try:
-            interactive = sys.stdin.isatty() and sys.stdout.isatty() and not args.no_keys
-            (run_keys if interactive else run_timed)(recorder, args)
-        except OSError as e:  # an episode could not even start (disk full, directory gone)
-            raise CommandError("cannot write %s: %s" % (e.filename, e.strerror)
-                               if e.filename else str(e)) from None
+            yield board, link, recorder
         finally:
             recorder.close(keep=True)
             stop.set()
             link.set_mode(catalog.MODE_IDLE)
-    report_session(recorder, out)
-    return 0 if not recorder.errors else 1
 
 
 def open_session(out: Path, task: str):

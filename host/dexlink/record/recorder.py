@@ -105,7 +105,10 @@ class Recorder:
             code = msg.fields["code"]
             name = catalog.FAULT_NAMES[code] if code < len(catalog.FAULT_NAMES) else str(code)
             joint = msg.fields["joint"]
-            self.event("fault", name + ("" if joint == catalog.NO_JOINT else " joint %d" % joint)
+            where = getattr(msg, "where", None)  # the joint by name, when the link knows it
+            if where is None:
+                where = "" if joint == catalog.NO_JOINT else "joint %d" % joint
+            self.event("fault", name + (" " + where if where else "")
                        + " detail %d" % msg.fields["detail"], t_ns)
         elif msg.name == "LOG":
             self.event("log", msg.text, t_ns)

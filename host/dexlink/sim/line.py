@@ -2,9 +2,13 @@
 inserted at a stated rate, and an account of the frames that damage costs."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 RATES = ("drop_rate", "garbage_rate", "flip_rate", "insert_rate")
+RECENT = 1024  # frames that went in and may still come out (a chunk ends soon after its frame)
+MAX_CHUNK = 4096  # longer runs without 0x00 are no frame: only their end is kept
 
 
 class LineNoise:
@@ -16,9 +20,10 @@ class LineNoise:
     Besides the bytes (dropped, garbled, flipped, inserted) it counts frames, as a
     receiver splitting the line at 0x00 sees them (always, noise or not):
     frames: non-empty frames that went in; delivered: pieces between 0x00s that came out
-    exactly as a frame went in; damaged = frames - delivered; bad_chunks: the other
-    non-empty pieces, i.e. what a receiver drops. A receiver decodes `delivered` good
-    frames and counts `bad_chunks` drops (unless noise forged a valid CRC-32).
+    exactly as a frame went in (noise may even put back what it took); damaged = frames -
+    delivered; bad_chunks: the other non-empty pieces, i.e. what a receiver drops. A
+    receiver decodes `delivered` good frames and counts `bad_chunks` drops (unless noise
+    forged a valid CRC-32, or the input itself held bad frames).
     """
 
     def __init__(self, seed: int = 0):
@@ -26,12 +31,9 @@ class LineNoise:
         self.dropped = self.garbled = self.flipped = self.inserted = 0
         self.frames = self.delivered = self.damaged = self.bad_chunks = 0
         self._rng = np.random.default_rng(seed)
-        self._base = 0  # index, in everything that went in, of the next byte
-        self._prev_zero = True  # the byte before it was a 0x00 (the line starts idle)
-        self._in_len = 0  # bytes of the frame under way that went in
-        self._out_len = 0  # bytes of the chunk under way that came out ...
-        self._out_ok = False  # ... all of them unchanged input bytes in a row from a frame start
-        self._out_last = -1  # the input index of its last byte
+        self._in = b""  # the frame under way that went in
+        self._out = b""  # the chunk under way that came out
+        self._recent: OrderedDict[bytes, int] = OrderedDict()  # frames in, not out (yet)
 
     def set(self, drop_rate: float = 0.0, garbage_rate: float = 0.0, flip_rate: float = 0.0,
             insert_rate: float = 0.0):
@@ -58,11 +60,10 @@ class LineNoise:
     def apply(self, data: bytes) -> bytes:
         if not data:
             return data
-        src = np.frombuffer(data, dtype=np.uint8)
-        origin = np.arange(self._base, self._base + len(src), dtype=np.int64)
         if not self.active:
-            self._account(src, src, origin, np.zeros(len(src), dtype=bool))
+            self._account(data, data)
             return data
+        src = np.frombuffer(data, dtype=np.uint8)
         n = len(src)
         u = self._rng.random(n)
         drop = u < self.drop_rate
@@ -70,15 +71,14 @@ class LineNoise:
         garble = (u >= self.drop_rate) & (u < edge)
         flip = (u >= edge) & (u < edge + self.flip_rate)
         insert = self._rng.random(n) < self.insert_rate
+        if not (u < edge + self.flip_rate).any() and not insert.any():
+            self._account(data, data)  # (the usual case at low rates: nothing hit)
+            return data
         extra = np.zeros(n, dtype=np.uint8)
         extra[insert] = self._rng.integers(0, 256, int(insert.sum()), dtype=np.uint8)
-        same = insert & drop & (extra == src)  # a byte put in for the one dropped: no change
-        insert &= ~same
-        drop &= ~same
         buf = src.copy()
         buf[garble] = self._rng.integers(0, 256, int(garble.sum()), dtype=np.uint8)
         buf[flip] ^= (1 << self._rng.integers(0, 8, int(flip.sum()))).astype(np.uint8)
-        changed = buf != src  # a garbled byte may come out as it was
         n_insert = int(insert.sum())
         self.dropped += int(drop.sum())
         self.garbled += int(garble.sum())
@@ -88,57 +88,36 @@ class LineNoise:
         if n_insert:  # each inserted byte goes in front of its byte (dropped or not)
             at = np.flatnonzero(insert)
             buf = np.insert(buf, at, extra[at])
-            origin = np.insert(origin, at, -1)
-            changed = np.insert(changed, at, True)
             keep = np.insert(keep, at, True)
-        out = buf[keep]
-        self._account(src, out, origin[keep], changed[keep])
-        return out.tobytes()
+        out = buf[keep].tobytes()
+        self._account(data, out)
+        return out
 
-    def _account(self, src, out, origin, changed) -> None:
-        """Count the frames that went in (src) and the chunks that came out (out: where
-        each byte came from, as an index into everything that went in, -1 if inserted).
-        A chunk is a good frame if it is exactly the bytes between two 0x00 that went in."""
-        base = self._base
-        prev_zero = self._prev_zero
-
-        def is_end(o):  # whether input byte o is a 0x00 (o = -1: before the first byte)
-            if o < base:
-                return prev_zero if o == base - 1 else o < 0
-            return src[o - base] == 0
-
-        # frames in: non-empty runs ending in a 0x00
-        ends = np.flatnonzero(src == 0)
-        if len(ends):
-            runs = np.diff(np.concatenate(([-1], ends))) - 1
-            runs[0] += self._in_len
-            self.frames += int((runs > 0).sum())
-            self._in_len = len(src) - ends[-1] - 1
-        else:
-            self._in_len += len(src)
-        # chunks out
-        zeros = np.flatnonzero(out == 0)
-        pos = 0
-        for z in list(zeros) + [len(out)]:
-            if z > pos:  # bytes of the chunk under way
-                o = origin[pos:z]
-                if not self._out_len:
-                    self._out_ok = bool(o[0] >= 0 and is_end(int(o[0]) - 1))
-                    self._out_last = int(o[0]) - 1
-                if self._out_ok:
-                    self._out_ok = bool(not changed[pos:z].any() and o[0] == self._out_last + 1
-                                        and (z - pos == 1 or (np.diff(o) == 1).all()))
-                self._out_last = int(o[-1])
-                self._out_len += z - pos
-            if z == len(out):
-                break
-            if self._out_len:  # a 0x00 ends a non-empty chunk: good frame, or a drop
-                if self._out_ok and is_end(self._out_last + 1):
-                    self.delivered += 1
+    def _account(self, went_in: bytes, came_out: bytes) -> None:
+        """Count the frames that went in and the chunks that came out: a chunk is a good
+        frame when its bytes are those of a frame that went in (and not yet came out)."""
+        parts = went_in.split(b"\x00")
+        parts[0] = self._in + parts[0]
+        for frame in parts[:-1]:
+            if frame:
+                self.frames += 1
+                self._recent[frame] = self._recent.get(frame, 0) + 1
+        while len(self._recent) > RECENT:  # long gone: damaged
+            self._recent.popitem(last=False)
+        self._in = parts[-1][-MAX_CHUNK:]
+        chunks = came_out.split(b"\x00")
+        chunks[0] = self._out + chunks[0]
+        for chunk in chunks[:-1]:
+            if not chunk:
+                continue  # back-to-back 0x00: an idle line, not a drop
+            n = self._recent.get(chunk, 0)
+            if n:
+                self.delivered += 1
+                if n == 1:
+                    del self._recent[chunk]
                 else:
-                    self.bad_chunks += 1
-            self._out_len = 0
-            pos = z + 1
+                    self._recent[chunk] = n - 1
+            else:
+                self.bad_chunks += 1
+        self._out = chunks[-1][-MAX_CHUNK:]
         self.damaged = self.frames - self.delivered
-        self._base = base + len(src)
-        self._prev_zero = bool(src[-1] == 0)

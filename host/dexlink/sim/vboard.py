@@ -214,6 +214,12 @@ class VirtualBoard:
         """Whether the running program owns the console (Ctrl-C is data)."""
         return bool(self._interp and self._interp.claimed)
 
+    @property
+    def interpreter_pid(self) -> int | None:
+        """The process id of this boot's interpreter (None between boots): for its memory."""
+        interp = self._interp
+        return interp.proc.pid if interp else None
+
     def wait_for(self, predicate, timeout: float = 10.0) -> bool:
         """Wait until predicate(board) holds (re-checked at every note from the board)."""
         deadline = time.monotonic() + timeout

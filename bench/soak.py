@@ -1,0 +1,258 @@
+"""Soak: a long virtual-board session at 1 kHz in TELEOP, simulated tactile and RGB-D
+cameras, recording back-to-back episodes, exactly as `dexlink record --sim` does (the
+same board, link, recorder and cameras, through dexlink.commands.record.recording).
+
+Prints, for the whole run: loop overruns (the firmware's STATS), link drops (the host
+decoder's drops, sequence gaps, disconnects; the board's receive drops), telemetry lost
+(gaps in the cycle numbers recorded in each episode), camera drops, memory of the host
+process (RSS) and of the board (interpreter heap from STATS heap_alloc / heap_free, and
+the interpreter process's RSS), sampled along the way, and episode files written vs
+valid: every file re-opened, complete, with as many messages per stream as the recorder
+wrote. Loop figures come with a baseline from the same run (cameras on, not recording). The
+goal is no growth and nothing lost.
+
+    .venv/bin/python bench/soak.py                    # 30 minutes
+    .venv/bin/python bench/soak.py --minutes 0.5      # a try
+    .venv/bin/python bench/soak.py --minutes 2 --episode-seconds 20 --keep out/soak
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dexlink.cli import build_parser
+from dexlink.commands.record import open_session, recording
+from dexlink.record.reader import read_episode
+from dexlink.record.schema import TELEMETRY
+
+
+def rss_mb(pid: int | str | None = "self") -> float:
+    """Resident memory of a process (MB), from /proc; nan when it is gone."""
+    try:
+        for line in Path("/proc/%s/status" % pid).read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, TypeError):
+        pass
+    return float("nan")
+
+
+@dataclass
+class Sample:
+    t_s: float
+    host_mb: float
+    board_mb: float
+    heap_alloc: int
+    heap_free: int
+    cycles: int
+    overruns: int
+
+
+def take_sample(t0: float, board, link) -> Sample:
+    s = link.get_stats().fields
+    return Sample(time.monotonic() - t0, rss_mb(), rss_mb(board.interpreter_pid),
+                  s["heap_alloc"], s["heap_free"], s["cycles"], s["overruns"])
+
+
+def slope_per_hour(samples: list[Sample], key: str) -> float:
+    """Least-squares growth of a sampled quantity, per hour (0 with fewer than 3 samples)."""
+    if len(samples) < 3:
+        return 0.0
+    t = np.array([s.t_s for s in samples]) / 3600
+    y = np.array([getattr(s, key) for s in samples], dtype=float)
+    return float(np.polyfit(t, y, 1)[0])
+
+
+def record_args(hand: str | None, episode_s: float) -> argparse.Namespace:
+    """The options `dexlink record` would parse for this run (its own parser: its defaults)."""
+    argv = ["record", "--sim", "--sim-cameras", "--no-keys", "--mode", "teleop",
+            "--task", "soak", "--duration", str(episode_s)]
+    return build_parser().parse_args(argv + (["--hand", hand] if hand else []))
+
+
+def run(args, out: Path):
+    """Record back to back until the time is up; returns what the report needs."""
+    rec_args = record_args(args.hand, args.episode_seconds)
+    session = open_session(out, rec_args.task)
+    samples, writers = [], []
+    with recording(rec_args, session) as (board, link, recorder):
+        t0 = time.monotonic()
+        decimation = link.get_config().fields["telemetry_decimation"]
+        stats0, link0 = link.get_stats().fields, link.stats_snapshot()
+        cams0 = {c.name: (c.stats.captured, c.stats.missed, c.stats.refused)
+                 for c in recorder.cameras}
+        samples.append(take_sample(t0, board, link))
+        # Baseline, same run: the loop with cameras running, nothing recorded.
+        baseline_s = min(10.0, args.minutes * 6)
+        time.sleep(baseline_s)
+        samples.append(take_sample(t0, board, link))
+        t_rec = time.monotonic()
+        deadline = t_rec + args.minutes * 60
+        next_sample = t_rec + args.every
+        while time.monotonic() < deadline - 1:  # no episode shorter than a second
+            recorder.start_episode()
+            writers.append(recorder.current)
+            end = min(deadline, time.monotonic() + args.episode_seconds)
+            while time.monotonic() < end and not recorder.write_error():
+                time.sleep(max(0.0, min(0.5, end - time.monotonic())))
+                recorder.check_cameras()
+                if time.monotonic() >= next_sample:
+                    next_sample += args.every
+                    samples.append(take_sample(t0, board, link))
+                    print_progress(samples[-1], len(writers), recorder)
+            recorder.stop_episode(keep=True)
+        recorder.wait_finished()
+        samples.append(take_sample(t0, board, link))
+        stats1, link1 = link.get_stats().fields, link.stats_snapshot()
+        load = os.getloadavg()
+        cams = {c.name: tuple(now - then for now, then in zip(
+            (c.stats.captured, c.stats.missed, c.stats.refused), cams0[c.name]))
+            for c in recorder.cameras}
+        problems = recorder.check_cameras()
+        vb_stats = dict(board.stats)
+    return dict(samples=samples, writers=writers, session=session, stats=(stats0, stats1),
+                link=(link0, link1), cams=cams, problems=problems, vboard=vb_stats,
+                decimation=decimation, errors=list(recorder.errors), load=load,
+                wall_s=time.monotonic() - t_rec, baseline_s=baseline_s)
+
+
+def print_progress(s: Sample, episodes: int, recorder) -> None:
+    print("  %6.0f s  episode %3d  host RSS %6.1f MB  board RSS %5.1f MB  heap %7d used "
+          "%7d free  overruns %d  | %s" % (s.t_s, episodes, s.host_mb, s.board_mb, s.heap_alloc,
+                                          s.heap_free, s.overruns, recorder.status_line()),
+          flush=True)
+
+
+def check_files(session, writers, decimation: int):
+    """(files, valid, problems, telemetry rows, telemetry rows missing by cycle number).
+
+    Valid: indexed, complete, telemetry present, and every stream the writer counted as
+    written (telemetry, images, events) has exactly that many messages in the file."""
+    indexed = {e["file"] for e in session.episodes}
+    written = {w.path.name: w.counts for w in writers}
+    files = sorted(session.dir.glob("episode_*.mcap*"))
+    valid, problems, rows, missing = 0, [], 0, 0
+    for path in files:
+        if path.name not in indexed:
+            problems.append("%s: not in the index" % path.name)
+            continue
+        ep = read_episode(path, keep=lambda topic: topic == TELEMETRY)
+        tel = ep.streams.get(TELEMETRY)
+        cycles = np.array([json.loads(d)["cycle"] for d in tel.data]) if tel else np.array([])
+        steps = np.diff(np.sort(cycles))
+        missing += int(np.sum(np.maximum(steps // decimation - 1, 0)))
+        rows += len(cycles)
+        short = ["%s %d of %d" % (t, len(ep.streams.get(t, ())), c.written)
+                 for t, c in written.get(path.name, {}).items()
+                 if c.written and len(ep.streams.get(t, ())) != c.written]
+        if not ep.complete:
+            problems.append("%s: incomplete (%s)" % (path.name, ep.error))
+        elif short:
+            problems.append("%s: messages in the file vs written: %s" % (path.name,
+                                                                         ", ".join(short)))
+        elif not len(cycles):
+            problems.append("%s: no telemetry" % path.name)
+        else:
+            valid += 1
+    return files, valid, problems, rows, missing
+
+
+def loop_figures(a: Sample, b: Sample) -> str:
+    cycles, overruns = b.cycles - a.cycles, b.overruns - a.overruns
+    return "%d cycles at %.0f Hz, %d overruns (%.2f%%)" % (
+        cycles, cycles / max(b.t_s - a.t_s, 1e-9), overruns, 100 * overruns / max(cycles, 1))
+
+
+def report(r: dict, args) -> None:
+    samples, (s0, s1), (l0, l1) = r["samples"], r["stats"], r["link"]
+    base0, base1 = samples[0], samples[1]  # the baseline: recording off
+    print("\nsoak: %.1f min recording on a virtual board at 1 kHz (TELEOP), %d episodes of up "
+          "to %g s, session %s; %d-core host, load average %.1f at the end"
+          % (r["wall_s"] / 60, len(r["writers"]), args.episode_seconds, r["session"].dir,
+             os.cpu_count(), r["load"][0]))
+    print("loop:       recording: %s; baseline (%.0f s, cameras on, not recording): %s; worst "
+          "cycle since boot %d us" % (loop_figures(base1, samples[-1]), r["baseline_s"],
+                                      loop_figures(base0, base1), s1["worst_cycle_us"]))
+    rx_drops = sum(s1[k] - s0[k] for k in s1 if k.startswith("rx_") and k != "rx_frames")
+    print("link:       host decoder dropped %d frames (%s), %d sequence gaps, %d frames lost, "
+          "%d disconnects, %d reconnects; board dropped %d received frames, %d sent frames "
+          "not taken whole; virtual USB host overflow %d bytes"
+          % (l1["dropped"] - l0["dropped"], ", ".join("%s %d" % kv for kv in l1["drops"].items()
+                                                      if kv[1]) or "none",
+             l1["seq_gaps"] - l0["seq_gaps"], l1["lost_frames"] - l0["lost_frames"],
+             l1["disconnects"] - l0["disconnects"], l1["reconnects"] - l0["reconnects"],
+             rx_drops, s1["tx_dropped"] - s0["tx_dropped"], r["vboard"].get("host_overflow", 0)))
+    files, valid, problems, rows, missing = check_files(r["session"], r["writers"],
+                                                        r["decimation"])
+    written = {}
+    for w in r["writers"]:
+        for topic, c in w.counts.items():
+            a = written.setdefault(topic, [0, 0])
+            a[0] += c.written
+            a[1] += c.dropped
+    print("telemetry:  %d rows recorded, %d missing by cycle number inside episodes, %d refused "
+          "by a full writer queue" % (rows, missing, written.get(TELEMETRY, [0, 0])[1]))
+    for name, (captured, missed, refused) in r["cams"].items():
+        print("camera %-9s captured %7d, missed %5d (due, never came), refused %5d (queue full)%s"
+              % (name, captured, missed, refused,
+                 "; " + r["problems"][name] if name in r["problems"] else ""))
+    stream_drops = {t: d for t, (_, d) in written.items() if d}
+    print("writer:     %d messages written; dropped by stream: %s"
+          % (sum(w for w, _ in written.values()),
+             ", ".join("%s %d" % kv for kv in stream_drops.items()) or "none"))
+    # Warm-up: the first episode (allocator arenas, queues and caches reach their size).
+    warm_t = samples[1].t_s + min(args.episode_seconds, (samples[-1].t_s - samples[1].t_s) / 2)
+    warm = [s for s in samples if s.t_s >= warm_t]
+    first, last = samples[0], samples[-1]
+    print("host RSS:   %.1f MB at start, %.1f MB at end; after warm-up (%.0f s) %.1f -> %.1f MB, "
+          "trend %+.1f MB/h" % (first.host_mb, last.host_mb, warm[0].t_s, warm[0].host_mb,
+                                last.host_mb, slope_per_hour(warm, "host_mb")))
+    print("board:      heap used %d -> %d bytes (min %d, max %d), free %d -> %d; trend %+.0f "
+          "bytes/h; interpreter RSS %.1f -> %.1f MB (trend %+.1f MB/h)"
+          % (first.heap_alloc, last.heap_alloc, min(s.heap_alloc for s in samples),
+             max(s.heap_alloc for s in samples), first.heap_free, last.heap_free,
+             slope_per_hour(warm, "heap_alloc"), first.board_mb, last.board_mb,
+             slope_per_hour(warm, "board_mb")))
+    print("files:      %d written, %d valid (re-opened: complete, telemetry present, every "
+          "stream holding what the recorder wrote)" % (len(files), valid))
+    for p in problems + r["errors"]:
+        print("  problem: " + p)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="example: .venv/bin/python bench/soak.py --minutes 0.5",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=30.0, help="how long (default 30; 0.5 is fine)")
+    p.add_argument("--episode-seconds", type=float, default=60.0, metavar="S",
+                   help="length of each episode (default 60)")
+    p.add_argument("--every", type=float, default=10.0, metavar="S",
+                   help="seconds between memory samples (default 10)")
+    p.add_argument("--hand", metavar="HAND.toml", help="hand to simulate (default iso16)")
+    p.add_argument("--keep", type=Path, metavar="DIR", help="keep the session here (default: "
+                   "a temporary directory, removed at the end)")
+    args = p.parse_args(argv)
+    if args.minutes <= 0 or args.episode_seconds <= 0 or args.every <= 0:
+        p.error("--minutes, --episode-seconds and --every must be positive")
+    out = args.keep or Path(tempfile.mkdtemp(prefix="dexlink-soak-"))
+    try:
+        r = run(args, out)
+        report(r, args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
