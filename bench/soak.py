@@ -35,6 +35,9 @@ from dexlink.record.reader import read_episode
 from dexlink.record.schema import TELEMETRY
 
 
+MB_PER_MINUTE = 300  # what the simulated cameras and telemetry write (measured: ~270)
+
+
 def rss_mb(pid: int | str | None = "self") -> float:
     """Resident memory of a process (MB), from /proc; nan when it is gone."""
     try:
@@ -179,9 +182,11 @@ def report(r: dict, args) -> None:
           "to %g s, session %s; %d-core host, load average %.1f at the end"
           % (r["wall_s"] / 60, len(r["writers"]), args.episode_seconds, r["session"].dir,
              os.cpu_count(), r["load"][0]))
+    worst = s1["worst_cycle_us"]
     print("loop:       recording: %s; baseline (%.0f s, cameras on, not recording): %s; worst "
-          "cycle since boot %d us" % (loop_figures(base1, samples[-1]), r["baseline_s"],
-                                      loop_figures(base0, base1), s1["worst_cycle_us"]))
+          "cycle since boot %s%d us" % (loop_figures(base1, samples[-1]), r["baseline_s"],
+                                        loop_figures(base0, base1),
+                                        ">= " if worst == 0xFFFF else "", worst))
     rx_drops = sum(s1[k] - s0[k] for k in s1 if k.startswith("rx_") and k != "rx_frames")
     print("link:       host decoder dropped %d frames (%s), %d sequence gaps, %d frames lost, "
           "%d disconnects, %d reconnects; board dropped %d received frames, %d sent frames "
@@ -222,8 +227,10 @@ def report(r: dict, args) -> None:
              max(s.heap_alloc for s in samples), first.heap_free, last.heap_free,
              slope_per_hour(warm, "heap_alloc"), first.board_mb, last.board_mb,
              slope_per_hour(warm, "board_mb")))
+    size_mb = sum(f.stat().st_size for f in files) / 1e6
     print("files:      %d written, %d valid (re-opened: complete, telemetry present, every "
-          "stream holding what the recorder wrote)" % (len(files), valid))
+          "stream holding what the recorder wrote); %.0f MB, %.0f MB per minute recorded"
+          % (len(files), valid, size_mb, size_mb / (r["wall_s"] / 60)))
     for p in problems + r["errors"]:
         print("  problem: " + p)
 
@@ -244,6 +251,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.episode_seconds <= 0 or args.every <= 0:
         p.error("--minutes, --episode-seconds and --every must be positive")
+    where = args.keep or Path(tempfile.gettempdir())
+    while not where.exists():  # a directory yet to be made: its nearest parent
+        where = where.parent
+    need_gb = MB_PER_MINUTE * args.minutes / 1000
+    free_gb = shutil.disk_usage(where).free / 1e9
+    if free_gb < need_gb:
+        p.error("%s: %.1f GB free, the run writes about %.1f GB (%d MB a minute)"
+                % (where, free_gb, need_gb, MB_PER_MINUTE))
     out = args.keep or Path(tempfile.mkdtemp(prefix="dexlink-soak-"))
     try:
         r = run(args, out)
