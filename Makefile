@@ -8,12 +8,12 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= decoder
 SECONDS ?= 10
 
-.PHONY: setup test demo bench fuzz flash clean help
+.PHONY: setup test demo bench soak fuzz flash clean help
 
 help:
 	@echo "make demo    virtual-board session: record a multimodal episode and report it"
 	@echo "make test    run the test suite (installs what it needs first)"
-	@echo "make bench   print the benchmarks' figures"
+	@echo "make bench   print the benchmarks' figures (make soak: the 30-minute soak)"
 	@echo "make fuzz    fuzz for FUZZ_SECONDS (default 60) FUZZ_TARGET=decoder (protocol decoders)"
 	@echo "             or FUZZ_TARGET=firmware (the firmware's command path on the simulated rig)"
 	@echo "make flash   PORT=/dev/ttyACM0 HAND=hardware/hands/iso16.toml BOARD=pico"
@@ -34,8 +34,16 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dexlink demo
 
+# Each benchmark at its issue's default length (about 8 minutes in all), except the soak,
+# which has its own target: `make soak` (30 minutes; SOAK_MINUTES=2 for a try).
+SOAK_MINUTES ?= 30
+BENCHES := protocol firmware vboard latency record
+
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
+
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES)
 
 fuzz: $(STAMP)
 	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet -e ".[fuzz]"
