@@ -245,9 +245,9 @@ class BoardClock:
         wrap the time belongs to even after a long gap; without it, the nearest wrap to
         the latest exchange is taken.
         """
-        if not self.synced:
-            raise RuntimeError("the board clock is not synchronised yet (no TIME_SYNC reply)")
-        with self._lock:
+        with self._lock:  # synced and the line are read together: a reset may come between
+            if not self.synced:
+                raise RuntimeError("the board clock is not synchronised yet (no TIME_SYNC reply)")
             expected = self.board_us_at(near_host_ns) if near_host_ns is not None else None
             unwrapped = self.unwrapper.unwrap(board_us, expected, update=False)
             return int(round(self.host_ref + (unwrapped - self.board_ref) * self.ns_per_us))

@@ -33,6 +33,7 @@ EVENT = "EVENT"  # subscribe to this name for LinkEvents
 CTRL_C = b"\x03"
 QUIET_S = 0.3  # no frame for this long: the board may be rebooting ...
 QUIET_PROBE_S = 1.0  # ... so probe it only this often
+SYNC_PROBES_KEPT = 64  # TIME_SYNC probes awaiting their reply (older ones were lost)
 
 FLASH_HINT = ("flash the firmware with `dexlink flash --port %s --hand HAND.toml --board BOARD` "
               "(or try `dexlink session --sim` for a virtual board)")
@@ -247,6 +248,9 @@ class Link:
         self.config: dict | None = None  # the SET_CONFIG fields this session applied
         self.joints: dict[int, dict] = {}  # SET_JOINT fields this session applied
         self.last_telemetry: Message | None = None
+        # The board's cycle count at the last re-handshake: telemetry below it means the
+        # board rebooted again, even before this session's first telemetry came.
+        self._cycle_floor: int | None = None
         # The hand's names (use_names): every FAULT gets .where, the joint or motor by name.
         self.joint_names: list[str] = []
         self.motor_names: list[str] = []
@@ -258,7 +262,8 @@ class Link:
         self._subs_lock = threading.Lock()
         self._seq = 0
         self._sync_token = 0
-        self._sync_sent: dict[int, int] = {}
+        self._sync_sent: dict[int, int] = {}  # token -> send instant, oldest first
+        self._sync_lock = threading.Lock()  # the keeper adds and evicts, the reader takes
         self._last_feed_ns = 0  # the last TARGETS or HEARTBEAT: what feeds the watchdog
         self._last_rx_ns = 0
         self._silent = False
@@ -355,7 +360,7 @@ class Link:
         self._write_raw(b"\x00")
         deadline = time.monotonic() + self.handshake_timeout
         reply = None
-        while reply is None and time.monotonic() < deadline:
+        while reply is None and time.monotonic() < deadline and not self._stop.is_set():
             try:
                 reply = self._transact(hello, timeout=min(0.3, max(0.05, deadline - time.monotonic())))
             except NackError as e:
@@ -500,6 +505,8 @@ class Link:
         busy_until = time.monotonic() + self.busy_s
         attempt = 0
         while attempt <= retries:
+            if self._stop.is_set():  # closed: nobody will wait for the answer
+                raise LinkDown("%s: the link is closed; %s not sent" % (self.url, msg.name))
             if attempt:
                 self.stats.retries += 1
                 if wait_up and not self._up.is_set() and not self._up.wait(timeout):
@@ -573,10 +580,13 @@ class Link:
         while CTRL_C in token.to_bytes(4, "little"):  # see _ctrl_c_free
             token = (token + 1) & 0xFFFFFFFF
         self._sync_token = token
-        self._sync_sent.pop(token - 64, None)  # a probe never answered: forget it
+        with self._sync_lock:
+            if len(self._sync_sent) >= SYNC_PROBES_KEPT:  # the oldest was never answered
+                del self._sync_sent[next(iter(self._sync_sent))]
 
         def stamp(seq):  # the send instant, taken as late as possible
-            self._sync_sent[token] = time.monotonic_ns()
+            with self._sync_lock:
+                self._sync_sent[token] = time.monotonic_ns()
         try:
             self.send(make("TIME_SYNC", token=token), stamp)
         except LinkDown:
@@ -637,7 +647,8 @@ class Link:
         self._last_rx_ns = m.host_ns  # good frames only: a REPL's echo is not a live board
         if name == "TELEMETRY":
             last = self.last_telemetry
-            if last is not None and m.cycle < last.cycle and self._up.is_set():
+            floor = last.cycle if last is not None else self._cycle_floor
+            if floor is not None and m.cycle < floor and self._up.is_set():
                 self._board_reset()
             self.last_telemetry = m
         self.stats.count_frame(m)
@@ -645,7 +656,8 @@ class Link:
             m.where = fault_where(m, self.joint_names, self.motor_names)
             m.description = fault_text(m, self.joint_names, self.motor_names)
         if name == "TIME_SYNC_REPLY":
-            sent = self._sync_sent.pop(m.token, None)
+            with self._sync_lock:
+                sent = self._sync_sent.pop(m.token, None)
             if sent is not None:
                 self.clock.add_exchange(sent, m.rx_us, m.tx_us, m.host_ns)
         with self._pending_lock:
@@ -656,6 +668,7 @@ class Link:
 
     def _board_reset(self) -> None:
         """The board's cycle counter went back: it rebooted behind an open port."""
+        self.clock.reset()  # its clock started over too: the old mapping would misdate
         self._event("board_reset", "telemetry cycle counter restarted")
         self.stats.forget_seq()  # its sequence numbers started over too
         self._up.clear()  # the keeper re-handshakes and re-applies the session
@@ -720,7 +733,8 @@ class Link:
         try:
             self._handshake()
             self.clock.reset()
-            self.last_telemetry = None
+            self.last_telemetry = None  # the board may have rebooted while away
+            self._cycle_floor = self._board_cycles()
             self._reapply()
         except LinkError as e:
             self._event("reconnect_failed", str(e))
@@ -731,6 +745,13 @@ class Link:
         self._up.set()
         self._event("reconnected", self.describe_board())
         return True
+
+    def _board_cycles(self) -> int | None:
+        """The board's loop cycles since boot (None from a board without GET_STATS)."""
+        try:
+            return self.request(make("GET_STATS"), wait_up=False).cycles
+        except NackError:
+            return None
 
     def _reapply(self) -> None:
         """Put back what this session had set: config, joints, then mode."""

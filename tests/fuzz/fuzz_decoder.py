@@ -92,15 +92,25 @@ def main(argv: list[str]) -> None:
         import dexproto.crcbuf  # noqa: F401
         import dexproto.frame  # noqa: F401
         import dexproto.stream  # noqa: F401
-    # The corpus and any crash files go to build/ (ignored by git), seeded with valid traffic.
-    build = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
-    corpus = os.path.normpath(os.path.join(build, "fuzz-corpus"))
+    run_fuzzer(argv, check, seeds())
+
+
+def run_fuzzer(argv: list[str], check, seed_inputs, target: str = "") -> None:
+    """atheris on check(data). Unless argv names others, the corpus is build/fuzz-corpus-
+    TARGET, seeded with valid traffic, and crash files go to build/fuzz-TARGET-* (build/
+    is ignored by git); "" is this file's target."""
+    import atheris
+
+    build = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                          "build"))
+    tag = "-" + target if target else ""
+    corpus = os.path.join(build, "fuzz-corpus" + tag)
     os.makedirs(corpus, exist_ok=True)
-    for i, seed in enumerate(seeds()):
+    for i, seed in enumerate(seed_inputs):
         with open(os.path.join(corpus, "seed-%02d" % i), "wb") as f:
             f.write(seed)
     if not any(a.startswith("-artifact_prefix") for a in argv):
-        argv = argv + ["-artifact_prefix=" + os.path.normpath(build) + os.sep + "fuzz-"]
+        argv = argv + ["-artifact_prefix=" + build + os.sep + "fuzz" + tag + "-"]
     if not any(not a.startswith("-") for a in argv[1:]):
         argv = argv + [corpus]
     atheris.Setup(argv, check)

@@ -28,7 +28,7 @@ for p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "protocol"),
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from fuzz_decoder import seeds as decoder_seeds, wire_of  # noqa: E402  (same input format)
+from fuzz_decoder import run_fuzzer, seeds as decoder_seeds, wire_of  # noqa: E402  (same input format)
 
 PIECE = 1024  # bytes fed per loop cycle: what the loop reads in one (4 reads of 256)
 NOT_ANSWERS = ("TELEMETRY", "RAW_SAMPLE", "FAULT", "LOG")  # sent on their own account
@@ -132,18 +132,7 @@ def main(argv: list[str]) -> None:
         import dexfw.link  # noqa: F401
         import dexfw.loop  # noqa: F401
         import dexfw.mapping  # noqa: F401
-    build = os.path.join(ROOT, "build")
-    corpus = os.path.join(build, "fuzz-corpus-firmware")
-    os.makedirs(corpus, exist_ok=True)
-    for i, seed in enumerate(seeds()):
-        with open(os.path.join(corpus, "seed-%02d" % i), "wb") as f:
-            f.write(seed)
-    if not any(a.startswith("-artifact_prefix") for a in argv):
-        argv = argv + ["-artifact_prefix=" + build + os.sep + "fuzz-firmware-"]
-    if not any(not a.startswith("-") for a in argv[1:]):
-        argv = argv + [corpus]
-    atheris.Setup(argv, check)
-    atheris.Fuzz()
+    run_fuzzer(argv, check, seeds(), "firmware")
 
 
 if __name__ == "__main__":

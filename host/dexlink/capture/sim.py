@@ -72,21 +72,29 @@ def finger_flexion(pos: Sequence[int] | None, joints: tuple[int, ...]) -> float:
     return sum(pos[j] for j in joints) / len(joints)
 
 
-class Unpluggable:
-    """A simulated camera whose cable can be pulled (tests): its next grab finds no
-    device, as a USB camera's read fails once it is gone."""
+class SimDevice:
+    """What simulated cameras share: they pace themselves to their frame rate, and their
+    cable can be pulled (tests): the next grab finds no device, as a USB camera's read
+    fails once it is gone."""
 
     _unplugged = False
 
     def unplug(self) -> None:
         self._unplugged = True
 
-    def _check_plugged(self) -> None:
+    def _open(self):
+        self._pacer = Pacer(self.fps)
+
+    def _next_slot(self) -> bool:
+        """Wait for the next frame slot: False when stopping; raises once unplugged."""
+        if not self._pacer.wait(self._stop):
+            return False
         if self._unplugged:
             raise OSError("the device is gone (unplugged)")
+        return True
 
 
-class SimTactileCamera(Unpluggable, TactileMeasure, Camera):
+class SimTactileCamera(SimDevice, TactileMeasure, Camera):
     def __init__(self, fingertip: Fingertip, joints: JointSource, fps: float = 60,
                  width: int = 320, height: int = 240, contact_cdeg: int = 3000,
                  full_cdeg: int = 6000, seed: int = 0):
@@ -99,7 +107,6 @@ class SimTactileCamera(Unpluggable, TactileMeasure, Camera):
         # A simulated gel knows its untouched look: no need to hope nothing presses at start.
         self.meter = ContactMeter()
         self.meter.set_reference(self._frames[0])
-        self._pacer = Pacer(fps)
 
     def press(self) -> float:
         """How deep the fingertip presses, 0 (no contact) to 1 (full)."""
@@ -133,18 +140,14 @@ class SimTactileCamera(Unpluggable, TactileMeasure, Camera):
             frames.append(f)
         return frames
 
-    def _open(self):
-        self._pacer = Pacer(self.fps)
-
     def _grab(self):
-        if not self._pacer.wait(self._stop):
+        if not self._next_slot():
             return None
-        self._check_plugged()
         level = int(round(self.press() * (LEVELS - 1)))
         return self._frames[level], None
 
 
-class SimRGBDCamera(Unpluggable, Camera):
+class SimRGBDCamera(SimDevice, Camera):
     """A table with a cube, and the fingers seen from above; depth in millimetres."""
 
     kind = "rgbd"
@@ -158,7 +161,6 @@ class SimRGBDCamera(Unpluggable, Camera):
         self._bg_color, self._bg_depth = self._render_scene()
         self._color = np.empty_like(self._bg_color)
         self._depth = np.empty_like(self._bg_depth)
-        self._pacer = Pacer(fps)
 
     def _render_scene(self):
         w, h = self.width, self.height
@@ -171,13 +173,9 @@ class SimRGBDCamera(Unpluggable, Camera):
         depth[cube] = 620
         return color, depth
 
-    def _open(self):
-        self._pacer = Pacer(self.fps)
-
     def _grab(self):
-        if not self._pacer.wait(self._stop):
+        if not self._next_slot():
             return None
-        self._check_plugged()
         np.copyto(self._color, self._bg_color)
         np.copyto(self._depth, self._bg_depth)
         self._draw_hand(self.joints())

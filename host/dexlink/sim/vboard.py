@@ -93,6 +93,9 @@ class _Interpreter:
                                          pass_fds=(cmd_r, fault_r, note_w), cwd=fs_dir, env=env,
                                          start_new_session=True)
         except OSError as e:
+            for fd in (stdin_r, self.stdin_w, self.stdout_r, stdout_w, cmd_r, self.cmd_w,
+                       fault_r, self.fault_w, self.notes_r, note_w):
+                os.close(fd)  # no process to hand them to
             raise VirtualBoardError("cannot start the MicroPython interpreter %s: %s"
                                     % (MICROPYTHON, e)) from None
         for fd in (stdout_w, cmd_r, fault_r, note_w):
@@ -148,6 +151,7 @@ class VirtualBoard:
         self._notes = bytearray()
         self._interp: _Interpreter | None = None
         self._thread: threading.Thread | None = None
+        self._sel: selectors.BaseSelector | None = None
         self._stop = False
         self._booting = False
         self._state_changed = threading.Condition()
@@ -162,31 +166,38 @@ class VirtualBoard:
         self.close()
 
     def start(self):
-        if not MICROPYTHON.exists():
-            raise VirtualBoardError("no MicroPython interpreter at %s: run `make setup`" % MICROPYTHON)
-        self._usb_dir = tempfile.mkdtemp(prefix="vboard-usb-")
-        self.stable_port = os.path.join(self._usb_dir, "usb-dexlink_virtual_board-if00")
-        self._wake_r, self._wake_w = os.pipe()
-        _nonblocking(self._wake_r)
-        self._sel = selectors.DefaultSelector()
-        self._plug()
-        self._watch(self._wake_r, self._on_wake)
-        self._boot("friendly")
+        try:
+            if not MICROPYTHON.exists():
+                raise VirtualBoardError("no MicroPython interpreter at %s: run `make setup`"
+                                        % MICROPYTHON)
+            self._usb_dir = tempfile.mkdtemp(prefix="vboard-usb-")
+            self.stable_port = os.path.join(self._usb_dir, "usb-dexlink_virtual_board-if00")
+            self._wake_r, self._wake_w = os.pipe()
+            _nonblocking(self._wake_r)
+            self._sel = selectors.DefaultSelector()
+            self._plug()
+            self._watch(self._wake_r, self._on_wake)
+            self._boot("friendly")
+        except BaseException:  # `with` does not call __exit__ when __enter__ fails
+            self.close()
+            raise
         self._thread = threading.Thread(target=self._loop, name="vboard", daemon=True)
         self._thread.start()
         return self
 
     def close(self):
+        self._stop = True  # for good: a closed board starts nothing more (see _call)
         if self._thread is not None:
-            self._stop = True
             os.write(self._wake_w, b"x")
             self._thread.join(5)
             self._thread = None
+        if self._sel is not None:  # started (perhaps only partly: see start())
             if self._interp:
                 self._interp.kill()
                 self._interp = None
             self._unplug_port()
             self._sel.close()
+            self._sel = None
             for fd in (self._wake_r, self._wake_w):
                 os.close(fd)
         if self._usb_dir:
@@ -308,6 +319,8 @@ class VirtualBoard:
     # -- work on the supervisor thread ------------------------------------------------
     def _call(self, fn):
         """Run fn on the supervisor thread and return its result (or raise its error)."""
+        if self._stop:  # a reset or replug now would start what nothing ends
+            raise VirtualBoardError("the virtual board is closed")
         if threading.current_thread() is self._thread or self._thread is None:
             return fn()
         done = threading.Event()
