@@ -34,24 +34,27 @@ class AS5600Mux(MuxedSensors):
         self._vouched = array.array("H", [0] * self.n)  # angle at the last good status
         self._check = 0  # the sensor whose STATUS is read in the next sweep
 
+    # Few locals on purpose: past 11 slots of locals + stack, MicroPython puts a call's
+    # frame on the heap (gc_alloc + gc_free), and this runs once per sensor per cycle.
     def _read(self, k, j, raw):
-        i2c = self.i2c
-        buf = self._buf2
         if k == self._check:
-            i2c.readfrom_mem_into(self.addr, REG_STATUS, self._buf1)
-            bits = magnet_bits(self._buf1[0])
-            vouch(bits, raw, j, self._vouched, k)
-            self._magnet[k] = bits
-            self._pointer_ok[k] = 0
+            self._check_magnet(k, j, raw)
         if self._pointer_ok[k]:
-            i2c.readfrom_into(self.addr, buf)
+            self.i2c.readfrom_into(self.addr, self._buf2)
         else:
-            i2c.readfrom_mem_into(self.addr, REG_RAW_ANGLE, buf)
+            self.i2c.readfrom_mem_into(self.addr, REG_RAW_ANGLE, self._buf2)
             self._pointer_ok[k] = 1
         bits = self._magnet[k]
         if not bits & ST_MAGNET_MISSING:  # without a magnet the angle is noise: keep the last
-            raw[j] = (((buf[0] & 0x0F) << 8) | buf[1]) << 4
+            raw[j] = (((self._buf2[0] & 0x0F) << 8) | self._buf2[1]) << 4
         return bits
+
+    def _check_magnet(self, k, j, raw):
+        self.i2c.readfrom_mem_into(self.addr, REG_STATUS, self._buf1)
+        bits = magnet_bits(self._buf1[0])
+        vouch(bits, raw, j, self._vouched, k)
+        self._magnet[k] = bits
+        self._pointer_ok[k] = 0
 
     def _lost(self, k):
         self._pointer_ok[k] = 0

@@ -8,6 +8,26 @@ import vworld
 
 EIO = 5
 
+# Per mux control value: the one channel it connects, or 8 when none or several are on
+# (a table made once: the sweep's find() is then one lookup, not a loop over channels).
+def _only_channel(mask):
+    for c in range(8):
+        if mask == 1 << c:
+            return c
+    return 8
+
+
+_ONLY_CHANNEL = bytes(_only_channel(m) for m in range(256))
+
+# Register pointer after a byte at each register: the usual auto-increment, and the
+# AS5600's, which stays on the RAW_ANGLE, ANGLE and MAGNITUDE pairs (datasheet).
+_NEXT_INCREMENT = bytes((r + 1) & 0xFF for r in range(256))
+_NEXT_SAME = bytes(range(256))
+_AS5600_STICKY = (0x0C, 0x0E, 0x1B)
+_NEXT_AS5600 = bytes(r + 1 if r in _AS5600_STICKY else
+                     (r - 1 if r - 1 in _AS5600_STICKY else (r + 1) & 0xFF)
+                     for r in range(256))
+
 
 class I2CBus:
     def __init__(self):
@@ -28,12 +48,19 @@ class I2CBus:
         found = self.devices.get(addr)
         return found if found is not None else self.add(addr, TCA9548A())
 
+    # The hot path is split into small functions on purpose: MicroPython puts a call's
+    # frame on the heap (gc_alloc + gc_free per call) once locals + stack pass ~11 slots.
     def find(self, addr):
         chip = self.devices.get(addr)
-        if chip is not None:
-            return chip
-        for m in self.muxes:
-            found = m.find(addr)
+        if chip is None:
+            chip = self._behind_muxes(addr)
+        return chip
+
+    def _behind_muxes(self, addr):
+        muxes = self.muxes
+        chip = None
+        for i in range(len(muxes)):  # by index: a list iterator takes 4 stack slots
+            found = muxes[i].find(addr)
             if found is not None:
                 if chip is not None:  # two chips would answer at once: garbage on a real bus
                     self.conflicts += 1
@@ -45,6 +72,8 @@ class I2CBus:
 
 
 class RegisterChip:
+    NEXT = _NEXT_INCREMENT  # the pointer after each register (next_table())
+
     def __init__(self):
         self.regs = bytearray(256)
         self.ptr = 0
@@ -73,15 +102,22 @@ class RegisterChip:
     def read_into(self, buf):
         self.reads += 1
         self.refresh()
+        regs = self.regs
+        nxt = self.next_table()  # fixed for the whole read
+        ptr = self.ptr
         for i in range(len(buf)):
-            buf[i] = self.regs[self.ptr]
-            self.ptr = self.next_ptr(self.ptr)
+            buf[i] = regs[ptr]
+            ptr = nxt[ptr]
+        self.ptr = ptr
 
     def store(self, reg, value):
         self.regs[reg] = value
 
+    def next_table(self):
+        return self.NEXT
+
     def next_ptr(self, reg):
-        return (reg + 1) & 0xFF
+        return self.next_table()[reg]
 
     def refresh(self):
         pass
@@ -108,6 +144,12 @@ class TCA9548A(RegisterChip):
             buf[i] = self.regs[0]
 
     def find(self, addr):
+        only = _ONLY_CHANNEL[self.regs[0]]
+        if only < 8:  # the sweep's case: one channel on
+            return self.channels[only].get(addr)
+        return self._find_any(addr)
+
+    def _find_any(self, addr):
         mask = self.regs[0]
         for c in range(8):
             if mask & (1 << c):
@@ -125,43 +167,37 @@ class MagneticEncoder(RegisterChip):
         self.joint = joint
         self.shift = 16 - bits
         self.mask = (1 << bits) - 1
+        self.half_lsb = 1 << (self.shift - 1)
 
-    def counts(self):
-        """The angle in the chip's counts now (noise when the magnet is missing)."""
-        if vfaults.magnet_missing[self.joint]:
+    def counts(self, missing):
+        """The angle in the chip's counts now (noise when the magnet is `missing`)."""
+        if missing:
             return vworld.rand32() & self.mask
         raw = vworld.operator.raw_turn16(self.joint, vworld.now_us())
-        q = (raw + (1 << (self.shift - 1))) >> self.shift
-        return (q + vworld.noise(24)) & self.mask
+        return (((raw + self.half_lsb) >> self.shift) + vworld.noise(24)) & self.mask
 
 
 class AS5600(MagneticEncoder):
     # RAW_ANGLE, ANGLE and MAGNITUDE reads keep the pointer on the pair (datasheet).
-    STICKY = (0x0C, 0x0E, 0x1B)
+    STICKY = _AS5600_STICKY
+    NEXT = _NEXT_AS5600
 
     def __init__(self, joint):
         MagneticEncoder.__init__(self, joint, 12)
         self.regs[0x1A] = 0x80  # AGC mid-range
 
-    def next_ptr(self, reg):
-        if reg in self.STICKY:
-            return reg + 1
-        if reg - 1 in self.STICKY:
-            return reg - 1
-        return (reg + 1) & 0xFF
-
     def refresh(self):
-        c = self.counts()
-        self.regs[0x0C] = c >> 8
-        self.regs[0x0D] = c & 0xFF
-        self.regs[0x0E] = c >> 8
-        self.regs[0x0F] = c & 0xFF
-        if vfaults.magnet_missing[self.joint]:
-            self.regs[0x0B] = 0x10  # ML: too weak, MD clear
-            self.regs[0x1A] = 0xFF
+        missing = vfaults.magnet_missing[self.joint]
+        c = self.counts(missing)
+        regs = self.regs
+        regs[0x0C] = regs[0x0E] = c >> 8
+        regs[0x0D] = regs[0x0F] = c & 0xFF
+        if missing:
+            regs[0x0B] = 0x10  # ML: too weak, MD clear
+            regs[0x1A] = 0xFF
         else:
-            self.regs[0x0B] = 0x20  # MD
-            self.regs[0x1A] = 0x80
+            regs[0x0B] = 0x20  # MD
+            regs[0x1A] = 0x80
 
 
 class MT6701(MagneticEncoder):
@@ -169,9 +205,10 @@ class MT6701(MagneticEncoder):
         MagneticEncoder.__init__(self, joint, 14)
 
     def refresh(self):
-        c = self.counts()
+        missing = vfaults.magnet_missing[self.joint]
+        c = self.counts(missing)
         self.regs[0x03] = c >> 6
-        self.regs[0x04] = ((c & 0x3F) << 2) | (0x02 if vfaults.magnet_missing[self.joint] else 0)
+        self.regs[0x04] = ((c & 0x3F) << 2) | (0x02 if missing else 0)
 
 
 class PCA9685(RegisterChip):
@@ -188,8 +225,8 @@ class PCA9685(RegisterChip):
         for k in range(len(channels)):
             self.joint_of_channel[channels[k]] = joints[k]
 
-    def next_ptr(self, reg):
-        return (reg + 1) & 0xFF if self.regs[0] & 0x20 else reg
+    def next_table(self):
+        return _NEXT_INCREMENT if self.regs[0] & 0x20 else _NEXT_SAME  # MODE1 AI bit
 
     def store(self, reg, value):
         if reg == 0xFE and not self.regs[0] & 0x10:

@@ -29,6 +29,10 @@ GAITING = ("index", "middle", "ring", "little")  # fingers that lift in turn
 ABDUCTION_WORDS = ("abd", "spread", "yaw", "rot")
 OPEN = 25
 PERTURB = 12  # +- flexion levels
+# The script's move progress is evaluated once per tick, not once per encoder read (a
+# sweep reads every joint): at full speed a joint moves at most ~5 cdeg in a tick, under
+# one AS5600 count (8.8 cdeg), so a 1 kHz sampler sees the same smooth curve.
+TICK_US = 100
 
 
 def min_jerk_q16(t):
@@ -70,6 +74,11 @@ class Operator:
         self.zero = array.array("i", [j.get("zero_turn16", 0) for j in joints])
         self.direction = array.array("i", [j.get("direction", 1) for j in joints])
         self.scale_q12 = array.array("i", [j.get("scale_q12", 4096) or 4096 for j in joints])
+        # raw_turn16's per-joint constants: turn16 = zero + (q * num + den / 2) // den
+        self.turn_num = array.array("i", [d * 65536 * 4096 for d in self.direction])
+        self.turn_den = array.array("i", [36000 * s for s in self.scale_q12])
+        self.tick = -1  # the tick `progress` (min-jerk s of the move, Q16) was made for
+        self.progress = 0
         self.finger = bytearray(_finger_index(j.get("finger") or j.get("name")) for j in joints)
         self.abduction = bytearray(n)
         for i in range(n):
@@ -90,6 +99,9 @@ class Operator:
         self.requests = 0  # vfaults.operator_requests already followed
         self.sweeping = bytearray(n)  # joints the sweep moves
         self.since = 0  # world time the behaviour started
+        self.sweep_now = -1  # the time sweep_leg and sweep_progress were made for
+        self.sweep_leg = 0
+        self.sweep_progress = 0
         vworld.seed(seed)
         self._pose_into(self.end, self.script[0])
         for i in range(n):
@@ -116,6 +128,7 @@ class Operator:
         self._pose_into(self.end, self.script[self.step])
         self.t0 += self.duration
         self.duration = 500000 + vworld.rand32() % 700000
+        self.tick = -1
 
     def angle_cdeg(self, j, now):
         """Joint j's angle at world time `now` (us)."""
@@ -145,35 +158,47 @@ class Operator:
             self.sweeping[i] = 1 if finger < 0 or self.finger[i] == finger else 0
         self.behaviour = behaviour if 0 <= behaviour <= SWEEP else DEMO
         self.since = now
+        self.sweep_now = -1
 
     def _sweep_cdeg(self, j, now):
-        t = (now - self.since) % (3 * SWEEP_LEG_US)
-        leg = t // SWEEP_LEG_US
-        s = min_jerk_q16(((t - leg * SWEEP_LEG_US) << Q) // SWEEP_LEG_US)
+        if now != self.sweep_now:
+            self._sweep_advance(now)
+        s = self.sweep_progress
         lo = self.min_cdeg[j]
         hi = self.max_cdeg[j]
-        if leg == 0:
+        if self.sweep_leg == 0:
             return (hi * s) >> Q
-        if leg == 1:
+        if self.sweep_leg == 1:
             return hi + (((lo - hi) * s) >> Q)
         return lo - ((lo * s) >> Q)
 
+    def _sweep_advance(self, now):
+        """The sweep's leg and progress at `now` (once per time, for every joint)."""
+        t = (now - self.since) % (3 * SWEEP_LEG_US)
+        self.sweep_leg = t // SWEEP_LEG_US
+        self.sweep_progress = min_jerk_q16(((t - self.sweep_leg * SWEEP_LEG_US) << Q)
+                                           // SWEEP_LEG_US)
+        self.sweep_now = now
+
     def _demo_cdeg(self, j, now):
-        while now - self.t0 >= self.duration:
-            self._next_segment()
-        t = now - self.t0
-        if t < 0:
-            t = 0
-        s = min_jerk_q16((t << Q) // self.duration)
+        tick = now - now % TICK_US
+        if tick != self.tick:
+            self._advance(tick)
         a = self.start[j]
-        return a + (((self.end[j] - a) * s) >> Q)
+        return a + (((self.end[j] - a) * self.progress) >> Q)
+
+    def _advance(self, tick):
+        """The move's progress at world time `tick` (once per tick, for every joint)."""
+        while tick - self.t0 >= self.duration:
+            self._next_segment()
+        t = tick - self.t0
+        self.progress = min_jerk_q16((t << Q) // self.duration) if t > 0 else 0
+        self.tick = tick
 
     def raw_turn16(self, j, now):
         """What an ideal encoder on joint j reads: the inverse of the board's mapping."""
-        q = self.angle_cdeg(j, now)
-        den = 36000 * self.scale_q12[j]
-        num = self.direction[j] * q * 65536 * 4096
-        d = (num + den // 2) // den
+        den = self.turn_den[j]
+        d = (self.angle_cdeg(j, now) * self.turn_num[j] + (den >> 1)) // den
         return (self.zero[j] + d) & 0xFFFF
 
     def set_angle(self, j, cdeg):

@@ -64,7 +64,9 @@ class PacketBus:
     """Bytes in from the board, status packets out; subclasses speak the protocol:
     MIN_PACKET, size_at(p) (a packet's size if one starts at inbuf[p], else 0),
     run_packet(p, size) (check it and execute it; False when its checksum is bad),
-    ADDR_BYTES (width of the addresses and lengths in instructions), write_regs, status.
+    ADDR_BYTES (width of the addresses and lengths in instructions), EEPROM_END and
+    eeprom_locked(s) (the write-protected area), latch(s) (act on written registers),
+    _present(s) (dynamics -> registers) and _reply(s, addr, length) (the status packet).
     """
 
     def __init__(self):
@@ -139,41 +141,95 @@ class PacketBus:
         buf = self.inbuf
         return buf[at] if self.ADDR_BYTES == 1 else buf[at] | (buf[at + 1] << 8)
 
+    # The per-packet and per-servo functions below are kept small on purpose: MicroPython
+    # puts a call's frame on the heap (gc_alloc + gc_free, ~18k instructions on a used
+    # heap) once its locals + stack pass 11 slots, and these run for every servo in
+    # every cycle. Check with mpy-cross before growing one.
     def execute(self, sid, inst, at, n_params):
         """One instruction with its parameters at inbuf[at:at + n_params]."""
-        buf = self.inbuf
-        w = self.ADDR_BYTES
-        if inst == SYNC_WRITE:  # addr len [id data*len]*
-            addr = self.field(at)
-            length = self.field(at + w)
-            i = at + 2 * w
-            while i + length < at + n_params:
-                s = self.servos.get(buf[i])
-                if s is not None:
-                    self.write_regs(s, addr, buf, i + 1, length)
-                i += length + 1
-        elif inst == SYNC_READ:  # addr len ids
-            addr = self.field(at)
-            length = self.field(at + w)
-            for i in range(at + 2 * w, at + n_params):
-                s = self.servos.get(buf[i])
-                if s is not None:
-                    self.status(s, addr, length)
+        if inst == SYNC_WRITE:
+            self._sync_write(at, at + n_params)
+        elif inst == SYNC_READ:
+            self._sync_read(at, at + n_params)
         elif sid == BROADCAST:
             if inst == WRITE:
-                for s in self.order:
-                    self.write_regs(s, self.field(at), buf, at + w, n_params - w)
+                self._broadcast_write(at, n_params)
         else:
-            s = self.servos.get(sid)
-            if s is None:
-                return
-            if inst == READ:  # addr len
-                self.status(s, self.field(at), self.field(at + w))
-            elif inst == WRITE:  # addr data...
-                self.write_regs(s, self.field(at), buf, at + w, n_params - w)
-                self.status(s, 0, 0)
-            elif inst == PING:
-                self.status(s, 0, 0)
+            self._instruction(self.servos.get(sid), inst, at, n_params)
+
+    def _sync_write(self, at, end):  # addr len [id data*len]*
+        length = self.field(at + self.ADDR_BYTES)
+        i = at + 2 * self.ADDR_BYTES
+        while i + length < end:
+            self._sync_write_one(self.servos.get(self.inbuf[i]), at, i + 1, length)
+            i += length + 1
+
+    def _sync_write_one(self, s, at, data, length):
+        if s is not None:
+            self.write_regs(s, self.field(at), data, length)
+
+    def _sync_read(self, at, end):  # addr len ids
+        i = at + 2 * self.ADDR_BYTES
+        while i < end:
+            self._sync_read_one(self.servos.get(self.inbuf[i]), at)
+            i += 1
+
+    def _sync_read_one(self, s, at):
+        if s is not None:
+            self.status(s, self.field(at), self.field(at + self.ADDR_BYTES))
+
+    def _broadcast_write(self, at, n_params):
+        w = self.ADDR_BYTES
+        for s in self.order:
+            self.write_regs(s, self.field(at), at + w, n_params - w)
+
+    def _instruction(self, s, inst, at, n_params):
+        if s is None:
+            return
+        if inst == READ:  # addr len
+            self.status(s, self.field(at), self.field(at + self.ADDR_BYTES))
+        elif inst == WRITE:  # addr data...
+            w = self.ADDR_BYTES
+            self.write_regs(s, self.field(at), at + w, n_params - w)
+            self.status(s, 0, 0)
+        elif inst == PING:
+            self.status(s, 0, 0)
+
+    def write_regs(self, s, addr, at, length):
+        """Store inbuf[at:at + length] from register addr on; the EEPROM area (below
+        EEPROM_END) only while the servo lets it be written (eeprom_locked)."""
+        s.update()
+        if addr < self.EEPROM_END or addr + length > len(s.regs):
+            self._write_checked(s, addr, at, length)
+        else:  # the steady state: goals, in RAM
+            copy_into(self.inbuf, at, at + length, s.regs, addr)
+        self.latch(s)
+
+    def _write_checked(self, s, addr, at, length):
+        if addr + length > len(s.regs):  # the byte loop this replaced failed the same way
+            raise IndexError("simulated servo %d: registers %d..%d"
+                             % (s.id, addr, addr + length - 1))
+        ram = self.EEPROM_END - addr  # bytes before the RAM area
+        if ram > length:
+            ram = length
+        if ram > 0 and not self.eeprom_locked(s):
+            s.eeprom_writes += ram
+            copy_into(self.inbuf, at, at + ram, s.regs, addr)
+        if ram < 0:
+            ram = 0
+        if ram < length:
+            copy_into(self.inbuf, at + ram, at + length, s.regs, addr + ram)
+
+    def status(self, s, addr, length):
+        """Queue s's status packet with its registers addr..addr + length - 1."""
+        if not self.answers(s):
+            return
+        if addr + length > len(s.regs):  # the byte loop this replaced failed the same way
+            raise IndexError("simulated servo %d: registers %d..%d"
+                             % (s.id, addr, addr + length - 1))
+        s.update()
+        self._present(s)  # subclass: dynamics -> present-state registers
+        self._reply(s, addr, length)  # subclass: the packet
 
     # helpers for subclasses -------------------------------------------------------
     def answers(self, servo):
@@ -222,41 +278,41 @@ class FeetechBus(PacketBus):
         self.execute(buf[p + 2], buf[p + 4], p + 5, size - 6)
         return True
 
-    def write_regs(self, s, addr, src, at, length):
-        s.update()
-        for i in range(length):
-            reg = addr + i
-            if reg < 40 and s.regs[self.REG_LOCK]:
-                continue  # EEPROM area is locked
-            if reg < 40:
-                s.eeprom_writes += 1
-            s.regs[reg] = src[at + i]
+    EEPROM_END = 40
+
+    def eeprom_locked(self, s):
+        return s.regs[self.REG_LOCK]
+
+    def latch(self, s):
+        """Act on the registers just written."""
         s.torque = s.regs[self.REG_TORQUE]
         s.goal = s.regs[self.REG_GOAL] | (s.regs[self.REG_GOAL + 1] << 8)
 
-    def status(self, s, addr, length):
-        if not self.answers(s):
-            return
-        s.update()
+    def _present(self, s):
+        """The present position and load registers, from the servo's dynamics."""
         pos = s.position()
         s.regs[self.REG_POSITION] = pos & 0xFF
         s.regs[self.REG_POSITION + 1] = pos >> 8
         load = s.load()
-        mag = -load if load < 0 else load
-        mag |= 0x400 if load < 0 else 0
+        mag = (-load | 0x400) if load < 0 else load
         s.regs[self.REG_LOAD] = mag & 0xFF
         s.regs[self.REG_LOAD + 1] = mag >> 8
+
+    def _reply(self, s, addr, length):
         r = self.reply
         r[0] = r[1] = 0xFF
         r[2] = s.id
         r[3] = length + 2
         r[4] = 0  # no error bits
-        for i in range(length):
-            r[5 + i] = s.regs[addr + i]
-        r[5 + length] = 0xFF ^ busbytes.sum_bytes(r, 2, 5 + length)
+        copy_into(s.regs, addr, addr + length, r, 5)
+        self._checksum_and_send(s, 5 + length)
+
+    def _checksum_and_send(self, s, end):
+        r = self.reply
+        r[end] = 0xFF ^ busbytes.sum_bytes(r, 2, end)
         if self.corrupt(s):
-            r[5 + length] ^= 0x5A
-        self.send(r, 6 + length)
+            r[end] ^= 0x5A
+        self.send(r, end + 1)
 
 
 class DynamixelBus(PacketBus):
@@ -288,36 +344,40 @@ class DynamixelBus(PacketBus):
         return size if 10 <= size <= len(buf) else 0
 
     def run_packet(self, p, size):
-        buf = self.inbuf
-        end = p + size - 2
-        if busbytes.crc16(buf, p, end, busbytes.CRC16_TABLE) != buf[end] | (buf[end + 1] << 8):
+        if not self._crc_ok(p, p + size - 2):
             return False  # a servo ignores a broken packet
-        n_params = busbytes.unstuff(buf, p + 7, end) - (p + 8)
-        self.execute(buf[p + 4], buf[p + 7], p + 8, n_params)
+        self._run(p, p + size - 2)
         return True
 
-    def write_regs(self, s, addr, src, at, length):
-        s.update()
-        for i in range(length):
-            reg = addr + i
-            if reg < 64 and s.torque:
-                continue  # EEPROM area is writable only with torque off
-            if reg < 64:
-                s.eeprom_writes += 1
-            s.regs[reg] = src[at + i]
+    def _run(self, p, end):
+        """The packet at p, CRC at end: ID at p + 4, INST at p + 7, stuffed params."""
+        n_params = busbytes.unstuff(self.inbuf, p + 7, end) - (p + 8)
+        self.execute(self.inbuf[p + 4], self.inbuf[p + 7], p + 8, n_params)
+
+    def _crc_ok(self, p, end):
+        buf = self.inbuf
+        return busbytes.crc16(buf, p, end, busbytes.CRC16_TABLE) == buf[end] | (buf[end + 1] << 8)
+
+    EEPROM_END = 64
+
+    def eeprom_locked(self, s):
+        return s.torque  # the EEPROM area is writable only with torque off
+
+    def latch(self, s):
+        """Act on the registers just written."""
         s.torque = s.regs[self.REG_TORQUE]
         g = self.REG_GOAL
         s.goal = s.regs[g] | (s.regs[g + 1] << 8) | (s.regs[g + 2] << 16)
 
-    def status(self, s, addr, length):
-        if not self.answers(s):
-            return
-        s.update()
+    def _present(self, s):
+        """The present position, velocity and current registers, from the dynamics."""
         _put32(s.regs, self.REG_POSITION, s.position())
         _put32(s.regs, self.REG_VELOCITY, 0)
         cur = s.load()
         s.regs[self.REG_CURRENT] = cur & 0xFF
         s.regs[self.REG_CURRENT + 1] = (cur >> 8) & 0xFF
+
+    def _reply(self, s, addr, length):
         raw = self.reply  # unstuffed packet in the first half, stuffed in the second
         raw[0] = raw[1] = 0xFF
         raw[2] = 0xFD
@@ -325,15 +385,18 @@ class DynamixelBus(PacketBus):
         raw[4] = s.id
         raw[7] = 0x55
         raw[8] = 0  # no error
-        for i in range(length):
-            raw[9 + i] = s.regs[addr + i]
+        copy_into(s.regs, addr, addr + length, raw, 9)
+        self._stuff_and_send(s, 9 + length)
+
+    def _stuff_and_send(self, s, raw_end):
+        copy_into(self.reply, 0, 7, self.stuffed, 0)
+        end = busbytes.stuff(self.reply, 7, raw_end, self.stuffed, 7)
+        self._crc_and_send(s, end)
+
+    def _crc_and_send(self, s, end):
         out = self.stuffed
-        for i in range(7):
-            out[i] = raw[i]
-        end = busbytes.stuff(raw, 7, 9 + length, out, 7)
-        size = end - 7 + 2
-        out[5] = size & 0xFF
-        out[6] = size >> 8
+        out[5] = (end - 5) & 0xFF  # LEN: the stuffed instruction, parameters and CRC
+        out[6] = (end - 5) >> 8
         crc = busbytes.crc16(out, 0, end, busbytes.CRC16_TABLE)
         if self.corrupt(s):
             crc ^= 0x1234

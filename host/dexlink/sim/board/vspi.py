@@ -21,6 +21,14 @@ def parity(word):
     return word & 1
 
 
+def _angle(j):
+    """The 14-bit angle a chip on joint j reads now (noise without its magnet)."""
+    if vfaults.magnet_missing[j]:
+        return vworld.rand32() & 0x3FFF
+    raw = vworld.operator.raw_turn16(j, vworld.now_us())
+    return (((raw + 2) >> 2) + vworld.noise(24)) & 0x3FFF
+
+
 class SPIBus:
     def __init__(self):
         self.chains = []
@@ -30,13 +38,23 @@ class SPIBus:
         self.chains.append(chain)
         return chain
 
+    # Hot-path functions stay small: past 11 slots of locals + stack MicroPython puts a
+    # call's frame on the heap (gc_alloc + gc_free per call).
     def write_readinto(self, wbuf, rbuf):
-        for chain in self.chains:
-            if vworld.pins[chain.cs] == 0:
-                chain.transfer(wbuf, rbuf)
-                return
+        chain = self._selected()
+        if chain is not None:
+            chain.transfer(wbuf, rbuf)
+            return
         for i in range(len(rbuf)):  # nobody selected: MISO floats high
             rbuf[i] = 0xFF
+
+    def _selected(self):
+        """The first chain whose chip-select is low, or None."""
+        chains = self.chains
+        for i in range(len(chains)):  # by index: a list iterator takes 4 stack slots
+            if vworld.pins[chains[i].cs] == 0:
+                return chains[i]
+        return None
 
 
 class AS5048AChain:
@@ -55,13 +73,18 @@ class AS5048AChain:
         for k in range(len(self.joints)):
             if 2 * k + 1 >= len(wbuf):
                 break
-            out = self.answer[k]
-            if self.corrupt_next[k]:
-                self.corrupt_next[k] = 0
-                out ^= 0x0004
-            rbuf[2 * k] = out >> 8
-            rbuf[2 * k + 1] = out & 0xFF
-            self.answer[k] = self._command(k, (wbuf[2 * k] << 8) | wbuf[2 * k + 1])
+            self._word(k, wbuf, rbuf)
+
+    def _word(self, k, wbuf, rbuf):
+        """Chip k shifts out its last answer and takes in its next command."""
+        out = self.answer[k]
+        if self.corrupt_next[k]:
+            self.corrupt_next[k] = 0
+            out ^= 0x0004
+        rbuf[2 * k] = out >> 8
+        rbuf[2 * k + 1] = out & 0xFF
+        out = (wbuf[2 * k] << 8) | wbuf[2 * k + 1]  # the command word
+        self.answer[k] = self._command(k, out)
 
     def _command(self, k, cmd):
         """Execute one command word; return the answer word for the next frame."""
@@ -80,12 +103,9 @@ class AS5048AChain:
 
     def _read(self, k, reg):
         j = self.joints[k]
-        missing = vfaults.magnet_missing[j]
         if reg == REG_ANGLE:
-            if missing:
-                return vworld.rand32() & 0x3FFF
-            raw = vworld.operator.raw_turn16(j, vworld.now_us())
-            return (((raw + 2) >> 2) + vworld.noise(24)) & 0x3FFF
+            return _angle(j)
+        missing = vfaults.magnet_missing[j]
         if reg == REG_DIAG_AGC:
             return (0x0100 | 0x0800 | 0xFF) if missing else (0x0100 | 0x58)
         if reg == REG_MAGNITUDE:
