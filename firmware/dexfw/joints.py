@@ -43,6 +43,8 @@ class JointMap:
         self.present_motor = _h(nm, UNKNOWN)
         self.servo_status = bytearray(nm)
         self.report_status = bytearray(nm)  # servo_status as telemetry reports it
+        self.pack_body = None  # where mapping.pack_joints_of packs the joints (the loop's)
+        self.pack_at = 0
         self.blind = bytearray(nm)  # 1: the motor's servo cannot report its position
         self.mdir = _h(nm)
         self.moff = _h(nm)
@@ -114,8 +116,7 @@ class JointMap:
 
     # The steps of one cycle
     def map_exo(self):
-        mapping.map_exo(self.raw, self.enc_status, self.zero, self.dscale, self.lo, self.hi,
-                        self.exo, self.flags, self.n)
+        mapping.map_exo_of(self)
 
     def follow_exo(self):
         mapping.follow(self.exo, self.flags, self.goal, self.target, self.n)
@@ -134,8 +135,8 @@ class JointMap:
         """Goals -> motors (coupling) -> servo frame."""
         mapping.couple(self.goal, self.motor, self.cstart, self.ccol, self.ccoef, self.cb,
                        self.nm)
-        mapping.to_servo(self.motor, self.mdir, self.moff, self.mlo, self.mhi, self.servo_goal,
-                         self.nm)
+        mapping.clip(self.motor, self.mlo, self.mhi, self.nm)
+        mapping.to_servo(self.motor, self.mdir, self.moff, self.servo_goal, self.nm)
 
     def read_present(self):
         """Present positions in the motor frame; return how many are still unknown."""
@@ -149,14 +150,13 @@ class JointMap:
         that has not answered yet is only marked in what goes to the host, so a dataset
         can drop its placeholder present position (PRESENT_UNKNOWN).
         """
-        pm = self.present_motor
-        ss = self.servo_status
-        out = self.report_status
-        for m in range(self.nm):
-            s = ss[m]
-            if pm[m] == UNKNOWN and not self.blind[m]:
+        m = 0
+        while m < self.nm:  # few locals, no range(): the frame stays on the stack
+            s = self.servo_status[m]
+            if self.present_motor[m] == UNKNOWN and not self.blind[m]:
                 s |= bit
-            out[m] = s
+            self.report_status[m] = s
+            m += 1
 
     def unknown_present(self):
         """How many motors that can report their position have not reported it yet."""
@@ -198,7 +198,8 @@ class JointMap:
 
     def set_host_targets(self, payload, at, n):
         """HOST targets from n little-endian int16 at payload[at:], clipped to the ranges."""
-        for i in range(n):
+        i = 0
+        while i < n:  # no range(): it would take the frame past the on-stack limit
             v = payload[at] | (payload[at + 1] << 8)
             if v >= 32768:
                 v -= 65536
@@ -208,6 +209,7 @@ class JointMap:
                 v = self.hi[i]
             self.host[i] = v
             at += 2
+            i += 1
 
 
 def _inverse_q12(a_q12):

@@ -96,11 +96,8 @@ class Link:
 
     def time_sync_reply(self):
         """TIME_SYNC_REPLY: the probe's token bytes copied as they came, then rx/tx times."""
-        p = self.payload
-        b = self.body
-        for i in range(4):
-            b[i] = p[HEADER_SIZE + i]
-        struct.pack_into("<II", b, 4, self.rx_us, self.ticks_us())
+        copy_into(self.payload, HEADER_SIZE, HEADER_SIZE + 4, self.body, 0)
+        struct.pack_into("<II", self.body, 4, self.rx_us, self.ticks_us())
         self.send(catalog.TIME_SYNC_REPLY, SYNC_REPLY_SIZE)
 
     def unpack(self, fmt):

@@ -35,6 +35,9 @@ CONFIG_SIZE = struct.calcsize(CONFIG_FORMAT)
 SET_CONFIG_FORMAT = C.BY_TYPE[C.SET_CONFIG][3]
 HELLO_REPLY_HEAD = C.BY_TYPE[C.HELLO_REPLY][3]
 HELLO_REPLY_HEAD_SIZE = struct.calcsize(HELLO_REPLY_HEAD)
+# A global function call takes one slot of a frame where struct.pack_into takes two: with
+# 8 values that keeps _pack_telemetry_head's frame on the stack.
+pack_into = struct.pack_into
 STATS = HeadPacker(C.STATS)  # packed by field name: STATS grows without breaking this
 # A command the host retries after a lost ACK comes again with the same sequence number
 # (and so the same CRC): it is ACKed again, not applied twice. One slot per kind of
@@ -87,6 +90,9 @@ class Firmware:
             else:
                 for m in bus.joints:
                     self.jm.blind[m] = 1
+        # Telemetry packs the joints straight into the link's body, after its head.
+        self.jm.pack_body = self.link.body
+        self.jm.pack_at = TELEMETRY_HEAD_SIZE
         self.prev_bad = bytearray(self.jm.n)
         self.prev_servo = bytearray(self.jm.nm)
         self.servo_timeouts = 0
@@ -115,29 +121,49 @@ class Firmware:
         self.jm.set_rate(self.hz)
 
     # ---- one cycle -------------------------------------------------------------------
+    # A cycle is split in steps small enough that each call's frame stays on the stack
+    # (MicroPython puts a bigger one on the heap: an allocation per call,
+    # tests/test_vrig_frames.py).
     def cycle(self, now):
         """One loop cycle at board time now (when sampling starts)."""
         self.sample_us = now
         self._commands()
-        jm = self.jm
-        for enc in self.encoders:
-            enc.sample(jm.raw, jm.enc_status)
-        jm.map_exo()
-        self._check_encoders(now)
+        self._sense(now)
         mode = self.mode
         if mode == C.MODE_TELEOP:
-            jm.follow_exo()
+            self.jm.follow_exo()
         elif mode == C.MODE_HOST:
             self._watchdog(now)
         if self.torque_on:
-            jm.slew()
-            jm.drive()
-            for bus in self.servos:
-                bus.write_goals(jm.servo_goal)
-        for bus in self.servos:
-            bus.poll(jm.present, jm.servo_status)
+            self._drive()
+        self._poll_servos()
         self._check_servos(now)
         self.cycles = (self.cycles + 1) & MASK30
+        self._report(mode)
+        if self.config_error is not None:
+            self._fault_every(now, C.FAULT_CONFIG, CONFIG_FAULT_US)
+
+    def _sense(self, now):
+        """Encoders -> joint angles, and FAULT on an encoder that went bad."""
+        for enc in self.encoders:
+            enc.sample(self.jm.raw, self.jm.enc_status)
+        self.jm.map_exo()
+        self._check_encoders(now)
+
+    def _drive(self):
+        jm = self.jm
+        jm.slew()
+        jm.drive()
+        for bus in self.servos:
+            bus.write_goals(jm.servo_goal)
+
+    def _poll_servos(self):
+        jm = self.jm
+        for bus in self.servos:
+            bus.poll(jm.present, jm.servo_status)
+
+    def _report(self, mode):
+        """Telemetry (RAW_SAMPLE when calibrating) every `decimation` cycles."""
         self._decimate += 1
         if self._decimate >= self.decimation:
             self._decimate = 0
@@ -145,8 +171,6 @@ class Firmware:
                 self._send_raw()
             else:
                 self._send_telemetry()
-        if self.config_error is not None:
-            self._fault_every(now, C.FAULT_CONFIG, CONFIG_FAULT_US)
 
     def _watchdog(self, now):
         jm = self.jm
@@ -164,37 +188,47 @@ class Firmware:
 
     def _check_encoders(self, now):
         """FAULT when a joint's encoder goes bad (its goal is held by map/follow)."""
-        flags = self.jm.flags
-        prev = self.prev_bad
-        n = self.jm.n
-        i = mapping.first_change(flags, prev, mapping.ENCODER_BAD, 0, n)
+        i = self._encoder_change(0)
         while i >= 0:
-            bad = flags[i] & mapping.ENCODER_BAD
-            prev[i] = bad
-            if bad:
-                code = C.FAULT_ENCODER if bad & C.ST_ENCODER_ERROR else C.FAULT_MAGNET
-                self._fault_limited(now, code, i, bad)
-            i = mapping.first_change(flags, prev, mapping.ENCODER_BAD, i + 1, n)
+            self._encoder_changed(now, i)
+            i = self._encoder_change(i + 1)
+
+    def _encoder_change(self, start):
+        """The first joint from start whose encoder bits changed, or -1."""
+        return mapping.first_change(self.jm.flags, self.prev_bad, mapping.ENCODER_BAD, start,
+                                    self.jm.n)
+
+    def _encoder_changed(self, now, i):
+        bad = self.jm.flags[i] & mapping.ENCODER_BAD
+        self.prev_bad[i] = bad
+        if bad:
+            self._fault_limited(now, C.FAULT_ENCODER if bad & C.ST_ENCODER_ERROR
+                                else C.FAULT_MAGNET, i, bad)
 
     def _check_servos(self, now):
         """Count servo timeouts / bad checksums / errors as they appear; FAULT each kind."""
-        st = self.jm.servo_status
-        prev = self.prev_servo
-        nm = self.jm.nm
-        m = mapping.first_change(st, prev, SERVO_BAD, 0, nm)
+        m = self._servo_change(0)
         while m >= 0:
-            s = st[m] & SERVO_BAD
-            new = s & ~prev[m]
-            prev[m] = s
-            if new & C.ST_SERVO_TIMEOUT:
-                self.servo_timeouts = (self.servo_timeouts + 1) & MASK30
-                self._fault_limited(now, C.FAULT_SERVO_TIMEOUT, m, s)
-            if new & C.ST_SERVO_BAD_CHECKSUM:
-                self.servo_bad_checksums = (self.servo_bad_checksums + 1) & MASK30
-                self._fault_limited(now, C.FAULT_SERVO_CHECKSUM, m, s)
-            if new & C.ST_SERVO_ERROR:
-                self._fault_limited(now, C.FAULT_SERVO_ERROR, m, s)
-            m = mapping.first_change(st, prev, SERVO_BAD, m + 1, nm)
+            self._servo_changed(now, m)
+            m = self._servo_change(m + 1)
+
+    def _servo_change(self, start):
+        """The first motor from start whose servo's bad bits changed, or -1."""
+        return mapping.first_change(self.jm.servo_status, self.prev_servo, SERVO_BAD, start,
+                                    self.jm.nm)
+
+    def _servo_changed(self, now, m):
+        s = self.jm.servo_status[m] & SERVO_BAD
+        new = s & ~self.prev_servo[m]
+        self.prev_servo[m] = s
+        if new & C.ST_SERVO_TIMEOUT:
+            self.servo_timeouts = (self.servo_timeouts + 1) & MASK30
+            self._fault_limited(now, C.FAULT_SERVO_TIMEOUT, m, s)
+        if new & C.ST_SERVO_BAD_CHECKSUM:
+            self.servo_bad_checksums = (self.servo_bad_checksums + 1) & MASK30
+            self._fault_limited(now, C.FAULT_SERVO_CHECKSUM, m, s)
+        if new & C.ST_SERVO_ERROR:
+            self._fault_limited(now, C.FAULT_SERVO_ERROR, m, s)
 
     def _fault_limited(self, now, code, joint, detail):
         """A FAULT, unless one with this code went out less than FAULT_GAP_US ago."""
@@ -208,16 +242,15 @@ class Firmware:
         self.link.fault(now, code, joint, detail)
 
     def _send_telemetry(self):
-        jm = self.jm
-        body = self.link.body
-        struct.pack_into(TELEMETRY_HEAD, body, 0, self.cycles, self.sample_us,
+        self._pack_telemetry_head()
+        self.jm.read_present()
+        self.jm.mark_unread(C.ST_SERVO_TIMEOUT)  # not read back yet: flagged for the host
+        self.link.send(C.TELEMETRY, mapping.pack_joints_of(self.jm))
+
+    def _pack_telemetry_head(self):
+        pack_into(TELEMETRY_HEAD, self.link.body, 0, self.cycles, self.sample_us,
                          min(self.cycle_us, 0xFFFF), min(self.worst_us, 0xFFFF),
                          self.overruns & 0xFFFF, self.mode)
-        jm.read_present()
-        jm.mark_unread(C.ST_SERVO_TIMEOUT)  # present not read back yet: flagged for the host
-        end = mapping.pack_joints(body, TELEMETRY_HEAD_SIZE, jm.exo, jm.goal, jm.present_motor,
-                                  jm.flags, jm.report_status, jm.n, jm.nm)
-        self.link.send(C.TELEMETRY, end)
 
     def _send_raw(self):
         jm = self.jm
@@ -276,19 +309,14 @@ class Firmware:
         is only kept from going backwards."""
         if not self.slot_used[slot]:
             return False
-        r = self.link.reader
-        p = self.link.payload
         ahead = (seq - self.slot_seq[slot]) & 0xFFFF
         if ahead == 0:
             if idempotent:
                 return False
-            at = BODY + r.body_len  # the frame's CRC
-            crc = self.slot_crc
-            k = slot << 2
-            if not (p[at] == crc[k] and p[at + 1] == crc[k + 1] and p[at + 2] == crc[k + 2]
-                    and p[at + 3] == crc[k + 3]):
+            if not self._same_crc(slot << 2):
                 return False  # same number, other content: a new host counting from 0
-        elif ahead < 0x8000 or ((r.frames - self.slot_frame[slot]) & MASK30) > STALE_FRAMES:
+        elif ahead < 0x8000 or (((self.link.reader.frames - self.slot_frame[slot]) & MASK30)
+                                > STALE_FRAMES):
             return False
         self.cmd_repeats = (self.cmd_repeats + 1) & MASK30
         self.link.ack(t, seq)
@@ -296,20 +324,22 @@ class Firmware:
 
     def _applied(self, slot, seq, counted=True):
         """Remember the command just applied in its slot (its seq, CRC, arrival)."""
-        r = self.link.reader
-        p = self.link.payload
-        at = BODY + r.body_len  # the frame's CRC
-        k = slot << 2
-        crc = self.slot_crc
-        crc[k] = p[at]
-        crc[k + 1] = p[at + 1]
-        crc[k + 2] = p[at + 2]
-        crc[k + 3] = p[at + 3]
+        # The received frame's CRC (4 bytes after its body) into the slot's 4 bytes.
+        copy_into(self.link.payload, BODY + self.link.reader.body_len,
+                  BODY + self.link.reader.body_len + 4, self.slot_crc, slot << 2)
         self.slot_used[slot] = 1
         self.slot_seq[slot] = seq
-        self.slot_frame[slot] = r.frames
+        self.slot_frame[slot] = self.link.reader.frames
         if counted:
             self.cmd_applied = (self.cmd_applied + 1) & MASK30
+
+    def _same_crc(self, k):
+        """True when the received frame's CRC equals the 4 bytes at slot_crc[k]."""
+        p = self.link.payload
+        at = BODY + self.link.reader.body_len  # the frame's CRC
+        crc = self.slot_crc
+        return (p[at] == crc[k] and p[at + 1] == crc[k + 1] and p[at + 2] == crc[k + 2]
+                and p[at + 3] == crc[k + 3])
 
     def _forget_commands(self):
         """A new session (HELLO): its host numbers its frames afresh."""

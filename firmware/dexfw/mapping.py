@@ -75,28 +75,39 @@ def couple_py(q, motor, start, col, coef, b, nm):
         motor[m] = (acc >> 12) + b[m]
 
 
-def to_servo(motor, direction, offset, lo, hi, servo, n):
-    """Clip motor goals to the motor limits and turn them into servo-frame goals."""
-    for m in range(n):
-        v = motor[m]
-        if v < lo[m]:
-            v = lo[m]
-        elif v > hi[m]:
-            v = hi[m]
-        motor[m] = v
-        servo[m] = offset[m] + v if direction[m] > 0 else offset[m] - v
+# Per-cycle functions keep few arguments and locals and loop with while (a for over
+# range() takes 3 slots): their frames then fit MicroPython's on-stack limit
+# (tests/test_vrig_frames.py), where a bigger one is a heap allocation per call.
+def clip(motor, lo, hi, n):
+    """Clip motor goals to the motor limits."""
+    m = 0
+    while m < n:
+        if motor[m] < lo[m]:
+            motor[m] = lo[m]
+        elif motor[m] > hi[m]:
+            motor[m] = hi[m]
+        m += 1
+
+
+def to_servo(motor, direction, offset, servo, n):
+    """Motor goals (clipped) into servo-frame goals."""
+    m = 0
+    while m < n:
+        servo[m] = offset[m] + motor[m] if direction[m] > 0 else offset[m] - motor[m]
+        m += 1
 
 
 def from_servo(servo, direction, offset, out, n):
     """Servo-frame present positions back to the motor frame; return how many are unknown."""
     unknown = 0
-    for m in range(n):
-        v = servo[m]
-        if v == UNKNOWN:
+    m = 0
+    while m < n:
+        if servo[m] == UNKNOWN:
             out[m] = UNKNOWN
             unknown += 1
         else:
-            out[m] = v - offset[m] if direction[m] > 0 else offset[m] - v
+            out[m] = servo[m] - offset[m] if direction[m] > 0 else offset[m] - servo[m]
+        m += 1
     return unknown
 
 
@@ -119,12 +130,13 @@ def pack_joints_py(body, at, exo, goal, present, flags, sstatus, n, nm):
 
 def pack_raw(body, at, raw, status, n):
     """RAW_SAMPLE items ("<HB" per joint) at body[at:]; return the index after them."""
-    for i in range(n):
-        v = raw[i]
-        body[at] = v & 0xFF
-        body[at + 1] = v >> 8
+    i = 0
+    while i < n:
+        body[at] = raw[i] & 0xFF
+        body[at + 1] = raw[i] >> 8
         body[at + 2] = status[i]
         at += 3
+        i += 1
     return at
 
 
@@ -259,6 +271,19 @@ try:
     VIPER = True
 except (ImportError, AttributeError, SyntaxError, NameError):
     pass  # CPython, or a port without the viper emitter: the Python versions stand
+
+
+def map_exo_of(jm):
+    """map_exo over a JointMap's arrays. A plain global call (1 slot, where a method call
+    takes 2) is what keeps the caller's frame, 9 arguments, on the stack."""
+    map_exo(jm.raw, jm.enc_status, jm.zero, jm.dscale, jm.lo, jm.hi, jm.exo, jm.flags, jm.n)
+
+
+def pack_joints_of(jm):
+    """pack_joints of a JointMap's arrays into jm.pack_body at jm.pack_at (set by the
+    loop: the telemetry body); the index after the last byte. One argument, as above."""
+    return pack_joints(jm.pack_body, jm.pack_at, jm.exo, jm.goal, jm.present_motor, jm.flags,
+                       jm.report_status, jm.n, jm.nm)
 
 
 def select(viper):

@@ -114,12 +114,16 @@ class FrameWriter:
             # Checked here because the viper CRC and COBS loops do not check bounds.
             raise ValueError("body of %d bytes: the maximum is %d" % (n_body, MAX_BODY))
         n = HEADER_SIZE + n_body
-        struct.pack_into(HEADER_FORMAT, self.payload, 0, msg_type, self.seq)
-        self.seq = (self.seq + 1) & 0xFFFF
+        self._put_header(msg_type)
         append_crc(self.payload, n, self._payload_views.get(n))
         k = encode_into(self.payload, n + CRC_SIZE, self.frame)
         self.frame[k] = 0
         return self._frame_views.get(k + 1)
+
+    def _put_header(self, msg_type):
+        # Apart from finish(): together their frames pass MicroPython's on-stack limit.
+        struct.pack_into(HEADER_FORMAT, self.payload, 0, msg_type, self.seq)
+        self.seq = (self.seq + 1) & 0xFFFF
 
     def pack(self, msg_type, fmt, *values):
         """Frame a message whose body is one struct (commands and replies, not the loop)."""
@@ -156,20 +160,26 @@ class FrameReader:
         while start < end:
             z = find_zero(buf, start, end)
             stop = end if z < 0 else z
-            take = stop - start
-            if not self.overflow:
-                if self.fill + take > MAX_FRAME:
-                    self.overflow = True
-                    self.fill = 0
-                    self._drop(DROP_NO_TERMINATOR)
-                else:
-                    self.fill = copy_into(buf, start, stop, self.encoded, self.fill)
+            self._collect(buf, start, stop)
             if z < 0:
                 return -1
             start = z + 1
             if self._complete():
                 return start
         return -1
+
+    # feed, _collect, _complete and _accept are apart so that each frame is small enough
+    # for MicroPython to keep it on the stack (a bigger one is a heap allocation per call).
+    def _collect(self, buf, start, stop):
+        """Append buf[start:stop] to the frame being collected (unless it overflowed)."""
+        if self.overflow:
+            return
+        if self.fill + stop - start > MAX_FRAME:
+            self.overflow = True
+            self.fill = 0
+            self._drop(DROP_NO_TERMINATOR)
+        else:
+            self.fill = copy_into(buf, start, stop, self.encoded, self.fill)
 
     def _complete(self):
         """A delimiter arrived: check the frame collected so far. True if it is good."""
@@ -188,20 +198,21 @@ class FrameReader:
             return self._drop(DROP_OVERSIZE)
         if k < HEADER_SIZE + CRC_SIZE:
             return self._drop(DROP_BAD_LENGTH)
-        n_payload = k - CRC_SIZE
+        return self._accept(k - CRC_SIZE)
+
+    def _accept(self, n_payload):
+        """Check the decoded payload's CRC, type and body length. True if it is good."""
         p = self.payload
         if not check_crc(p, n_payload, self._payload_views.get(n_payload)):
             return self._drop(DROP_BAD_CRC)
-        t = p[0]
-        row = catalog.BY_TYPE[t]
+        row = catalog.BY_TYPE[p[0]]
         if row is None:
             return self._drop(DROP_UNKNOWN_TYPE)
-        body_len = n_payload - HEADER_SIZE
-        if not body_length_ok(row, body_len):
+        if not body_length_ok(row, n_payload - HEADER_SIZE):
             return self._drop(DROP_BAD_LENGTH)
-        self.msg_type = t
+        self.msg_type = p[0]
         self.seq = p[1] | (p[2] << 8)
-        self.body_len = body_len
+        self.body_len = n_payload - HEADER_SIZE
         self.frames = (self.frames + 1) & COUNTER_MASK
         return True
 

@@ -114,17 +114,25 @@ class AS5048AChain:
         """One frame: collect the answers to the previous frame, ask for the next."""
         self._plan()
         self._transfer()
-        tx = self._tx
         for k in range(self.n):
-            j = self.joints[k]
-            status[j] = (status[j] & KEEP_BITS) | self._collect(k, j, raw)
-            sent = (tx[2 * k] << 8) | tx[2 * k + 1]  # answered in the next frame
-            if sent == CMD_CLEAR:
-                self._asked[k] = _ASKED_CLEAR
-            elif sent == CMD_DIAG:
-                self._asked[k] = _ASKED_DIAG
-            else:
-                self._asked[k] = _ASKED_ANGLE
+            self._sample_one(k, raw, status)
+
+    # Small methods: each keeps its frame on the stack (a bigger one gets a heap frame,
+    # a gc_alloc per call: tests/test_vrig_frames.py).
+    def _sample_one(self, k, raw, status):
+        j = self.joints[k]
+        status[j] = (status[j] & KEEP_BITS) | self._collect(k, j, raw)
+        self._note_asked(k)
+
+    def _note_asked(self, k):
+        """Remember what chip k was sent this frame: its next answer holds that."""
+        sent = (self._tx[2 * k] << 8) | self._tx[2 * k + 1]
+        if sent == CMD_CLEAR:
+            self._asked[k] = _ASKED_CLEAR
+        elif sent == CMD_DIAG:
+            self._asked[k] = _ASKED_DIAG
+        else:
+            self._asked[k] = _ASKED_ANGLE
 
     def _collect(self, k, j, raw):
         word = (self._rx[2 * k] << 8) | self._rx[2 * k + 1]
@@ -134,11 +142,12 @@ class AS5048AChain:
             if word & FLAG_ERROR:
                 self._clear[k] = 1
             return self._magnet[k] | ST_ENCODER_ERROR
-        asked = self._asked[k]
-        if asked == _ASKED_DIAG:
-            bits = diag_bits(word & 0x3FFF)
-            vouch(bits, raw, j, self._vouched, k)
-            self._magnet[k] = bits
-        elif asked == _ASKED_ANGLE and not self._magnet[k] & ST_MAGNET_MISSING:
+        if self._asked[k] == _ASKED_DIAG:
+            self._diagnosed(k, j, raw, word)
+        elif self._asked[k] == _ASKED_ANGLE and not self._magnet[k] & ST_MAGNET_MISSING:
             raw[j] = (word & 0x3FFF) << 2
         return self._magnet[k]
+
+    def _diagnosed(self, k, j, raw, word):
+        self._magnet[k] = diag_bits(word & 0x3FFF)
+        vouch(self._magnet[k], raw, j, self._vouched, k)

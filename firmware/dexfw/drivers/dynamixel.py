@@ -8,6 +8,7 @@
 # (READ for one, SYNC_READ for several); each servo answers with its own status packet.
 from dexfw.drivers import busbytes
 from dexfw.drivers.servobus import ServoBus, cdeg_from_counts, counts_from_cdeg
+from dexproto.cobsbuf import copy_into
 from dexproto.frame import _Views  # views of a buffer's prefixes, one per length, made once
 
 BROADCAST = 0xFE
@@ -31,16 +32,21 @@ MODELS = {"xm430": (4096, 2048, 4095), "xl330": (4096, 2048, 4095),
 
 def finish_packet(raw, n_body, out):
     """Stuff raw's INST+params (raw[7:n_body]) into out, fill LEN and CRC; return the size."""
-    for i in range(HEADER_SIZE):
-        out[i] = raw[i]
+    # Two functions, each with a frame small enough for the stack (tests/test_vrig_frames.py).
+    copy_into(raw, 0, HEADER_SIZE, out, 0)
     end = busbytes.stuff(raw, HEADER_SIZE, n_body, out, HEADER_SIZE)
+    _length_and_crc(out, end)
+    return end + 2
+
+
+def _length_and_crc(out, end):
+    """LEN (from INST to the CRC) and the CRC of out[0:end], put at out[end:end+2]."""
     length = end - HEADER_SIZE + 2
     out[5] = length & 0xFF
     out[6] = length >> 8
     crc = busbytes.crc16(out, 0, end, busbytes.CRC16_TABLE)
     out[end] = crc & 0xFF
     out[end + 1] = crc >> 8
-    return end + 2
 
 
 def packet(servo_id, inst, params):
@@ -112,18 +118,20 @@ class DynamixelBus(ServoBus):
 
     def write_goals(self, goal_cdeg):
         """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint."""
-        raw = self._raw
-        o = HEADER_SIZE + 6  # after INST ADDR(2) LEN(2) and the first ID
         for k in range(self.n):
-            c = counts_from_cdeg(goal_cdeg[self.joints[k]], self.centre,
-                                 self.counts_per_turn, self.top)
-            raw[o] = c & 0xFF
-            raw[o + 1] = c >> 8
-            raw[o + 2] = 0
-            raw[o + 3] = 0
-            o += 5
-        size = finish_packet(raw, len(raw), self._out)
+            self._put_goal(k, goal_cdeg)
+        size = finish_packet(self._raw, len(self._raw), self._out)
         self.uart.write(self._views.get(size))
+
+    def _put_goal(self, k, goal_cdeg):
+        # Servo k's int32 goal, after INST ADDR(2) LEN(2), then ID GOAL(4) per servo.
+        c = counts_from_cdeg(goal_cdeg[self.joints[k]], self.centre, self.counts_per_turn,
+                             self.top)
+        o = HEADER_SIZE + 6 + 5 * k
+        self._raw[o] = c & 0xFF
+        self._raw[o + 1] = c >> 8
+        self._raw[o + 2] = 0
+        self._raw[o + 3] = 0
 
     def _send_request(self, first, count):
         raw = self._req_raw
@@ -149,16 +157,22 @@ class DynamixelBus(ServoBus):
         # Short status packets (setup) hold no FF FF FD: nothing in them is stuffed.
         return rx[p + 4] if rx[p + 7] == INST_STATUS else -1
 
-    def _packet(self, rx, p, size, present_cdeg, status):
+    def _packet(self, rx, p, size):
         if rx[p + 7] != INST_STATUS:
             return  # an echo of our own packet
         ok = self._check(rx, p, size)
-        # Unstuff INST, ERR and data in place (the CRC covered the stuffed bytes).
-        data_end = busbytes.unstuff(rx, p + 7, p + size - 2)
-        k = self._answered(rx[p + 4], ok and data_end - (p + 9) == READ_LEN, rx[p + 8],
-                           status)
+        # Unstuffed after the check (the CRC covered the stuffed bytes), whatever it said.
+        ok = self._data_len(rx, p, size) == READ_LEN and ok
+        self._answer(p, ok)
+
+    def _data_len(self, rx, p, size):
+        """Unstuff INST, ERR and data in place; the length of the data."""
+        return busbytes.unstuff(rx, p + 7, p + size - 2) - (p + 9)
+
+    def _answer(self, p, ok):
+        k = self._answered(self._rx[p + 4], ok, self._rx[p + 8])
         if k >= 0:
-            self._store(k, rx, p + 9, present_cdeg)
+            self._store(k, self._rx, p + 9, self._present_out)
 
     def _store(self, k, rx, d, present_cdeg):
         current = rx[d] | (rx[d + 1] << 8)

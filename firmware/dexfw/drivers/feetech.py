@@ -98,16 +98,17 @@ class FeetechBus(ServoBus):
 
     def write_goals(self, goal_cdeg):
         """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint."""
-        buf = self._goals
-        o = 8  # first data byte: FF FF FE LEN 83 ADDR L ID
         for k in range(self.n):
-            c = counts_from_cdeg(goal_cdeg[self.joints[k]], self.centre,
-                                 self.counts_per_turn, self.top)
-            buf[o] = c & 0xFF
-            buf[o + 1] = c >> 8
-            o += 3
-        finish_packet(buf, len(buf))
-        self.uart.write(buf)
+            self._put_goal(k, goal_cdeg)
+        finish_packet(self._goals, len(self._goals))
+        self.uart.write(self._goals)
+
+    def _put_goal(self, k, goal_cdeg):
+        # Servo k's 2 bytes: FF FF FE LEN 83 ADDR L, then ID GOAL(2) per servo.
+        c = counts_from_cdeg(goal_cdeg[self.joints[k]], self.centre, self.counts_per_turn,
+                             self.top)
+        self._goals[8 + 3 * k] = c & 0xFF
+        self._goals[9 + 3 * k] = c >> 8
 
     def _send_request(self, first, count):
         req = self._req
@@ -131,11 +132,15 @@ class FeetechBus(ServoBus):
     def _status_id(self, rx, p):
         return rx[p + 2]  # an answer and an echo look alike: callers tell them by size
 
-    def _packet(self, rx, p, size, present_cdeg, status):
+    def _packet(self, rx, p, size):
         if size == ANSWER_SIZE and rx[p + 2] != BROADCAST:  # else an echo: skip it
-            k = self._answered(rx[p + 2], self._check(rx, p, size), rx[p + 4], status)
-            if k >= 0:
-                self._store(k, rx, p + 5, present_cdeg)
+            ok = self._check(rx, p, size)
+            self._answer(p, ok)
+
+    def _answer(self, p, ok):
+        k = self._answered(self._rx[p + 2], ok, self._rx[p + 4])
+        if k >= 0:
+            self._store(k, self._rx, p + 5, self._present_out)
 
     def _store(self, k, rx, d, present_cdeg):
         pos = sign_magnitude(rx[d] | (rx[d + 1] << 8), 15)

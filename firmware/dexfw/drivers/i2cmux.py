@@ -51,29 +51,38 @@ class MuxedSensors:
         self._buf1 = bytearray(1)
         self._buf2 = bytearray(2)
         self.errors = 0  # bus errors since boot
+        self._raw = None  # sample()'s raw array, during a sweep
 
     def sample(self, raw, status):
         """Read every sensor once: raw[j] (turn16) and the encoder bits of status[j]."""
-        mux = self.mux_addr
+        self._raw = raw  # kept here for _try_read: one argument less keeps its frame small
         for k in range(self.n):
             j = self.joints[k]
-            try:
-                if mux is not None:
-                    self.i2c.writeto(mux, self._select[k])
-                bits = self._read(k, j, raw)
-            except OSError:
-                self.errors = (self.errors + 1) & COUNTER_MASK
-                self._lost(k)
-                bits = ST_ENCODER_ERROR
-            status[j] = (status[j] & KEEP_BITS) | bits
-        if mux is not None:
-            # Leave no channel connected: another mux on this bus may hold sensors at the
-            # same address, and two chips answering one read would garble it.
-            try:
-                self.i2c.writeto(mux, self._none)
-            except OSError:
-                self.errors = (self.errors + 1) & COUNTER_MASK
+            status[j] = (status[j] & KEEP_BITS) | self._try_read(k)
+        if self.mux_addr is not None:
+            self._unselect()
         self._sweep_done()
+
+    # The sweep is split in small methods: each keeps its frame on the stack (a bigger
+    # one gets a heap frame, a gc_alloc per call: tests/test_vrig_frames.py).
+    def _try_read(self, k):
+        """Sensor k's status bits (ST_ENCODER_ERROR after a bus error)."""
+        try:
+            if self.mux_addr is not None:
+                self.i2c.writeto(self.mux_addr, self._select[k])
+            return self._read(k, self.joints[k], self._raw)
+        except OSError:
+            self.errors = (self.errors + 1) & COUNTER_MASK
+            self._lost(k)
+            return ST_ENCODER_ERROR
+
+    def _unselect(self):
+        # Leave no channel connected: another mux on this bus may hold sensors at the
+        # same address, and two chips answering one read would garble it.
+        try:
+            self.i2c.writeto(self.mux_addr, self._none)
+        except OSError:
+            self.errors = (self.errors + 1) & COUNTER_MASK
 
     def _lost(self, k):
         """Called after a bus error on sensor k (its register pointer is unknown)."""

@@ -74,12 +74,11 @@ class PCA9685Servos:
         self._all_off()
 
     def _write_channel(self, k, off_h_extra):
-        reg = self._reg
-        counts = self._counts[k]
+        reg = self._reg  # (no more locals: the frame stays on the stack)
         reg[0] = 0
         reg[1] = 0
-        reg[2] = counts & 0xFF
-        reg[3] = (counts >> 8) | off_h_extra
+        reg[2] = self._counts[k] & 0xFF
+        reg[3] = (self._counts[k] >> 8) | off_h_extra
         self.i2c.writeto_mem(self.addr, LED0_ON_L + 4 * self.channels[k], reg)
 
     def _all_off(self):

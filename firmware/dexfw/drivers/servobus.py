@@ -71,6 +71,8 @@ class ServoBus:
         self._n_awaited = 0
         self._age = 0  # polls since the request went out
         self._next = 0  # first servo of the next request
+        self._present_out = None  # _parse's outputs while it runs
+        self._status_out = None
 
     def torque(self, on):
         """Torque on or off for every servo of the bus."""
@@ -137,17 +139,19 @@ class ServoBus:
     # ---- receive buffer ------------------------------------------------------------
     def _parse(self, present_cdeg, status):
         """Book every whole packet in the receive buffer; keep a partial one for later."""
-        rx = self._rx
-        n = self._rxn
+        # The outputs stay on self while parsing: the per-packet methods then take fewer
+        # arguments, which keeps their frames on the stack (tests/test_vrig_frames.py).
+        self._present_out = present_cdeg
+        self._status_out = status
         p = 0
-        while n - p >= self.MIN_PACKET:
-            size = self._size_at(rx, p)
+        while self._rxn - p >= self.MIN_PACKET:
+            size = self._size_at(self._rx, p)
             if size == 0:
                 p += 1  # no packet starts here: resynchronise byte by byte
                 continue
-            if n - p < size:
+            if self._rxn - p < size:
                 break  # the rest has not arrived yet
-            self._packet(rx, p, size, present_cdeg, status)
+            self._packet(self._rx, p, size)
             p += size
         if p:
             self._consume(p)
@@ -192,15 +196,18 @@ class ServoBus:
 
     def _fill_ids(self, buf, at, first, count):
         """The ids of `count` servos from index `first` on (round the bus) into buf[at:]."""
-        k = first
-        for i in range(count):
-            buf[at + i] = self.ids[k]
-            k += 1
-            if k >= self.n:
-                k = 0
+        while count:  # a while loop: a for over range() takes 3 more slots of frame
+            buf[at] = self.ids[first]
+            at += 1
+            count -= 1
+            first += 1
+            if first >= self.n:
+                first = 0
 
-    def _answered(self, servo_id, ok, error, status):
-        """Book one answer; return the servo's index, or -1 when none was awaited from it."""
+    def _answered(self, servo_id, ok, error):
+        """Book one answer (in _parse's status); return the servo's index, or -1 when
+        none was awaited from it."""
+        status = self._status_out
         k = self._index_of[servo_id]
         if k == NO_SERVO or not self._awaited[k]:
             return -1
