@@ -34,9 +34,8 @@ from dexproto.stream import StreamDecoder, encode, make
 from dexlink import hwconfig
 from dexlink.link import Link, LinkError
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
-PROTOCOL = ROOT / "protocol" / "dexproto"
+FIRMWARE = hwconfig.FIRMWARE  # the checkout's firmware/, as the config compiler sees it
+PROTOCOL = hwconfig.ROOT / "protocol" / "dexproto"
 HOST_ONLY = {"stream.py"}  # protocol modules the board never needs
 BIN = Path(sys.executable).parent
 MPREMOTE = BIN / "mpremote"
