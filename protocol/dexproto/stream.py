@@ -243,3 +243,11 @@ def check_hello(hello: Message, host_major: int = catalog.PROTOCOL_MAJOR) -> Non
             "protocol version mismatch: %s speaks %d.%d, this side speaks %d.%d; "
             "flash matching firmware with `dexlink flash`"
             % (peer, hello.proto_major, hello.proto_minor, host_major, catalog.PROTOCOL_MINOR))
+
+
+def mode_name(mode: int | None) -> str:
+    """A board mode's name from the catalog ("TELEOP"); "mode 7" for a mode this host does
+    not know (a newer board), "?" before the board has said."""
+    if mode is None:
+        return "?"
+    return catalog.MODE_NAMES[mode] if 0 <= mode < len(catalog.MODE_NAMES) else "mode %d" % mode

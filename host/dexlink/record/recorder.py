@@ -12,6 +12,7 @@ from collections import Counter, deque
 from pathlib import Path
 
 from dexproto import catalog
+from dexproto.stream import mode_name
 
 from dexlink import __version__
 from dexlink.capture.base import CameraSet
@@ -229,10 +230,6 @@ class Recorder:
             if w.error:
                 parts.append("WRITE FAILED: " + w.error)
         return " | ".join(parts)
-
-
-def mode_name(mode: int) -> str:
-    return catalog.MODE_NAMES[mode] if 0 <= mode < len(catalog.MODE_NAMES) else "mode %d" % mode
 
 
 def follow_link(link, recorder: Recorder, stop: threading.Event) -> threading.Thread:

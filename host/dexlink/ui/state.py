@@ -5,6 +5,7 @@ import time
 from collections import deque
 
 from dexproto import catalog
+from dexproto.stream import mode_name
 
 from dexlink.link import EVENT, Link
 from dexlink.link import fault_text as link_fault_text
@@ -25,12 +26,6 @@ def status_text(bits: int) -> str:
     """Per-joint status bits as words ('ok' when none is set)."""
     words = [name for bit, name in STATUS_FLAGS if bits & bit]
     return " ".join(words) if words else "ok"
-
-
-def mode_name(mode: int | None) -> str:
-    if mode is None:
-        return "?"
-    return catalog.MODE_NAMES[mode] if mode < len(catalog.MODE_NAMES) else "mode %d" % mode
 
 
 def fault_text(m) -> str:
