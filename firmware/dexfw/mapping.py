@@ -2,8 +2,9 @@
 #
 # Arrays: 'h' (int16) for angles in cdeg and coefficients, 'H' for raw turn16 positions,
 # bytearray for status bits. Every function works in place on arrays made once.
-# The hot ones have viper twins (same arguments, same results: the tests compare them);
-# select(False) switches to the plain-Python versions, which every port runs.
+# The hot ones have viper twins in dexfw.mapping_viper (same arguments, same results:
+# the tests compare them); select(False) switches to the plain-Python versions, which
+# every port runs.
 #
 # Integer ranges: a raw difference d is within +-32768, so d * 1125 (36000/65536 =
 # 1125/2048) stays below 2^26; cdeg * scale_q12 is below 18000 * 32767 < 2^30, a small
@@ -157,120 +158,19 @@ pack_joints = pack_joints_py
 VIPER = False
 
 try:
-    import micropython
-
-    # In viper, ptr16 loads are unsigned: _s16 restores the sign of int16 array items.
-    @micropython.viper
-    def _map_exo_viper(raw: ptr16, status: ptr8, zero: ptr16, dscale: ptr16, lo: ptr16,
-                       hi: ptr16, exo: ptr16, flags: ptr8, n: int):
-        for i in range(n):
-            s = status[i] & 0x07  # ENCODER_BAD
-            if s:
-                flags[i] = s | 0x08  # ST_HELD
-                continue
-            d = (int(raw[i]) - int(zero[i])) & 0xFFFF
-            if d >= 32768:
-                d -= 65536
-            sc = int(dscale[i])
-            if sc >= 32768:
-                sc -= 65536
-            q = (((d * 1125 + 1024) >> 11) * sc + 2048) >> 12
-            a = int(lo[i])
-            if a >= 32768:
-                a -= 65536
-            b = int(hi[i])
-            if b >= 32768:
-                b -= 65536
-            if q < a:
-                q = a
-                s = 0x80  # ST_LIMITED
-            elif q > b:
-                q = b
-                s = 0x80
-            exo[i] = q
-            flags[i] = s
-
-    @micropython.viper
-    def _follow_viper(src: ptr16, flags: ptr8, goal: ptr16, target: ptr16, n: int):
-        for i in range(n):
-            if flags[i] & 0x08:
-                target[i] = goal[i]
-            else:
-                target[i] = src[i]
-
-    @micropython.viper
-    def _slew_viper(goal: ptr16, target: ptr16, step: ptr16, flags: ptr8, n: int):
-        for i in range(n):
-            g = int(goal[i])
-            if g >= 32768:
-                g -= 65536
-            t = int(target[i])
-            if t >= 32768:
-                t -= 65536
-            s = int(step[i])
-            d = t - g
-            if d > s:
-                d = s
-                flags[i] = flags[i] | 0x80
-            elif d < 0 - s:
-                d = 0 - s
-                flags[i] = flags[i] | 0x80
-            goal[i] = g + d
-
-    @micropython.viper
-    def _couple_viper(q: ptr16, motor: ptr16, start: ptr16, col: ptr8, coef: ptr16,
-                      b: ptr16, nm: int):
-        for m in range(nm):
-            acc = 2048
-            k = int(start[m])
-            end = int(start[m + 1])
-            while k < end:
-                c = int(coef[k])
-                if c >= 32768:
-                    c -= 65536
-                v = int(q[col[k]])
-                if v >= 32768:
-                    v -= 65536
-                acc += c * v
-                k += 1
-            v = int(b[m])
-            if v >= 32768:
-                v -= 65536
-            motor[m] = (acc >> 12) + v
-
-    @micropython.viper
-    def _pack_joints_viper(body: ptr8, at: int, exo: ptr16, goal: ptr16, present: ptr16,
-                           flags: ptr8, sstatus: ptr8, n: int, nm: int) -> int:
-        for i in range(n):
-            v = int(exo[i])
-            body[at] = v & 0xFF
-            body[at + 1] = (v >> 8) & 0xFF
-            v = int(goal[i])
-            body[at + 2] = v & 0xFF
-            body[at + 3] = (v >> 8) & 0xFF
-            if i < nm:
-                v = int(present[i])
-                body[at + 6] = flags[i] | sstatus[i]
-            else:
-                v = 0x8000
-                body[at + 6] = flags[i]
-            body[at + 4] = v & 0xFF
-            body[at + 5] = (v >> 8) & 0xFF
-            at += 7
-        return at
-
-    @micropython.viper
-    def _first_change_viper(bits: ptr8, prev: ptr8, mask: int, start: int, n: int) -> int:
-        i = start
-        while i < n:
-            if (bits[i] & mask) != prev[i]:
-                return i
-            i += 1
-        return -1
+    # The viper versions live in their own module: a port without the viper emitter
+    # refuses a whole module that uses it (SyntaxError at compile time), so only this
+    # import fails, and the plain-Python versions above stay in use.
+    from dexfw.mapping_viper import couple as _couple_viper
+    from dexfw.mapping_viper import first_change as _first_change_viper
+    from dexfw.mapping_viper import follow as _follow_viper
+    from dexfw.mapping_viper import map_exo as _map_exo_viper
+    from dexfw.mapping_viper import pack_joints as _pack_joints_viper
+    from dexfw.mapping_viper import slew as _slew_viper
 
     VIPER = True
-except (ImportError, AttributeError, SyntaxError, NameError):
-    pass  # CPython, or a port without the viper emitter: the Python versions stand
+except (ImportError, SyntaxError):
+    pass  # CPython (no micropython module), or a port without the viper emitter
 
 
 def map_exo_of(jm):

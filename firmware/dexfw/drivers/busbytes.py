@@ -1,13 +1,9 @@
 # Byte loops of the servo buses: Feetech checksum, Dynamixel CRC-16 and byte stuffing.
 #
-# Viper where the port has it (several times faster on the board); the plain-Python
-# versions are the fallback and the reference the tests compare them with.
+# Viper where the port has it (dexfw.drivers.busbytes_viper, several times faster on the
+# board); the plain-Python versions are the fallback and the reference the tests compare
+# them with.
 import array
-
-try:
-    import micropython
-except ImportError:  # CPython: plain versions only
-    micropython = None
 
 
 def _make_crc16_table():
@@ -83,70 +79,22 @@ stuff = stuff_py
 unstuff = unstuff_py
 VIPER = False
 
-if micropython is not None:
-    try:
-        @micropython.viper
-        def _sum_bytes_viper(buf: ptr8, start: int, end: int) -> int:
-            s = 0
-            i = start
-            while i < end:
-                s += buf[i]
-                i += 1
-            return s & 0xFF
+try:
+    # The viper versions live in their own module: a port without the viper emitter
+    # refuses a whole module that uses it (SyntaxError at compile time), so only this
+    # import fails, and the plain-Python versions above stay in use.
+    from dexfw.drivers.busbytes_viper import crc16 as _crc16_viper
+    from dexfw.drivers.busbytes_viper import stuff as _stuff_viper
+    from dexfw.drivers.busbytes_viper import sum_bytes as _sum_bytes_viper
+    from dexfw.drivers.busbytes_viper import unstuff as _unstuff_viper
 
-        @micropython.viper
-        def _crc16_viper(buf: ptr8, start: int, end: int, table: ptr16) -> int:
-            crc = 0
-            i = start
-            while i < end:
-                crc = ((crc << 8) ^ table[((crc >> 8) ^ buf[i]) & 0xFF]) & 0xFFFF
-                i += 1
-            return crc
-
-        @micropython.viper
-        def _stuff_viper(src: ptr8, start: int, end: int, dst: ptr8, at: int) -> int:
-            b1 = 0
-            b2 = 0
-            i = start
-            while i < end:
-                b = src[i]
-                dst[at] = b
-                at += 1
-                i += 1
-                if b == 0xFD and b1 == 0xFF and b2 == 0xFF:
-                    dst[at] = 0xFD
-                    at += 1
-                    b = 0
-                b2 = b1
-                b1 = b
-            return at
-
-        @micropython.viper
-        def _unstuff_viper(buf: ptr8, start: int, end: int) -> int:
-            o = start
-            b1 = 0
-            b2 = 0
-            i = start
-            while i < end:
-                b = buf[i]
-                buf[o] = b
-                o += 1
-                i += 1
-                if b == 0xFD and b1 == 0xFF and b2 == 0xFF:
-                    if i < end and buf[i] == 0xFD:
-                        i += 1
-                    b = 0
-                b2 = b1
-                b1 = b
-            return o
-
-        sum_bytes = _sum_bytes_viper
-        crc16 = _crc16_viper
-        stuff = _stuff_viper
-        unstuff = _unstuff_viper
-        VIPER = True
-    except (AttributeError, SyntaxError, NameError):
-        pass  # a port without the viper emitter
+    sum_bytes = _sum_bytes_viper
+    crc16 = _crc16_viper
+    stuff = _stuff_viper
+    unstuff = _unstuff_viper
+    VIPER = True
+except (ImportError, SyntaxError):
+    pass  # CPython (no micropython module), or a port without the viper emitter
 
 
 def use_plain():

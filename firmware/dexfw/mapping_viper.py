@@ -1,0 +1,130 @@
+# The per-joint loops of dexfw.mapping as viper code (MicroPython only).
+#
+# Kept in a module of their own (docs/decisions.md): a port built without the viper
+# emitter refuses the whole module at compile time (SyntaxError), so mapping catches the
+# failed import and keeps its plain-Python versions, which are the reference these must
+# match (tests/test_firmware.py compares them). In viper, ptr16 loads are unsigned: the
+# sign of an int16 array item is restored by hand (>= 32768: - 65536). Status bits are
+# literals (a literal is a machine word in viper, a global an object lookup): ENCODER_BAD
+# is 0x07, ST_HELD 0x08, ST_LIMITED 0x80 (dexproto.catalog).
+import micropython
+
+
+@micropython.viper
+def map_exo(raw: ptr16, status: ptr8, zero: ptr16, dscale: ptr16, lo: ptr16, hi: ptr16,
+            exo: ptr16, flags: ptr8, n: int):
+    """mapping.map_exo_py in viper."""
+    for i in range(n):
+        s = status[i] & 0x07  # ENCODER_BAD
+        if s:
+            flags[i] = s | 0x08  # ST_HELD
+            continue
+        d = (int(raw[i]) - int(zero[i])) & 0xFFFF
+        if d >= 32768:
+            d -= 65536
+        sc = int(dscale[i])
+        if sc >= 32768:
+            sc -= 65536
+        q = (((d * 1125 + 1024) >> 11) * sc + 2048) >> 12
+        a = int(lo[i])
+        if a >= 32768:
+            a -= 65536
+        b = int(hi[i])
+        if b >= 32768:
+            b -= 65536
+        if q < a:
+            q = a
+            s = 0x80  # ST_LIMITED
+        elif q > b:
+            q = b
+            s = 0x80
+        exo[i] = q
+        flags[i] = s
+
+
+@micropython.viper
+def follow(src: ptr16, flags: ptr8, goal: ptr16, target: ptr16, n: int):
+    """mapping.follow_py in viper."""
+    for i in range(n):
+        if flags[i] & 0x08:
+            target[i] = goal[i]
+        else:
+            target[i] = src[i]
+
+
+@micropython.viper
+def slew(goal: ptr16, target: ptr16, step: ptr16, flags: ptr8, n: int):
+    """mapping.slew_py in viper."""
+    for i in range(n):
+        g = int(goal[i])
+        if g >= 32768:
+            g -= 65536
+        t = int(target[i])
+        if t >= 32768:
+            t -= 65536
+        s = int(step[i])
+        d = t - g
+        if d > s:
+            d = s
+            flags[i] = flags[i] | 0x80
+        elif d < 0 - s:
+            d = 0 - s
+            flags[i] = flags[i] | 0x80
+        goal[i] = g + d
+
+
+@micropython.viper
+def couple(q: ptr16, motor: ptr16, start: ptr16, col: ptr8, coef: ptr16, b: ptr16,
+           nm: int):
+    """mapping.couple_py in viper."""
+    for m in range(nm):
+        acc = 2048
+        k = int(start[m])
+        end = int(start[m + 1])
+        while k < end:
+            c = int(coef[k])
+            if c >= 32768:
+                c -= 65536
+            v = int(q[col[k]])
+            if v >= 32768:
+                v -= 65536
+            acc += c * v
+            k += 1
+        v = int(b[m])
+        if v >= 32768:
+            v -= 65536
+        motor[m] = (acc >> 12) + v
+
+
+@micropython.viper
+def pack_joints(body: ptr8, at: int, exo: ptr16, goal: ptr16, present: ptr16, flags: ptr8,
+                sstatus: ptr8, n: int, nm: int) -> int:
+    """mapping.pack_joints_py in viper."""
+    for i in range(n):
+        v = int(exo[i])
+        body[at] = v & 0xFF
+        body[at + 1] = (v >> 8) & 0xFF
+        v = int(goal[i])
+        body[at + 2] = v & 0xFF
+        body[at + 3] = (v >> 8) & 0xFF
+        if i < nm:
+            v = int(present[i])
+            body[at + 6] = flags[i] | sstatus[i]
+        else:
+            v = 0x8000
+            body[at + 6] = flags[i]
+        body[at + 4] = v & 0xFF
+        body[at + 5] = (v >> 8) & 0xFF
+        at += 7
+    return at
+
+
+@micropython.viper
+def first_change(bits: ptr8, prev: ptr8, mask: int, start: int, n: int) -> int:
+    """mapping.first_change_py in viper."""
+    i = start
+    while i < n:
+        if (bits[i] & mask) != prev[i]:
+            return i
+        i += 1
+    return -1
