@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
 
 from dexproto import catalog
+from dexproto.stream import StreamDecoder
+from dexlink.clock import BoardClock
 from dexlink.hwconfig import HANDS
-from dexlink.link import EVENT, Link
+from dexlink.link import EVENT, Link, LinkStats, Transport
+from dexlink.link.requests import Sender
+from dexlink.link.timesync import SyncProbes
 from dexlink.sim import VirtualBoard, vboard
 from dexlink.sim.flashing import flash_virtual
 
@@ -69,12 +74,12 @@ def test_close_during_rehandshake_ends_the_keeper(tmp_path):
             assert board.wait_for(lambda b: b.state == "repl")
             board.replug()
             # The keeper reopened the port and handshakes with the REPL (for up to 5 s).
-            assert board.wait_for(lambda b: b.stats["bytes_from_host"] > 0 and link._port)
-            threads = list(link._threads)
+            assert board.wait_for(lambda b: b.stats["bytes_from_host"] > 0 and link.port_open)
+            threads = list(link.threads)
         finally:
             link.close()
         assert [t.name for t in threads if t.is_alive()] == []
-        assert link._port is None
+        assert not link.port_open
 
 
 def test_request_after_close_fails_at_once(tmp_path):
@@ -117,16 +122,24 @@ def test_closed_board_starts_nothing(tmp_path):
 def test_unanswered_time_sync_probes_are_forgotten():
     """Probes whose reply never comes (lost on a noisy line) are forgotten after 64 newer
     ones, also where the token skips values holding a Ctrl-C byte (0x03)."""
-    link = Link("loop://")  # our own frames come back: a TIME_SYNC is not its reply
-    link._open_port()
-    link._start_thread(link._read_loop, "dexlink-reader")  # reads what loops back
+    port = Transport("loop://")  # our own frames come back: a TIME_SYNC is not its reply
+    port.open()
+    ended = threading.Event()
+    decoder = StreamDecoder()
+    looped = []
+    reader = port.start_reader(lambda data, ns: looped.extend(decoder.feed(data)), ended)
+    probes, sender = SyncProbes(BoardClock()), Sender(port, LinkStats())
     try:
         for _ in range(0x500):  # tokens 0x300-0x3FF all hold a 0x03 byte: skipped
-            link.time_sync()
-        assert link._sync_token > 0x400
-        assert len(link._sync_sent) <= 64
+            probes.probe(sender.send)
+        assert probes.token > 0x400
+        assert probes.waiting <= 64
+        assert wait_until(lambda: len(looped) == 0x500)  # every probe went out on the line
+        assert all(0x300 > m.token or m.token > 0x3FF for m in looped)
     finally:
-        link.close()
+        ended.set()
+        reader.join()
+        port.close()
 
 
 def test_board_reset_forgets_the_old_clock_at_once(tmp_path):
