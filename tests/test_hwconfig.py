@@ -2,12 +2,15 @@
 message that names the file and the field."""
 from __future__ import annotations
 
+import ast
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from dexlink import hwconfig
+from dexlink import hwconfig, resources
 from dexlink.hwconfig import HwConfigError, bus_time_us, compile_config, validate_config
 
 HANDS = ROOT / "hardware" / "hands"
@@ -153,3 +156,50 @@ def test_cli_writes_json_warns_and_fails_clearly(tmp_path, capsys):
     with pytest.raises(SystemExit):
         hwconfig.main(["--help"])
     assert "example: python -m dexlink.hwconfig" in capsys.readouterr().out
+
+
+def test_shipped_hands_and_boards_are_found_by_name(tmp_path):
+    by_name = compile_config("iso22", "pico")
+    assert by_name == compile_config(HANDS / "iso22.toml", "pico")
+    assert hwconfig.hand_path("iso16") == resources.hands_dir() / "iso16.toml"
+    assert [j["name"] for j in hwconfig.load_hand("tendon16")["joints"]][0] == "thumb_cmc_abd"
+    mine = tmp_path / "iso16.toml"  # a path, even one named like a shipped hand, is a path
+    mine.write_text((HANDS / "iso16.toml").read_text().replace('name = "iso16"', 'name = "mine"'))
+    assert compile_config(mine, "pico")["hand"] == "mine"
+    with pytest.raises(HwConfigError, match=r"iso99: no such hand \(hands: .*iso16"):
+        compile_config("iso99", "pico")
+    with pytest.raises(HwConfigError, match=r"nowhere/iso16.toml: no such file"):
+        compile_config("nowhere/iso16.toml", "pico")
+    assert hwconfig.main(["iso16", "virtual", "-o", str(tmp_path / "c.json")]) == 0
+
+
+def test_limits_are_the_boards_own(tmp_path):
+    """hwconfig restates no limit: its refusals quote the board checker's ranges."""
+    board = resources.board_checker()
+    source = Path(hwconfig.__file__).read_text()
+    assert not re.search(r"^(FORMAT|MAX_JOINTS|INT16|COUPLING_BOUND)\s*=\s*[\d(]", source, re.M)
+    text = (HANDS / "iso16.toml").read_text()
+    for name, lo, hi in board.LOOP_LIMITS:
+        if name == "watchdog_action":
+            continue  # named in the hand file ("hold", "torque_off")
+        hand = tmp_path / ("%s.toml" % name)
+        hand.write_text(re.sub(r"^%s = \d+" % name, "%s = %d" % (name, hi + 1), text, 1, re.M))
+        with pytest.raises(HwConfigError, match=r"loop.%s: must be in %d..%d, got %d"
+                           % (name, lo, hi, hi + 1)):
+            compile_config(hand, "virtual")
+    joints = text.split("[[joints]]")
+    many = joints[0] + "".join("[[joints]]" + joints[1] for _ in range(board.MAX_JOINTS + 1))
+    hand = tmp_path / "many.toml"
+    hand.write_text(many)
+    with pytest.raises(HwConfigError, match=r"joints: a hand has 1..%d \[\[joints\]\], got %d"
+                       % (board.MAX_JOINTS, board.MAX_JOINTS + 1)):
+        compile_config(hand, "virtual")
+
+
+def test_every_driver_in_the_table_is_a_firmware_class():
+    for model, driver in hwconfig.DRIVERS.items():
+        path = resources.firmware_dir() / (driver.module.replace(".", "/") + ".py")
+        classes = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef)}
+        assert driver.cls in classes, (model, driver)
+        assert driver.bus_kind in hwconfig.BUS_FIELDS
+        assert driver.is_encoder == (driver.family == "encoder")
