@@ -27,8 +27,8 @@ from dexproto.stream import StreamDecoder, encode, make
 
 from dexlink.capture import default_fingertips, sim_cameras
 from dexlink.record.recorder import Recorder
+from dexlink.record.recording import open_session
 from dexlink.record.schema import TELEMETRY, image_topic
-from dexlink.record.session import Session
 
 N_JOINTS = 22
 
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     out = args.keep or Path(tempfile.mkdtemp(prefix="dexlink-bench-"))
-    session = Session(out, "bench")
+    session = open_session(out, "bench")
     rec = Recorder(session, None, {"task": "bench"})
     rec.attach_cameras(sim_cameras(rec.joints, default_fingertips(N_JOINTS, 4)))
     rec.start_cameras()

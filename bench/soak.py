@@ -1,6 +1,6 @@
 """Soak: a long virtual-board session at 1 kHz in TELEOP, simulated tactile and RGB-D
 cameras, recording back-to-back episodes, exactly as `dexlink record --sim` does (the
-same board, link, recorder and cameras, through dexlink.commands.record.recording).
+same board, link, recorder and cameras, through dexlink.record.recording.open_recording).
 
 Prints, for the whole run: loop overruns (the firmware's STATS), link drops (the host
 decoder's drops, sequence gaps, disconnects; the board's receive drops), telemetry lost
@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dexlink.cli import build_parser
-from dexlink.commands.record import open_session, recording
+from dexproto import catalog
+
+from dexlink.board import BoardOptions
 from dexlink.record.reader import read_episode
+from dexlink.record.recording import RecordOptions, open_recording
 from dexlink.record.schema import TELEMETRY
 
 
@@ -75,19 +77,14 @@ def slope_per_hour(samples: list[Sample], key: str) -> float:
     return float(np.polyfit(t, y, 1)[0])
 
 
-def record_args(hand: str | None, episode_s: float) -> argparse.Namespace:
-    """The options `dexlink record` would parse for this run (its own parser: its defaults)."""
-    argv = ["record", "--sim", "--sim-cameras", "--no-keys", "--mode", "teleop",
-            "--task", "soak", "--duration", str(episode_s)]
-    return build_parser().parse_args(argv + (["--hand", hand] if hand else []))
-
-
 def run(args, out: Path):
     """Record back to back until the time is up; returns what the report needs."""
-    rec_args = record_args(args.hand, args.episode_seconds)
-    session = open_session(out, rec_args.task)
+    options = RecordOptions(task="soak", out=out, duration_s=args.episode_seconds,
+                            mode=catalog.MODE_TELEOP, sim_cameras=True,
+                            board=BoardOptions(hand=Path(args.hand) if args.hand else None))
     samples, writers = [], []
-    with recording(rec_args, session) as (board, link, recorder):
+    with open_recording(options) as rec:
+        board, link, recorder, session = rec.virtual, rec.link, rec.recorder, rec.session
         t0 = time.monotonic()
         decimation = link.get_config().fields["telemetry_decimation"]
         stats0, link0 = link.get_stats().fields, link.stats_snapshot()

@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from dexlink.commands.calibrate import HandJoint, calibrate_joint, circular_mean_turn16, wrap16
+from dexlink.calibration import HandJoint, calibrate_joint, circular_mean_turn16, wrap16
 from dexlink.hwconfig import HANDS
 from test_link_fakeboard import FakeBoard
 

@@ -7,7 +7,6 @@ back, host killed, board reset, disk full / unwritable directory, camera unplugg
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import resource
@@ -16,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from argparse import Namespace
 
 import numpy as np
 import pytest
@@ -24,11 +22,11 @@ import pytest
 from dexproto import catalog
 
 from dexlink.capture import CameraSet, Fingertip, SimRGBDCamera, SimTactileCamera
-from dexlink.commands.record import run_timed
 from dexlink.hwconfig import HANDS
 from dexlink.link import EVENT, Link
 from dexlink.record.reader import read_episode
 from dexlink.record.recorder import Recorder, follow_link
+from dexlink.record.recording import run_episodes
 from dexlink.record.session import Session
 from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
@@ -179,7 +177,7 @@ def small_cameras(recorder):
 
 
 def test_camera_unplugged_mid_episode(vboard, tmp_path):
-    out = io.StringIO()
+    lines = []
     with recording(vboard, tmp_path / "s", catalog.MODE_TELEOP, small_cameras) as (
             link, recorder, events):
         recorder.start_cameras()
@@ -188,10 +186,9 @@ def test_camera_unplugged_mid_episode(vboard, tmp_path):
         timer = threading.Timer(1.2, index.unplug)
         timer.start()
         t_unplug = time.monotonic_ns() + 1_200_000_000
-        run_timed(recorder, Namespace(episodes=1, duration=3.5), out=out)
+        run_episodes(recorder, 1, 3.5, progress=lambda p: lines.append(p.status))
         timer.join()
         recorder.wait_finished()
-    lines = out.getvalue().splitlines()
     # The live line names the camera that went away.
     assert any("index" in line and "DISCONNECTED" in line for line in lines), lines
     [entry] = Session(tmp_path / "s").episodes

@@ -1,4 +1,5 @@
-"""The `dexlink` command line."""
+"""The `dexlink` command line: one module per command in dexlink.commands, registered here,
+and the one place where what a command ends with becomes an exit status."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,9 @@ import sys
 import dexlink.commands
 
 from dexlink import __version__
-from dexlink.errors import UserError
+from dexlink.cli_support import print_error
+from dexlink.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from dexlink.link import LinkError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,12 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 0 if args.command is None else 2
+        return EXIT_OK if args.command is None else EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(args) or EXIT_OK)
     except UserError as e:  # the user's to fix: one line, no traceback (bugs keep theirs)
-        print("dexlink %s: %s" % (args.command, e), file=sys.stderr)
-        return 1
+        print_error(args.command, e)
+        return e.exit_status
+    except LinkError as e:  # the board went away or refused: one line too
+        print_error(args.command, e)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print_error(args.command, "interrupted")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
-"""`dexlink demo`: the whole rig without hardware, from a flashed virtual board to a dataset."""
+"""`dexlink demo`: the whole rig without hardware, from a flashed virtual board to a dataset,
+through the same library calls and reports as `dexlink record`, `inspect` and `export`."""
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
 
-from dexlink.commands.session import run_command
+from dexlink.board import BoardOptions
+from dexlink.record.recording import RecordOptions, record_session
+from dexlink.ui.reports import (print_export, print_inspection, print_record_progress,
+                                print_record_result)
 
 
 def register(subparsers) -> None:
@@ -23,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--duration", type=float, default=4.0, metavar="S",
                    help="seconds per episode (default 4)")
     p.add_argument("--hand", metavar="HAND.toml", help="hand to simulate (default iso16)")
-    p.set_defaults(func=lambda a: run_command(demo, a))
+    p.set_defaults(func=demo)
 
 
 def step(text: str) -> None:
@@ -31,32 +35,26 @@ def step(text: str) -> None:
 
 
 def demo(args) -> int:
-    from dexlink.commands.export import export_command
-    from dexlink.commands.inspect import inspect_command
-    from dexlink.commands.record import record
-
     out = args.out
     stamp = time.strftime("%Y%m%d-%H%M%S")
     session = out / ("session-" + stamp)
     plots = out / ("plots-" + stamp)
     dataset = out / ("lerobot-" + stamp)
     step("virtual board, TELEOP with the simulated operator, two episodes of %g s" % args.duration)
-    rec = argparse.Namespace(
-        command="record", sim=True, port=None, baud=1_000_000, hand=args.hand,
-        task="grasp the virtual object", episodes=2, duration=args.duration, out=session,
-        mode="teleop", tactile=[], realsense=None, sim_cameras=True, no_keys=True)
-    status = record(rec)
-    if status:
-        return status
+    result = record_session(
+        RecordOptions(task="grasp the virtual object", out=session, episodes=2,
+                      duration_s=args.duration, sim_cameras=True,
+                      board=BoardOptions(hand=Path(args.hand) if args.hand else None)),
+        print_record_progress)
+    print_record_result(result)
+    if not result.ok:
+        return 1
     step("inspect")
-    status = inspect_command(argparse.Namespace(target=session, plot=True, plot_dir=plots))
+    status = print_inspection(session, plot=True, plot_dir=plots)
     if status:
         return status
     step("export to LeRobot v3.0 at 30 fps")
-    status = export_command(argparse.Namespace(session=session, format="lerobot", fps=30,
-                                               out=dataset, robot_type="dexlink-virtual"))
-    if status:
-        return status
+    print_export(session, dataset, "lerobot", fps=30, robot_type="dexlink-virtual")
     step("where everything is")
     print("session (MCAP episodes + session.json): %s" % session.resolve())
     print("plots and tactile contact sheets:        %s" % plots.resolve())

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dexlink.commands.session import run_command
-
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 BIN = Path(sys.executable).parent
 MIN_FREE_GB = 5.0  # an hour of RGB-D and tactile episodes fills a few GB
@@ -149,7 +147,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=Path.cwd(), metavar="DIR",
                    help="where episodes will be recorded (default: the current directory)")
-    p.set_defaults(func=lambda a: run_command(doctor, a))
+    p.set_defaults(func=doctor)
 
 
 def doctor(args) -> int:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from dexlink.errors import UsageError
 
 
 def register(subparsers) -> None:
@@ -29,30 +30,9 @@ def register(subparsers) -> None:
 
 
 def export_command(args) -> int:
-    from rich.progress import Progress
-
-    from dexlink.errors import error_text
-    from dexlink.record.export import export_lerobot, export_zarr
+    from dexlink.ui.reports import print_export
 
     if args.fps <= 0:
-        print("dexlink export: --fps must be positive", file=sys.stderr)
-        return 2
-    try:
-        with Progress(transient=not sys.stdout.isatty()) as progress:
-            if args.format == "lerobot":
-                n, frames, skipped = export_lerobot(args.session, args.out, args.fps,
-                                                    args.robot_type, progress)
-            else:
-                n, frames, skipped = export_zarr(args.session, args.out, args.fps, progress)
-    except (OSError, ValueError) as e:
-        print("dexlink export: %s" % error_text(e), file=sys.stderr)
-        return 1
-    for path, why in skipped:
-        print("skipped %s: %s" % (path, why))
-    if not n:
-        print("dexlink export: no episode could be exported from %s" % args.session,
-              file=sys.stderr)
-        return 1
-    print("exported %d episodes, %d frames at %d fps to %s (%s)"
-          % (n, frames, args.fps, args.out, args.format))
+        raise UsageError("--fps must be positive")
+    print_export(args.session, args.out, args.format, args.fps, args.robot_type)
     return 0

@@ -6,7 +6,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from dexlink.commands.session import CommandError, run_command
+from dexlink.cli_support import print_flash_progress, serve
+from dexlink.errors import UserError
 
 
 def register(subparsers) -> None:
@@ -41,55 +42,45 @@ def register(subparsers) -> None:
                         "(`dexlink sim --fs DIR` boots it again later)")
     p.add_argument("--exit", action="store_true",
                    help="with --sim: stop the virtual board once the flash is verified")
-    p.set_defaults(func=lambda a: run_command(flash_command, a))
+    p.set_defaults(func=flash_command)
 
 
 def flash_command(args) -> int:
     from dexlink.flash import FlashError, flash
 
     if not args.sim and not args.board:
-        raise CommandError("--board is needed with --port (boards: see hardware/boards/)")
+        raise UserError("--board is needed with --port (boards: see hardware/boards/)")
     if not args.sim and (args.fs or args.exit):
-        raise CommandError("--fs and --exit go with --sim")
+        raise UserError("--fs and --exit go with --sim")
     if not Path(args.hand).is_file():
-        raise CommandError("%s: no such hand file" % args.hand)
+        raise UserError("%s: no such hand file" % args.hand)
+    if args.sim:
+        return _flash_sim(args)
     try:
-        if args.sim:
-            return _flash_sim(args)
         with tempfile.TemporaryDirectory(prefix="dexlink-flash-") as work:
-            flash(args.port, args.hand, args.board, Path(work), _progress, args.calibration)
+            flash(args.port, args.hand, args.board, Path(work), print_flash_progress,
+                  args.calibration)
     except FlashError as e:
-        raise CommandError(str(e)) from None
+        raise UserError(str(e)) from None
     return 0
-
-
-def _progress(line: str) -> None:
-    print("flash: " + line, flush=True)
 
 
 def _flash_sim(args) -> int:
     from dexlink import hwconfig
-    from dexlink.commands.sim import serve
-    from dexlink.flash import check_config
-    from dexlink.sim import VirtualBoard, VirtualBoardError
-    from dexlink.sim.flashing import VIRTUAL_BOARD, flash_virtual
+    from dexlink.board import check_hand, flash_virtual_board, started_virtual_board
+    from dexlink.sim.flashing import VIRTUAL_BOARD
 
     board_name = args.board or VIRTUAL_BOARD
-    try:
-        hal = hwconfig.load_board(board_name)["hal"]
-    except hwconfig.HwConfigError as e:
-        raise CommandError(str(e)) from None
+    hal = hwconfig.load_board(board_name)["hal"]
     if hal != "vmachine":
-        raise CommandError("--sim needs a virtual board description (hal = \"vmachine\"), and "
-                           "%s is a real board's (hal = %r): drop --board or use --board %s"
-                           % (board_name, hal, VIRTUAL_BOARD))
-    try:
-        check_config(args.hand, board_name, args.calibration)  # before the board starts
-        with VirtualBoard(args.fs) as board:
-            _progress("virtual board on %s (filesystem %s)" % (board.port, board.fs_dir))
-            flash_virtual(board, args.hand, board_name, _progress, args.calibration)
-            if not args.exit:
-                serve(board)
-    except VirtualBoardError as e:
-        raise CommandError(str(e)) from None
+        raise UserError("--sim needs a virtual board description (hal = \"vmachine\"), and "
+                        "%s is a real board's (hal = %r): drop --board or use --board %s"
+                        % (board_name, hal, VIRTUAL_BOARD))
+    check_hand(Path(args.hand), board_name, args.calibration)  # before the board starts
+    with started_virtual_board(args.fs) as board:
+        print_flash_progress("virtual board on %s (filesystem %s)" % (board.port, board.fs_dir))
+        flash_virtual_board(board, Path(args.hand), board=board_name, calibration=args.calibration,
+                            progress=print_flash_progress)
+        if not args.exit:
+            serve(board)
     return 0

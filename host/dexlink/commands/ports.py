@@ -5,7 +5,6 @@ import argparse
 
 from serial.tools import list_ports
 
-from dexlink.commands.session import run_command
 from dexlink.link import DEFAULT_BAUD, Link, LinkError
 
 # USB vendor ids of the boards and USB-serial bridges a rig is built from.
@@ -55,7 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate (default %(default)s)")
     p.add_argument("--timeout", type=float, default=1.0, metavar="S",
                    help="seconds to wait for each board's answer (default 1)")
-    p.set_defaults(func=lambda a: run_command(ports, a))
+    p.set_defaults(func=ports)
 
 
 def ports(args) -> int:

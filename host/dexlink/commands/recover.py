@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from dexlink.errors import UserError, error_text
 
 
 def register(subparsers) -> None:
@@ -21,14 +22,12 @@ def register(subparsers) -> None:
 
 
 def recover_command(args) -> int:
-    from dexlink.errors import error_text
     from dexlink.record.recover import recover
 
     try:
         r = recover(args.file, args.out)
     except (OSError, ValueError) as e:
-        print("dexlink recover: %s" % error_text(e), file=sys.stderr)
-        return 1
+        raise UserError(error_text(e)) from None
     state = ("it was complete" if r.was_complete
              else "it stopped at: %s" % r.stopped_because)
     print("saved %d messages on %d channels (%.2f s) from %s into %s; %s"

@@ -14,7 +14,9 @@ import numpy as np
 
 from dexproto import catalog
 
-from dexlink.commands.session import CommandError, add_board_args, board_link, run_command
+from dexlink.board import open_link
+from dexlink.cli_support import add_board_args, board_options
+from dexlink.errors import UserError
 
 SEND_HZ = 100  # ramp steps per second
 
@@ -24,14 +26,14 @@ def load_targets(path: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
     from dexlink.record.reader import read_episode
 
     if not path.is_file():
-        raise CommandError("%s: no such episode file" % path)
+        raise UserError("%s: no such episode file" % path)
     try:
         ep = read_episode(path, keep=lambda topic: topic == "/telemetry")
     except Exception as e:  # the MCAP library raises many kinds; the user needs the file name
-        raise CommandError("%s: not a readable episode (%s)" % (path, e)) from None
+        raise UserError("%s: not a readable episode (%s)" % (path, e)) from None
     tele = ep.telemetry()
     if not tele or len(tele["t_ns"]) < 1:
-        raise CommandError("%s: the episode has no telemetry to replay%s"
+        raise UserError("%s: the episode has no telemetry to replay%s"
                            % (path, "" if ep.complete else " (file cut short: %s)" % ep.error))
     key = source + "_cdeg"
     return tele["t_ns"].astype(np.int64), tele[key].astype(np.int64)
@@ -75,7 +77,7 @@ def current_pose(link, timeout: float = 2.0) -> np.ndarray:
     finally:
         link.unsubscribe(sub)
     if m is None:
-        raise CommandError("no telemetry from the board within %.0f s: is its loop running?" % timeout)
+        raise UserError("no telemetry from the board within %.0f s: is its loop running?" % timeout)
     return np.array(m.column("goal_cdeg"), dtype=np.int64)
 
 
@@ -101,17 +103,17 @@ def register(subparsers) -> None:
     p.add_argument("--end", choices=("idle", "hold"), default="idle",
                    help="after the last target: relax the hand (idle, default) or leave it in "
                         "HOST mode holding the last pose until the watchdog acts (hold)")
-    p.set_defaults(func=lambda a: run_command(replay, a))
+    p.set_defaults(func=replay)
 
 
 def replay(args) -> int:
     if args.speed <= 0:
-        raise CommandError("--speed must be positive, got %g" % args.speed)
+        raise UserError("--speed must be positive, got %g" % args.speed)
     t_ns, targets = load_targets(args.episode, args.source)
-    with board_link(args) as link:
+    with open_link(board_options(args)) as link:
         n = link.board.n_joints
         if targets.shape[1] != n:
-            raise CommandError("%s has %d joints per sample but the board runs %d: replay it on "
+            raise UserError("%s has %d joints per sample but the board runs %d: replay it on "
                                "the hand it was recorded with" % (args.episode, targets.shape[1], n))
         start = current_pose(link)
         nacks = link.subscribe("NACK")  # TARGETS are not waited for: refusals come here
@@ -132,6 +134,6 @@ def replay(args) -> int:
         refused = [m for m in nacks.drain() if m.acked_type == catalog.TARGETS]
         if refused:
             reason = catalog.ERR_NAMES[refused[0].error] if refused[0].error < len(catalog.ERR_NAMES) else "?"
-            raise CommandError("the board refused %d of the targets (%s): the replay did not "
+            raise UserError("the board refused %d of the targets (%s): the replay did not "
                                "reach the hand as recorded" % (len(refused), reason))
     return 0

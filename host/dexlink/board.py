@@ -1,0 +1,181 @@
+"""Reaching a board: a real one on a serial port, or a virtual one started and flashed for
+a hand; either way a connected `Link`, named after the hand's joints and motors.
+
+    with connect(BoardOptions(port="/dev/ttyACM0", hand=Path("iso16.toml"))) as board:
+        board.link.set_mode(...)
+    with connect(BoardOptions()) as board:       # a fresh virtual board, default hand
+        board.virtual.operator("sweep")
+
+Every command that talks to a board, the recording API and the benchmarks open it here.
+Problems the user can fix (no such hand file, a port that does not open, a hand that cannot
+be flashed) are `BoardError`s naming the file or port.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dexlink import hwconfig
+from dexlink.errors import UserError
+from dexlink.link import DEFAULT_BAUD, Link, LinkError
+
+DEFAULT_HAND = "iso16"  # the hand a virtual board simulates unless told otherwise
+
+
+class BoardError(UserError):
+    """The board could not be reached, started or flashed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class BoardOptions:
+    """Which board: `port` (a serial port or pyserial URL), or None for a fresh virtual
+    board running the firmware for `hand`."""
+
+    port: str | None = None
+    hand: Path | None = None  # joint names; with a virtual board, the hand it simulates
+    baud: int = DEFAULT_BAUD
+
+    @property
+    def virtual(self) -> bool:
+        return self.port is None
+
+
+@dataclass
+class ConnectedBoard:
+    """A board reached by `connect`: its open link, and what was learnt on the way."""
+
+    link: Link
+    hand: Path | None  # the hand file in use (None: a real board named without one)
+    joint_names: list[str]
+    virtual: object | None = None  # the dexlink.sim.VirtualBoard when options.port is None
+
+
+def default_hand() -> Path:
+    return hwconfig.HANDS / (DEFAULT_HAND + ".toml")
+
+
+def hand_file(options: BoardOptions) -> Path | None:
+    """The hand file in use: the one asked for, else the default hand for a virtual board,
+    else None. A missing file is a BoardError."""
+    if options.hand is None and not options.virtual:
+        return None
+    path = Path(options.hand) if options.hand is not None else default_hand()
+    if not path.is_file():
+        raise BoardError("%s: no such hand file (hands come with dexlink in %s)"
+                         % (path, hwconfig.HANDS))
+    return path
+
+
+def hand_names(hand: Path | None) -> tuple[list[str], list[str]]:
+    """(joint names, motor names in the board's motor order) of a hand file; ([], []) for
+    none. Motors: a coupled hand's [[motors]], else the joints that have a servo (the
+    order hwconfig.compile_config numbers them in)."""
+    if hand is None:
+        return [], []
+    table = hwconfig.load_hand(hand)
+    joints = [j["name"] for j in table["joints"]]
+    if "motors" in table:
+        return joints, [m.get("name", "") for m in table["motors"]]
+    return joints, [j["name"] for j in table["joints"] if "servo" in j]
+
+
+@contextlib.contextmanager
+def connect(options: BoardOptions, **link_options) -> Iterator[ConnectedBoard]:
+    """An open Link to options.port, or to a freshly started and flashed virtual board.
+    link_options go to `Link` (timeouts, reconnect). On exit the link is closed and a
+    virtual board stopped."""
+    hand = hand_file(options)
+    joints, motors = hand_names(hand)  # a bad hand file: said before any board is touched
+    with contextlib.ExitStack() as stack:
+        url, virtual = options.port, None
+        if options.virtual:
+            virtual = stack.enter_context(virtual_board(hand))
+            url = virtual.stable_port  # like /dev/serial/by-id: survives an unplug and replug
+        link = Link(url, options.baud, **link_options)
+        link.use_names(joints, motors)  # FAULTs name their joint or motor
+        try:
+            link.open()
+        except LinkError as e:
+            raise BoardError(str(e)) from None
+        stack.callback(link.close)
+        yield ConnectedBoard(link, hand, joints, virtual)
+
+
+@contextlib.contextmanager
+def open_link(options: BoardOptions, **link_options) -> Iterator[Link]:
+    """`connect`, for callers that only need the link."""
+    with connect(options, **link_options) as board:
+        yield board.link
+
+
+@contextlib.contextmanager
+def virtual_board(hand: Path | None, *, board: str | Path | None = None,
+                  calibration: str | Path | None = None, fs: str | Path | None = None,
+                  progress: Callable[[str], None] | None = None):
+    """A running virtual board (a dexlink.sim.VirtualBoard), flashed with the firmware for
+    `hand` (None: left as it is, bare MicroPython or an earlier flash in `fs`).
+
+    board: the board description (None: the virtual board's); calibration: as `dexlink
+    flash` takes it; fs: the board's filesystem directory (kept; None: a temporary one);
+    progress: called with each line of the flash.
+    """
+    if hand is not None:
+        check_hand(hand, board, calibration)  # a hand that cannot be flashed: before starting
+    with started_virtual_board(fs) as vb:
+        if hand is not None:
+            flash_virtual_board(vb, hand, board=board, calibration=calibration, progress=progress)
+        yield vb
+
+
+def check_hand(hand: Path, board: str | Path | None = None,
+               calibration: str | Path | None = None) -> None:
+    """Refuse a hand (or calibration) the firmware could not be flashed with, naming the
+    file and field, before any board is touched."""
+    from dexlink.flash import FlashError, check_config
+    try:
+        check_config(hand, board or _sim_module("dexlink.sim.flashing").VIRTUAL_BOARD, calibration)
+    except FlashError as e:
+        raise BoardError(str(e)) from None
+
+
+@contextlib.contextmanager
+def started_virtual_board(fs: str | Path | None = None):
+    """A running virtual board with nothing flashed yet; fs: its filesystem directory
+    (kept; None: a temporary one). Stopped on exit."""
+    sim = _sim_module("dexlink.sim")
+    try:
+        vb = sim.VirtualBoard(fs)
+    except sim.VirtualBoardError as e:
+        raise BoardError(str(e)) from None
+    try:
+        try:
+            vb.start()
+        except sim.VirtualBoardError as e:
+            raise BoardError("could not start the virtual board: %s" % e) from None
+        yield vb
+    finally:
+        vb.close()
+
+
+def flash_virtual_board(vb, hand: Path, *, board: str | Path | None = None,
+                        calibration: str | Path | None = None,
+                        progress: Callable[[str], None] | None = None) -> None:
+    """Flash a running virtual board with the firmware for `hand`, as a real one is."""
+    from dexlink.flash import FlashError
+    sim, flashing = _sim_module("dexlink.sim"), _sim_module("dexlink.sim.flashing")
+    try:
+        flashing.flash_virtual(vb, hand, board or flashing.VIRTUAL_BOARD, progress, calibration)
+    except (FlashError, sim.VirtualBoardError) as e:
+        raise BoardError("could not flash the virtual board with %s: %s" % (Path(hand).name, e)) from None
+
+
+def _sim_module(name: str):
+    """A module of dexlink.sim, imported when a virtual board is first wanted: the commands
+    for real boards work in an installation without it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise BoardError("the virtual board is not available in this installation (%s)" % e) from None

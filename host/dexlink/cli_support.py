@@ -1,0 +1,64 @@
+"""What the `dexlink` commands share: how a board is named on the command line, how a
+virtual board is served, and how a user's error is shown. The work itself is in the
+library (dexlink.board, dexlink.calibration, dexlink.record.recording); exit statuses are
+decided once, in dexlink.cli.main."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from dexproto import catalog
+
+from dexlink.board import DEFAULT_HAND, BoardOptions
+from dexlink.link import DEFAULT_BAUD
+
+MODES = {name.lower(): i for i, name in enumerate(catalog.MODE_NAMES)}  # --mode NAME -> mode
+
+
+def add_board_args(p: argparse.ArgumentParser, hand_required: bool = False) -> None:
+    """--port URL | --sim, --baud, --hand: how every board command finds its board."""
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", metavar="URL",
+                       help="serial port or pyserial URL: /dev/ttyACM0, socket://host:port")
+    where.add_argument("--sim", action="store_true",
+                       help="start a virtual board (the real firmware on MicroPython) and use it")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate (default %(default)s)")
+    p.add_argument("--hand", metavar="HAND.toml", required=hand_required,
+                   help="hand description (joint names; with --sim, the hand to simulate; "
+                        "default: hardware/hands/%s.toml)" % DEFAULT_HAND)
+
+
+def board_options(args: argparse.Namespace) -> BoardOptions:
+    """The board named by add_board_args' options."""
+    return BoardOptions(port=None if args.sim else args.port,
+                        hand=Path(args.hand) if args.hand else None, baud=args.baud)
+
+
+def print_error(command: str, message: object) -> None:
+    """A user's error, as every command shows one: `dexlink COMMAND: message` on stderr."""
+    print("dexlink %s: %s" % (command, message), file=sys.stderr)
+
+
+def print_flash_progress(line: str) -> None:
+    print("flash: " + line, flush=True)
+
+
+def serve(board, seconds: float | None = None) -> None:
+    """Print a virtual board's port and keep it up until Ctrl-C, SIGTERM or `seconds`."""
+    print(board.port, flush=True)
+    print("virtual board running on %s (filesystem %s); Ctrl-C stops it"
+          % (board.port, board.fs_dir), flush=True)
+    deadline = None if seconds is None else time.monotonic() + seconds
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM too: close the board and remove its temp files
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+    except KeyboardInterrupt:
+        pass
