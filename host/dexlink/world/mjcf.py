@@ -135,6 +135,7 @@ def add_stage(spec: mujoco.MjSpec, wrist_height_m: float = STANDALONE_WRIST_HEIG
                              objtype=mujoco.mjtObj.mjOBJ_BODY, name1=WRIST, name2=target.name)
     # anchor, relative position, relative quaternion, torque scale: the two coincide
     weld.data[:11] = [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]
+    weld.solref = [0.005, 1.0]  # stiff: the default lets a 0.35 kg hand sag by a degree
     spec.visual.quality.shadowsize = 0  # shadows cost 10x a frame on a software renderer
 
 
