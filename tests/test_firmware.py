@@ -636,7 +636,7 @@ def test_counters_wrap_at_2_30_and_stay_small_ints(tmp_path):
     the last one stays right across the wrap."""
     body = '''
 M = C.COUNTER_MASK
-fw.cycles = fw.overruns = fw._overruns_reported = M - 1
+fw.cycles = fw.overruns = fw.faults.overruns_reported = M - 1
 fw.link.tx_frames = fw.link.reader.frames = M
 fakehal.auto[0] = 1200                # cycles run long: every one overruns
 fw.run(3)

@@ -168,7 +168,9 @@ def test_firmware_per_cycle_functions_have_stack_frames(family, tmp_path):
     names = {"%s:%s" % (Path(f).name, n) for f, n in called}
     # It traced the whole path: sensors, mapping, servos, commands in, telemetry out.
     assert {"loop.py:cycle", "mapping.py:map_exo_of", "frame.py:feed", "frame.py:finish",
-            "loop.py:_targets", "link.py:time_sync_reply", "loop.py:_send_raw"} <= names
+            "loop.py:_targets", "link.py:time_sync_reply", "replies.py:send_raw",
+            "replies.py:send_telemetry", "faults.py:check_servos",
+            "applyonce.py:repeated"} <= names
     heap = []
     for source in sorted({f for f, _ in called}):
         frames = board_heap_frames(Path(source), tmp_path)

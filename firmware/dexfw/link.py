@@ -3,25 +3,36 @@
 # are packed with struct.pack_into into buffers made once: they allocate nothing.
 import struct
 
+from dexfw.compat import const
 from dexproto import catalog
 from dexproto.cobsbuf import copy_into
 from dexproto.frame import HEADER_SIZE, FrameReader, FrameWriter
 
 RX_CHUNK = 256
 MAX_READS = 4  # console reads per cycle: bounds the time commands take from the loop
+# A catalog.MESSAGES row is (type, name, direction, head format, head fields, item format,
+# item fields, tail field, summary); the board reads only the head format.
+_ROW_HEAD_FORMAT = const(3)
 
 
-def _head(msg_type):
-    """(struct format, size) of a message's head, from the catalog."""
-    fmt = catalog.BY_TYPE[msg_type][3]
-    return fmt, struct.calcsize(fmt)
+def head_format(msg_type):
+    """The struct format of a message's head, from the catalog ("" when it has none)."""
+    return catalog.BY_TYPE[msg_type][_ROW_HEAD_FORMAT]
 
 
-ACK_HEAD, ACK_SIZE = _head(catalog.ACK)
-NACK_HEAD, NACK_SIZE = _head(catalog.NACK)
-FAULT_HEAD, FAULT_SIZE = _head(catalog.FAULT)
-LOG_HEAD_SIZE = _head(catalog.LOG)[1]
-SYNC_REPLY_SIZE = _head(catalog.TIME_SYNC_REPLY)[1]
+def head_size(msg_type):
+    """The size in bytes of a message's head."""
+    return struct.calcsize(head_format(msg_type))
+
+
+ACK_HEAD = head_format(catalog.ACK)
+ACK_SIZE = head_size(catalog.ACK)
+NACK_HEAD = head_format(catalog.NACK)
+NACK_SIZE = head_size(catalog.NACK)
+FAULT_HEAD = head_format(catalog.FAULT)
+FAULT_SIZE = head_size(catalog.FAULT)
+LOG_HEAD_SIZE = head_size(catalog.LOG)
+SYNC_REPLY_SIZE = head_size(catalog.TIME_SYNC_REPLY)
 
 
 class Link:

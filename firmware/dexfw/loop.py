@@ -1,55 +1,26 @@
 # The fixed-rate loop: sample encoders -> map -> slew-rate limit -> drive servos ->
 # telemetry, with the host's commands read between cycles without blocking.
 #
+# The loop's other jobs live beside it: dexfw.faults (edge-triggered, rate-limited
+# FAULTs), dexfw.applyonce (a retried command is not applied twice), dexfw.replies (the
+# replies and telemetry, packed in place), dexfw.joints + dexfw.mapping (the per-joint
+# arithmetic).
+#
 # Nothing in cycle() allocates once warmed up (tests/test_firmware_alloc.py holds it to
 # zero bytes per cycle under the MicroPython interpreter): arrays made in __init__,
 # replies packed in place, no floats, no slices, no varargs.
-import gc
-import struct
-
-from dexfw import FW_VERSION, config, mapping
+from dexfw import config, mapping, replies
+from dexfw.applyonce import SLOT_CONFIG, SLOT_JOINT, SLOT_MODE, SLOT_TARGETS, ApplyOnce
+from dexfw.faults import SLOW_FAULT_US, FaultReporter
 from dexfw.joints import JointMap
-from dexfw.link import Link
+from dexfw.link import Link, head_format
 from dexproto import catalog as C
-from dexproto.cobsbuf import copy_into
-from dexproto.frame import DROP_STATS_FIELDS, HeadPacker
 from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
 
-# The heap counters; CPython (tests/fuzz/fuzz_firmware.py runs this loop) has none: 0.
-HEAP_ALLOC = getattr(gc, "mem_alloc", lambda: 0)
-HEAP_FREE = getattr(gc, "mem_free", lambda: 0)
 MASK30 = C.COUNTER_MASK  # counters stay small ints on 32-bit ports
-SERVO_BAD = C.ST_SERVO_TIMEOUT | C.ST_SERVO_BAD_CHECKSUM | C.ST_SERVO_ERROR
-FAULT_GAP_US = 100000  # the same fault code is sent at most every 100 ms
-CONFIG_FAULT_US = 1000000  # an unconfigured board repeats FAULT(config) every second
 DEFAULT_LOOP = (1000, 10, 250, C.WATCHDOG_HOLD)
-# Reply layouts come from the catalog, never repeated here.
-TELEMETRY_HEAD = C.BY_TYPE[C.TELEMETRY][3]
-TELEMETRY_HEAD_SIZE = struct.calcsize(TELEMETRY_HEAD)
-RAW_HEAD = C.BY_TYPE[C.RAW_SAMPLE][3]
-RAW_HEAD_SIZE = struct.calcsize(RAW_HEAD)
-JOINT_FORMAT = C.BY_TYPE[C.JOINT_CONFIG][3]
-JOINT_SIZE = struct.calcsize(JOINT_FORMAT)
-CONFIG_FORMAT = C.BY_TYPE[C.CONFIG][3]
-CONFIG_SIZE = struct.calcsize(CONFIG_FORMAT)
-SET_CONFIG_FORMAT = C.BY_TYPE[C.SET_CONFIG][3]
-HELLO_REPLY_HEAD = C.BY_TYPE[C.HELLO_REPLY][3]
-HELLO_REPLY_HEAD_SIZE = struct.calcsize(HELLO_REPLY_HEAD)
-# A global function call takes one slot of a frame where struct.pack_into takes two: with
-# 8 values that keeps _pack_telemetry_head's frame on the stack.
-pack_into = struct.pack_into
-STATS = HeadPacker(C.STATS)  # packed by field name: STATS grows without breaking this
-# A command the host retries after a lost ACK comes again with the same sequence number
-# (and so the same CRC): it is ACKed again, not applied twice. One slot per kind of
-# command (SET_JOINT: one per joint) remembers the last one applied.
-SLOT_MODE = 0
-SLOT_CONFIG = 1
-SLOT_TARGETS = 2
-SLOT_JOINT = 3  # + joint index
-# An older sequence number than the slot's, within this many received frames of it, is a
-# late retry of a command already superseded: ACKed, never applied (nothing goes
-# backwards). Further apart, 16-bit sequence numbers no longer order: it is new.
-STALE_FRAMES = 64
+SET_CONFIG_FORMAT = head_format(C.SET_CONFIG)
+SET_JOINT_FORMAT = head_format(C.SET_JOINT)
 
 
 class Firmware:
@@ -92,22 +63,10 @@ class Firmware:
                     self.jm.blind[m] = 1
         # Telemetry packs the joints straight into the link's body, after its head.
         self.jm.pack_body = self.link.body
-        self.jm.pack_at = TELEMETRY_HEAD_SIZE
-        self.prev_bad = bytearray(self.jm.n)
-        self.prev_servo = bytearray(self.jm.nm)
-        self.servo_timeouts = 0
-        self.servo_bad_checksums = 0
-        self.last_fault_us = [0] * len(C.FAULT_NAMES)
-        self.fault_sent = bytearray(len(C.FAULT_NAMES))
+        self.jm.pack_at = replies.TELEMETRY_HEAD_SIZE
+        self.faults = FaultReporter(self.link, hal.ticks_diff, self.jm)
+        self.once = ApplyOnce(self.link.reader, config.MAX_JOINTS)
         self._decimate = 0
-        self._overruns_reported = 0
-        n_slots = SLOT_JOINT + config.MAX_JOINTS
-        self.slot_used = bytearray(n_slots)
-        self.slot_seq = [0] * n_slots
-        self.slot_frame = [0] * n_slots  # link.reader.frames when it was applied
-        self.slot_crc = bytearray(4 * n_slots)
-        self.cmd_applied = 0  # SET_MODE / SET_CONFIG / SET_JOINT applied since boot
-        self.cmd_repeats = 0  # retried or superseded commands ACKed without applying
         viper = mapping.map_exo is not mapping.map_exo_py
         self.capabilities = ((C.CAP_VIPER if viper else 0)
                              | (C.CAP_SERVO_READBACK if readback else 0)
@@ -137,18 +96,18 @@ class Firmware:
         if self.torque_on:
             self._drive()
         self._poll_servos()
-        self._check_servos(now)
+        self.faults.check_servos(now)
         self.cycles = (self.cycles + 1) & MASK30
         self._report(mode)
         if self.config_error is not None:
-            self._fault_every(now, C.FAULT_CONFIG, CONFIG_FAULT_US)
+            self.faults.every(now, C.FAULT_CONFIG, SLOW_FAULT_US)
 
     def _sense(self, now):
         """Encoders -> joint angles, and FAULT on an encoder that went bad."""
         for enc in self.encoders:
             enc.sample(self.jm.raw, self.jm.enc_status)
         self.jm.map_exo()
-        self._check_encoders(now)
+        self.faults.check_encoders(now)
 
     def _drive(self):
         jm = self.jm
@@ -168,9 +127,12 @@ class Firmware:
         if self._decimate >= self.decimation:
             self._decimate = 0
             if mode == C.MODE_CALIBRATE:
-                self._send_raw()
+                replies.send_raw(self)
             else:
                 self._send_telemetry()
+
+    def _send_telemetry(self):
+        replies.send_telemetry(self)
 
     def _watchdog(self, now):
         jm = self.jm
@@ -185,79 +147,6 @@ class Firmware:
                 jm.hold()
             return
         jm.follow_host()
-
-    def _check_encoders(self, now):
-        """FAULT when a joint's encoder goes bad (its goal is held by map/follow)."""
-        i = self._encoder_change(0)
-        while i >= 0:
-            self._encoder_changed(now, i)
-            i = self._encoder_change(i + 1)
-
-    def _encoder_change(self, start):
-        """The first joint from start whose encoder bits changed, or -1."""
-        return mapping.first_change(self.jm.flags, self.prev_bad, mapping.ENCODER_BAD, start,
-                                    self.jm.n)
-
-    def _encoder_changed(self, now, i):
-        bad = self.jm.flags[i] & mapping.ENCODER_BAD
-        self.prev_bad[i] = bad
-        if bad:
-            self._fault_limited(now, C.FAULT_ENCODER if bad & C.ST_ENCODER_ERROR
-                                else C.FAULT_MAGNET, i, bad)
-
-    def _check_servos(self, now):
-        """Count servo timeouts / bad checksums / errors as they appear; FAULT each kind."""
-        m = self._servo_change(0)
-        while m >= 0:
-            self._servo_changed(now, m)
-            m = self._servo_change(m + 1)
-
-    def _servo_change(self, start):
-        """The first motor from start whose servo's bad bits changed, or -1."""
-        return mapping.first_change(self.jm.servo_status, self.prev_servo, SERVO_BAD, start,
-                                    self.jm.nm)
-
-    def _servo_changed(self, now, m):
-        s = self.jm.servo_status[m] & SERVO_BAD
-        new = s & ~self.prev_servo[m]
-        self.prev_servo[m] = s
-        if new & C.ST_SERVO_TIMEOUT:
-            self.servo_timeouts = (self.servo_timeouts + 1) & MASK30
-            self._fault_limited(now, C.FAULT_SERVO_TIMEOUT, m, s)
-        if new & C.ST_SERVO_BAD_CHECKSUM:
-            self.servo_bad_checksums = (self.servo_bad_checksums + 1) & MASK30
-            self._fault_limited(now, C.FAULT_SERVO_CHECKSUM, m, s)
-        if new & C.ST_SERVO_ERROR:
-            self._fault_limited(now, C.FAULT_SERVO_ERROR, m, s)
-
-    def _fault_limited(self, now, code, joint, detail):
-        """A FAULT, unless one with this code went out less than FAULT_GAP_US ago."""
-        self._fault_every(now, code, FAULT_GAP_US, joint, detail)
-
-    def _fault_every(self, now, code, gap_us, joint=C.NO_JOINT, detail=0):
-        if self.fault_sent[code] and self.hal.ticks_diff(now, self.last_fault_us[code]) < gap_us:
-            return
-        self.fault_sent[code] = 1
-        self.last_fault_us[code] = now
-        self.link.fault(now, code, joint, detail)
-
-    def _send_telemetry(self):
-        self._pack_telemetry_head()
-        self.jm.read_present()
-        self.jm.mark_unread(C.ST_SERVO_TIMEOUT)  # not read back yet: flagged for the host
-        self.link.send(C.TELEMETRY, mapping.pack_joints_of(self.jm))
-
-    def _pack_telemetry_head(self):
-        pack_into(TELEMETRY_HEAD, self.link.body, 0, self.cycles, self.sample_us,
-                         min(self.cycle_us, 0xFFFF), min(self.worst_us, 0xFFFF),
-                         self.overruns & 0xFFFF, self.mode)
-
-    def _send_raw(self):
-        jm = self.jm
-        body = self.link.body
-        struct.pack_into(RAW_HEAD, body, 0, self.cycles, self.sample_us)
-        end = mapping.pack_raw(body, RAW_HEAD_SIZE, jm.raw, jm.enc_status, jm.n)
-        self.link.send(C.RAW_SAMPLE, end)
 
     # ---- modes and safety ------------------------------------------------------------
     def set_mode(self, mode):
@@ -303,49 +192,6 @@ class Firmware:
             self.last_rx_us = link.rx_us
             self._handle(t, link.reader.seq)
 
-    def _repeat(self, slot, t, seq, idempotent=False):
-        """True (and ACKed) if this command is a retry of, or older than, the one applied
-        last in its slot: it must not be applied (again). An idempotent command (TARGETS)
-        is only kept from going backwards."""
-        if not self.slot_used[slot]:
-            return False
-        ahead = (seq - self.slot_seq[slot]) & 0xFFFF
-        if ahead == 0:
-            if idempotent:
-                return False
-            if not self._same_crc(slot << 2):
-                return False  # same number, other content: a new host counting from 0
-        elif ahead < 0x8000 or (((self.link.reader.frames - self.slot_frame[slot]) & MASK30)
-                                > STALE_FRAMES):
-            return False
-        self.cmd_repeats = (self.cmd_repeats + 1) & MASK30
-        self.link.ack(t, seq)
-        return True
-
-    def _applied(self, slot, seq, counted=True):
-        """Remember the command just applied in its slot (its seq, CRC, arrival)."""
-        # The received frame's CRC (4 bytes after its body) into the slot's 4 bytes.
-        copy_into(self.link.payload, BODY + self.link.reader.body_len,
-                  BODY + self.link.reader.body_len + 4, self.slot_crc, slot << 2)
-        self.slot_used[slot] = 1
-        self.slot_seq[slot] = seq
-        self.slot_frame[slot] = self.link.reader.frames
-        if counted:
-            self.cmd_applied = (self.cmd_applied + 1) & MASK30
-
-    def _same_crc(self, k):
-        """True when the received frame's CRC equals the 4 bytes at slot_crc[k]."""
-        p = self.link.payload
-        at = BODY + self.link.reader.body_len  # the frame's CRC
-        crc = self.slot_crc
-        return (p[at] == crc[k] and p[at + 1] == crc[k + 1] and p[at + 2] == crc[k + 2]
-                and p[at + 3] == crc[k + 3])
-
-    def _forget_commands(self):
-        """A new session (HELLO): its host numbers its frames afresh."""
-        for i in range(len(self.slot_used)):
-            self.slot_used[i] = 0
-
     def _handle(self, t, seq):
         link = self.link
         if t == C.TARGETS:
@@ -362,9 +208,9 @@ class Firmware:
         elif t == C.HELLO:
             self._hello(seq)
         elif t == C.GET_STATS:
-            self._stats()
+            replies.send_stats(self)
         elif t == C.GET_CONFIG:
-            self._send_config()
+            replies.send_config(self)
         elif t == C.SET_CONFIG:
             self._set_config(seq)
         elif t == C.GET_JOINT:
@@ -384,10 +230,12 @@ class Firmware:
             link.nack(C.TARGETS, seq, C.ERR_BAD_LENGTH)
         elif self.mode != C.MODE_HOST:
             link.nack(C.TARGETS, seq, C.ERR_BAD_MODE)
-        elif not self._repeat(SLOT_TARGETS, C.TARGETS, seq, True):
+        elif self.once.repeated(SLOT_TARGETS, seq, True):
+            link.ack(C.TARGETS, seq)
+        else:
             self.jm.set_host_targets(link.payload, BODY, n)
             self.watchdog_tripped = False
-            self._applied(SLOT_TARGETS, seq, False)
+            self.once.remember(SLOT_TARGETS, seq, False)
             link.ack(C.TARGETS, seq)
 
     def _set_mode_cmd(self, seq):
@@ -397,12 +245,12 @@ class Firmware:
             link.nack(C.SET_MODE, seq, C.ERR_BAD_VALUE, 0)
         elif self.config_error is not None and mode != C.MODE_IDLE:
             link.nack(C.SET_MODE, seq, C.ERR_BAD_MODE, 0)
-        elif self._repeat(SLOT_MODE, C.SET_MODE, seq):
-            return
+        elif self.once.repeated(SLOT_MODE, seq):
+            link.ack(C.SET_MODE, seq)
         elif not self.set_mode(mode):
             link.nack(C.SET_MODE, seq, C.ERR_BUSY, 0)
         else:
-            self._applied(SLOT_MODE, seq)
+            self.once.remember(SLOT_MODE, seq)
             link.ack(C.SET_MODE, seq)
 
     def _hello(self, seq):
@@ -412,45 +260,8 @@ class Firmware:
             # NACK.field carries the board's major version: the host can name both.
             link.nack(C.HELLO, seq, C.ERR_VERSION, C.PROTOCOL_MAJOR)
             return
-        self._forget_commands()
-        struct.pack_into(HELLO_REPLY_HEAD, link.body, 0, C.PROTOCOL_MAJOR, C.PROTOCOL_MINOR,
-                         FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], self.jm.n, self.hz,
-                         self.capabilities, self.decimation, self.config_crc)
-        name = self.board_name
-        end = copy_into(name, 0, len(name), link.body, HELLO_REPLY_HEAD_SIZE)
-        link.send(C.HELLO_REPLY, end)
-
-    def _stats(self):
-        link = self.link
-        r = link.reader
-        body = link.body
-        # Drivers count every failed read; the loop counts the ones it saw appear.
-        timeouts = checksums = 0
-        for bus in self.servos:
-            timeouts += getattr(bus, "timeouts", 0)
-            checksums += getattr(bus, "bad_checksums", 0)
-        STATS.clear(body)
-        STATS.put(body, "rx_frames", r.frames)
-        for i in range(len(DROP_STATS_FIELDS)):
-            STATS.put(body, DROP_STATS_FIELDS[i], r.drops[i])
-        STATS.put(body, "tx_frames", link.tx_frames)
-        STATS.put(body, "tx_dropped", link.tx_dropped)
-        STATS.put(body, "cycles", self.cycles)
-        STATS.put(body, "overruns", self.overruns)
-        STATS.put(body, "servo_timeouts", max(timeouts, self.servo_timeouts) & MASK30)
-        STATS.put(body, "servo_bad_checksums", max(checksums, self.servo_bad_checksums) & MASK30)
-        STATS.put(body, "worst_cycle_us", min(self.worst_us, 0xFFFF))
-        STATS.put(body, "cmd_applied", self.cmd_applied)
-        STATS.put(body, "cmd_repeats", self.cmd_repeats)
-        # Heap in use and free: a leak shows as heap_alloc creeping up over a long run.
-        STATS.put(body, "heap_alloc", HEAP_ALLOC())
-        STATS.put(body, "heap_free", HEAP_FREE())
-        link.send(C.STATS, STATS.size)
-
-    def _send_config(self):
-        struct.pack_into(CONFIG_FORMAT, self.link.body, 0, self.hz, self.decimation,
-                         self.watchdog_ms, self.watchdog_action)
-        self.link.send(C.CONFIG, CONFIG_SIZE)
+        self.once.forget()
+        replies.send_hello_reply(self)
 
     def _set_config(self, seq):
         values = self.link.unpack(SET_CONFIG_FORMAT)
@@ -458,10 +269,9 @@ class Firmware:
         if bad >= 0:
             self.link.nack(C.SET_CONFIG, seq, C.ERR_BAD_VALUE, bad)
             return
-        if self._repeat(SLOT_CONFIG, C.SET_CONFIG, seq):
-            return
-        self._set_loop(values)
-        self._applied(SLOT_CONFIG, seq)
+        if not self.once.repeated(SLOT_CONFIG, seq):
+            self._set_loop(values)
+            self.once.remember(SLOT_CONFIG, seq)
         self.link.ack(C.SET_CONFIG, seq)
 
     def _get_joint(self, seq):
@@ -469,20 +279,19 @@ class Firmware:
         if i >= self.jm.n:
             self.link.nack(C.GET_JOINT, seq, C.ERR_BAD_VALUE, 0)
             return
-        struct.pack_into(JOINT_FORMAT, self.link.body, 0, *self.jm.joint_values(i))
-        self.link.send(C.JOINT_CONFIG, JOINT_SIZE)
+        replies.send_joint(self, i)
 
     def _set_joint(self, seq):
-        values = self.link.unpack(JOINT_FORMAT)
+        values = self.link.unpack(SET_JOINT_FORMAT)
         bad = config.bad_joint_field(values, self.jm.n)
         if bad >= 0:
             self.link.nack(C.SET_JOINT, seq, C.ERR_BAD_VALUE, bad)
             return
-        if self._repeat(SLOT_JOINT + values[0], C.SET_JOINT, seq):
-            return
-        self.jm.set_joint(*values)
-        self.jm.limit_goals()
-        self._applied(SLOT_JOINT + values[0], seq)
+        slot = SLOT_JOINT + values[0]
+        if not self.once.repeated(slot, seq):
+            self.jm.set_joint(*values)
+            self.jm.limit_goals()
+            self.once.remember(slot, seq)
         self.link.ack(C.SET_JOINT, seq)
 
     # ---- timing ----------------------------------------------------------------------
@@ -504,7 +313,7 @@ class Firmware:
                 hal.sleep_us(wait)
             elif wait < 0:
                 self.overruns = (self.overruns + 1) & MASK30
-                self._report_overruns(end)
+                self.faults.overrun(end, self.overruns)
                 if -wait > self.period_us:
                     deadline = end  # far behind: start afresh rather than chase
             count += 1
@@ -515,16 +324,6 @@ class Firmware:
         self.cycle_us = took
         if took > self.worst_us:
             self.worst_us = took
-
-    def _report_overruns(self, now):
-        """FAULT(overrun) at most once a second; detail = overruns since the last one."""
-        code = C.FAULT_OVERRUN
-        if self.fault_sent[code] and \
-                self.hal.ticks_diff(now, self.last_fault_us[code]) < CONFIG_FAULT_US:
-            return
-        self._fault_every(now, code, 0, C.NO_JOINT,
-                          (self.overruns - self._overruns_reported) & MASK30)
-        self._overruns_reported = self.overruns
 
     def stop(self):
         """Torque off: the firmware is leaving (REPL, or an error)."""
