@@ -82,3 +82,25 @@ def test_record_keys_on_a_terminal(tmp_path):
     [entry] = Session(out).episodes
     assert entry["mark"] == "success"  # the discarded episode's name may be reused
     assert [p.name for p in out.glob("episode_*")] == [entry["file"]]
+
+
+def test_record_session_is_a_library_call(tmp_path):
+    """What `dexlink record` and `dexlink demo` record through, called as a library: the
+    options as a dataclass, progress through a callback, the result as a value."""
+    pytest.importorskip("dexlink.sim.flashing")
+    from dexlink.record.recording import RecordOptions, record_session
+
+    seen = []
+    result = record_session(RecordOptions(task="api", out=tmp_path / "s", episodes=2,
+                                          duration_s=1.2), progress=seen.append)
+    assert result.ok and result.directory == tmp_path / "s"
+    assert [e["file"] for e in result.kept] == ["episode_0000.mcap", "episode_0001.mcap"]
+    assert [e["file"] for e in Session(tmp_path / "s").episodes] == [e["file"] for e in result.kept]
+    starts = [p for p in seen if p.starting]
+    assert [(p.episode, p.episodes, p.path.name) for p in starts] == [
+        (1, 2, "episode_0000.mcap"), (2, 2, "episode_0001.mcap")]
+    ticks = [p for p in seen if not p.starting]
+    assert len(ticks) >= 4 and all("telemetry" in p.status for p in ticks)
+    # a virtual board records with simulated cameras unless others are named
+    ep = read_episode(tmp_path / "s" / "episode_0001.mcap")
+    assert len(ep.streams["/rgbd/color"]) > 5 and ep.info["task"] == "api"
