@@ -177,7 +177,8 @@ def test_the_board_filesystem_is_the_directory(board):
 
 
 def test_fault_records_apply_in_the_interpreter_without_allocating(tmp_path, micropython):
-    from dexlink.sim.vboard import BOARD_DIR, vfaults
+    from dexlink.resources import sim_board_dir
+    from dexlink.sim.boardcode import vfaults
     records = (vfaults.encode(vfaults.KIND_MAGNET_MISSING, 3, 1)
                + vfaults.encode(vfaults.KIND_SERVO_SILENT, 31, 1)
                + vfaults.encode(vfaults.KIND_CLOCK_PPM, 0, 0, -250)
@@ -198,7 +199,7 @@ def test_fault_records_apply_in_the_interpreter_without_allocating(tmp_path, mic
         "n, again = locked()\n"
         "print(n, bytes(buf[:n]), again, vfaults.injections, vfaults.magnet_missing[3],\n"
         "      vfaults.servo_silent[31], vfaults.servo_bad_checksum[7], vfaults.clock_ppm)\n"
-        % str(channel), paths=[BOARD_DIR], stdin=b"hello")
+        % str(channel), paths=[sim_board_dir()], stdin=b"hello")
     assert out.stdout.split() == [b"5", b"b'hello'", b"0", b"4", b"1", b"1", b"1", b"-250"]
 
 

@@ -1,5 +1,5 @@
 # The virtual board's "ROM": runs inside the MicroPython Unix interpreter, started by the
-# supervisor (dexlink.sim.vboard) for every boot.
+# supervisor (dexlink.sim.supervisor) for every boot.
 #
 #   micropython agent.py MODE FS_DIR BOARD_DIR CMD_FD FAULT_FD NOTE_FD FS_MODE
 #   MODE: friendly | raw; the fds: commands from the supervisor, injected faults, notes back;
@@ -21,6 +21,7 @@ import micropython
 
 import vconsole
 import vfaults
+import vnotes
 
 AGENT_NAME = "agent.py"
 FROZEN = "/.sim"  # where the simulated rig's modules appear (read-only, never flashed)
@@ -36,7 +37,7 @@ class _Machine:
         return getattr(self._base, name)
 
     def reset(self):
-        vconsole.note(vconsole.NOTE_HARD_RESET)
+        vconsole.note(vnotes.NOTE_HARD_RESET)
         _wait_forever()  # the supervisor ends this interpreter
 
     def soft_reset(self):
@@ -111,7 +112,7 @@ def run(code, namespace, kind, name, boot=False):
         vfaults.poll()
         code = compile(code, name, kind)
         if boot:
-            vconsole.note(vconsole.NOTE_RUNNING)
+            vconsole.note(vnotes.NOTE_RUNNING)
         exec(code, namespace)
     except SystemExit:
         return "", True
@@ -130,7 +131,7 @@ def run_file(path, namespace):
     if text:
         sys.stdout.write(text)  # a board prints a boot script's traceback on its console
     if soft:
-        vconsole.note(vconsole.NOTE_SOFT_RESET)
+        vconsole.note(vnotes.NOTE_SOFT_RESET)
         _wait_forever()
     return True
 
@@ -188,14 +189,14 @@ def main():
     sys.modules["os"] = _Os(os)
     sys.modules["micropython"] = _Micropython(micropython)
     namespace = {"__name__": "__main__"}
-    vconsole.note(vconsole.NOTE_BANNER, banner().encode())
+    vconsole.note(vnotes.NOTE_BANNER, banner().encode())
     try:
         run_file("boot.py", namespace)
         if mode == "friendly":
             run_file("main.py", namespace)
     except KeyboardInterrupt:
         pass  # a Ctrl-C between the scripts
-    done = vconsole.NOTE_BOOTED, b""
+    done = vnotes.NOTE_BOOTED, b""
     while True:
         try:
             if done:
@@ -204,12 +205,12 @@ def main():
                 vconsole.note(*done)
                 done = None
             kind, code = commands.next()
-            vconsole.note(vconsole.NOTE_RUNNING)
+            vconsole.note(vnotes.NOTE_RUNNING)
             text, soft = run(code, namespace, "single" if kind == "s" else "exec", "<stdin>")
             if soft:
-                vconsole.note(vconsole.NOTE_SOFT_RESET)
+                vconsole.note(vnotes.NOTE_SOFT_RESET)
                 _wait_forever()
-            done = vconsole.NOTE_DONE, text.encode()[-4000:]
+            done = vnotes.NOTE_DONE, text.encode()[-4000:]
         except KeyboardInterrupt:
             continue  # a Ctrl-C that arrived as a command ended
         except EOFError:

@@ -4,25 +4,16 @@
 # Data path: the interpreter's stdin / stdout, which the supervisor connects to the
 # pseudo-terminal. The supervisor made stdin non-blocking, so readinto() returns None
 # when nothing waits: one read() per call, no allocation.
-# Notes path: a pipe to the supervisor carrying short records (type byte, u16 length,
-# text). They are written whole (under PIPE_BUF) and only outside the steady-state loop.
+# Notes path: a pipe to the supervisor carrying short records (vnotes: the note types and
+# the record's layout, shared with the supervisor), only outside the steady-state loop.
 import sys
 import time
 
 import vfaults
-
-# Note types (agent / console -> supervisor)
-NOTE_RUNNING = b"P"  # the interpreter runs a program (Ctrl-C may interrupt it)
-NOTE_BANNER = b"N"  # text: the REPL's banner (nothing runs yet that Ctrl-C could stop)
-NOTE_BOOTED = b"B"  # boot.py / main.py finished: the REPL takes over
-NOTE_DONE = b"D"  # a REPL command finished; text: its traceback, if any
-NOTE_CLAIM = b"C"  # the program owns the console: Ctrl-C is data
-NOTE_RELEASE = b"R"  # Ctrl-C interrupts again
-NOTE_HARD_RESET = b"H"  # machine.reset()
-NOTE_SOFT_RESET = b"S"  # sys.exit() / machine.soft_reset()
+from vnotes import HEADER_SIZE, NOTE_CLAIM, NOTE_RELEASE
 
 _notes = None
-_header = bytearray(3)
+_header = bytearray(HEADER_SIZE)
 _claims = 0  # console claims made since boot: each is acknowledged by number
 
 

@@ -1,0 +1,125 @@
+"""One boot of the virtual board: a MicroPython process running the agent, and the
+supervisor's ends of the pipes that connect it (agent.py describes the other ends):
+
+    stdin   <- host bytes for the running program (non-blocking at both ends)
+    stdout  -> what the board prints (stderr too)
+    fd 3    <- commands: code the REPL collected, one record each (kind, u32 length, code)
+    fd 4    <- fault records for vfaults (non-blocking: the firmware polls it)
+    fd 5    -> notes (vnotes: running, booted, done, claim, reset...)
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import struct
+import subprocess
+from pathlib import Path
+
+from dexlink.sim.boardcode import AGENT, BOARD_DIR
+from dexlink.sim.errors import VirtualBoardError
+from dexlink.sim.usbport import nonblocking
+
+log = logging.getLogger("dexlink.sim")
+
+COMMAND_HEADER = "<BI"  # kind, then the code's length (agent.Commands reads it)
+COMMAND_SINGLE = b"s"  # a friendly-REPL line: expression values are echoed
+COMMAND_EXEC = b"x"  # a file's worth of code
+
+
+class Interpreter:
+    """The interpreter process of one boot and the supervisor's ends of its pipes."""
+
+    def __init__(self, micropython: Path, fs_dir: Path, mode: str, readonly: bool):
+        stdin_r, self.stdin_w = os.pipe()
+        self.stdout_r, stdout_w = os.pipe()
+        cmd_r, self._cmd_w = os.pipe()
+        fault_r, self._fault_w = os.pipe()
+        self.notes_r, note_w = os.pipe()
+        for fd in (stdin_r, self.stdin_w, self.stdout_r, fault_r, self._fault_w, self.notes_r):
+            nonblocking(fd)  # stdin_r and fault_r: the firmware polls them without blocking
+        env = dict(os.environ, MICROPYPATH="%s:%s" % (fs_dir, BOARD_DIR))
+        argv = [str(micropython), str(AGENT), mode, str(fs_dir), str(BOARD_DIR),
+                str(cmd_r), str(fault_r), str(note_w), "ro" if readonly else "rw"]
+        try:
+            self.proc = subprocess.Popen(argv, stdin=stdin_r, stdout=stdout_w, stderr=stdout_w,
+                                         pass_fds=(cmd_r, fault_r, note_w), cwd=fs_dir, env=env,
+                                         start_new_session=True)
+        except OSError as e:
+            for fd in (stdin_r, self.stdin_w, self.stdout_r, stdout_w, cmd_r, self._cmd_w,
+                       fault_r, self._fault_w, self.notes_r, note_w):
+                os.close(fd)  # no process to hand them to
+            raise VirtualBoardError("cannot start the MicroPython interpreter %s: %s"
+                                    % (micropython, e)) from None
+        for fd in (stdout_w, cmd_r, fault_r, note_w):
+            os.close(fd)
+        self._stdin_r = stdin_r  # kept: after a program ends, its unread input goes to the REPL
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for fd in (self._stdin_r, self.stdin_w, self.stdout_r, self._cmd_w, self._fault_w,
+                   self.notes_r):
+            os.close(fd)
+
+    # -- to the interpreter -------------------------------------------------------------
+    def run(self, code: str, single: bool) -> None:
+        """Hand the agent code to run (it waits for it: the write blocks until taken)."""
+        data = code.encode()
+        kind = COMMAND_SINGLE if single else COMMAND_EXEC
+        os.write(self._cmd_w, struct.pack(COMMAND_HEADER, kind[0], len(data)) + data)
+
+    def write_input(self, data) -> int:
+        """Write to the program's stdin: bytes taken (0 while the pipe is full)."""
+        try:
+            return os.write(self.stdin_w, data)
+        except BlockingIOError:
+            return 0
+        except OSError:  # the interpreter is gone (the supervisor restarts it): drop them
+            return len(data)
+
+    def unread_input(self) -> bytes:
+        """Take back what the program left unread on its stdin."""
+        chunks = []
+        while True:
+            try:
+                data = os.read(self._stdin_r, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: SIGINT raises KeyboardInterrupt in the program, as on a board."""
+        os.kill(self.proc.pid, signal.SIGINT)
+
+    def send_fault(self, record: bytes) -> None:
+        """A vfaults record for the firmware's next poll (never blocks)."""
+        try:
+            os.write(self._fault_w, record)
+        except BlockingIOError:
+            log.warning("fault channel full: injection lost (the firmware never polls it?)")
+
+    # -- from the interpreter -----------------------------------------------------------
+    def read_output(self) -> bytes:
+        """What the board printed since the last read (b"" when nothing waits)."""
+        try:
+            return os.read(self.stdout_r, 65536)
+        except BlockingIOError:
+            return b""
+
+    def read_notes(self) -> bytes:
+        try:
+            return os.read(self.notes_r, 65536)
+        except BlockingIOError:
+            return b""
