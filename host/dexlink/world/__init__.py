@@ -9,7 +9,8 @@ API (names other parts build on; keep them):
   attach. Body "wrist" (a free joint also named "wrist"; attach it to a mocap body or
   weld it) carries body "palm" (palm frame: origin at the wrist crease, x to the
   fingertips, y to the thumb, z out of the back of the hand). One body per joint,
-  "<joint>_link", with the hinge named exactly as in the hand file. One position
+  "<joint>_link", with the hinge named exactly as in the hand file (look joints up by
+  name: MuJoCo orders them by the body tree, not by the hand file). One position
   actuator per motor, named after the motor (a direct-drive hand: the joint's name;
   ctrl = the motor's angle in rad: the joint angle, or A.q + b on a tendon hand, whose
   motors pull fixed tendons "<motor>_tendon"). Sites "<finger>_tip" (the fingertip) and

@@ -168,15 +168,17 @@ def _finger(f: _Fields, name: str, t: dict, joints: list, radius: float,
     field = "geometry.fingers.%s" % name
     if not isinstance(t, dict):
         f.fail(field, "must be a table")
-    links = f.vector(t, "links_mm", field + ".links_mm", len(joints), nonneg=True)
+    links = f.vector(t, "links_mm", field + ".links_mm", len(joints))
     fingertip = t.get("fingertip", True)
     if not isinstance(fingertip, bool):
         f.fail(field + ".fingertip", "must be true or false, got %r" % (fingertip,))
     for i, mm in enumerate(links):
-        # An abduction joint sits where the next one does (length 0); a link after the
-        # first real one is a phalanx and must have a length.
-        if mm <= 0 and (i == len(links) - 1 or any(links[:i])):
-            f.fail("%s.links_mm[%d]" % (field, i), "must be > 0, got %g" % mm)
+        # A joint may sit where the next one does (length 0) when the two cross, as
+        # abduction under flexion does; otherwise a link has a length.
+        crossed = i + 1 < len(joints) and joints[i].axis != joints[i + 1].axis
+        if mm < 0 or (mm == 0 and not crossed):
+            f.fail("%s.links_mm[%d]" % (field, i), "must be %s, got %g"
+                   % (">= 0" if crossed else "> 0", mm))
     if fingertip and links[-1] / 1000 <= radius:
         f.fail("%s.links_mm[%d]" % (field, len(links) - 1),
                "the last link (to the tip) must be longer than capsule_radius_mm (%g), got %g"
