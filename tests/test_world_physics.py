@@ -1,0 +1,164 @@
+"""The world's physics, on the hands generated from hardware/hands: a closed hand lifts a
+cube and an open one does not, a blocked finger loads its servo, a pressed fingertip
+lights its gel, a seed gives one outcome, a tendon hand's motors move its joints."""
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+
+from dexlink.errors import UserError
+from dexlink.world import tasks
+from dexlink.world.handpose import rotate
+from dexlink.world.scene import hand_coupling
+from dexlink.world.sensors import GelShader
+from dexlink.world.tasks.base import yaw_of
+from dexlink.world.world import World
+from dexlink import hwconfig
+
+ISO16 = hwconfig.HANDS / "iso16.toml"
+TENDON16 = hwconfig.HANDS / "tendon16.toml"
+
+# Postures of iso16 (degrees, hand file order: thumb, index, middle, ring; 4 joints each).
+OPEN = [30, 0, 0, 0] + [0, 10, 10, 10] * 3
+CLOSED = [40, 20, 40, 40] + [0, 80, 80, 60] * 3
+FINGERS_CLOSED = [-20, 0, 0, 0] + [0, 80, 80, 60] * 3  # the thumb kept out of their way
+CUBE_IN_HAND = [0.10, 0.01, -0.045]  # cube centre under the palm, wrist frame (m)
+
+
+def place_hand_over(world, point_in_hand, at, yaw=0.0, pitch=0.0, posture=None):
+    """Put the wrist so that a point of the hand frame lies on a world point; the hand
+    starts in posture (degrees) with its goals there. Returns (wrist pos, quat)."""
+    quat = world.hand.orientation(yaw=yaw, pitch=pitch)
+    pos = np.asarray(at) - rotate(quat, point_in_hand)
+    world._place_wrist(pos, quat)
+    if posture is not None:
+        q = np.radians(posture)
+        world.data.qpos[world.scene.joint_qpos] = q
+        world.set_motor_goals(q)
+    mujoco.mj_forward(world.model, world.data)
+    return pos, quat
+
+
+def ramp(world, seconds, goals_from=None, goals_to=None, wrist_from=None, wrist_to=None, quat=None):
+    """Move goals and/or the wrist linearly over seconds, 10 ms at a time."""
+    n = max(1, round(seconds / 0.01))
+    for k in range(1, n + 1):
+        a = k / n
+        if goals_to is not None:
+            world.set_motor_goals(np.radians(np.add(goals_from, a * np.subtract(goals_to, goals_from))))
+        if wrist_to is not None:
+            world.set_wrist(np.add(wrist_from, a * np.subtract(wrist_to, wrist_from)), quat)
+        world.step_to(world.time + 0.01)
+
+
+def grasp_and_lift(seed, closed_posture):
+    world = World(ISO16, "lift_cube", seed=seed)
+    cube, _ = world.body_pose("cube")
+    pos, quat = place_hand_over(world, CUBE_IN_HAND, cube, posture=OPEN)
+    world.step_to(0.3)
+    ramp(world, 0.5, OPEN, closed_posture)
+    world.step_to(1.3)
+    ramp(world, 1.0, wrist_from=pos, wrist_to=pos + [0, 0, 0.10], quat=quat)
+    world.step_to(world.time + 1.2)
+    return world
+
+
+def test_closed_hand_lifts_the_cube_and_the_open_hand_does_not():
+    closed = grasp_and_lift(0, CLOSED)
+    assert closed.task_state()["lifted_m"] > 0.08
+    assert closed.judge() == "success"
+    opened = grasp_and_lift(0, OPEN)
+    assert opened.task_state()["lifted_m"] < 0.005
+    assert opened.judge() is None  # still running: nothing was lifted
+
+
+def test_a_blocked_finger_shows_a_position_error_and_a_load():
+    index_mcp = 5
+    free = World(ISO16, "lift_cube", seed=0)  # the hand in the air, far above the cube
+    ramp(free, 0.5, OPEN, FINGERS_CLOSED)
+    free.step_to(1.5)
+    err_free = free.motor_goals()[index_mcp] - free.motor_positions()[index_mcp]
+    assert abs(np.degrees(err_free)) < 1
+    assert abs(free.motor_loads()[index_mcp]) < 0.05
+
+    blocked = World(ISO16, "lift_cube", seed=0)
+    cube, _ = blocked.body_pose("cube")
+    place_hand_over(blocked, CUBE_IN_HAND, cube, posture=OPEN)
+    ramp(blocked, 0.5, OPEN, CLOSED)  # the same index goal, the thumb holding the cube
+    blocked.step_to(1.5)
+    err = blocked.motor_goals()[index_mcp] - blocked.motor_positions()[index_mcp]
+    assert np.degrees(err) > 10  # the cube stops the finger short of its goal
+    assert blocked.motor_loads()[index_mcp] > 0.5  # and the servo strains against it
+    assert any(t.other_geom == "cube" and t.hand_geom.startswith("index")
+               for t in blocked.contacts)
+
+
+def test_a_fingertip_pressed_into_the_cube_brightens_its_gel_where_it_presses():
+    # The index pad, fingers straight and tilted down a little, pressed 2 mm down onto
+    # the cube's far top edge: the edge presses a band across the pad.
+    world = World(ISO16, "lift_cube", seed=0)
+    cube, quat = world.body_pose("cube")
+    yaw = yaw_of(quat)
+    world.hand.tips(np.zeros(16))
+    pad = world.hand.data.site("index_tactile").xpos.copy()  # pad centre, wrist frame
+    posture = [-30, 0, 0, 0] + [0] * 12  # thumb out of the way, fingers straight
+    edge = cube + [0.025 * np.cos(yaw), 0.025 * np.sin(yaw), 0.025 - 0.002]
+    pos, quat = place_hand_over(world, pad, edge + [0, 0, 0.02], yaw=yaw, pitch=np.radians(8),
+                                posture=posture)
+    ramp(world, 1.0, wrist_from=pos, wrist_to=pos - [0, 0, 0.02], quat=quat)
+    world.step_to(world.time + 0.1)
+    depth = world.tactile_depth("index")
+    assert depth.max() > 0.0003  # the gel is pressed a fraction of a millimetre
+    assert world.tactile_depth("ring").max() == 0  # a finger off the cube feels nothing
+    cols = np.flatnonzero(depth.max(axis=0) > 0)
+    assert 0 < len(cols) < depth.shape[1] / 2  # a band, not the whole pad
+
+    shader = GelShader(world._pad("index").half_size)
+    image = shader.shade(depth)
+    grey = lambda im: im.astype(float).mean(axis=2)
+    brighter = grey(image) - grey(shader.background)
+    pressed = np.kron(depth > 0.0002, np.ones((10, 10))) > 0  # taxels -> 320x240 pixels
+    far = np.kron(depth == 0, np.ones((10, 10))) > 0
+    assert brighter[pressed].mean() > 30
+    if far.any():  # where nothing touches, the gel looks as it does untouched
+        assert abs(brighter[far]).mean() < brighter[pressed].mean() / 3
+    # The deepest quarter of the imprint is brighter than its shallowest quarter.
+    big = np.kron(depth, np.ones((10, 10)))[pressed]
+    lo, hi = np.quantile(big, [0.25, 0.75])
+    assert brighter[pressed][big >= hi].mean() > brighter[pressed][big <= lo].mean()
+    assert np.array_equal(shader.shade(np.zeros_like(depth)), shader.background)
+
+
+def test_the_same_seed_gives_the_same_outcome():
+    a, b = grasp_and_lift(4, CLOSED), grasp_and_lift(4, CLOSED)
+    assert np.array_equal(a.data.qpos, b.data.qpos)
+    assert a.judge() == b.judge() == "success"
+    c = World(ISO16, "lift_cube", seed=5)
+    assert not np.allclose(c.body_pose("cube")[0], World(ISO16, "lift_cube", seed=4).body_pose("cube")[0])
+
+
+def test_torque_off_lets_go_of_the_cube():
+    world = grasp_and_lift(0, CLOSED)
+    assert world.task_state()["lifted_m"] > 0.08
+    world.set_torque(False)
+    world.step_to(world.time + 1.0)
+    assert np.all(world.motor_loads() == 0)
+    assert world.task_state()["lifted_m"] < 0.02  # limp fingers: the cube falls
+
+
+def test_the_tendon_hand_moves_its_joints_through_the_coupling():
+    world = World(TENDON16, "lift_cube", seed=0)
+    a, b = hand_coupling(TENDON16)
+    target = np.radians([20, 10, 30, 20] + [5, 40, 30, 20] * 3)
+    world.set_motor_goals(a @ target + b)
+    world.step_to(1.0)
+    assert np.degrees(np.abs(world.joint_positions() - target)).max() < 3
+
+
+def test_a_bad_task_name_is_a_user_error_naming_the_tasks():
+    with pytest.raises(UserError) as e:
+        World(ISO16, "juggle", seed=0)
+    assert "juggle" in str(e.value)
+    for name in tasks.names():
+        assert name in str(e.value)
