@@ -7,6 +7,8 @@ radians as a `HandGeometry`, with each finger's joints (in the hand file's order
 motors that drive them and, for a tendon hand, the coupling matrix. Anything wrong is a
 `GeometryError` naming the file and the field: "hardware/hands/iso16.toml:
 geometry.fingers.index.links_mm[1]: must be > 0, got -3".
+
+GeometryError is re-exported here: `from dexlink.world.geometry import GeometryError`.
 """
 from __future__ import annotations
 
@@ -17,14 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from dexlink import hwconfig
-from dexlink.errors import UserError
+from dexlink.world.fields import Fields, GeometryError  # noqa: F401 (re-exported)
 from dexlink.world.servos import SERVO_MODELS, ServoModel
 
 FLEX_AXIS = (0.0, 1.0, 0.0)  # a joint's axis unless it names one: curls the finger palm-wards
-
-
-class GeometryError(UserError, ValueError):
-    """A hand file whose body cannot be built; the message names the file and the field."""
+MOUNT_NAME = "wrist"  # the free body (and joint) the model hangs the palm from
 
 
 @dataclass(frozen=True)
@@ -84,61 +83,9 @@ def rpy_quat(roll: float, pitch: float, yaw: float) -> tuple:
             cr * sp * cy + sr * cp * sy, cr * cp * sy - sr * sp * cy)
 
 
-class _Fields:
-    """Reads typed values out of a TOML table, failing with the file and field named."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def fail(self, field: str, problem: str):
-        raise GeometryError("%s: %s: %s" % (self.path, field, problem))
-
-    def table(self, parent: dict, key: str, field: str, required=True) -> dict:
-        if key not in parent:
-            if required:
-                self.fail(field, "missing")
-            return {}
-        if not isinstance(parent[key], dict):
-            self.fail(field, "must be a table")
-        return parent[key]
-
-    def number(self, value, field: str, positive=False, nonneg=False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.fail(field, "must be a number, got %r" % (value,))
-        if positive and value <= 0:
-            self.fail(field, "must be > 0, got %r" % (value,))
-        if nonneg and value < 0:
-            self.fail(field, "must be >= 0, got %r" % (value,))
-        return float(value)
-
-    def get_number(self, t: dict, key: str, field: str, default=None, **kw) -> float:
-        if key not in t:
-            if default is None:
-                self.fail(field, "missing")
-            return float(default)
-        return self.number(t[key], field, **kw)
-
-    def vector(self, t: dict, key: str, field: str, n: int, default=None, **kw) -> list:
-        if key not in t:
-            if default is None:
-                self.fail(field, "missing")
-            return list(default)
-        v = t[key]
-        if not isinstance(v, list) or len(v) != n:
-            self.fail(field, "must be a list of %d numbers, got %r" % (n, v))
-        return [self.number(x, "%s[%d]" % (field, i), **kw) for i, x in enumerate(v)]
-
-    def string(self, t: dict, key: str, field: str, default=None) -> str:
-        if key not in t:
-            if default is None:
-                self.fail(field, "missing")
-            return default
-        if not isinstance(t[key], str):
-            self.fail(field, "must be a string, got %r" % (t[key],))
-        return t[key]
-
-
-def _servo_model(f: _Fields, servo: dict, field: str) -> ServoModel:
+def _servo_model(f: Fields, servo: dict | None, field: str) -> ServoModel:
+    if servo is None:
+        f.fail(field, "missing")
     if not isinstance(servo, dict):
         f.fail(field, "must be a table")
     model = f.string(servo, "model", field + ".model")
@@ -148,7 +95,7 @@ def _servo_model(f: _Fields, servo: dict, field: str) -> ServoModel:
     return SERVO_MODELS[model]
 
 
-def _joint_axis(f: _Fields, j: dict, field: str) -> tuple:
+def _joint_axis(f: Fields, j: dict, field: str) -> tuple:
     v = np.array(f.vector(j, "axis", field + ".axis", 3, FLEX_AXIS))
     norm = float(np.linalg.norm(v))
     if norm < 1e-9:
@@ -156,14 +103,14 @@ def _joint_axis(f: _Fields, j: dict, field: str) -> tuple:
     return tuple(float(x) for x in v / norm)
 
 
-def _range_rad(f: _Fields, t: dict, field: str) -> tuple:
+def _range_rad(f: Fields, t: dict, field: str) -> tuple:
     lo, hi = f.vector(t, "range_deg", field, 2)
     if lo >= hi:
         f.fail(field, "min %g must be below max %g" % (lo, hi))
     return (math.radians(lo), math.radians(hi))
 
 
-def _finger(f: _Fields, name: str, t: dict, joints: list, radius: float,
+def _finger(f: Fields, name: str, t: dict, joints: list, radius: float,
             by_name: dict) -> FingerGeometry:
     field = "geometry.fingers.%s" % name
     if not isinstance(t, dict):
@@ -192,8 +139,11 @@ def _finger(f: _Fields, name: str, t: dict, joints: list, radius: float,
         if by_name[mount].finger == name:
             f.fail(field + ".mount", "%r is a joint of this finger" % mount)
     last = links[-1] / 1000
-    pad_at = f.get_number(t, "tactile_at_mm", field + ".tactile_at_mm",
-                          max(last - radius, 0.0) * 500, nonneg=True) / 1000
+    # Default: halfway along the straight part of the last capsule, so the flat pad stays
+    # on the finger's surface rather than under its round tip.
+    halfway_mm = max(last - radius, 0.0) / 2 * 1000
+    pad_at = f.get_number(t, "tactile_at_mm", field + ".tactile_at_mm", halfway_mm,
+                          nonneg=True) / 1000
     if fingertip and pad_at > last:
         f.fail(field + ".tactile_at_mm", "must lie on the last link (<= %g)" % (last * 1000))
     joints = tuple(JointGeometry(j.name, j.finger, j.index, j.axis, j.range_rad, mm / 1000)
@@ -202,7 +152,7 @@ def _finger(f: _Fields, name: str, t: dict, joints: list, radius: float,
                           rpy_quat(*(math.radians(a) for a in rpy)), mount, fingertip, pad_at)
 
 
-def _mount_order(f: _Fields, fingers: dict, by_name: dict) -> list:
+def _mount_order(f: Fields, fingers: dict, by_name: dict) -> list:
     """Fingers ordered so that each comes after the finger its mount joint belongs to."""
     order, placing = [], set()
 
@@ -222,7 +172,7 @@ def _mount_order(f: _Fields, fingers: dict, by_name: dict) -> list:
     return [fingers[n] for n in order]
 
 
-def _motors(f: _Fields, t: dict, joints: list) -> tuple:
+def _motors(f: Fields, t: dict, joints: list) -> tuple:
     """(motors, coupling A, coupling b) of a hand file; A and b None for direct drive."""
     tables = t["joints"]
     if "motors" not in t:
@@ -239,7 +189,10 @@ def _motors(f: _Fields, t: dict, joints: list) -> tuple:
             f.fail(field, "must be a table")
         servo = mt.get("servo")
         model = _servo_model(f, servo, field + ".servo")
-        motors.append(MotorGeometry(f.string(mt, "name", field + ".name"), model,
+        name = f.string(mt, "name", field + ".name")
+        if any(other.name == name for other in motors):
+            f.fail(field + ".name", "%r names another motor too" % name)
+        motors.append(MotorGeometry(name, model,
                                     _range_rad(f, servo, field + ".servo.range_deg"), None))
     coupling = f.table(t, "coupling", "coupling")
     a = coupling.get("a")
@@ -261,7 +214,7 @@ def load_geometry(hand_path: str | Path) -> HandGeometry:
     file) names the file and the field."""
     path = Path(hand_path)
     t = hwconfig.load_hand(path)
-    f = _Fields(path)
+    f = Fields(path)
     g = f.table(t, "geometry", "geometry")
     radius = f.get_number(g, "capsule_radius_mm", "geometry.capsule_radius_mm", positive=True) / 1000
     joints, by_name, per_finger = [], {}, {}
@@ -271,6 +224,8 @@ def load_geometry(hand_path: str | Path) -> HandGeometry:
                           _joint_axis(f, jt, field), _range_rad(f, jt, field + ".range_deg"), 0.0)
         if j.name in by_name:
             f.fail(field + ".name", "%r is already joints[%d]" % (j.name, by_name[j.name].index))
+        if j.name == MOUNT_NAME:
+            f.fail(field + ".name", "%r is the name of the hand's mount in its model" % j.name)
         joints.append(j)
         by_name[j.name] = j
         per_finger.setdefault(j.finger, []).append(j)

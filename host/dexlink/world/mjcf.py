@@ -18,7 +18,7 @@ from pathlib import Path
 
 import mujoco
 
-from dexlink.world.geometry import HandGeometry, load_geometry
+from dexlink.world.geometry import MOUNT_NAME, HandGeometry, load_geometry
 from dexlink.world.tree import PALM, HandTree
 
 TIMESTEP_S = 0.002
@@ -28,7 +28,7 @@ GEOM_CONTACT = dict(condim=4, friction=[1.0, 0.02, 0.0005], solref=[0.005, 1.0],
 JOINT_DAMPING = 0.05
 JOINT_ARMATURE = 0.001
 JOINT_FRICTIONLOSS = 0.005
-WRIST = "wrist"
+WRIST = MOUNT_NAME
 WRIST_MASS_KG = 0.01  # the mount's own mass: the arm is the world's business
 HAND_RGBA = [0.85, 0.72, 0.6, 1.0]
 PAD_RGBA = [0.2, 0.5, 0.9, 0.5]
