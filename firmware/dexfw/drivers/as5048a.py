@@ -3,28 +3,29 @@
 # One frame clocks one 16-bit word per chip (word k of the frame <-> joints[k]). A chip
 # answers a command in the *next* frame, so each frame both asks and collects: the angle
 # read is sent every frame and the answer one frame old is stored. Once every
-# DIAG_EVERY sweeps one chip is asked for its diagnostics instead (its angle is then
+# 4 sweeps (_DIAG_EVERY) one chip is asked for its diagnostics instead (its angle is then
 # skipped for one frame); a chip raising the error flag is sent CLEAR_ERROR.
 # Words: bit 15 even parity, bit 14 read (command) / error flag (answer), 13:0 address/data.
 import array
 
+from dexfw.compat import const
 from dexfw.drivers.i2cmux import KEEP_BITS, vouch
 from dexproto.catalog import COUNTER_MASK, ST_ENCODER_ERROR, ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
-REG_CLEAR_ERROR = 0x0001
-REG_DIAG_AGC = 0x3FFD
-REG_ANGLE = 0x3FFF
-DIAG_OCF = 0x0100  # offset compensation finished: the chip is ready
-DIAG_COF = 0x0200  # CORDIC overflow: the angle is not valid
-DIAG_COMP_LOW = 0x0400  # field too strong
-DIAG_COMP_HIGH = 0x0800  # field too weak
-FLAG_ERROR = 0x4000
-DIAG_EVERY = 4
+_REG_CLEAR_ERROR = const(0x0001)
+_REG_DIAG_AGC = const(0x3FFD)
+_REG_ANGLE = const(0x3FFF)
+_DIAG_OCF = const(0x0100)  # offset compensation finished: the chip is ready
+_DIAG_COF = const(0x0200)  # CORDIC overflow: the angle is not valid
+_DIAG_COMP_LOW = const(0x0400)  # field too strong
+_DIAG_COMP_HIGH = const(0x0800)  # field too weak
+_FLAG_ERROR = const(0x4000)
+_DIAG_EVERY = const(4)
 
 # What a chip's next answer holds (what it was last asked).
-_ASKED_ANGLE = 0
-_ASKED_DIAG = 1
-_ASKED_CLEAR = 2
+_ASKED_ANGLE = const(0)
+_ASKED_DIAG = const(1)
+_ASKED_CLEAR = const(2)
 
 
 def parity(word):
@@ -42,18 +43,18 @@ def read_command(reg):
     return word | (parity(word) << 15)
 
 
-CMD_ANGLE = read_command(REG_ANGLE)
-CMD_DIAG = read_command(REG_DIAG_AGC)
-CMD_CLEAR = read_command(REG_CLEAR_ERROR)
+CMD_ANGLE = read_command(_REG_ANGLE)
+CMD_DIAG = read_command(_REG_DIAG_AGC)
+CMD_CLEAR = read_command(_REG_CLEAR_ERROR)
 
 
 def diag_bits(diag):
     """The joint status bits for the DIAG+AGC register (data bits 13:0)."""
-    if diag & DIAG_COMP_HIGH and diag & 0xFF == 0xFF:  # gain at its limit: no magnet
+    if diag & _DIAG_COMP_HIGH and diag & 0xFF == 0xFF:  # gain at its limit: no magnet
         return ST_MAGNET_MISSING
-    if diag & DIAG_COF or not diag & DIAG_OCF:
+    if diag & _DIAG_COF or not diag & _DIAG_OCF:
         return ST_ENCODER_ERROR
-    if diag & (DIAG_COMP_HIGH | DIAG_COMP_LOW):
+    if diag & (_DIAG_COMP_HIGH | _DIAG_COMP_LOW):
         return ST_MAGNET_WEAK
     return 0
 
@@ -100,7 +101,7 @@ class AS5048AChain:
         if self._sweeps == 0:
             diag = self._diag_next
             self._diag_next = (diag + 1) % self.n
-        self._sweeps = (self._sweeps + 1) % DIAG_EVERY  # kept small: it never stops counting
+        self._sweeps = (self._sweeps + 1) % _DIAG_EVERY  # kept small: it never stops counting
         for k in range(self.n):
             if self._clear[k]:
                 self._clear[k] = 0
@@ -136,10 +137,10 @@ class AS5048AChain:
 
     def _collect(self, k, j, raw):
         word = (self._rx[2 * k] << 8) | self._rx[2 * k + 1]
-        if parity(word) or word & FLAG_ERROR:
+        if parity(word) or word & _FLAG_ERROR:
             # A parity error, or the chip saw a bad command: clear its flag next frame.
             self.errors = (self.errors + 1) & COUNTER_MASK
-            if word & FLAG_ERROR:
+            if word & _FLAG_ERROR:
                 self._clear[k] = 1
             return self._magnet[k] | ST_ENCODER_ERROR
         if self._asked[k] == _ASKED_DIAG:

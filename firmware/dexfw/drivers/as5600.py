@@ -6,28 +6,29 @@
 # The magnet status (MD/ML/MH) is read for one sensor per sweep, spreading its cost.
 import array
 
+from dexfw.compat import const
 from dexfw.drivers.i2cmux import MuxedSensors, vouch
 from dexproto.catalog import ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
-ADDR = 0x36
-REG_STATUS = 0x0B
-REG_RAW_ANGLE = 0x0C
-STATUS_MH = 0x08  # magnet too strong
-STATUS_ML = 0x10  # magnet too weak
-STATUS_MD = 0x20  # magnet detected
+_ADDR = const(0x36)
+_REG_STATUS = const(0x0B)
+_REG_RAW_ANGLE = const(0x0C)
+_STATUS_MH = const(0x08)  # magnet too strong
+_STATUS_ML = const(0x10)  # magnet too weak
+_STATUS_MD = const(0x20)  # magnet detected
 
 
 def magnet_bits(reg_status):
     """The joint status bits for an AS5600 STATUS register value."""
-    if not reg_status & STATUS_MD:
+    if not reg_status & _STATUS_MD:
         return ST_MAGNET_MISSING
-    if reg_status & (STATUS_ML | STATUS_MH):
+    if reg_status & (_STATUS_ML | _STATUS_MH):
         return ST_MAGNET_WEAK
     return 0
 
 
 class AS5600Mux(MuxedSensors):
-    def __init__(self, i2c, mux_addr=0x70, channels=None, joints=(), addr=ADDR):
+    def __init__(self, i2c, mux_addr=0x70, channels=None, joints=(), addr=_ADDR):
         MuxedSensors.__init__(self, i2c, addr, mux_addr, channels, joints, "AS5600")
         self._pointer_ok = bytearray(self.n)  # 1: the chip's pointer is at RAW_ANGLE
         self._magnet = bytearray(self.n)  # last magnet bits read, per sensor
@@ -42,7 +43,7 @@ class AS5600Mux(MuxedSensors):
         if self._pointer_ok[k]:
             self.i2c.readfrom_into(self.addr, self._buf2)
         else:
-            self.i2c.readfrom_mem_into(self.addr, REG_RAW_ANGLE, self._buf2)
+            self.i2c.readfrom_mem_into(self.addr, _REG_RAW_ANGLE, self._buf2)
             self._pointer_ok[k] = 1
         bits = self._magnet[k]
         if not bits & ST_MAGNET_MISSING:  # without a magnet the angle is noise: keep the last
@@ -50,7 +51,7 @@ class AS5600Mux(MuxedSensors):
         return bits
 
     def _check_magnet(self, k, j, raw):
-        self.i2c.readfrom_mem_into(self.addr, REG_STATUS, self._buf1)
+        self.i2c.readfrom_mem_into(self.addr, _REG_STATUS, self._buf1)
         bits = magnet_bits(self._buf1[0])
         vouch(bits, raw, j, self._vouched, k)
         self._magnet[k] = bits

@@ -4,30 +4,32 @@
 # after every FF FF FD among INST and params, so the header pattern never appears inside.
 #
 # write_goals() is one SYNC_WRITE of Goal_Position (4 bytes); poll() reads present
-# current, velocity and position (10 bytes from 126) of `read_group` servos per request
-# (READ for one, SYNC_READ for several); each servo answers with its own status packet.
-from dexfw.drivers import busbytes
+# current, velocity and position (one block from Present_Current) of `read_group` servos
+# per request (READ for one, SYNC_READ for several); each servo answers with its own
+# status packet. Register addresses and sizes come from the vendor table
+# (dynamixel_table), which the simulated servos read too.
+from dexfw.compat import const
+from dexfw.drivers import busbytes, dynamixel_table
+from dexfw.drivers.dynamixel_table import (BROADCAST_ID, INST_READ, INST_STATUS,
+                                           INST_SYNC_READ, INST_SYNC_WRITE, INST_WRITE)
 from dexfw.drivers.servobus import ServoBus, cdeg_from_counts, counts_from_cdeg
 from dexproto.cobsbuf import copy_into
 from dexproto.frame import _Views  # views of a buffer's prefixes, one per length, made once
 
-BROADCAST = 0xFE
-HEADER_SIZE = 7  # FF FF FD 00 ID LEN_L LEN_H
-INST_READ = 0x02
-INST_WRITE = 0x03
-INST_STATUS = 0x55
-INST_SYNC_READ = 0x82
-INST_SYNC_WRITE = 0x83
-REG_RETURN_DELAY = 9
-REG_TORQUE_ENABLE = 64
-REG_GOAL_POSITION = 116
-REG_PRESENT_CURRENT = 126  # current (2), velocity (4), position (4)
-READ_LEN = 10
+_REGS = dynamixel_table.CONTROL_TABLE
+_ADDRESS = const(0)  # a CONTROL_TABLE entry is (address, size)
+_SIZE = const(1)
+REG_RETURN_DELAY = _REGS["Return_Delay_Time"][_ADDRESS]
+REG_TORQUE_ENABLE = _REGS["Torque_Enable"][_ADDRESS]
+TORQUE_ENABLE_SIZE = _REGS["Torque_Enable"][_SIZE]
+REG_GOAL_POSITION = _REGS["Goal_Position"][_ADDRESS]
+GOAL_POSITION_SIZE = _REGS["Goal_Position"][_SIZE]
+# The block read back every poll: present current (2), velocity (4), position (4).
+REG_PRESENT_CURRENT = _REGS["Present_Current"][_ADDRESS]
+POSITION_AT = _REGS["Present_Position"][_ADDRESS] - REG_PRESENT_CURRENT  # offset in it
+READ_LEN = POSITION_AT + _REGS["Present_Position"][_SIZE]
+HEADER_SIZE = const(7)  # FF FF FD 00 ID LEN_L LEN_H
 ANSWER_SIZE = HEADER_SIZE + 2 + READ_LEN + 2  # unstuffed: + INST, ERR, data, CRC
-
-# model: (counts per turn, centre, highest position) in position-control mode
-MODELS = {"xm430": (4096, 2048, 4095), "xl330": (4096, 2048, 4095),
-          "xc330": (4096, 2048, 4095), "xh430": (4096, 2048, 4095)}
 
 
 def finish_packet(raw, n_body, out):
@@ -75,13 +77,14 @@ class DynamixelBus(ServoBus):
 
     def __init__(self, uart, ids=(), joints=(), model="xm430", read_group=1,
                  timeout_polls=3, clock=None):
-        ServoBus.__init__(self, uart, ids, joints, model, MODELS, read_group, timeout_polls,
-                          8 * ANSWER_SIZE * read_group, "Dynamixel", clock)
+        ServoBus.__init__(self, uart, ids, joints, model, dynamixel_table, read_group,
+                          timeout_polls, 8 * ANSWER_SIZE * read_group, "Dynamixel", clock)
         n = self.n
         # Goals: raw (unstuffed) packet filled in place, stuffed into _out, written as a
         # view of its exact length (one view per length, made on first use).
         self._raw = bytearray(HEADER_SIZE + 5 + 5 * n)
-        head = packet(BROADCAST, INST_SYNC_WRITE, le16(REG_GOAL_POSITION) + le16(4))
+        head = packet(BROADCAST_ID, INST_SYNC_WRITE,
+                      le16(REG_GOAL_POSITION) + le16(GOAL_POSITION_SIZE))
         for i in range(HEADER_SIZE + 5):
             self._raw[i] = head[i]
         for k in range(n):
@@ -92,7 +95,7 @@ class DynamixelBus(ServoBus):
         self._torque_off = self._torque_packet(0)
         self._req_raw = bytearray(HEADER_SIZE + 5 + (0 if read_group == 1 else read_group))
         params = le16(REG_PRESENT_CURRENT) + le16(READ_LEN)
-        head = packet(self.ids[0] if read_group == 1 else BROADCAST,
+        head = packet(self.ids[0] if read_group == 1 else BROADCAST_ID,
                       INST_READ if read_group == 1 else INST_SYNC_READ, params)
         for i in range(HEADER_SIZE + 5):
             self._req_raw[i] = head[i]
@@ -108,13 +111,12 @@ class DynamixelBus(ServoBus):
     def _write1_packets(self, servo_id, addr, value):
         return (packet(servo_id, INST_WRITE, le16(addr) + (value,)),)
 
-
     def _torque_packet(self, on):
-        params = list(le16(REG_TORQUE_ENABLE) + le16(1))
+        params = list(le16(REG_TORQUE_ENABLE) + le16(TORQUE_ENABLE_SIZE))
         for servo_id in self.ids:
             params.append(servo_id)
             params.append(on)
-        return packet(BROADCAST, INST_SYNC_WRITE, params)
+        return packet(BROADCAST_ID, INST_SYNC_WRITE, params)
 
     def write_goals(self, goal_cdeg):
         """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint."""
@@ -179,7 +181,8 @@ class DynamixelBus(ServoBus):
         self.load[k] = current - 0x10000 if current & 0x8000 else current
         # Position is int32; only the low 24 bits are kept so that a negative value
         # never becomes a big int on a 32-bit port (positions stay far below 2**23).
-        pos = rx[d + 6] | (rx[d + 7] << 8) | (rx[d + 8] << 16)
-        if rx[d + 9] & 0x80:
+        d += POSITION_AT
+        pos = rx[d] | (rx[d + 1] << 8) | (rx[d + 2] << 16)
+        if rx[d + 3] & 0x80:
             pos -= 0x1000000
         present_cdeg[self.joints[k]] = cdeg_from_counts(pos, self.centre, self.counts_per_turn)

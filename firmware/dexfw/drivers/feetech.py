@@ -2,28 +2,33 @@
 # LEN = params + 2, CHK = ~(ID + LEN + INST + sum(P)) & 0xFF; STS registers little-endian.
 #
 # Every write_goals() is one SYNC_WRITE of all goal positions. poll() reads present
-# position, speed and load (6 bytes from 56) of `read_group` servos per request: READ
-# for one, SYNC_READ for several; each servo answers with its own status packet whose
-# ERR byte carries its error bits.
-from dexfw.drivers import busbytes
+# position, speed and load (one block from Present_Position) of `read_group` servos per
+# request: READ for one, SYNC_READ for several; each servo answers with its own status
+# packet whose ERR byte carries its error bits. Register addresses and sizes come from the
+# vendor table (feetech_table), which the simulated servos read too.
+from dexfw.compat import const
+from dexfw.drivers import busbytes, feetech_table
+from dexfw.drivers.feetech_table import (BROADCAST_ID, INST_READ, INST_SYNC_READ,
+                                         INST_SYNC_WRITE, INST_WRITE)
 from dexfw.drivers.servobus import ServoBus, cdeg_from_counts, counts_from_cdeg
 
-BROADCAST = 0xFE
-INST_READ = 0x02
-INST_WRITE = 0x03
-INST_SYNC_READ = 0x82
-INST_SYNC_WRITE = 0x83
-REG_RETURN_DELAY = 7
-REG_TORQUE_ENABLE = 40
-REG_GOAL_POSITION = 42
-REG_LOCK = 55
-REG_PRESENT_POSITION = 56
-READ_LEN = 6  # present position, present speed, present load
-ANSWER_SIZE = READ_LEN + 6  # FF FF ID LEN ERR data CHK
-
-# model: (counts per turn, centre, highest position)
-MODELS = {"sts3215": (4096, 2048, 4095), "sts3032": (4096, 2048, 4095),
-          "sts3250": (4096, 2048, 4095)}
+_REGS = feetech_table.CONTROL_TABLE
+_ADDRESS = const(0)  # a CONTROL_TABLE entry is (address, size)
+_SIZE = const(1)
+REG_RETURN_DELAY = _REGS["Return_Delay_Time"][_ADDRESS]
+REG_LOCK = _REGS["Lock"][_ADDRESS]
+REG_TORQUE_ENABLE = _REGS["Torque_Enable"][_ADDRESS]
+TORQUE_ENABLE_SIZE = _REGS["Torque_Enable"][_SIZE]
+REG_GOAL_POSITION = _REGS["Goal_Position"][_ADDRESS]
+GOAL_POSITION_SIZE = _REGS["Goal_Position"][_SIZE]
+# The block read back every poll: present position, speed and load, in one request.
+REG_PRESENT_POSITION = _REGS["Present_Position"][_ADDRESS]
+LOAD_AT = _REGS["Present_Load"][_ADDRESS] - REG_PRESENT_POSITION  # offset in the block
+READ_LEN = LOAD_AT + _REGS["Present_Load"][_SIZE]
+POSITION_SIGN_BIT = feetech_table.SIGN_BIT["Present_Position"]
+LOAD_SIGN_BIT = feetech_table.SIGN_BIT["Present_Load"]
+_HEAD = const(5)  # FF FF ID LEN INST|ERR: the first parameter or data byte
+ANSWER_SIZE = _HEAD + READ_LEN + 1  # FF FF ID LEN ERR data CHK
 
 
 def finish_packet(buf, n):
@@ -33,13 +38,13 @@ def finish_packet(buf, n):
 
 def packet(servo_id, inst, params):
     """A whole packet as a new bytearray (setup only: allocates)."""
-    buf = bytearray(6 + len(params))
+    buf = bytearray(_HEAD + 1 + len(params))
     buf[0] = buf[1] = 0xFF
     buf[2] = servo_id
     buf[3] = len(params) + 2
     buf[4] = inst
     for i in range(len(params)):
-        buf[5 + i] = params[i]
+        buf[_HEAD + i] = params[i]
     finish_packet(buf, len(buf))
     return buf
 
@@ -51,7 +56,7 @@ def sync_write_packet(addr, length, ids):
     params[1] = length
     for i in range(len(ids)):
         params[2 + i * (length + 1)] = ids[i]
-    return packet(BROADCAST, INST_SYNC_WRITE, params)
+    return packet(BROADCAST_ID, INST_SYNC_WRITE, params)
 
 
 def sign_magnitude(value, sign_bit):
@@ -62,28 +67,27 @@ def sign_magnitude(value, sign_bit):
 
 
 class FeetechBus(ServoBus):
-    MIN_PACKET = 6
-    READ1_SIZE = 7  # the answer to a one-byte READ
-    WRITE_ANSWER_SIZE = 6
-    DATA_AT = 5  # first data byte of an answer
+    MIN_PACKET = _HEAD + 1
+    READ1_SIZE = _HEAD + 2  # the answer to a one-byte READ
+    WRITE_ANSWER_SIZE = _HEAD + 1
+    DATA_AT = _HEAD  # first data byte of an answer
 
     def __init__(self, uart, ids=(), joints=(), model="sts3215", read_group=1,
                  timeout_polls=3, clock=None):
-        ServoBus.__init__(self, uart, ids, joints, model, MODELS, read_group, timeout_polls,
-                          8 * ANSWER_SIZE * read_group, "Feetech", clock)
-        self._goals = sync_write_packet(REG_GOAL_POSITION, 2, self.ids)
-        self._torque_on = sync_write_packet(REG_TORQUE_ENABLE, 1, self.ids)
-        self._torque_off = sync_write_packet(REG_TORQUE_ENABLE, 1, self.ids)
+        ServoBus.__init__(self, uart, ids, joints, model, feetech_table, read_group,
+                          timeout_polls, 8 * ANSWER_SIZE * read_group, "Feetech", clock)
+        self._goals = sync_write_packet(REG_GOAL_POSITION, GOAL_POSITION_SIZE, self.ids)
+        self._torque_on = sync_write_packet(REG_TORQUE_ENABLE, TORQUE_ENABLE_SIZE, self.ids)
+        self._torque_off = sync_write_packet(REG_TORQUE_ENABLE, TORQUE_ENABLE_SIZE, self.ids)
         for k in range(self.n):
-            self._torque_on[7 + 2 * k + 1] = 1
+            self._torque_on[_HEAD + 2 + (TORQUE_ENABLE_SIZE + 1) * k + 1] = 1
         finish_packet(self._torque_on, len(self._torque_on))
         if read_group == 1:
             self._req = packet(self.ids[0], INST_READ, (REG_PRESENT_POSITION, READ_LEN))
         else:
-            self._req = packet(BROADCAST, INST_SYNC_READ,
-                               bytearray(2 + read_group))
-            self._req[5] = REG_PRESENT_POSITION
-            self._req[6] = READ_LEN
+            self._req = packet(BROADCAST_ID, INST_SYNC_READ, bytearray(2 + read_group))
+            self._req[_HEAD] = REG_PRESENT_POSITION
+            self._req[_HEAD + 1] = READ_LEN
         self._set_eeprom_byte(REG_RETURN_DELAY, 0)  # answer at once, not after 500 us
 
     def _read1_packet(self, servo_id, addr):
@@ -94,7 +98,6 @@ class FeetechBus(ServoBus):
         return (packet(servo_id, INST_WRITE, (REG_LOCK, 0)),
                 packet(servo_id, INST_WRITE, (addr, value)),
                 packet(servo_id, INST_WRITE, (REG_LOCK, 1)))
-
 
     def write_goals(self, goal_cdeg):
         """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint."""
@@ -133,16 +136,17 @@ class FeetechBus(ServoBus):
         return rx[p + 2]  # an answer and an echo look alike: callers tell them by size
 
     def _packet(self, rx, p, size):
-        if size == ANSWER_SIZE and rx[p + 2] != BROADCAST:  # else an echo: skip it
+        if size == ANSWER_SIZE and rx[p + 2] != BROADCAST_ID:  # else an echo: skip it
             ok = self._check(rx, p, size)
             self._answer(p, ok)
 
     def _answer(self, p, ok):
         k = self._answered(self._rx[p + 2], ok, self._rx[p + 4])
         if k >= 0:
-            self._store(k, self._rx, p + 5, self._present_out)
+            self._store(k, self._rx, p + _HEAD, self._present_out)
 
     def _store(self, k, rx, d, present_cdeg):
-        pos = sign_magnitude(rx[d] | (rx[d + 1] << 8), 15)
+        pos = sign_magnitude(rx[d] | (rx[d + 1] << 8), POSITION_SIGN_BIT)
         present_cdeg[self.joints[k]] = cdeg_from_counts(pos, self.centre, self.counts_per_turn)
-        self.load[k] = sign_magnitude(rx[d + 4] | (rx[d + 5] << 8), 10)
+        d += LOAD_AT
+        self.load[k] = sign_magnitude(rx[d] | (rx[d + 1] << 8), LOAD_SIGN_BIT)

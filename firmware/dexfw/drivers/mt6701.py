@@ -4,32 +4,33 @@
 # register read. Bits 1:0 of 0x04 are taken as the magnetic field status Mg[1:0] of the
 # chip's SSI frame (00 normal, 01 too strong, 10 too weak); a field too weak to measure
 # is reported as a missing magnet.
+from dexfw.compat import const
 from dexfw.drivers.i2cmux import MuxedSensors
 from dexproto.catalog import ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
-ADDR = 0x06
-REG_ANGLE_H = 0x03
-FIELD_TOO_STRONG = 0x01
-FIELD_TOO_WEAK = 0x02
+_ADDR = const(0x06)
+_REG_ANGLE_H = const(0x03)
+_FIELD_TOO_STRONG = const(0x01)
+_FIELD_TOO_WEAK = const(0x02)
 
 
 def magnet_bits(reg_low):
     """The joint status bits for the low byte (register 0x04) of an MT6701 angle read."""
     mg = reg_low & 0x03
-    if mg & FIELD_TOO_WEAK:
+    if mg & _FIELD_TOO_WEAK:
         return ST_MAGNET_MISSING
-    if mg & FIELD_TOO_STRONG:
+    if mg & _FIELD_TOO_STRONG:
         return ST_MAGNET_WEAK
     return 0
 
 
 class MT6701Mux(MuxedSensors):
-    def __init__(self, i2c, mux_addr=None, channels=None, joints=(), addr=ADDR):
+    def __init__(self, i2c, mux_addr=None, channels=None, joints=(), addr=_ADDR):
         MuxedSensors.__init__(self, i2c, addr, mux_addr, channels, joints, "MT6701")
 
     def _read(self, k, j, raw):
         buf = self._buf2
-        self.i2c.readfrom_mem_into(self.addr, REG_ANGLE_H, buf)
+        self.i2c.readfrom_mem_into(self.addr, _REG_ANGLE_H, buf)
         bits = magnet_bits(buf[1])
         if not bits & ST_MAGNET_MISSING:
             raw[j] = ((buf[0] << 6) | (buf[1] >> 2)) << 2

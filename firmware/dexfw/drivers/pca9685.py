@@ -7,25 +7,27 @@
 # nothing and present positions stay as they are.
 import array
 
-MODE1 = 0x00
-MODE2 = 0x01
-LED0_ON_L = 0x06
-PRESCALE = 0xFE
-MODE1_SLEEP = 0x10
-MODE1_AI = 0x20  # register auto-increment: one write fills ON_L..OFF_H
-MODE1_RESTART = 0x80
-MODE2_OUTDRV = 0x04
-FULL_OFF = 0x10  # bit 4 of LEDn_OFF_H
-OSC_HZ = 25000000
-PWM_HZ = 50
-FRAME_US = 1000000 // PWM_HZ
+from dexfw.compat import const
+
+_MODE1 = const(0x00)
+_MODE2 = const(0x01)
+_LED0_ON_L = const(0x06)
+_PRESCALE = const(0xFE)
+_MODE1_SLEEP = const(0x10)
+_MODE1_AI = const(0x20)  # register auto-increment: one write fills ON_L..OFF_H
+_MODE1_RESTART = const(0x80)
+_MODE2_OUTDRV = const(0x04)
+_FULL_OFF = const(0x10)  # bit 4 of LEDn_OFF_H
+_OSC_HZ = const(25000000)
+_PWM_HZ = const(50)
+_FRAME_US = const(1000000 // _PWM_HZ)
 # prescale = round(25 MHz / (4096 * 50 Hz)) - 1 = 121: one count is 122 / 25 us.
-PRESCALE_50HZ = (OSC_HZ + 4096 * PWM_HZ // 2) // (4096 * PWM_HZ) - 1
+_PRESCALE_50HZ = const((_OSC_HZ + 4096 * _PWM_HZ // 2) // (4096 * _PWM_HZ) - 1)
 
 
 def counts_from_us(pulse_us):
     """PWM counts (0..4095) for a pulse width in microseconds at the 50 Hz prescale."""
-    return pulse_us * 25 // (PRESCALE_50HZ + 1)
+    return pulse_us * 25 // (_PRESCALE_50HZ + 1)
 
 
 class PCA9685Servos:
@@ -64,13 +66,13 @@ class PCA9685Servos:
 
     def _setup(self):
         one = bytearray(1)
-        for reg, value in ((MODE1, MODE1_SLEEP), (PRESCALE, PRESCALE_50HZ),
-                           (MODE2, MODE2_OUTDRV), (MODE1, MODE1_AI)):
+        for reg, value in ((_MODE1, _MODE1_SLEEP), (_PRESCALE, _PRESCALE_50HZ),
+                           (_MODE2, _MODE2_OUTDRV), (_MODE1, _MODE1_AI)):
             one[0] = value
             self.i2c.writeto_mem(self.addr, reg, one)
         self.clock.sleep_us(500)  # the oscillator needs 500 us after SLEEP clears
-        one[0] = MODE1_AI | MODE1_RESTART
-        self.i2c.writeto_mem(self.addr, MODE1, one)
+        one[0] = _MODE1_AI | _MODE1_RESTART
+        self.i2c.writeto_mem(self.addr, _MODE1, one)
         self._all_off()
 
     def _write_channel(self, k, off_h_extra):
@@ -79,11 +81,11 @@ class PCA9685Servos:
         reg[1] = 0
         reg[2] = self._counts[k] & 0xFF
         reg[3] = (self._counts[k] >> 8) | off_h_extra
-        self.i2c.writeto_mem(self.addr, LED0_ON_L + 4 * self.channels[k], reg)
+        self.i2c.writeto_mem(self.addr, _LED0_ON_L + 4 * self.channels[k], reg)
 
     def _all_off(self):
         for k in range(self.n):
-            self._write_channel(k, FULL_OFF)
+            self._write_channel(k, _FULL_OFF)
 
     def torque(self, on):
         """Pulses on (from the next round) or off (at once: outputs held low)."""
@@ -105,7 +107,7 @@ class PCA9685Servos:
             return
         if self._next >= self.n:
             now = self.clock.ticks_us()
-            if self.clock.ticks_diff(now, self._round_start) < FRAME_US:
+            if self.clock.ticks_diff(now, self._round_start) < _FRAME_US:
                 return
             self._round_start = now
             self._next = 0

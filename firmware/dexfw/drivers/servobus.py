@@ -12,14 +12,15 @@
 # and setup runs at every boot).
 import array
 
+from dexfw.compat import const
 from dexproto.catalog import COUNTER_MASK, ST_SERVO_BAD_CHECKSUM, ST_SERVO_ERROR, ST_SERVO_TIMEOUT
 from dexproto.cobsbuf import copy_into
 
 SERVO_BITS = ST_SERVO_TIMEOUT | ST_SERVO_BAD_CHECKSUM | ST_SERVO_ERROR
 KEEP_BITS = 0xFF ^ SERVO_BITS
-NO_SERVO = 0xFF
-CHUNK = 64
-SETUP_WAIT_US = 5000  # an answer comes within 1 ms at 1 Mbaud, return delay included
+_NO_SERVO = const(0xFF)
+_CHUNK = const(64)
+_SETUP_WAIT_US = const(5000)  # an answer comes within 1 ms at 1 Mbaud, return delay included
 
 
 class ServoBus:
@@ -35,12 +36,15 @@ class ServoBus:
 
     NEEDS_CLOCK = True  # setup waits for answers on the board clock
 
-    def __init__(self, uart, ids, joints, model, models, read_group, timeout_polls, rx_size,
+    def __init__(self, uart, ids, joints, model, table, read_group, timeout_polls, rx_size,
                  name, clock):
-        if model not in models:
+        # table: the vendor's register table module (feetech_table, dynamixel_table).
+        if model not in table.RESOLUTION:
             raise ValueError("%s: unknown model %r (known: %s)"
-                             % (name, model, ", ".join(sorted(models))))
-        self.counts_per_turn, self.centre, self.top = models[model]
+                             % (name, model, ", ".join(sorted(table.RESOLUTION))))
+        self.counts_per_turn = table.RESOLUTION[model]
+        self.centre = self.counts_per_turn // 2
+        self.top = self.counts_per_turn - 1
         if clock is None:
             raise ValueError("%s: needs clock= (the HAL) to wait for the servos' answers at setup"
                              % name)
@@ -54,7 +58,7 @@ class ServoBus:
                              % (name, n, len(self.joints)))
         self._index_of = bytearray(b"\xff" * 256)  # servo id -> index in ids
         for k in range(n):
-            if not 0 <= self.ids[k] <= 252 or self._index_of[self.ids[k]] != NO_SERVO:
+            if not 0 <= self.ids[k] <= table.MAX_ID or self._index_of[self.ids[k]] != _NO_SERVO:
                 raise ValueError("%s: servo id %r is invalid or repeated" % (name, self.ids[k]))
             self._index_of[self.ids[k]] = k
         if not 1 <= read_group <= n:
@@ -66,7 +70,7 @@ class ServoBus:
         self.load = array.array("h", [0] * n)  # last load / current read, servo units
         self._rx = bytearray(rx_size)
         self._rxn = 0
-        self._chunk = bytearray(CHUNK)
+        self._chunk = bytearray(_CHUNK)
         self._awaited = bytearray(n)  # 1: an answer from servo k is due
         self._n_awaited = 0
         self._age = 0  # polls since the request went out
@@ -99,7 +103,7 @@ class ServoBus:
             if room == 0:  # garbage filled the buffer: start over
                 self._rxn = 0
                 room = len(self._rx)
-            got = self.uart.readinto(self._chunk, min(waiting, CHUNK, room))
+            got = self.uart.readinto(self._chunk, min(waiting, _CHUNK, room))
             if not got:
                 return
             self._rxn = copy_into(self._chunk, 0, got, self._rx, self._rxn)
@@ -107,7 +111,7 @@ class ServoBus:
 
     # ---- setup (waits) -------------------------------------------------------------
     def _setup_exchange(self, request, servo_id, answer_size):
-        """Send request to one servo and wait up to SETUP_WAIT_US for its status packet of
+        """Send request to one servo and wait up to _SETUP_WAIT_US for its status packet of
         answer_size bytes; its offset in the receive buffer, or -1 when none came."""
         self._receive()  # stale bytes (late answers, echoes) are not this answer
         self._rxn = 0
@@ -117,7 +121,7 @@ class ServoBus:
         while True:
             self._receive()
             p = self._find_status(servo_id, answer_size)
-            if p >= 0 or clock.ticks_diff(clock.ticks_us(), start) > SETUP_WAIT_US:
+            if p >= 0 or clock.ticks_diff(clock.ticks_us(), start) > _SETUP_WAIT_US:
                 return p
             clock.sleep_us(100)
 
@@ -209,7 +213,7 @@ class ServoBus:
         none was awaited from it."""
         status = self._status_out
         k = self._index_of[servo_id]
-        if k == NO_SERVO or not self._awaited[k]:
+        if k == _NO_SERVO or not self._awaited[k]:
             return -1
         self._awaited[k] = 0
         self._n_awaited -= 1
