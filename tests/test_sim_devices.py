@@ -2,6 +2,7 @@
 its clocks, the operator, the servos' dynamics, the chips' registers and the wiring."""
 from __future__ import annotations
 
+import ast
 import json
 
 import pytest
@@ -232,6 +233,94 @@ out(bad=fline.bad_packets, torque=fline.servos[2].torque, answer=bytes(got[:n]).
     # FF FF 02 04 00 00 08 CHK: id 2, no error, present position 2048
     assert r["answer"] == "ffff0204000008" + "%02x" % (0xFF ^ ((2 + 4 + 0 + 0 + 8) & 0xFF))
     assert r["danswer"].startswith("fffffd0008080055" + "0000080000")
+
+
+def test_the_physics_takes_goals_and_torque_and_gives_positions_and_loads():
+    """The seam a physics world attaches to (vphysics): the rig's servos move only through
+    it, and it allocates nothing in the steady state."""
+    r = mp("""
+from dexfw.drivers import feetech
+ph = vworld.physics
+line = vworld.bus("uart", 1)
+servo = line.servos[2]                # motor 1
+line.write(feetech.packet(2, feetech.INST_WRITE, [40, 1]))          # torque on
+line.write(feetech.packet(2, feetech.INST_WRITE, [42, 0x00, 0x0A])) # goal 2560
+vworld.advance_us(5000)
+mid = (ph.position(1), ph.load(1))
+servo.update()                        # what the bus does before it answers a read
+bus_view = (servo.position(), servo.load())
+for _ in range(100):
+    ph.drive(1, 2560, 1)
+    vworld.advance_us(1000)
+gc.collect()
+a = gc.mem_alloc()
+for _ in range(1000):
+    ph.drive(1, 2560, 1)
+    ph.position(1)
+    ph.load(1)
+    vworld.advance_us(1000)
+delta = gc.mem_alloc() - a
+ph.drive(1, 2560, 0)                  # torque off: it stays where it is, no load
+vworld.advance_us(1000)
+ph.drive(1, 2048, 0)
+vworld.advance_us(50000)
+ph.drive(1, 2048, 0)
+out(mid=mid, bus_view=bus_view, at_goal=[ph.position(1), ph.load(1)],
+    limp=[ph.position(1), ph.load(1)], other=ph.position(0), delta=delta,
+    hand=vworld.operator is ph.operator)
+""")
+    assert r["mid"][0] == 2048  # not moved yet: drive() moves it, reading does not
+    assert 2048 < r["bus_view"][0] <= 2048 + 15 and r["bus_view"][1] > 0  # lagging, loaded
+    assert r["at_goal"] == [2560, 0]
+    assert r["limp"] == [2560, 0]
+    assert r["other"] == 2048 and r["delta"] == 0 and r["hand"]
+
+
+def board_imports(path) -> set[str]:
+    """The simulated rig's modules a board module imports, anywhere in it (functions too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return {n for n in names if (SIM_BOARD / (n + ".py")).is_file()}
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of graph (module -> modules it imports), or None."""
+    done, path = set(), []
+
+    def visit(m):
+        if m in path:
+            return path[path.index(m):] + [m]
+        if m in done:
+            return None
+        path.append(m)
+        for n in sorted(graph.get(m, ())):
+            found = visit(n)
+            if found:
+                return found
+        path.pop()
+        done.add(m)
+        return None
+
+    for m in sorted(graph):
+        found = visit(m)
+        if found:
+            return found
+    return None
+
+
+def test_the_rig_modules_import_without_a_cycle_and_vworld_is_a_leaf():
+    graph = {p.stem: board_imports(p) for p in SIM_BOARD.glob("*.py")}
+    assert {"vworld", "vrig", "vphysics", "vservo", "vmachine"} <= set(graph)
+    assert import_cycle(graph) is None, import_cycle(graph)
+    for leaf in ("vworld", "vfaults", "vnotes"):
+        assert graph[leaf] == set(), "%s imports %s" % (leaf, graph[leaf])
+    # The check sees a cycle, also one made by an import inside a function.
+    assert import_cycle({"vworld": {"vrig"}, "vrig": {"vi2c", "vworld"}}) == [
+        "vrig", "vworld", "vrig"]
 
 
 # ---- chips -------------------------------------------------------------------------------

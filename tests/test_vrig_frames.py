@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 
 # bench/vrig.py, loaded under another name: the simulated board has a module `vrig` too
-# (vworld imports it), and one sys.modules entry for both broke whichever came second.
+# (the rig's builder), and one sys.modules entry for both broke whichever came second.
 _spec = importlib.util.spec_from_file_location("bench_vrig", ROOT / "bench" / "vrig.py")
 vrig = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(vrig)
@@ -34,6 +34,7 @@ HOT = {
     "voperator": {"angle_cdeg", "_demo_cdeg", "_advance", "_sweep_cdeg", "_sweep_advance",
                   "raw_turn16", "min_jerk_q16"},
     "vworld": {"now_us", "advance_us", "rand32", "noise"},
+    "vphysics": {"drive", "_step", "position", "load"},
 }
 
 

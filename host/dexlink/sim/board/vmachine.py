@@ -4,9 +4,10 @@
 # The firmware imports this module by the name in dexlink.json ("hal": "vmachine") and
 # uses it exactly like dexfw.hal_machine on a real board (docs/interfaces.md). The rig is
 # built from dexlink.json in the current directory on first use of a bus, or from
-# load_rig(cfg) called before any bus is made.
+# load_rig(cfg) called before any bus is made (vrig).
 import vfaults
 import vi2c
+import vrig
 import vspi
 import vworld
 
@@ -15,7 +16,7 @@ TICKS_PERIOD = 1 << 30  # as time.ticks_us on the boards
 TICKS_MAX = TICKS_PERIOD - 1
 TICKS_HALF = TICKS_PERIOD >> 1
 
-load_rig = vworld.load_rig
+load_rig = vrig.load_rig
 manual_clock = vworld.manual_clock
 advance_us = vworld.advance_us
 
@@ -85,7 +86,7 @@ class I2C:
     def __init__(self, id, scl=None, sda=None, freq=400000, timeout=50000):
         self.id = id
         self.freq = freq
-        self._bus = vworld.bus("i2c", id, vi2c.I2CBus)
+        self._bus = vrig.bus("i2c", id, vi2c.I2CBus)
 
     def writeto(self, addr, buf, stop=True):
         chip = self._bus.find(addr)
@@ -129,7 +130,7 @@ class SPI:
     def __init__(self, id, sck=None, mosi=None, miso=None, baudrate=1000000):
         self.id = id
         self.baudrate = baudrate
-        self._bus = vworld.bus("spi", id, vspi.SPIBus)
+        self._bus = vrig.bus("spi", id, vspi.SPIBus)
 
     def write_readinto(self, wbuf, rbuf):
         self._bus.write_readinto(wbuf, rbuf)
@@ -159,7 +160,7 @@ class UART:
                  timeout=0, rxbuf=256, txbuf=256):
         self.id = id
         self.baudrate = baudrate
-        self._line = vworld.bus("uart", id) or _NoLine()
+        self._line = vrig.bus("uart", id) or _NoLine()
 
     def write(self, buf):
         return self._line.write(buf)

@@ -1,11 +1,46 @@
-# Builds the simulated rig from the compiled config's wiring (docs/interfaces.md):
-# each encoder / servo group gets the chips of its driver class on the simulated bus with
-# that bus's id, and the operator moves the exoskeleton joints.
+# Builds the simulated rig from the compiled config's wiring (docs/interfaces.md) into
+# vworld: the physics (vphysics: the servos' motion, the operator's hand), then each
+# encoder / servo group's chips of its driver class on the simulated bus with that bus's
+# id. vmachine asks here for its buses: the first one asked for builds the rig from the
+# board filesystem's dexlink.json, unless load_rig(cfg) came first.
 import vi2c
+import vphysics
 import vservo
 import vspi
 import vworld
-from voperator import Operator
+
+loaded = False  # a rig was built (possibly an empty one: no dexlink.json)
+
+
+def bus(kind, bus_id, factory=None):
+    """vworld.bus, with the rig built first if it was not yet."""
+    if not loaded:
+        load_default()
+    return vworld.bus(kind, bus_id, factory)
+
+
+def load_default(path="dexlink.json"):
+    """Build the rig from the board filesystem's dexlink.json; an empty rig without one."""
+    try:
+        import json
+        with open(path) as f:
+            cfg = json.load(f)
+    except OSError:
+        cfg = None
+    load_rig(cfg)
+
+
+def load_rig(cfg, rng_seed=None):
+    """Build every simulated device of the config's wiring (replacing any rig)."""
+    global loaded
+    vworld.clear()
+    loaded = True
+    if cfg is None:
+        return
+    if rng_seed is None:
+        rng_seed = cfg.get("sim", {}).get("seed", 1)
+    vworld.seed(rng_seed)
+    build(cfg, rng_seed)
 
 
 def _i2c(bus_id):
@@ -62,7 +97,12 @@ def _wire_pca9685(group, bus):
 
 
 def build(cfg, seed):
-    """Wire every group of cfg; return the operator."""
+    """Make the physics, then wire every group of cfg (into vworld)."""
+    # The one place a rig chooses its physics (vphysics: the interface a physics world
+    # in another process implements too).
+    physics = vphysics.KinematicPhysics(cfg.get("joints") or (), seed)
+    vworld.physics = physics
+    vworld.operator = physics.operator
     buses = cfg["board"]["buses"]
     for section in ("encoders", "servos"):
         for group in cfg.get(section) or ():
@@ -86,4 +126,3 @@ def build(cfg, seed):
                 _wire_pca9685(group, bus)
             else:
                 raise ValueError("sim wiring: no simulated device for driver class %r" % cls)
-    return Operator(cfg.get("joints") or (), seed)

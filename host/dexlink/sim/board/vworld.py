@@ -1,5 +1,7 @@
 # The simulated world under the virtual board: its clock, its random numbers, the pins'
-# levels and the buses with their devices, built from the dexlink.json wiring.
+# levels, and the slots the rig's builder (vrig) fills: the buses with their devices, the
+# physics and the operator's hand. Every simulated device reads the world from here; this
+# module imports none of them (a leaf: no import cycle).
 #
 # Runs inside the MicroPython Unix port (64-bit: ints below 2**62 are small, so the
 # integer maths here never allocates). World time moves the operator and the servos;
@@ -84,16 +86,20 @@ def noise(lsb_per_256):
 MAX_PINS = 64
 pins = bytearray(b"\x01" * MAX_PINS)  # level per pin number (idle high)
 
-# ---- the rig ----------------------------------------------------------------------------
-_buses = {}  # (kind, id) -> simulated bus
+# ---- what the rig put in the world (vrig builds it; this module imports no other) ------
+# The buses with their simulated devices, by (kind, id): what vmachine's I2C / SPI / UART
+# objects talk to.
+_buses = {}
+# The physics under the rig (vphysics): where the servos are and what load they feel,
+# given their goals and torque. None until a rig is built.
+physics = None
+# The operator's hand the encoders read: raw_turn16(joint, now) (and angle_cdeg, set_angle
+# for tests). The physics provides it (the scripted voperator.Operator today).
 operator = None
-loaded = False
 
 
 def bus(kind, bus_id, factory=None):
     """The simulated bus of that kind and id; made with factory() when new (or None)."""
-    if not loaded:
-        load_default()
     key = (kind, bus_id)
     found = _buses.get(key)
     if found is None and factory is not None:
@@ -102,27 +108,9 @@ def bus(kind, bus_id, factory=None):
     return found
 
 
-def load_default(path="dexlink.json"):
-    """Build the rig from the board filesystem's dexlink.json; an empty rig without one."""
-    try:
-        import json
-        with open(path) as f:
-            cfg = json.load(f)
-    except OSError:
-        cfg = None
-    load_rig(cfg)
-
-
-def load_rig(cfg, rng_seed=None):
-    """Build every simulated device of the config's wiring (replacing any rig)."""
-    global loaded, operator
-    import vrig
+def clear():
+    """An empty world: no buses, no physics, no operator (a new rig is about to be built)."""
+    global physics, operator
     _buses.clear()
-    loaded = True
-    if cfg is None:
-        operator = None
-        return
-    if rng_seed is None:
-        rng_seed = cfg.get("sim", {}).get("seed", 1)
-    seed(rng_seed)
-    operator = vrig.build(cfg, rng_seed)
+    physics = None
+    operator = None
