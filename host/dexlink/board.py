@@ -35,7 +35,8 @@ class BoardOptions:
     board running the firmware for `hand`."""
 
     port: str | None = None
-    hand: Path | None = None  # joint names; with a virtual board, the hand it simulates
+    hand: str | Path | None = None  # a hand file or a shipped hand's name: joint names;
+    # with a virtual board, the hand it simulates
     baud: int = DEFAULT_BAUD
 
     @property
@@ -54,19 +55,24 @@ class ConnectedBoard:
 
 
 def default_hand() -> Path:
-    return hwconfig.HANDS / (DEFAULT_HAND + ".toml")
+    return hwconfig.hand_path(DEFAULT_HAND)
+
+
+def resolve_hand(hand: str | Path) -> Path:
+    """A hand file: a shipped hand's name ("iso16") or a path to a file that exists."""
+    path = hwconfig.hand_path(hand)
+    if not path.is_file():
+        raise BoardError("%s: no such hand file (hands come with dexlink in %s)"
+                         % (path, hwconfig.HANDS))
+    return path
 
 
 def hand_file(options: BoardOptions) -> Path | None:
     """The hand file in use: the one asked for, else the default hand for a virtual board,
     else None. A missing file is a BoardError."""
-    if options.hand is None and not options.virtual:
-        return None
-    path = Path(options.hand) if options.hand is not None else default_hand()
-    if not path.is_file():
-        raise BoardError("%s: no such hand file (hands come with dexlink in %s)"
-                         % (path, hwconfig.HANDS))
-    return path
+    if options.hand is None:
+        return default_hand() if options.virtual else None
+    return resolve_hand(options.hand)
 
 
 def hand_names(hand: Path | None) -> tuple[list[str], list[str]]:

@@ -6,6 +6,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+from dexlink.board import check_hand, flash_virtual_board, resolve_hand, started_virtual_board
 from dexlink.cli_support import print_flash_progress, serve
 from dexlink.errors import UserError
 
@@ -52,22 +53,20 @@ def flash_command(args) -> int:
         raise UserError("--board is needed with --port (boards: see hardware/boards/)")
     if not args.sim and (args.fs or args.exit):
         raise UserError("--fs and --exit go with --sim")
-    if not Path(args.hand).is_file():
-        raise UserError("%s: no such hand file" % args.hand)
+    hand = resolve_hand(args.hand)
     if args.sim:
-        return _flash_sim(args)
+        return _flash_sim(args, hand)
     try:
         with tempfile.TemporaryDirectory(prefix="dexlink-flash-") as work:
-            flash(args.port, args.hand, args.board, Path(work), print_flash_progress,
+            flash(args.port, hand, args.board, Path(work), print_flash_progress,
                   args.calibration)
     except FlashError as e:
         raise UserError(str(e)) from None
     return 0
 
 
-def _flash_sim(args) -> int:
+def _flash_sim(args, hand: Path) -> int:
     from dexlink import hwconfig
-    from dexlink.board import check_hand, flash_virtual_board, started_virtual_board
     from dexlink.sim.flashing import VIRTUAL_BOARD
 
     board_name = args.board or VIRTUAL_BOARD
@@ -76,10 +75,10 @@ def _flash_sim(args) -> int:
         raise UserError("--sim needs a virtual board description (hal = \"vmachine\"), and "
                         "%s is a real board's (hal = %r): drop --board or use --board %s"
                         % (board_name, hal, VIRTUAL_BOARD))
-    check_hand(Path(args.hand), board_name, args.calibration)  # before the board starts
+    check_hand(hand, board_name, args.calibration)  # before the board starts
     with started_virtual_board(args.fs) as board:
         print_flash_progress("virtual board on %s (filesystem %s)" % (board.port, board.fs_dir))
-        flash_virtual_board(board, Path(args.hand), board=board_name, calibration=args.calibration,
+        flash_virtual_board(board, hand, board=board_name, calibration=args.calibration,
                             progress=print_flash_progress)
         if not args.exit:
             serve(board)

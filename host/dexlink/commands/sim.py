@@ -5,7 +5,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from dexlink.board import DEFAULT_HAND, default_hand, virtual_board
+from dexlink.board import DEFAULT_HAND, default_hand, resolve_hand, virtual_board
 from dexlink.cli_support import print_flash_progress, serve
 from dexlink.errors import UserError
 
@@ -39,10 +39,10 @@ def sim(args) -> int:
     if args.blank and args.hand:
         raise UserError("--blank and --hand contradict each other")
     flashed = args.fs and (Path(args.fs) / "main.py").exists()
-    hand = args.hand or (None if args.blank or flashed else default_hand())
-    if hand is not None and not Path(hand).is_file():
-        raise UserError("%s: no such hand file" % hand)
-    with virtual_board(Path(hand) if hand else None, fs=args.fs,
-                       progress=print_flash_progress) as board:
+    if args.hand:
+        hand = resolve_hand(args.hand)
+    else:
+        hand = None if args.blank or flashed else default_hand()
+    with virtual_board(hand, fs=args.fs, progress=print_flash_progress) as board:
         serve(board, args.seconds)
     return 0
