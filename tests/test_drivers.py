@@ -500,3 +500,23 @@ out(packet=bytes(answer).hex(), present=present[4], load=bus.load[0], status=sta
     assert "fffffdfd" in r["packet"][16:]  # the answer on the wire is stuffed
     assert r["present"] == 9000 and r["load"] == -1
     assert r["status"] == 0 and r["bad"] == 0
+
+
+def test_simulated_servos_hold_the_vendor_tables_model_numbers():
+    """The simulated servos' registers come from the same tables as the drivers': a READ of
+    Model_Number (address and size from the table) answers the model's number."""
+    r = mp("""
+from dexfw.drivers import dynamixel, dynamixel_table, feetech, feetech_table
+def read16(line, answer_at, request):
+    got = bytearray(64)
+    line.write(request)
+    n = line.readinto(got, 64)
+    return got[answer_at] | (got[answer_at + 1] << 8)
+sts_at, sts_size = feetech_table.CONTROL_TABLE["Model_Number"]
+x_at, x_size = dynamixel_table.CONTROL_TABLE["Model_Number"]
+sts = read16(vworld.bus("uart", 1), 5, feetech.packet(2, feetech.INST_READ, [sts_at, sts_size]))
+x = read16(vworld.bus("uart", 0), 9, dynamixel.packet(8, dynamixel.INST_READ,
+                                                      [x_at, 0, x_size, 0]))
+out(sts=sts, x=x)
+""")
+    assert r == {"sts": 777, "x": 1020}  # STS3215; XM430-W350 (the rig's default models)

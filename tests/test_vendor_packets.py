@@ -3,6 +3,9 @@
 The drivers run under the real MicroPython interpreter over a UART that records what is
 written; the SDKs (feetech-servo-sdk's scservo_sdk, dynamixel-sdk) build the same commands
 through their PortHandler, whose serial port is a pyserial loop:// port we read back.
+The register tables the drivers and the simulated servos share (feetech_table,
+dynamixel_table) are checked against the SDKs' protocol constants and the manuals'
+addresses these packets use.
 """
 from __future__ import annotations
 
@@ -16,6 +19,52 @@ from conftest import run_micropython
 
 IDS = (1, 5, 12)
 GOALS_CDEG = (-4500, 0, 9000)
+# The registers the packets below address, (address, size) as the vendors' manuals give
+# them (the SDKs carry no control tables): the Feetech STS/SMS memory table, the ROBOTIS
+# e-Manual's X-series control table.
+STS_REGISTERS = {"Return_Delay_Time": (7, 1), "Torque_Enable": (40, 1),
+                 "Goal_Position": (42, 2), "Lock": (55, 1), "Present_Position": (56, 2),
+                 "Present_Velocity": (58, 2), "Present_Load": (60, 2)}
+X_REGISTERS = {"Return_Delay_Time": (9, 1), "Torque_Enable": (64, 1),
+               "Goal_Position": (116, 4), "Present_Current": (126, 2),
+               "Present_Velocity": (128, 4), "Present_Position": (132, 4)}
+
+
+TABLE_NAMES = ("BROADCAST_ID", "MAX_ID", "INST_PING", "INST_READ", "INST_WRITE",
+               "INST_SYNC_READ", "INST_SYNC_WRITE", "CONTROL_TABLE", "EEPROM_END",
+               "RESOLUTION", "MODEL_NUMBERS")
+
+
+def board_table(module: str) -> dict:
+    """A vendor table module as the board imports it (under MicroPython), as JSON."""
+    out = run_micropython("import json\nfrom dexfw.drivers import %s as t\n"
+                          "print(json.dumps({n: getattr(t, n) for n in %r}))\n"
+                          % (module, TABLE_NAMES)).stdout.decode()
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def board_table_status() -> int:
+    out = run_micropython("from dexfw.drivers import dynamixel_table as t\n"
+                          "print(t.INST_STATUS)\n").stdout.decode()
+    return int(out.split()[-1])
+
+
+def test_register_tables_match_the_sdks_and_the_manuals():
+    sts, x = board_table("feetech_table"), board_table("dynamixel_table")
+    for table, sdk in ((sts, scs), (x, dxl)):
+        for name in TABLE_NAMES[:7]:
+            assert table[name] == getattr(sdk, name), (sdk.__name__, name)
+    assert board_table_status() == dxl.INST_STATUS
+    for table, manual in ((sts, STS_REGISTERS), (x, X_REGISTERS)):
+        regs = {name: tuple(v) for name, v in table["CONTROL_TABLE"].items()}
+        assert {name: regs[name] for name in manual} == manual
+        # Registers never overlap, and the EEPROM area ends where the RAM area starts.
+        spans = sorted(regs.values())
+        assert all(a + n <= b for (a, n), (b, _) in zip(spans, spans[1:]))
+        assert regs["Torque_Enable"][0] == table["EEPROM_END"]
+        assert set(table["MODEL_NUMBERS"]) == set(table["RESOLUTION"])
+    assert sts["MODEL_NUMBERS"]["sts3215"] == [777]
+    assert 1020 in x["MODEL_NUMBERS"]["xm430"]  # XM430-W350 (e-Manual)
 
 
 def counts(cdeg: int) -> int:

@@ -1,63 +1,62 @@
 # Simulated servo buses at the packet level: Feetech STS and Dynamixel Protocol 2.0.
 #
-# Each servo is a register file plus dynamics: it moves toward its goal with a
-# first-order lag (time constant TAU_US) and a speed limit, only while torque is on.
-# A bus takes the bytes the board writes, executes complete packets with a valid
+# Each servo is a register file; where it is and what load it feels come from the rig's
+# physics (vworld.physics, vphysics), which it tells its goal and torque before every
+# read. A bus takes the bytes the board writes, executes complete packets with a valid
 # checksum (a broken one is ignored, as a servo does) and queues the status packets
 # for the board to read. vfaults.servo_silent / servo_bad_checksum (per motor) make a
 # servo stay quiet or answer with a wrong checksum. Steady state allocates nothing.
+#
+# The register maps, instruction codes and model numbers are the vendors' tables the
+# firmware's drivers use too (dexfw.drivers.feetech_table, dynamixel_table): written once.
 from dexfw.drivers import busbytes
+from dexfw.drivers import dynamixel_table as dxl
+from dexfw.drivers import feetech_table as sts
 from dexproto.cobsbuf import copy_into
 
 import vfaults
 import vworld
 
-TAU_US = 15000
-SPEED_COUNTS_PER_S = 3000  # about 260 deg/s
-Q = 8  # position kept in 1/256 count
-# Instructions: the same codes in both protocols.
-PING = 0x01
-READ = 0x02
-WRITE = 0x03
-SYNC_READ = 0x82
-SYNC_WRITE = 0x83
-BROADCAST = 0xFE
+# Instructions and the broadcast id: the same codes in both protocols (the tables agree).
+PING = sts.INST_PING
+READ = sts.INST_READ
+WRITE = sts.INST_WRITE
+SYNC_READ = sts.INST_SYNC_READ
+SYNC_WRITE = sts.INST_SYNC_WRITE
+BROADCAST = sts.BROADCAST_ID
+
+
+def _address(table, name):
+    """The address of register `name` in a vendor's CONTROL_TABLE ((address, size))."""
+    return table[name][0]
+
+
+def _put16(regs, at, value):
+    regs[at] = value & 0xFF
+    regs[at + 1] = (value >> 8) & 0xFF
 
 
 class Servo:
+    """One servo's registers, driving motor `motor` of the physics."""
+
     def __init__(self, servo_id, motor, centre=2048, reg_count=256):
         self.id = servo_id
         self.motor = motor
         self.regs = bytearray(reg_count)
-        self.pos_q = centre << Q
-        self.goal = centre
+        self.goal = centre  # what the registers hold (latched by the bus after a write)
         self.torque = 0
-        self.last_us = vworld.now_us()
-        self.moves = 0
+        vworld.physics.add_motor(motor, centre)
 
     def update(self):
-        now = vworld.now_us()
-        dt = now - self.last_us
-        self.last_us = now
-        if dt <= 0 or not self.torque:
-            return
-        err = (self.goal << Q) - self.pos_q
-        step = err * dt // (TAU_US + dt)  # first-order lag, stable for any dt
-        limit = (SPEED_COUNTS_PER_S << Q) * dt // 1000000
-        if step > limit:
-            step = limit
-        elif step < -limit:
-            step = -limit
-        self.pos_q += step
+        """Tell the physics the goal and torque held so far: it moves the motor to now."""
+        vworld.physics.drive(self.motor, self.goal, self.torque)
 
     def position(self):
-        return (self.pos_q + (1 << (Q - 1))) >> Q
+        return vworld.physics.position(self.motor)
 
     def load(self):
-        """A load that grows with the lag behind the goal (servo units, +-1000)."""
-        e = self.goal - self.position()
-        v = e * 4 if self.torque else 0
-        return 1000 if v > 1000 else (-1000 if v < -1000 else v)
+        """The load the physics gives (servo units, +-1000)."""
+        return vworld.physics.load(self.motor)
 
 
 class PacketBus:
@@ -241,22 +240,28 @@ class PacketBus:
 
 
 class FeetechBus(PacketBus):
-    # STS register map (little-endian)
-    REG_RETURN_DELAY = 7
-    REG_TORQUE = 40
-    REG_GOAL = 42
-    REG_LOCK = 55
-    REG_POSITION = 56
-    REG_SPEED = 58
-    REG_LOAD = 60
+    # STS register map (little-endian), from the vendor table
+    REG_MODEL = _address(sts.CONTROL_TABLE, "Model_Number")
+    REG_ID = _address(sts.CONTROL_TABLE, "ID")
+    REG_RETURN_DELAY = _address(sts.CONTROL_TABLE, "Return_Delay_Time")
+    REG_TORQUE = _address(sts.CONTROL_TABLE, "Torque_Enable")
+    REG_GOAL = _address(sts.CONTROL_TABLE, "Goal_Position")
+    REG_LOCK = _address(sts.CONTROL_TABLE, "Lock")
+    REG_POSITION = _address(sts.CONTROL_TABLE, "Present_Position")
+    REG_SPEED = _address(sts.CONTROL_TABLE, "Present_Velocity")
+    REG_LOAD = _address(sts.CONTROL_TABLE, "Present_Load")
+    REG_VOLTAGE = _address(sts.CONTROL_TABLE, "Present_Voltage")
+    REG_TEMPERATURE = _address(sts.CONTROL_TABLE, "Present_Temperature")
+    LOAD_SIGN = 1 << sts.SIGN_BIT["Present_Load"]  # sign-and-magnitude
 
-    def add_servo(self, servo_id, motor):
+    def add_servo(self, servo_id, motor, model="sts3215"):
         s = self.add(Servo(servo_id, motor))
+        _put16(s.regs, self.REG_MODEL, sts.MODEL_NUMBERS[model][0])
+        s.regs[self.REG_ID] = servo_id
         s.regs[self.REG_RETURN_DELAY] = 250  # factory default: 500 us
         s.regs[self.REG_LOCK] = 1
-        s.regs[5] = servo_id
-        s.regs[62] = 74  # 7.4 V
-        s.regs[63] = 30  # 30 C
+        s.regs[self.REG_VOLTAGE] = 74  # 7.4 V
+        s.regs[self.REG_TEMPERATURE] = 30  # 30 C
         s.eeprom_writes = 0
         return s
 
@@ -278,7 +283,7 @@ class FeetechBus(PacketBus):
         self.execute(buf[p + 2], buf[p + 4], p + 5, size - 6)
         return True
 
-    EEPROM_END = 40
+    EEPROM_END = sts.EEPROM_END
 
     def eeprom_locked(self, s):
         return s.regs[self.REG_LOCK]
@@ -294,7 +299,7 @@ class FeetechBus(PacketBus):
         s.regs[self.REG_POSITION] = pos & 0xFF
         s.regs[self.REG_POSITION + 1] = pos >> 8
         load = s.load()
-        mag = (-load | 0x400) if load < 0 else load
+        mag = (-load | self.LOAD_SIGN) if load < 0 else load
         s.regs[self.REG_LOAD] = mag & 0xFF
         s.regs[self.REG_LOAD + 1] = mag >> 8
 
@@ -316,19 +321,23 @@ class FeetechBus(PacketBus):
 
 
 class DynamixelBus(PacketBus):
-    # X-series register map (little-endian)
-    REG_RETURN_DELAY = 9
-    REG_TORQUE = 64
-    REG_GOAL = 116
-    REG_CURRENT = 126
-    REG_VELOCITY = 128
-    REG_POSITION = 132
+    # X-series register map (little-endian), from the vendor table
+    REG_MODEL = _address(dxl.CONTROL_TABLE, "Model_Number")
+    REG_ID = _address(dxl.CONTROL_TABLE, "ID")
+    REG_RETURN_DELAY = _address(dxl.CONTROL_TABLE, "Return_Delay_Time")
+    REG_STATUS_RETURN = _address(dxl.CONTROL_TABLE, "Status_Return_Level")
+    REG_TORQUE = _address(dxl.CONTROL_TABLE, "Torque_Enable")
+    REG_GOAL = _address(dxl.CONTROL_TABLE, "Goal_Position")
+    REG_CURRENT = _address(dxl.CONTROL_TABLE, "Present_Current")
+    REG_VELOCITY = _address(dxl.CONTROL_TABLE, "Present_Velocity")
+    REG_POSITION = _address(dxl.CONTROL_TABLE, "Present_Position")
 
-    def add_servo(self, servo_id, motor):
+    def add_servo(self, servo_id, motor, model="xm430"):
         s = self.add(Servo(servo_id, motor))
-        s.regs[7] = servo_id
-        s.regs[self.REG_RETURN_DELAY] = 250
-        s.regs[68] = 2  # Status_Return_Level: answer everything
+        _put16(s.regs, self.REG_MODEL, dxl.MODEL_NUMBERS[model][0])
+        s.regs[self.REG_ID] = servo_id
+        s.regs[self.REG_RETURN_DELAY] = 250  # factory default: 500 us
+        s.regs[self.REG_STATUS_RETURN] = 2  # answer everything
         s.eeprom_writes = 0
         return s
 
@@ -358,7 +367,7 @@ class DynamixelBus(PacketBus):
         buf = self.inbuf
         return busbytes.crc16(buf, p, end, busbytes.CRC16_TABLE) == buf[end] | (buf[end + 1] << 8)
 
-    EEPROM_END = 64
+    EEPROM_END = dxl.EEPROM_END
 
     def eeprom_locked(self, s):
         return s.torque  # the EEPROM area is writable only with torque off
@@ -383,7 +392,7 @@ class DynamixelBus(PacketBus):
         raw[2] = 0xFD
         raw[3] = 0
         raw[4] = s.id
-        raw[7] = 0x55
+        raw[7] = dxl.INST_STATUS
         raw[8] = 0  # no error
         copy_into(s.regs, addr, addr + length, raw, 9)
         self._stuff_and_send(s, 9 + length)
