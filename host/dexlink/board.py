@@ -17,10 +17,14 @@ import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dexlink import hwconfig
 from dexlink.errors import UserError
 from dexlink.link import DEFAULT_BAUD, Link, LinkError
+
+if TYPE_CHECKING:  # imported when a virtual board is first wanted (see _sim_module)
+    from dexlink.sim import VirtualBoard
 
 DEFAULT_HAND = "iso16"  # the hand a virtual board simulates unless told otherwise
 
@@ -51,7 +55,7 @@ class ConnectedBoard:
     link: Link
     hand: Path | None  # the hand file in use (None: a real board named without one)
     joint_names: list[str]
-    virtual: object | None = None  # the dexlink.sim.VirtualBoard when options.port is None
+    virtual: VirtualBoard | None = None  # the virtual board, when options.port is None
 
 
 def default_hand() -> Path:
@@ -120,8 +124,8 @@ def open_link(options: BoardOptions, **link_options) -> Iterator[Link]:
 @contextlib.contextmanager
 def virtual_board(hand: Path | None, *, board: str | Path | None = None,
                   calibration: str | Path | None = None, fs: str | Path | None = None,
-                  progress: Callable[[str], None] | None = None):
-    """A running virtual board (a dexlink.sim.VirtualBoard), flashed with the firmware for
+                  progress: Callable[[str], None] | None = None) -> Iterator[VirtualBoard]:
+    """A running virtual board, flashed with the firmware for
     `hand` (None: left as it is, bare MicroPython or an earlier flash in `fs`).
 
     board: the board description (None: the virtual board's); calibration: as `dexlink
@@ -148,7 +152,7 @@ def check_hand(hand: Path, board: str | Path | None = None,
 
 
 @contextlib.contextmanager
-def started_virtual_board(fs: str | Path | None = None):
+def started_virtual_board(fs: str | Path | None = None) -> Iterator[VirtualBoard]:
     """A running virtual board with nothing flashed yet; fs: its filesystem directory
     (kept; None: a temporary one). Stopped on exit."""
     sim = _sim_module("dexlink.sim")
@@ -166,7 +170,7 @@ def started_virtual_board(fs: str | Path | None = None):
         vb.close()
 
 
-def flash_virtual_board(vb, hand: Path, *, board: str | Path | None = None,
+def flash_virtual_board(vb: VirtualBoard, hand: Path, *, board: str | Path | None = None,
                         calibration: str | Path | None = None,
                         progress: Callable[[str], None] | None = None) -> None:
     """Flash a running virtual board with the firmware for `hand`, as a real one is."""

@@ -25,6 +25,7 @@ from dexproto import catalog
 
 from dexlink.board import BoardOptions, ConnectedBoard, connect
 from dexlink.errors import UserError, error_text
+from dexlink.link import Link
 from dexlink.record.recorder import Recorder, follow_link
 from dexlink.record.session import Session
 
@@ -111,12 +112,12 @@ class Recording:
         self.board, self.recorder = board, recorder
 
     @property
-    def link(self):
+    def link(self) -> Link:
         return self.board.link
 
     @property
     def virtual(self):
-        """The dexlink.sim.VirtualBoard recorded from, or None for a real board."""
+        """The virtual board recorded from (a dexlink.sim.VirtualBoard), None for a real one."""
         return self.board.virtual
 
     def run_timed(self, progress: Callable[[RecordProgress], None] | None = None) -> None:
