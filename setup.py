@@ -13,18 +13,18 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 ASSETS = "_assets"  # dexlink.resources.ASSETS
-# What a board or the host reads from each tree; nothing else (no caches, no calibrations).
-SHIPPED = {
-    "firmware": ("main.py", "dexfw/**/*.py"),
-    "hardware": ("boards/*.toml", "hands/*.toml"),
-}
+# What a board or the host reads from each tree: the firmware's sources (not a stray .mpy),
+# every hardware description. Never caches, hidden files or a user's calibrations.
+SHIPPED = {"firmware": "**/*.py", "hardware": "**/*"}
 
 
 def _shipped_files(tree: Path):
-    for pattern in SHIPPED[tree.name]:
-        for path in sorted(tree.glob(pattern)):
-            if path.is_file() and not path.name.endswith(".calibration.toml"):
-                yield path
+    for path in sorted(tree.glob(SHIPPED[tree.name])):
+        rel = path.relative_to(tree)
+        if (path.is_file() and "__pycache__" not in rel.parts
+                and not any(part.startswith(".") for part in rel.parts)
+                and not path.name.endswith((".calibration.toml", ".pyc"))):
+            yield path
 
 
 class BuildPyWithAssets(build_py):
