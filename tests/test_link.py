@@ -1,13 +1,17 @@
 """dexlink.link against a MicroPython board behind a real pseudo-terminal."""
 from __future__ import annotations
 
+import os
+import pty
 import time
+import tty
 
 import pytest
 
 from dexproto import catalog
 from dexproto.stream import make
-from dexlink.link import EVENT, HandshakeError, Link, LinkError, NackError
+from dexlink.link import (EVENT, HandshakeError, Link, LinkDown, LinkError, NackError,
+                          RequestTimeout, Transport)
 from test_link_fakeboard import FakeBoard
 
 
@@ -89,6 +93,37 @@ def test_heartbeat_only_in_host_mode(tmp_path):
         tele.drain()
         after = wait_for(tele, lambda m: True).overruns
         assert after >= 5  # about 12 at 50 ms; a loaded machine still sends several
+
+
+def test_settings_changed_on_the_link_reach_its_requests(tmp_path):
+    """link.timeout and link.retries are the ones the requests use, also when set late."""
+    with FakeBoard(tmp_path, telemetry_hz=0) as board, Link(board.port) as link:
+        link.timeout, link.retries = 0.05, 1
+        t0 = time.monotonic()
+        with pytest.raises(RequestTimeout, match="HEARTBEAT after 2 tries of 50 ms"):
+            link.request(make("HEARTBEAT"))  # the board takes it and never answers
+        assert time.monotonic() - t0 < 1.0
+        assert link.stats_snapshot()["timeouts"] == 2 and link.stats_snapshot()["retries"] == 1
+
+
+def test_a_failed_write_marks_the_port_lost():
+    """The far end of a pseudo-terminal goes away: the write fails with LinkDown, and the
+    port is lost (a Link's keeper then reconnects), in the one place writes fail."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    port = Transport(os.ttyname(slave))
+    port.open()
+    try:
+        port.write(b"\x00")
+        assert os.read(master, 1) == b"\x00" and port.alive
+        os.close(master)
+        os.close(slave)
+        with pytest.raises(LinkDown, match="write failed"):
+            port.write(b"\x00")
+        assert port.lost and port.is_open and not port.alive
+    finally:
+        port.close()
+    assert not port.is_open
 
 
 def test_statistics_count_drops_and_gaps(tmp_path):
