@@ -26,7 +26,8 @@ COUPLING_BOUND = 1 << 29
 def bad_loop_field(values):
     """Index of the first out-of-range value of (hz, decimation, watchdog_ms, action), or -1."""
     for i in range(len(LOOP_LIMITS)):
-        if not LOOP_LIMITS[i][1] <= values[i] <= LOOP_LIMITS[i][2]:
+        _, lo, hi = LOOP_LIMITS[i]
+        if not lo <= values[i] <= hi:
             return i
     return -1
 
@@ -34,7 +35,8 @@ def bad_loop_field(values):
 def bad_joint_field(values, n_joints):
     """Index of the first bad field of a SET_JOINT tuple (joint, zero, ..., speed), or -1."""
     for i in range(len(JOINT_LIMITS)):
-        if not JOINT_LIMITS[i][1] <= values[i] <= JOINT_LIMITS[i][2]:
+        _, lo, hi = JOINT_LIMITS[i]
+        if not lo <= values[i] <= hi:
             return i
     if values[0] >= n_joints:
         return 0
@@ -97,7 +99,7 @@ def _check_joints(cfg):
             values.append(_get(j, name, field, int))
         bad = bad_joint_field(values, len(joints))
         if bad >= 0:
-            name = JOINT_LIMITS[bad][0]
+            name, _, _ = JOINT_LIMITS[bad]
             if bad == 4:
                 _fail(field + ".min_cdeg", "must be below max_cdeg")
             _fail(field + "." + name, "out of range (%r)" % values[bad])
@@ -184,7 +186,8 @@ def check(cfg):
     values = [_get(loop, name, "loop", int) for name, _, _ in LOOP_LIMITS]
     bad = bad_loop_field(values)
     if bad >= 0:
-        _fail("loop." + LOOP_LIMITS[bad][0], "out of range (%r)" % values[bad])
+        name, _, _ = LOOP_LIMITS[bad]
+        _fail("loop." + name, "out of range (%r)" % values[bad])
     joints = _check_joints(cfg)
     motors = _check_motors(cfg, len(joints))
     _check_coupling(cfg, joints, motors)

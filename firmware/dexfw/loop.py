@@ -54,24 +54,17 @@ class Firmware:
         self.sample_us = 0
         self.watchdog_tripped = False
         self.last_rx_us = hal.ticks_us()
-        readback = False
-        for bus in self.servos:
-            if getattr(bus, "READBACK", True):
-                readback = True
-            else:
-                for m in bus.joints:
-                    self.jm.blind[m] = 1
         # Telemetry packs the joints straight into the link's body, after its head.
         self.jm.pack_body = self.link.body
         self.jm.pack_at = replies.TELEMETRY_HEAD_SIZE
         self.faults = FaultReporter(self.link, hal.ticks_diff, self.jm)
         self.once = ApplyOnce(self.link.reader, config.MAX_JOINTS)
         self._decimate = 0
-        viper = mapping.map_exo is not mapping.map_exo_py
-        self.capabilities = ((C.CAP_VIPER if viper else 0)
-                             | (C.CAP_SERVO_READBACK if readback else 0)
-                             | (C.CAP_COUPLING if self.jm.coupled else 0)
-                             | (C.CAP_VIRTUAL if getattr(hal, "VIRTUAL", False) else 0))
+        for bus in self.servos:
+            if not getattr(bus, "READBACK", True):  # PWM servos: their motors report nothing
+                for m in bus.joints:
+                    self.jm.blind[m] = 1
+        self.capabilities = capabilities(hal, self.servos, self.jm)
 
     def _set_loop(self, values):
         self.hz, self.decimation, self.watchdog_ms, self.watchdog_action = values
@@ -329,3 +322,16 @@ class Firmware:
         """Torque off: the firmware is leaving (REPL, or an error)."""
         self._torque(False)
         self.mode = C.MODE_IDLE
+
+
+def capabilities(hal, servos, jm):
+    """HELLO_REPLY's capability bits for this board, its servo buses and joint map."""
+    readback = False
+    for bus in servos:
+        if getattr(bus, "READBACK", True):
+            readback = True
+    viper = mapping.map_exo is not mapping.map_exo_py
+    return ((C.CAP_VIPER if viper else 0)
+            | (C.CAP_SERVO_READBACK if readback else 0)
+            | (C.CAP_COUPLING if jm.coupled else 0)
+            | (C.CAP_VIRTUAL if getattr(hal, "VIRTUAL", False) else 0))
