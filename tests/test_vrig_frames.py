@@ -34,7 +34,7 @@ HOT = {
     "voperator": {"angle_cdeg", "_demo_cdeg", "_advance", "_sweep_cdeg", "_sweep_advance",
                   "raw_turn16", "min_jerk_q16"},
     "vworld": {"now_us", "advance_us", "rand32", "noise"},
-    "vphysics": {"drive", "_step", "position", "load"},
+    "vphysics": {"drive", "position", "load"},
 }
 
 

@@ -32,6 +32,7 @@ MAX_MOTORS = 32  # as vfaults.MAX_JOINTS and the board's config checker
 TAU_US = 15000  # the lag's time constant
 SPEED_COUNTS_PER_S = 3000  # about 260 deg/s
 Q = 8  # positions kept in 1/256 count
+SPEED_Q_PER_S = SPEED_COUNTS_PER_S << Q
 
 
 class KinematicPhysics:
@@ -52,32 +53,29 @@ class KinematicPhysics:
         self.torque[motor] = 0
         self.last_us[motor] = vworld.now_us()
 
-    # The per-cycle functions are split small on purpose: MicroPython puts a call's frame
-    # on the heap (gc_alloc + gc_free per call) once locals + stack pass 11 slots.
+    # Per-cycle functions: MicroPython puts a call's frame on the heap (gc_alloc + gc_free
+    # per call) once its locals + stack pass 11 slots; drive() is at 11 (bench/vrig.py).
     def drive(self, motor, goal, torque):
         """The servo's registers hold goal and torque; move it to now.
 
         The bus writes registers right after a drive() (vservo: update, then latch), so
-        the values given here have held since the servo last moved.
+        the values given here have held since the servo last moved. The move: a
+        first-order lag (stable for any dt), speed-limited.
         """
         self.goal[motor] = goal
         self.torque[motor] = torque
-        now = vworld.now_us()
-        dt = now - self.last_us[motor]
-        self.last_us[motor] = now
-        if dt > 0 and torque:
-            step = self._step(motor, dt)
-            self.pos_q[motor] += step
-
-    def _step(self, motor, dt):
-        """The move over dt us: first-order lag (stable for any dt), speed-limited."""
-        step = ((self.goal[motor] << Q) - self.pos_q[motor]) * dt // (TAU_US + dt)
-        limit = (SPEED_COUNTS_PER_S << Q) * dt // 1000000
-        if step > limit:
-            return limit
-        if step < -limit:
-            return -limit
-        return step
+        t = vworld.now_us()
+        dt = t - self.last_us[motor]
+        self.last_us[motor] = t
+        if dt <= 0 or not torque:
+            return
+        step = ((goal << Q) - self.pos_q[motor]) * dt // (TAU_US + dt)
+        t = SPEED_Q_PER_S * dt // 1000000  # t is now the speed limit (one slot for two)
+        if step > t:
+            step = t
+        elif step < -t:
+            step = -t
+        self.pos_q[motor] += step
 
     def position(self, motor):
         return (self.pos_q[motor] + (1 << (Q - 1))) >> Q
