@@ -65,6 +65,7 @@ class World:
         self.torque_on = True
         self.hand = HandPose(self.scene)
         self._place_wrist(self.task.wrist_start(), self.hand.orientation(palm_up=self.task.palm_up))
+        mujoco.mj_forward(self.model, self.data)
         self.task.reset(self)
         mujoco.mj_forward(self.model, self.data)
 

@@ -46,6 +46,10 @@ class Task:
         """SUCCESS or FAILURE once the task is decided, else None (watched at 100 Hz)."""
         return None
 
+    def shortfall(self) -> str:
+        """What was missing when time ran out, in words ('' when nothing to say)."""
+        return ""
+
     def wrist_start(self) -> np.ndarray:
         """Where the wrist starts (the orientation is the hand's palm down, or up)."""
         return np.array([-0.12, 0.0, TABLE_TOP_Z + 0.16])
@@ -59,7 +63,10 @@ class Task:
             return
         verdict = self.check(world)
         if verdict is None and world.time >= self.time_limit_s:
-            verdict, self.reason = FAILURE, "time limit (%.0f s) reached" % self.time_limit_s
+            verdict = FAILURE
+            self.reason = "time limit (%.0f s) reached" % self.time_limit_s
+            if self.shortfall():
+                self.reason += ": " + self.shortfall()
         if verdict is not None:
             self.outcome = verdict
             self.decided_at = world.time
@@ -82,7 +89,9 @@ class Task:
     def state(self, world) -> dict:
         """What an observer sees of the task now (object pose, height gained, verdict)."""
         pos, quat = self.target_pose(world)
-        return {"object": self.target, "object_pos": pos, "object_quat": quat,
+        wrist, wquat = world.wrist_pose()
+        return {"time": world.time, "object": self.target, "object_pos": pos,
+                "object_quat": quat, "wrist_pos": wrist, "wrist_quat": wquat,
                 "lifted_m": float(pos[2] - self.start_pos[2]),
                 "outcome": self.outcome, "reason": self.reason}
 

@@ -18,6 +18,7 @@ class LiftCube(Task):
     half = 0.025
     mass = 0.10
     friction = 0.8
+    rgba = (0.8, 0.15, 0.1, 1.0)
 
     def sample(self, rng):
         # Where the cube lies: within 3 cm of the table's centre, any way round.
@@ -28,10 +29,16 @@ class LiftCube(Task):
 
     def build(self, spec):
         add_free_box(spec, self.target, [self.half] * 3, self.start_pos, self.start_quat,
-                     self.mass, self.friction)
+                     self.mass, self.friction, self.rgba)
+
+    best_lift = 0.0
+
+    def shortfall(self):
+        return "the %s rose %.1f cm at most" % (self.target, 100 * self.best_lift)
 
     def check(self, world):
         pos, _ = world.body_pose(self.target)
+        self.best_lift = max(self.best_lift, float(pos[2] - self.start_pos[2]))
         if self.fell_off(pos):
             self.reason = "the cube fell off the table"
             return FAILURE
