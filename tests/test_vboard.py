@@ -83,7 +83,8 @@ def test_boot_then_main_and_ctrl_c_interrupts_an_unclaimed_program(tmp_path):
     fs = tmp_path / "fs"
     fs.mkdir()
     (fs / "boot.py").write_text("print('boot ran')\n")
-    (fs / "main.py").write_text("import time\nwhile True:\n    print('main ran')\n    time.sleep_ms(20)\n")
+    (fs / "main.py").write_text(
+        "import time\nwhile True:\n    print('main ran')\n    time.sleep_ms(20)\n")
     with VirtualBoard(fs) as board, serial.Serial(board.port, timeout=0.2) as port:
         assert b"main ran" in read_until(port, b"main ran\r\n", 10)  # boot.py is done
         port.write(b"\x03")
@@ -171,7 +172,8 @@ def test_mpremote_interrupts_a_running_main_py(tmp_path):
 
 def test_the_board_filesystem_is_the_directory(board):
     (board.fs_dir / "data.txt").write_text("from the host")
-    r = mpremote(board, "exec", "print(open('/data.txt').read()); open('/made.txt', 'w').write('x')")
+    r = mpremote(board, "exec",
+                 "print(open('/data.txt').read()); open('/made.txt', 'w').write('x')")
     assert r.stdout.strip() == b"from the host"
     assert (board.fs_dir / "made.txt").read_text() == "x"
 

@@ -98,7 +98,8 @@ def traceback_text(e):
     s = io.StringIO()
     sys.print_exception(e, s)
     # Drop this file's own frame: a board's traceback starts at the user's code.
-    lines = [ln for ln in s.getvalue().split("\n") if not (ln.startswith('  File "') and AGENT_NAME in ln)]
+    lines = [ln for ln in s.getvalue().split("\n")
+             if not (ln.startswith('  File "') and AGENT_NAME in ln)]
     return "\n".join(lines)
 
 

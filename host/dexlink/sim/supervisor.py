@@ -155,7 +155,8 @@ class Supervisor:
 
     def _watch(self, fd, on_read=None, on_write=None) -> None:
         """Register fd for the callbacks given (none: not watched)."""
-        events = (selectors.EVENT_READ if on_read else 0) | (selectors.EVENT_WRITE if on_write else 0)
+        events = ((selectors.EVENT_READ if on_read else 0)
+                  | (selectors.EVENT_WRITE if on_write else 0))
         key = self._sel.get_map().get(fd)
         if not events:
             if key is not None:
@@ -181,7 +182,9 @@ class Supervisor:
                 on_read, on_write = key.data
                 if events & selectors.EVENT_WRITE and on_write:
                     on_write()
-                if events & selectors.EVENT_READ and on_read and self._sel.get_map().get(key.fd) is key:
+                # (re-checked: a callback may have changed what is watched)
+                if (events & selectors.EVENT_READ and on_read
+                        and self._sel.get_map().get(key.fd) is key):
                     on_read()
             if self.interp.exited() and not self._stop:
                 console.drain_output()
