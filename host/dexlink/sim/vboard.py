@@ -32,8 +32,6 @@ __all__ = ["FAULTS", "MICROPYTHON", "VirtualBoard", "VirtualBoardError"]
 
 # The interpreter a board starts with; read at start(), so a test may point it elsewhere.
 MICROPYTHON = boardcode.MICROPYTHON
-BOARD_DIR = boardcode.BOARD_DIR
-vfaults = boardcode.vfaults  # the fault records' format (dexlink calibrate --sim reads it)
 
 
 class VirtualBoard:
