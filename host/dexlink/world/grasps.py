@@ -23,10 +23,13 @@ from dexlink.world.geometry import load_geometry
 
 # Degrees per joint kind (name suffix); thumb joints separately. Clipped to each range.
 POWER_OPEN = {"thumb": {"cmc_abd": 30}, "finger": {"mcp": 10, "pip": 10, "dip": 10}}
-POWER_CLOSED = {"thumb": {"cmc_abd": 40, "cmc_flex": 20, "mcp": 40, "ip": 40},
-                "finger": {"mcp": 80, "pip": 80, "dip": 60}}
+# Closed: the fingers' pads come onto the object's far face (a tighter curl wraps their
+# tips under it, which holds as well but leaves the tactile pads untouched).
+POWER_CLOSED = {"thumb": {"cmc_abd": 40, "cmc_flex": 20, "mcp": 40, "ip": 20},
+                "finger": {"mcp": 80, "pip": 60, "dip": 20}}
 ROLL_FLAT = {"thumb": {"cmc_abd": -30}, "finger": {}}
 ROLL_CURLED = {"thumb": {"cmc_abd": -30}, "finger": {"mcp": 90, "pip": 70, "dip": 40}}
+POWER_REACH = 0.6  # how far past the knuckles the object's centre sits, in half sizes
 POWER_GAP_M = 0.006  # between the object's top and the palm when the hand closes
 PINCH_SEARCH_SEED = 0  # the search is the hand's, not the attempt's: the same every time
 
@@ -89,7 +92,7 @@ class GraspPlanner:
         palm_side = -g.palm_size_m[2] / 2  # the palm's surface, palm frame z
         # The object under the palm, a little beyond the knuckles and towards the thumb,
         # so the curled fingers reach round its far side and the thumb its near side.
-        centre = np.array([knuckle_x + 0.6 * half, mid_y + 0.4 * half,
+        centre = np.array([knuckle_x + POWER_REACH * half, mid_y + 0.4 * half,
                            palm_side - half - POWER_GAP_M])
         return Grasp("power", opened, opened, closed - opened, self._palm_to_wrist(centre),
                      self.hand.finger_dir.copy())

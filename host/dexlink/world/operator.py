@@ -25,8 +25,10 @@ from dexlink.world.tasks.base import yaw_of
 
 PREGRASP_UP_M = 0.06  # the hand comes down onto the object from this high
 LIFT_EXTRA_M = 0.03  # people lift a little more than asked
-SLIP_SEEN_M = 0.006  # the object lagging the hand by this much is a slip anyone can see
+SLIP_SEEN_M = 0.015  # the object lagging the hand by this much is a slip anyone sees
+# (less is a settling in the grip: a held cube sinks ~1 cm into the fingers as it rises)
 REACTION_S = 0.25  # from seeing to doing
+MAX_REGRIPS = 2  # after that, a slip is let run: a miss, tried again from the start
 TREMOR_HZ = 9.0
 
 
@@ -112,6 +114,7 @@ class Operator:
         self.q = self.grasp.open.copy()
         self.lift_from = None
         self.slip_seen_at = None
+        self.regrips = 0
         self.attempts = 0
 
     # --- what the rig reads --------------------------------------------------------------
@@ -190,10 +193,10 @@ class Operator:
             up = self.lift_from[0] + [0, 0, self.task.lift_m + LIFT_EXTRA_M]
             if self._move(t, h.lift_s, pos=up):
                 self._enter("hold", t)
-        elif self.phase == "regrip":  # back down onto it, squeezing harder, then lift anew
+        elif self.phase == "regrip":  # set it back down and let go, to grasp it anew
             down = self.lift_from[0] + [0, 0, view["object_pos"][2] - self.lift_from[1][2]]
-            if self._move(t, 0.5, pos=down, q=self._closed()):
-                self._enter("settle", t)
+            if self._move(t, 0.6, pos=down, q=g.open):
+                self._enter("descend", t)
         elif self.phase == "hold":
             self._watch_slip(t, view)
             if view.get("outcome") or t - self.phase_t0 >= self.task.hold_s + 1.0:
@@ -214,9 +217,9 @@ class Operator:
         return self.grasp.closed(self.squeeze, self.lo, self.hi)
 
     def _watch_slip(self, t, view) -> bool:
-        """A watchful operator who sees the object lag the hand stops, sets the hand back
-        down onto it and squeezes harder (after a reaction time). True when they stop."""
-        if not self.habits.watch or self.lift_from is None:
+        """A watchful operator who sees the object lag the hand (after a reaction time)
+        sets it back down, lets go and grasps it again, harder. True when they stop."""
+        if not self.habits.watch or self.lift_from is None or self.regrips >= MAX_REGRIPS:
             return False
         if self._lag(view) < SLIP_SEEN_M:
             return False
@@ -225,6 +228,7 @@ class Operator:
         if t - self.slip_seen_at < REACTION_S:
             return False
         self.slip_seen_at = None
+        self.regrips += 1
         self.squeeze += 0.008 if self.grasp.kind == "pinch" else 0.2
         self._enter("regrip", t)
         return True
