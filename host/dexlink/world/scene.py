@@ -33,9 +33,9 @@ TACTILE_HZ = 60.0  # the tactile cameras' rate; the sensor is evaluated this oft
 GEL_PROUD_M = 0.0005
 PAD_HALF = (0.0085, 0.0065)  # gel half-size when the tactile site does not give one (m)
 CAMERA_NAME = "rgbd"
-CAMERA_POS = (0.42, -0.30, 0.38)  # a RealSense on a tripod, in front of and above the table
-CAMERA_LOOK_AT = (0.0, 0.0, 0.04)
-CAMERA_FOVY = 58.0  # degrees, a D435's colour field of view in 4:3
+CAMERA_POS = (0.30, -0.26, 0.28)  # a RealSense on a tripod, in front of and above the table
+CAMERA_LOOK_AT = (0.0, 0.0, 0.06)
+CAMERA_FOVY = 45.0  # degrees (vertical)
 IMAGE_SIZE = (640, 480)
 # Contact settings measured to hold a grasp at 2 ms steps (facts file, MuJoCo section).
 CONTACT = dict(condim=4, friction=(1.0, 0.02, 0.0005), solref=(0.005, 1.0),
