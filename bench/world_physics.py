@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     else:
         print("  no pad touched in these episodes: the shading of a pressed pad is not timed")
         held, depth, per_frame = world, None, 0.0
-    shader = GelShader(held._pad(held.fingers[0]).half_size)
+    shader = GelShader(held.pad_half_size(held.fingers[0]))
     shade_pressed = best_ms(lambda: shader.shade(depth), a.frames) if depth is not None else 0.0
     shade_idle = best_ms(lambda: shader.shade(np.zeros((24, 32))), a.frames)
     print("  gel image 320x240: pressed pad %.2f ms, untouched pad %.2f ms" % (shade_pressed, shade_idle))

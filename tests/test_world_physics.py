@@ -43,7 +43,7 @@ def place_hand_over(world, point_in_hand, at, yaw=0.0, pitch=0.0, posture=None):
     starts in posture (degrees) with its goals there. Returns (wrist pos, quat)."""
     quat = world.hand.orientation(yaw=yaw, pitch=pitch)
     pos = np.asarray(at) - rotate(quat, point_in_hand)
-    world._place_wrist(pos, quat)
+    world.place_wrist(pos, quat)
     if posture is not None:
         q = np.radians(posture)
         world.data.qpos[world.scene.joint_qpos] = q
@@ -124,7 +124,7 @@ def test_a_fingertip_pressed_into_the_cube_brightens_its_gel_where_it_presses():
     cols = np.flatnonzero(depth.max(axis=0) > 0)
     assert 0 < len(cols) < depth.shape[1] / 2  # a band, not the whole pad
 
-    shader = GelShader(world._pad("index").half_size)
+    shader = GelShader(world.pad_half_size("index"))
     image = shader.shade(depth)
     grey = lambda im: im.astype(float).mean(axis=2)
     brighter = grey(image) - grey(shader.background)
@@ -164,6 +164,8 @@ def test_the_tendon_hand_moves_its_joints_through_the_coupling():
     world.set_motor_goals(a @ target + b)
     world.step_to(1.0)
     assert np.degrees(np.abs(world.joint_positions() - target)).max() < 3
+    # Present motor positions are in the goals' frame: at rest in the air, on the goals.
+    assert np.degrees(np.abs(world.motor_positions() - world.motor_goals())).max() < 3
 
 
 def test_a_bad_task_name_is_a_user_error_naming_the_tasks():

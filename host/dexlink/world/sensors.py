@@ -167,7 +167,7 @@ class WorldTactileCamera(SimDevice, TactileMeasure, Camera):
     def __init__(self, world, finger: str, fps: float = 60, seed: int = 0):
         super().__init__(finger, fps, *GEL_SIZE)
         self.world = world
-        self.shader = GelShader(world._pad(finger).half_size, GEL_SIZE, seed)
+        self.shader = GelShader(world.pad_half_size(finger), GEL_SIZE, seed)
         self.meter = ContactMeter()
         self.meter.set_reference(self.shader.background)
 

@@ -8,6 +8,15 @@ contacts, tactile depth per taxel, and the task's verdict. Positions and loads c
 the physics, so a finger blocked by an object shows a position error and a load.
 
 Every method takes `self.lock`, so a camera thread can read while another thread steps.
+
+Driving it from the virtual board (the bridge is built on this): each board cycle, the
+simulated servo buses hand over the firmware's goals (servo frame -> rad through the
+servo's direction and centre) to `set_motor_goals`, torque commands to `set_torque`;
+the world is stepped to the board's world time (`step_to`); the servos' present
+position and load registers are filled from `motor_positions()` and `motor_loads()`.
+The simulated encoders read the operator (`operator.Operator.command(t, task_state())`:
+the exoskeleton's joint angles), whose wrist pose goes to `set_wrist` and is recorded as
+its own stream. `judge()` is the episode's mark once it is not None.
 """
 from __future__ import annotations
 
@@ -64,7 +73,7 @@ class World:
         self._steps = 0
         self.torque_on = True
         self.hand = HandPose(self.scene)
-        self._place_wrist(self.task.wrist_start(), self.hand.orientation(palm_up=self.task.palm_up))
+        self.place_wrist(self.task.wrist_start(), self.hand.orientation(palm_up=self.task.palm_up))
         mujoco.mj_forward(self.model, self.data)
         self.task.reset(self)
         mujoco.mj_forward(self.model, self.data)
@@ -121,8 +130,9 @@ class World:
             q = np.asarray(quat, dtype=float)
             self.data.mocap_quat[i] = q / np.linalg.norm(q)
 
-    def _place_wrist(self, pos, quat) -> None:
-        """Put the wrist and its target at a pose at once (start of an episode)."""
+    def place_wrist(self, pos, quat) -> None:
+        """Put the wrist and its target at a pose at once (the start of an episode; call
+        mujoco.mj_forward or step before reading poses)."""
         self.set_wrist(pos, quat)
         a = self.scene.wrist_qpos
         self.data.qpos[a:a + 3] = pos
@@ -143,9 +153,13 @@ class World:
             return self.data.ctrl[self.scene.actuators].copy()
 
     def motor_positions(self) -> np.ndarray:
-        """Where each motor is (rad): its joint, or for a tendon hand its tendon's A q."""
+        """Where each motor is (rad, the goals' frame): its joint, or on a tendon hand the
+        motor angle its tendon's length gives, A q + b."""
         with self.lock:
-            return self.data.actuator_length[self.scene.actuators].copy()
+            pos = self.data.actuator_length[self.scene.actuators].copy()
+        if self.scene.coupling_b is not None:
+            pos += self.scene.coupling_b
+        return pos
 
     def motor_loads(self) -> np.ndarray:
         """Actuator force over the servo's torque limit, signed: -1..1."""
@@ -192,6 +206,10 @@ class World:
         with self.lock:
             flat = self.data.sensordata[pad.sensor_adr:pad.sensor_adr + pad.rows * pad.cols]
             return flat[pad.order].reshape(pad.rows, pad.cols).copy()
+
+    def pad_half_size(self, finger: str) -> tuple[float, float]:
+        """Half length and half width (m) of a fingertip's tactile pad."""
+        return self._pad(finger).half_size
 
     def _pad(self, finger):
         for p in self.scene.pads:

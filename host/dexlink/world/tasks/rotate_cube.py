@@ -4,6 +4,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from dexlink.world.grasps import GraspPlanner
 from dexlink.world.scene import TABLE_TOP_Z
 from dexlink.world.tasks.base import FAILURE, Task, add_free_box, yaw_quat
 
@@ -41,7 +42,6 @@ class RotateCube(Task):
 
     def reset(self, world):
         """Lay the cube on the hand where the roll grasp wants it, touching the palm."""
-        from dexlink.world.grasps import GraspPlanner
         grasp = GraspPlanner(world.hand, world.hand_path).plan(self.grasp, self.half)
         wrist, wquat = world.wrist_pose()
         pos = np.empty(3)
