@@ -142,7 +142,13 @@ def train_policy(o: TrainOptions, progress=None, say=print) -> TrainResult:
                 % (dataset_dir, len(dataset.episodes), len(dataset), policy.fps,
                    ", ".join(spec.lowdim_keys + spec.cameras), ", ".join(spec.action_keys),
                    "{:,}".format(n_params), device, dist.world))
-        r = trainer.run(progress)
+        try:
+            r = trainer.run(progress)
+        except KeyboardInterrupt:
+            if trainer.interrupted_at:
+                say("interrupted at step %d: saved %s (--resume continues)"
+                    % (trainer.step, trainer.interrupted_at))
+            raise
         if o.rank_digests:
             (Path(o.out) / ("rank-%d.sha256" % dist.rank)).write_text(trainer.digest() + "\n")
     finally:

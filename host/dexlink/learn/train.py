@@ -114,6 +114,7 @@ class Trainer:
                                      policy_config.image_hw, policy_config.crop_hw)
         self.n_frames = len(dataset)
         self.last_loss = float("nan")
+        self.interrupted_at: Path | None = None  # the checkpoint a Ctrl-C saved
 
     def batch(self, step: int) -> tuple[dict, torch.Generator]:
         rng = step_rng(self.config.seed, step, self.dist.rank)
@@ -174,8 +175,7 @@ class Trainer:
                 if self.step % self.config.save_every == 0 and self.step < end:
                     self.save()
         except KeyboardInterrupt:
-            if self.step > first:
-                self.save()
+            self.interrupted_at = self.save() if self.step > first else None
             raise
         finally:
             if log:
