@@ -110,7 +110,6 @@ class Operator:
         self.retries_left = self.habits.retries
         self.phase, self.phase_t0 = "start", 0.0
         self.from_pos = self.from_quat = self.from_q = None
-        self.to_pos = self.to_quat = None
         self.q = self.grasp.open.copy()
         self.lift_from = None
         self.slip_seen_at = None
@@ -198,7 +197,8 @@ class Operator:
             if self._move(t, 0.6, pos=down, q=g.open):
                 self._enter("descend", t)
         elif self.phase == "hold":
-            self._watch_slip(t, view)
+            if self._watch_slip(t, view):
+                return
             if view.get("outcome") or t - self.phase_t0 >= self.task.hold_s + 1.0:
                 self._enter("lower", t)
             elif self._dropped(view):

@@ -2,7 +2,7 @@
 camera, lights, the fingertip tactile pads and the task's objects, as one MuJoCo model.
 
 The hand comes from `dexlink.world.mjcf.hand_spec` (generated from the hand TOML). Its
-mount body `wrist` gets a free joint held by a weld to a mocap body, `wrist_target`: the
+mount body `wrist` (on a free joint) is held by a weld to a mocap body, `wrist_target`: the
 operator (or a policy) moves the target, and the weld pulls the hand after it like a stiff
 arm. A hand pushed against the table is stopped by the table instead of passing through
 it, as a kinematic (mocap) wrist would. The hand's own weight is carried by the arm
