@@ -134,7 +134,8 @@ def main(argv=None) -> int:
     shader = GelShader(held.pad_half_size(held.fingers[0]))
     shade_pressed = best_ms(lambda: shader.shade(depth), a.frames) if depth is not None else 0.0
     shade_idle = best_ms(lambda: shader.shade(np.zeros((24, 32))), a.frames)
-    print("  gel image 320x240: pressed pad %.2f ms, untouched pad %.2f ms" % (shade_pressed, shade_idle))
+    print("  gel image 320x240: pressed pad %.2f ms, untouched pad %.2f ms"
+          % (shade_pressed, shade_idle))
 
     print("\nRGB-D (EGL offscreen, no shadows, no multisampling; BGR + uint16 mm)")
     rgbd = {}

@@ -58,7 +58,8 @@ def ramp(world, seconds, goals_from=None, goals_to=None, wrist_from=None, wrist_
     for k in range(1, n + 1):
         a = k / n
         if goals_to is not None:
-            world.set_motor_goals(np.radians(np.add(goals_from, a * np.subtract(goals_to, goals_from))))
+            goals = np.add(goals_from, a * np.subtract(goals_to, goals_from))
+            world.set_motor_goals(np.radians(goals))
         if wrist_to is not None:
             world.set_wrist(np.add(wrist_from, a * np.subtract(wrist_to, wrist_from)), quat)
         world.step_to(world.time + 0.01)
@@ -145,7 +146,8 @@ def test_the_same_seed_gives_the_same_outcome():
     assert np.array_equal(a.data.qpos, b.data.qpos)
     assert a.judge() == b.judge() == "success"
     c = World(ISO16, "lift_cube", seed=5)
-    assert not np.allclose(c.body_pose("cube")[0], World(ISO16, "lift_cube", seed=4).body_pose("cube")[0])
+    d = World(ISO16, "lift_cube", seed=4)
+    assert not np.allclose(c.body_pose("cube")[0], d.body_pose("cube")[0])
 
 
 def test_torque_off_lets_go_of_the_cube():

@@ -39,7 +39,8 @@ class HandPose:
         rot = self.data.xmat[self.model.body("palm").id].reshape(3, 3)
         return rot[:, 0].copy(), -rot[:, 2]
 
-    def orientation(self, yaw: float = 0.0, palm_up: bool = False, pitch: float = 0.0) -> np.ndarray:
+    def orientation(self, yaw: float = 0.0, palm_up: bool = False,
+                    pitch: float = 0.0) -> np.ndarray:
         """The wrist quaternion that points the fingers along yaw (about world z, tilted
         down by pitch) with the palm facing down (or up)."""
         e1 = self.finger_dir

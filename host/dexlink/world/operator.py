@@ -132,7 +132,8 @@ class Operator:
 
     def _enter(self, phase, t):
         self.phase, self.phase_t0 = phase, t
-        self.from_pos, self.from_quat, self.from_q = self.pos.copy(), self.quat.copy(), self.q.copy()
+        self.from_pos, self.from_quat = self.pos.copy(), self.quat.copy()
+        self.from_q = self.q.copy()
 
     def _move(self, t, duration, pos=None, quat=None, q=None) -> bool:
         """Min-jerk from where the phase began towards the targets; True when done."""

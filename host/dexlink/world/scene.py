@@ -179,9 +179,10 @@ def _add_world(spec):
     table = wb.add_body(name="table", pos=[0, 0, TABLE_TOP_Z - TABLE_HALF[2]])
     table.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, size=list(TABLE_HALF),
                    rgba=[0.55, 0.42, 0.28, 1], **CONTACT)
-    wb.add_light(name="key", pos=[0.2, -0.2, 1.0], dir=[-0.2, 0.2, -1.0], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+    directional = mujoco.mjtLightType.mjLIGHT_DIRECTIONAL
+    wb.add_light(name="key", pos=[0.2, -0.2, 1.0], dir=[-0.2, 0.2, -1.0], type=directional,
                  castshadow=False, diffuse=[0.7, 0.7, 0.7])
-    wb.add_light(name="fill", pos=[-0.4, 0.4, 0.8], dir=[0.4, -0.4, -0.8], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+    wb.add_light(name="fill", pos=[-0.4, 0.4, 0.8], dir=[0.4, -0.4, -0.8], type=directional,
                  castshadow=False, diffuse=[0.3, 0.3, 0.3])
     wb.add_camera(name=CAMERA_NAME, pos=list(CAMERA_POS), fovy=CAMERA_FOVY,
                   quat=list(look_at_quat(CAMERA_POS, CAMERA_LOOK_AT)))
@@ -209,12 +210,12 @@ def _mount_wrist(spec, hand_path):
     for b in [wrist, *wrist.find_all(mujoco.mjtObj.mjOBJ_BODY)]:
         b.gravcomp = 1.0  # the arm holds the hand up; the weld carries only the load
     spec.worldbody.add_body(name="wrist_target", mocap=True, pos=list(wrist.pos),
-                                     quat=list(wrist.quat))
+                            quat=list(wrist.quat))
     # A weld between the arm's target and the wrist: the hand follows the operator's arm
     # stiffly, yet a table or an object in the way stops it.
     weld = spec.add_equality(type=mujoco.mjtEq.mjEQ_WELD, name="arm",
-                      objtype=mujoco.mjtObj.mjOBJ_BODY, name1="wrist_target", name2="wrist",
-                      solref=list(WRIST_WELD_SOLREF))
+                             objtype=mujoco.mjtObj.mjOBJ_BODY, name1="wrist_target",
+                             name2="wrist", solref=list(WRIST_WELD_SOLREF))
     # anchor, relative position, relative quaternion, torque scale: the two coincide
     weld.data[:11] = [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]
     return wrist.name

@@ -95,12 +95,15 @@ class GelShader:
         scale = (SLOPE_BINS - 1) / (2 * self._slope_max)
         ix = np.clip(((gx + self._slope_max) * scale + 0.5).astype(np.int32), 0, SLOPE_BINS - 1)
         iy = np.clip(((gy + self._slope_max) * scale + 0.5).astype(np.int32), 0, SLOPE_BINS - 1)
-        idepth = np.clip((d * ((DEPTH_BINS - 1) / FULL_PRESS_M)).astype(np.int32), 0, DEPTH_BINS - 1)
+        idepth = np.clip((d * ((DEPTH_BINS - 1) / FULL_PRESS_M)).astype(np.int32),
+                         0, DEPTH_BINS - 1)
         change = self._slope_lut[iy, ix] + self._depth_lut[idepth]
         # Saturating uint8 arithmetic on the full image: brighter and darker parts apart.
         size = (self.width, self.height)
-        up = cv2.resize(np.clip(change, 0, 255).astype(np.uint8), size, interpolation=cv2.INTER_LINEAR)
-        down = cv2.resize(np.clip(-change, 0, 255).astype(np.uint8), size, interpolation=cv2.INTER_LINEAR)
+        up = cv2.resize(np.clip(change, 0, 255).astype(np.uint8), size,
+                        interpolation=cv2.INTER_LINEAR)
+        down = cv2.resize(np.clip(-change, 0, 255).astype(np.uint8), size,
+                          interpolation=cv2.INTER_LINEAR)
         return cv2.subtract(cv2.add(self.background, up), down)
 
 

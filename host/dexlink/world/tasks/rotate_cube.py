@@ -73,7 +73,8 @@ class RotateCube(Task):
         if pos[2] < wrist[2] - 0.08 or pos[2] < TABLE_TOP_Z + self.half + 0.01:
             self.reason = "the cube fell out of the hand"
             return FAILURE
-        vel = world.data.qvel[world.model.jnt_dofadr[world.model.joint(self.target + "_free").id]:][:6]
+        dof = world.model.jnt_dofadr[world.model.joint(self.target + "_free").id]
+        vel = world.data.qvel[dof:dof + 6]
         still = np.linalg.norm(vel[:3]) < STILL_SPEED and np.linalg.norm(vel[3:]) < STILL_SPIN
         quarter = abs(self.turned(quat) - np.pi / 2) < QUARTER_TURN_TOLERANCE
         return self.held(world, quarter and still, "turned a quarter turn and at rest in the hand")
