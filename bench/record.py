@@ -7,7 +7,10 @@ the time from stopping one episode until the next records, and until the stopped
 is complete on disk.
 
 Telemetry is 22-joint TELEMETRY frames encoded and decoded through dexproto (as the
-link would), paced at 1 kHz on the host clock.
+link would), paced at 1 kHz on the host clock: a recording keeps every loop cycle.
+What that costs against the hand files' every-10th-cycle rate (100 Hz) is printed first:
+link bytes per second, host CPU and disk for telemetry alone at each rate (the firmware's
+side is bench/firmware.py's cycle_dec1 vs cycle_dec10).
 
     python bench/record.py            # 60 s
     python bench/record.py --seconds 10
@@ -67,6 +70,25 @@ class TelemetrySource:
                 self.sent += 1
 
 
+def telemetry_cost(seconds: float, hz: int) -> tuple[float, float, int]:
+    """(host CPU % of one core, MB/s on disk, link bytes/s) recording telemetry alone at hz."""
+    out = Path(tempfile.mkdtemp(prefix="dexlink-bench-tel-"))
+    try:
+        rec = Recorder(open_session(out, "bench"), None, {"task": "bench"})
+        frame = len(encode(make("TELEMETRY", cycle=0, board_us=0, cycle_us=0, worst_cycle_us=0,
+                                overruns=0, mode=1, items=[(0, 0, 0, 0)] * N_JOINTS), seq=0))
+        tel = TelemetrySource(rec, hz).start()
+        rec.start_episode()
+        cpu, wall = measure(seconds, lambda: time.sleep(seconds))
+        rec.stop_episode(keep=True)
+        rec.wait_finished()
+        tel.stop()
+        size = sum(p.stat().st_size for p in rec.session.episode_paths())
+        return 100 * cpu / wall, size / 1e6 / wall, frame * hz
+    finally:
+        shutil.rmtree(out)
+
+
 def cpu_s() -> float:
     t = os.times()
     return t.user + t.system
@@ -85,7 +107,17 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="recording time (default 60)")
     p.add_argument("--episodes", type=int, default=2, help="episodes in that time (default 2)")
     p.add_argument("--keep", type=Path, help="keep the session here instead of a temp dir")
+    p.add_argument("--telemetry-seconds", type=float, default=5.0,
+                   help="seconds per rate for the telemetry-alone figures (default 5; 0: skip)")
     args = p.parse_args(argv)
+
+    if args.telemetry_seconds > 0:
+        print("telemetry alone, %d joints (the recorder's thread, JSON encoding, MCAP):" % N_JOINTS)
+        for label, hz in (("every 10th cycle", 100), ("every cycle", 1000)):
+            cpu, mb_s, link_b = telemetry_cost(args.telemetry_seconds, hz)
+            print("  %-17s %5d Hz: link %6.1f kB/s, host CPU %4.1f%% of one core, disk %.2f MB/s"
+                  " (%.0f MB/h)" % (label, hz, link_b / 1e3, cpu, mb_s, mb_s * 3600))
+        print()
 
     out = args.keep or Path(tempfile.mkdtemp(prefix="dexlink-bench-"))
     session = open_session(out, "bench")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from dexproto import catalog
@@ -36,6 +37,48 @@ def test_record_sim_writes_a_multimodal_episode(tmp_path, capsys):
     assert abs(int(img.times[-1]) - int(tel["t_ns"][-1])) < 300_000_000
     for topic in ("/tactile/thumb/image", "/tactile/ring/contact", "/rgbd/color", "/rgbd/depth"):
         assert len(ep.streams[topic]) > 10, topic
+    # Every loop cycle, none skipped (the hand file's rate is every 10th).
+    assert ep.info["telemetry_decimation"] == "1"
+    assert set(np.diff(telemetry_cycles(ep))) == {1}
+
+
+def telemetry_cycles(ep) -> np.ndarray:
+    return np.array([json.loads(d)["cycle"] for d in ep.streams["/telemetry"].data])
+
+
+def test_record_telemetry_hz_lowers_the_rate(tmp_path, capsys):
+    pytest.importorskip("dexlink.sim.flashing")
+    out = tmp_path / "session"
+    assert cli(["record", "--sim", "--task", "fewer", "--duration", "1.2", "--telemetry-hz",
+                "250", "--out", str(out)]) == 0, capsys.readouterr().err
+    ep = read_episode(out / "episode_0000.mcap")
+    assert ep.info["telemetry_hz"] == "250.0" and ep.info["telemetry_decimation"] == "4"
+    cycles = telemetry_cycles(ep)
+    assert len(cycles) > 100 and set(np.diff(cycles)) == {4}
+    assert cli(["record", "--sim", "--task", "x", "--telemetry-hz", "0", "--out",
+                str(tmp_path / "o")]) == 1
+    assert "--telemetry-hz must be positive" in capsys.readouterr().err
+
+
+def test_telemetry_rate_is_put_back_after_a_recording():
+    pytest.importorskip("dexlink.sim.flashing")
+    from dexlink.board import BoardOptions, connect
+    from dexlink.telemetry_rate import TelemetryRateError, telemetry_rate
+
+    with connect(BoardOptions()) as board:
+        link = board.link
+        hand = link.get_config().fields
+        assert hand["telemetry_decimation"] == 10
+        with telemetry_rate(link, None) as rate:
+            assert (rate.decimation, rate.hz) == (1, hand["loop_hz"])
+            assert link.get_config().telemetry_decimation == 1
+        assert link.get_config().fields == hand
+        with telemetry_rate(link, 300) as rate:  # never faster than asked
+            assert rate.decimation == 4 and link.get_config().telemetry_decimation == 4
+        with pytest.raises(TelemetryRateError, match="above the board's loop rate"):
+            with telemetry_rate(link, 5000):
+                pass
+        assert link.get_config().fields == hand
 
 
 def test_record_keys_on_a_terminal(tmp_path):

@@ -20,8 +20,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "record", help="record episodes: joints, tactile and RGB-D frames on one clock",
         description="Record episodes into a session directory: one MCAP file per episode "
-                    "(telemetry, one channel per camera, contact measures, events) and "
-                    "session.json, the index of the finished ones. On a terminal, keys drive "
+                    "(telemetry of every loop cycle, one channel per camera, contact measures, "
+                    "events) and session.json, the index of the finished ones. On a terminal, keys drive "
                     "it (%s); otherwise each episode lasts --duration seconds. With --sim the "
                     "cameras are simulated from the hand's joint angles." % KEYS_HELP,
         epilog="examples:\n  dexlink record --sim --task 'pick the cube' --episodes 2 "
@@ -46,6 +46,9 @@ def register(subparsers) -> None:
                    help="an Intel RealSense RGB-D camera (optionally by serial number)")
     p.add_argument("--sim-cameras", action="store_true",
                    help="simulated tactile and RGB-D cameras (the default with --sim)")
+    p.add_argument("--telemetry-hz", type=float, metavar="HZ",
+                   help="telemetry samples per second (default: every loop cycle, e.g. 1000 "
+                        "on iso16; lower it for smaller files)")
     p.add_argument("--no-keys", action="store_true", help="never read keys, even on a terminal")
     p.set_defaults(func=record)
 
@@ -68,11 +71,13 @@ def tactile_spec(text: str) -> TactileCameraSpec:
 def record(args) -> int:
     if args.episodes < 1 or args.duration <= 0:
         raise UserError("--episodes must be at least 1 and --duration positive")
+    if args.telemetry_hz is not None and not args.telemetry_hz > 0:
+        raise UserError("--telemetry-hz must be positive")
     options = RecordOptions(
         task=args.task, out=args.out, board=board_options(args), episodes=args.episodes,
         duration_s=args.duration, mode=MODES[args.mode],
         tactile=tuple(tactile_spec(t) for t in args.tactile), realsense=args.realsense,
-        sim_cameras=args.sim_cameras)
+        sim_cameras=args.sim_cameras, telemetry_hz=args.telemetry_hz)
     with open_recording(options) as rec:
         if sys.stdin.isatty() and sys.stdout.isatty() and not args.no_keys:
             run_keys(rec.recorder, args.episodes)

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from dexproto import catalog
 
 from dexlink.board import connect
 from dexlink.cli_support import MODES, add_board_args, board_options
+from dexlink.errors import UsageError
+from dexlink.telemetry_rate import telemetry_rate
 
 
 def register(subparsers) -> None:
@@ -28,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--every", type=float, default=1.0, metavar="S",
                    help="seconds between plain lines when not on a terminal (default 1)")
     p.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
+    p.add_argument("--telemetry-hz", type=float, metavar="HZ",
+                   help="telemetry samples per second while the session runs (default: the "
+                        "hand file's, every 10th loop cycle; at most the loop rate)")
     p.set_defaults(func=session)
 
 
@@ -35,8 +41,12 @@ def session(args) -> int:
     from dexlink.ui.dashboard import run_live, run_plain
     from dexlink.ui.state import SessionState
 
-    with connect(board_options(args)) as board:
+    if args.telemetry_hz is not None and not args.telemetry_hz > 0:
+        raise UsageError("--telemetry-hz must be positive")
+    with connect(board_options(args)) as board, contextlib.ExitStack() as stack:
         link = board.link
+        if args.telemetry_hz is not None:
+            stack.enter_context(telemetry_rate(link, args.telemetry_hz))
         state = SessionState(link, board.joint_names)
         if args.mode:
             link.set_mode(MODES[args.mode])

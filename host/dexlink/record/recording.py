@@ -8,8 +8,9 @@ benchmarks record through.
     result = rec.result()
 
 The board comes from dexlink.board (RecordOptions.board: a port, or a virtual board by
-default); the episodes are written by record.recorder.Recorder into a record.session.Session
-directory. User mistakes (a directory that cannot be made, a camera that cannot be opened,
+default) and sends a TELEMETRY sample every loop cycle while it records (fewer with
+RecordOptions.telemetry_hz; dexlink.telemetry_rate); the episodes are written by
+record.recorder.Recorder into a record.session.Session directory. User mistakes (a directory that cannot be made, a camera that cannot be opened,
 a full disk at the start of an episode) are RecordErrors naming the file or camera.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dexlink.errors import UserError, error_text
 from dexlink.link import Link
 from dexlink.record.recorder import Recorder, follow_link
 from dexlink.record.session import Session
+from dexlink.telemetry_rate import telemetry_rate
 
 DEFAULT_EPISODE_S = 10.0
 
@@ -57,11 +59,14 @@ class RecordOptions:
     realsense: str | None = None  # a RealSense camera's serial number ("": any); None: none
     sim_cameras: bool = False  # simulated cameras (also the default on a virtual board
     # when no other camera is named)
+    telemetry_hz: float | None = None  # telemetry samples per second; None: every loop cycle
 
     def __post_init__(self):
         if self.episodes < 1 or self.duration_s <= 0:
             raise RecordError("a recording needs at least one episode and a positive "
                               "duration (got %d episodes of %g s)" % (self.episodes, self.duration_s))
+        if self.telemetry_hz is not None and not self.telemetry_hz > 0:
+            raise RecordError("the telemetry rate must be positive (got %g Hz)" % self.telemetry_hz)
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,12 @@ def open_recording(options: RecordOptions) -> Iterator[Recording]:
     cameras stop and the hand goes IDLE; then .result() says what was recorded."""
     directory = options.out or default_session_dir()
     session = open_session(directory, options.task)  # before the board: a bad --out fails at once
-    with connect(options.board) as board:
+    with connect(options.board) as board, \
+            telemetry_rate(board.link, options.telemetry_hz) as rate:  # every cycle by default
         link = board.link
-        recorder = Recorder(session, None, dict(board_metadata(board), task=options.task))
+        recorder = Recorder(session, None, dict(board_metadata(board), task=options.task,
+                                                telemetry_hz=rate.hz,
+                                                telemetry_decimation=rate.decimation))
         recorder.attach_cameras(build_cameras(options, board, recorder))
         stop = threading.Event()
         follow_link(link, recorder, stop)
