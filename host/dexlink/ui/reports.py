@@ -75,9 +75,10 @@ def print_inspection(target: Path, plot: bool = False, plot_dir: Path | None = N
 
 
 def print_export(session: Path, out: Path, fmt: str = "lerobot", fps: int = 30,
-                 robot_type: str = "dexlink") -> None:
+                 robot_type: str = "dexlink", **options) -> None:
     """Export a session (fmt "lerobot" or "zarr") with a progress bar; say what was skipped
-    and what was written. Nothing exportable, or a file that fails, is a UserError."""
+    and what was written. Nothing exportable, or a file that fails, is a UserError.
+    options: export_lerobot's (image_size, cameras, append, ...), or export_zarr's (cameras)."""
     from rich.progress import Progress
 
     from dexlink.record.export import export_lerobot, export_zarr
@@ -85,13 +86,15 @@ def print_export(session: Path, out: Path, fmt: str = "lerobot", fps: int = 30,
     try:
         with Progress(transient=not sys.stdout.isatty()) as progress:
             if fmt == "lerobot":
-                n, frames, skipped = export_lerobot(session, out, fps, robot_type, progress)
+                n, frames, skipped = export_lerobot(session, out, fps, robot_type, progress,
+                                                    **options)
             else:
-                n, frames, skipped = export_zarr(session, out, fps, progress)
+                n, frames, skipped = export_zarr(session, out, fps, progress, **options)
     except (OSError, ValueError) as e:
         raise UserError(error_text(e)) from None
     for path, why in skipped:
         print("skipped %s: %s" % (path, why))
     if not n:
         raise UserError("no episode could be exported from %s" % session)
-    print("exported %d episodes, %d frames at %d fps to %s (%s)" % (n, frames, fps, out, fmt))
+    print("%s %d episodes, %d frames at %d fps to %s (%s)" % (
+        "appended" if options.get("append") else "exported", n, frames, fps, out, fmt))

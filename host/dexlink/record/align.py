@@ -1,0 +1,224 @@
+"""An episode resampled at a training frame rate, by capture time: what every export writes.
+
+Every stream is resampled at the target rate by capture time: for each target time the
+latest sample at or before it (as diffusion-policy code does), never by arrival order
+or a nominal rate. Targets run from the moment every stream has started to the moment
+the first one ends, so each frame has a sample of every stream.
+
+observation.state = the hand's present positions, action = the goals (the exoskeleton's
+command), both in degrees; contact = area and intensity per tactile camera; images by
+key (tactile_<finger>, rgb), still encoded. A broken episode raises SkipEpisode.
+
+Telemetry holds a sample per loop cycle (1000 a second): only the rows the targets pick
+are decoded from JSON; the rest are looked at as bytes, for the present-unknown marker.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from dexproto import catalog
+
+from dexlink.record import schema
+from dexlink.record.reader import episode_files, read_episode
+
+RGB = "/rgbd/color"
+DEPTH = "/rgbd/depth"
+# How PRESENT_UNKNOWN looks in a telemetry row's JSON. Nothing else in a row can contain
+# it: counters are unsigned and angles are int16, whose only value starting so is itself.
+UNKNOWN_TEXT = str(catalog.PRESENT_UNKNOWN).encode()
+
+
+class SkipEpisode(Exception):
+    """This episode cannot be exported; the message says why."""
+
+
+class Skipped(list):
+    """(file, reason) of every episode left out."""
+
+
+@dataclass
+class AlignedEpisode:
+    path: Path
+    task: str
+    t_s: np.ndarray  # target times from the episode's first target, seconds
+    state: np.ndarray  # (n, joints) float32 degrees
+    action: np.ndarray
+    contact: np.ndarray  # (n, 2 * tactile cameras) float32
+    images: dict = field(default_factory=dict)  # key -> list of n encoded images (bytes)
+    depth: list | None = None  # n 16-bit PNGs, when there is an RGB-D camera (and wanted)
+    tactile: list = field(default_factory=list)  # the cameras of contact's columns, in order
+    info: dict = field(default_factory=dict)  # the episode file's dexlink metadata
+
+    @property
+    def joint_names(self) -> list[str]:
+        names = [x for x in self.info.get("joint_names", "").split(",") if x]
+        n = self.state.shape[1]
+        return names if len(names) == n else ["joint_%d" % j for j in range(n)]
+
+    def __len__(self):
+        return len(self.t_s)
+
+    def decode(self, key: str, i: int) -> np.ndarray:
+        """Image i of a camera as RGB uint8."""
+        _, data = schema.image_bytes(self.images[key][i])
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    def decode_depth(self, i: int) -> np.ndarray:
+        _, data = schema.image_bytes(self.depth[i])
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def image_key(topic: str) -> str:
+    return "rgb" if topic == RGB else "tactile_" + schema.camera_of(topic)
+
+
+def is_image_topic(topic: str) -> bool:
+    return topic.endswith("/image") or topic == RGB
+
+
+def latest_at_or_before(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index of the latest sample at or before each target (targets >= times[0])."""
+    return np.searchsorted(times, targets, side="right") - 1
+
+
+class TelemetryRows:
+    """An episode's telemetry rows (JSON bytes), decoded only where asked.
+
+    Samples whose present position was not read back yet (PRESENT_UNKNOWN: the first
+    cycles after a boot, with ST_SERVO_TIMEOUT) are left out: a placeholder, not an angle.
+    A joint unknown in every sample has a servo without read-back: its state is its goal
+    (all that is known of it).
+    """
+
+    def __init__(self, times: np.ndarray, rows: list[bytes]):
+        suspect = [i for i, row in enumerate(rows) if UNKNOWN_TEXT in row]
+        keep = np.ones(len(rows), bool)
+        self.blind = None  # joints never read back
+        if suspect:
+            present = np.array([json.loads(rows[i])["present_cdeg"] for i in suspect])
+            unknown = present == catalog.PRESENT_UNKNOWN
+            # A row without the marker reads every joint: then none is blind.
+            self.blind = (unknown.all(axis=0) if len(suspect) == len(rows)
+                          else np.zeros(unknown.shape[1], bool))
+            keep[suspect] = ~(unknown & ~self.blind).any(axis=1)
+        self.index = np.flatnonzero(keep)  # rows kept, in time order
+        self.times = times[self.index]
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.index)
+
+    def at(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(present, goal) in cdeg of the latest kept sample at or before each target."""
+        picked = self.index[latest_at_or_before(self.times, targets)]
+        unique, where = np.unique(picked, return_inverse=True)
+        decoded = json.loads(b"[" + b",".join(self.rows[i] for i in unique) + b"]")
+        present = np.array([r["present_cdeg"] for r in decoded], np.int32)[where]
+        goal = np.array([r["goal_cdeg"] for r in decoded], np.int32)[where]
+        if self.blind is not None and self.blind.any():
+            present[:, self.blind] = goal[:, self.blind]
+        return present, goal
+
+
+def align(path: Path, fps: float, expect_images: list[str] | None = None,
+          cameras: list[str] | None = None, depth: bool = True) -> AlignedEpisode:
+    """Resample one episode file at fps; raises SkipEpisode with the reason it cannot.
+
+    cameras: the image keys to keep (None: every camera); expect_images: the keys the
+    episodes before had (an episode with others is skipped); depth: keep the depth images.
+    """
+    def wanted(topic):
+        if is_image_topic(topic):
+            return cameras is None or image_key(topic) in cameras
+        return depth or topic != DEPTH
+
+    try:
+        ep = read_episode(path, keep=wanted)
+    except (OSError, ValueError) as e:
+        raise SkipEpisode("cannot read it: %s" % e) from None
+    if not ep.complete:
+        raise SkipEpisode("the file is cut short (%s); run `dexlink recover %s` first"
+                          % (ep.error, path))
+    s = ep.streams.get(schema.TELEMETRY)
+    if s is None or len(s) < 2:
+        raise SkipEpisode("it has no telemetry")
+    tel = TelemetryRows(s.times, s.data)
+    if len(tel) < 2:
+        raise SkipEpisode("no servo position was read back in its telemetry")
+    all_images = sorted(t for t in ep.streams if is_image_topic(t))
+    if cameras is not None:
+        missing = [k for k in cameras if k not in {image_key(t) for t in all_images}]
+        if missing:
+            raise SkipEpisode("it has no camera %s (it has: %s)" % (
+                ", ".join(missing), ", ".join(image_key(t) for t in all_images) or "none"))
+    image_topics = [t for t in all_images if cameras is None or image_key(t) in cameras]
+    keys = [image_key(t) for t in image_topics]
+    if expect_images is not None and keys != expect_images:
+        raise SkipEpisode("its cameras (%s) differ from the first episode's (%s)"
+                          % (", ".join(keys) or "none", ", ".join(expect_images) or "none"))
+    # Contact measures of every tactile camera, chosen for images or not.
+    tactile = [schema.camera_of(t) for t in all_images if t.startswith("/tactile/")]
+    needed = image_topics + [schema.contact_topic(c) for c in tactile]
+    if depth and RGB in all_images:
+        needed.append(DEPTH)
+    for topic in needed:
+        if topic not in ep.streams or not len(ep.streams[topic]):
+            raise SkipEpisode("stream %s is empty" % topic)
+    start = max([int(ep.streams[t].times[0]) for t in needed] + [int(tel.times[0])])
+    end = min([int(ep.streams[t].times[-1]) for t in needed] + [int(s.times[-1])])
+    step = 1e9 / fps
+    n = int((end - start) // step) + 1 if end >= start else 0
+    if n < 2:
+        raise SkipEpisode("its streams overlap for less than two frames at %g fps" % fps)
+    targets = start + np.round(np.arange(n) * step).astype(np.int64)
+
+    present, goal = tel.at(targets)
+    out = AlignedEpisode(Path(path), ep.info.get("task", ""), np.arange(n) / fps,
+                         present.astype(np.float32) / 100, goal.astype(np.float32) / 100,
+                         np.zeros((n, 2 * len(tactile)), np.float32), tactile=tactile,
+                         info=ep.info)
+    for k, cam in enumerate(tactile):
+        c = ep.contact(cam)
+        j = latest_at_or_before(c["t_ns"], targets)
+        out.contact[:, 2 * k] = c["area"][j]
+        out.contact[:, 2 * k + 1] = c["intensity"][j]
+    for topic, key in zip(image_topics, keys):
+        s = ep.streams[topic]
+        out.images[key] = [s.data[j] for j in latest_at_or_before(s.times, targets)]
+    if depth and DEPTH in ep.streams and RGB in all_images:
+        s = ep.streams[DEPTH]
+        out.depth = [s.data[j] for j in latest_at_or_before(s.times, targets)]
+    return out
+
+
+def joint_names(path: Path, n: int) -> list[str]:
+    names = read_episode(path, keep=lambda t: False).info.get("joint_names", "")
+    names = [x for x in names.split(",") if x]
+    return names if len(names) == n else ["joint_%d" % j for j in range(n)]
+
+
+def aligned_episodes(session: Path, fps: float, progress=None, cameras: list[str] | None = None,
+                     depth: bool = True):
+    """(generator of the session's (or file's) AlignedEpisodes, Skipped): the episodes left
+    out go to the list as the generator passes them."""
+    skipped = Skipped()
+
+    def gen():
+        expect = None
+        files = episode_files(session)
+        task = progress.add_task("export", total=len(files)) if progress else None
+        for path in files:
+            try:
+                ep = align(path, fps, expect, cameras, depth)
+                expect = list(ep.images)
+                yield ep
+            except SkipEpisode as e:
+                skipped.append((path, str(e)))
+            if progress:
+                progress.advance(task)
+    return gen(), skipped
