@@ -30,6 +30,8 @@ DEPTH = "/rgbd/depth"
 # How PRESENT_UNKNOWN looks in a telemetry row's JSON. Nothing else in a row can contain
 # it: counters are unsigned and angles are int16, whose only value starting so is itself.
 UNKNOWN_TEXT = str(catalog.PRESENT_UNKNOWN).encode()
+REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+           8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 class SkipEpisode(Exception):
@@ -62,10 +64,11 @@ class AlignedEpisode:
     def __len__(self):
         return len(self.t_s)
 
-    def decode(self, key: str, i: int) -> np.ndarray:
-        """Image i of a camera as RGB uint8."""
+    def decode(self, key: str, i: int, reduce: int = 1) -> np.ndarray:
+        """Image i of a camera as RGB uint8; reduce 2, 4 or 8: decoded at that fraction of
+        its size (JPEG decodes so far faster than whole)."""
         _, data = schema.image_bytes(self.images[key][i])
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), REDUCED[reduce])
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     def decode_depth(self, i: int) -> np.ndarray:

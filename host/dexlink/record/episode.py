@@ -243,5 +243,9 @@ class EpisodeWriter:
                 self._mcap = None
         self.part_path.unlink(missing_ok=True)
 
+    def pending(self) -> int:
+        """Items queued and not written yet."""
+        return self._queue.qsize()
+
     def message_count(self) -> int:
         return sum(c.written for c in self.counts.values())

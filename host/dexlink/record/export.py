@@ -78,10 +78,11 @@ def export_lerobot(session: Path, out: Path, fps: int = 30, robot_type: str = "d
                    progress=None, *, image_size: tuple[int, int] | str | None = None,
                    cameras: list[str] | None = None, append: bool = False,
                    data_file_mb: float = DATA_FILE_MB, video_file_mb: float = VIDEO_FILE_MB,
-                   workers: int = 2) -> tuple[int, int, Skipped]:
+                   workers: int | None = None) -> tuple[int, int, Skipped]:
     """Write (or with `append`, extend) a LeRobot v3.0 dataset; returns (episodes added,
     frames added, skipped). cameras: image keys to export (None: all; with append, the
-    dataset's); image_size: see LeRobotWriter."""
+    dataset's); image_size: see LeRobotWriter; workers: cameras encoded at once (None: one
+    per core)."""
     out = Path(out)
     existing = None
     if append and (out / INFO).exists():

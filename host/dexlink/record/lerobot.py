@@ -12,6 +12,7 @@ encoded in parallel, each on its own thread (the decoders and the encoder releas
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -167,14 +168,22 @@ def fit(rgb: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def resized(ep: AlignedEpisode, key: str, shape: tuple[int, int, int]):
+def resized(ep: AlignedEpisode, key: str, shape: tuple[int, int, int],
+            native: tuple[int, ...] | None = None):
     """The episode's frames of a camera as RGB of `shape`; a frame repeated (a camera
-    slower than the dataset's rate) is decoded once."""
+    slower than the dataset's rate) is decoded once. native: the camera's own shape, to
+    decode its JPEGs straight at a half, quarter or eighth of it when that is still as
+    large as `shape`."""
+    reduce = 1
+    if native is not None:
+        while reduce < 8 and native[0] // (2 * reduce) >= shape[0] and \
+                native[1] // (2 * reduce) >= shape[1]:
+            reduce *= 2
     images = ep.images[key]
     rgb = None
     for i, data in enumerate(images):
         if i == 0 or data is not images[i - 1]:
-            rgb = fit(ep.decode(key, i), shape)
+            rgb = fit(ep.decode(key, i, reduce), shape)
         yield rgb
 
 
@@ -189,7 +198,7 @@ class LeRobotWriter:
     def __init__(self, out: Path, fps: int, robot_type: str = "dexlink",
                  image_size: tuple[int, int] | str | None = None,
                  data_file_mb: float = meta.DATA_FILE_MB, video_file_mb: float = meta.VIDEO_FILE_MB,
-                 existing: meta.ExistingDataset | None = None, workers: int = 2):
+                 existing: meta.ExistingDataset | None = None, workers: int | None = None):
         self.out, self.fps, self.robot_type = Path(out), fps, robot_type
         self.image_size, self.existing = image_size, existing
         if existing is not None:  # the dataset's own split sizes, not today's defaults
@@ -203,6 +212,7 @@ class LeRobotWriter:
         self.episodes_file = meta.next_file(*episodes_file) if episodes_file else (0, 0)
         self.videos: dict[str, VideoSeries] = {}
         self.features: dict | None = None
+        self.native: dict[str, tuple[int, ...]] = {}  # each camera's own shape
         self.tasks = dict(existing.tasks) if existing is not None else {}
         self.episode_index = existing.info["total_episodes"] if existing is not None else 0
         self.frame_index = existing.info["total_frames"] if existing is not None else 0
@@ -210,7 +220,8 @@ class LeRobotWriter:
         self.stats = {k: meta.RunningStats() for k in (
             "observation.state", "action", "observation.contact", "timestamp") + meta.INDEX_FEATURES}
         self.image_samples: dict[str, list] = {}
-        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="export-video")
+        self.pool = ThreadPoolExecutor(workers or os.cpu_count() or 2,
+                                       thread_name_prefix="export-video")
 
     @property
     def episodes(self) -> int:
@@ -222,6 +233,7 @@ class LeRobotWriter:
 
     def _shapes(self, ep: AlignedEpisode) -> dict[str, tuple[int, int, int]]:
         native = {key: ep.decode(key, 0).shape for key in ep.images}
+        self.native = native
         if self.image_size == NATIVE:
             return native
         if self.image_size is not None:
@@ -284,7 +296,8 @@ class LeRobotWriter:
         samples = []
 
         def frames():
-            for i, rgb in enumerate(resized(ep, key, self.videos[key].shape)):
+            for i, rgb in enumerate(resized(ep, key, self.videos[key].shape,
+                                            self.native.get(key))):
                 if i % every == 0:
                     samples.append(rgb[::8, ::8])
                 yield rgb

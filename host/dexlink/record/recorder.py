@@ -226,7 +226,7 @@ class Recorder:
             state = "" if health == "running" else " " + health.upper()
             parts.append("%s %4.1f/s drop %d%s" % (c.name, c.rate(), c.stats.dropped, state))
         if w is not None:
-            parts.append("queue %d" % w._queue.qsize())
+            parts.append("queue %d" % w.pending())
             if w.error:
                 parts.append("WRITE FAILED: " + w.error)
         return " | ".join(parts)
