@@ -62,3 +62,10 @@ def serve(board, seconds: float | None = None) -> None:
             time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
     except KeyboardInterrupt:
         pass
+
+
+def add_foxglove_arg(p: argparse.ArgumentParser) -> None:
+    """--foxglove [PORT]: a live view in Foxglove, on localhost."""
+    p.add_argument("--foxglove", nargs="?", type=int, const=8765, metavar="PORT",
+                   help="serve a live view to Foxglove (WebSocket, localhost only) on PORT "
+                        "(default 8765): joints, images, contact, events, the hand in 3D")

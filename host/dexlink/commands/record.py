@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dexlink.cli_support import MODES, add_board_args, board_options
+from dexlink.cli_support import MODES, add_board_args, add_foxglove_arg, board_options
 from dexlink.errors import UserError
 from dexlink.record.recording import (DEFAULT_EPISODE_S, RecordOptions, TactileCameraSpec,
                                       open_recording)
@@ -50,6 +50,7 @@ def register(subparsers) -> None:
                    help="telemetry samples per second (default: every loop cycle, e.g. 1000 "
                         "on iso16; lower it for smaller files)")
     p.add_argument("--no-keys", action="store_true", help="never read keys, even on a terminal")
+    add_foxglove_arg(p)
     p.set_defaults(func=record)
 
 
@@ -77,8 +78,10 @@ def record(args) -> int:
         task=args.task, out=args.out, board=board_options(args), episodes=args.episodes,
         duration_s=args.duration, mode=MODES[args.mode],
         tactile=tuple(tactile_spec(t) for t in args.tactile), realsense=args.realsense,
-        sim_cameras=args.sim_cameras, telemetry_hz=args.telemetry_hz)
+        sim_cameras=args.sim_cameras, telemetry_hz=args.telemetry_hz, foxglove=args.foxglove)
     with open_recording(options) as rec:
+        if rec.live_text:
+            print(rec.live_text, flush=True)
         if sys.stdin.isatty() and sys.stdout.isatty() and not args.no_keys:
             run_keys(rec.recorder, args.episodes)
         else:

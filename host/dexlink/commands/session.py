@@ -8,7 +8,7 @@ import sys
 from dexproto import catalog
 
 from dexlink.board import connect
-from dexlink.cli_support import MODES, add_board_args, board_options
+from dexlink.cli_support import MODES, add_board_args, add_foxglove_arg, board_options
 from dexlink.errors import UsageError
 from dexlink.telemetry_rate import telemetry_rate
 
@@ -34,6 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--telemetry-hz", type=float, metavar="HZ",
                    help="telemetry samples per second while the session runs (default: the "
                         "hand file's, every 10th loop cycle; at most the loop rate)")
+    add_foxglove_arg(p)
     p.set_defaults(func=session)
 
 
@@ -47,6 +48,8 @@ def session(args) -> int:
         link = board.link
         if args.telemetry_hz is not None:
             stack.enter_context(telemetry_rate(link, args.telemetry_hz))
+        if args.foxglove is not None:
+            watch_in_foxglove(board, args.foxglove, stack)
         state = SessionState(link, board.joint_names)
         if args.mode:
             link.set_mode(MODES[args.mode])
@@ -57,3 +60,18 @@ def session(args) -> int:
         if args.mode in ("host", "teleop"):
             link.set_mode(catalog.MODE_IDLE)  # leave the hand relaxed, as we found it
     return 0
+
+
+def watch_in_foxglove(board, port: int, stack: contextlib.ExitStack) -> None:
+    """A Foxglove live view fed from the link until the session ends."""
+    import threading
+
+    from dexlink.live.foxglove import LinkTap, open_view
+    from dexlink.record.recorder import follow_link
+
+    view, text = open_view(board, port)
+    stack.callback(view.close)
+    stop = threading.Event()
+    follow_link(board.link, LinkTap(view), stop)
+    stack.callback(stop.set)
+    print(text, flush=True)

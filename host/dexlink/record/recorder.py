@@ -63,6 +63,10 @@ class Recorder:
         self._link_down_ns = 0  # when the link last went down (0: it is up)
         # What arrived while no episode was open (not a loss: nothing was recording).
         self.between_episodes: Counter = Counter()
+        # Live views (dexlink.live): .telemetry(msg, t_ns), .frame(frame, kind) and
+        # .event(kind, text, t_ns) see every input, episode or not, on the producers'
+        # threads: they must not block.
+        self.taps: list = []
 
     def attach_cameras(self, cameras: CameraSet) -> None:
         """Use these cameras (made after the recorder when they render from its joints)."""
@@ -78,6 +82,8 @@ class Recorder:
         self.cameras.start(self.on_frame)
 
     def on_frame(self, frame) -> bool:
+        for tap in self.taps:
+            tap.frame(frame, self.kinds[frame.camera])
         w = self.current
         if w is None:
             self.between_episodes[frame.camera] += 1
@@ -87,6 +93,8 @@ class Recorder:
     def on_telemetry(self, msg, t_ns: int) -> None:
         self.latest_present = [it[2] for it in msg.items]
         self.telemetry_rate.tick(t_ns)
+        for tap in self.taps:
+            tap.telemetry(msg, t_ns)
         mode = msg.fields["mode"]
         if mode != self.mode:
             if self.mode is not None:
@@ -127,6 +135,8 @@ class Recorder:
         return text
 
     def event(self, kind: str, text: str, t_ns: int | None = None) -> None:
+        for tap in self.taps:
+            tap.event(kind, text, t_ns)
         w = self.current
         if w is not None:
             w.add_event(kind, text, t_ns)

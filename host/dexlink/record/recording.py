@@ -60,6 +60,7 @@ class RecordOptions:
     sim_cameras: bool = False  # simulated cameras (also the default on a virtual board
     # when no other camera is named)
     telemetry_hz: float | None = None  # telemetry samples per second; None: every loop cycle
+    foxglove: int | None = None  # serve a live Foxglove view on this localhost port (0: any)
 
     def __post_init__(self):
         if self.episodes < 1 or self.duration_s <= 0:
@@ -112,9 +113,11 @@ class Recording:
     options' mode, and a Recorder into the session following the link, cameras running."""
 
     def __init__(self, options: RecordOptions, directory: Path, session: Session,
-                 board: ConnectedBoard, recorder: Recorder):
+                 board: ConnectedBoard, recorder: Recorder, live=None, live_text: str = ""):
         self.options, self.directory, self.session = options, directory, session
         self.board, self.recorder = board, recorder
+        self.live = live  # the Foxglove view (dexlink.live.foxglove.FoxgloveView) or None
+        self.live_text = live_text  # where it is, to tell the user
 
     @property
     def link(self) -> Link:
@@ -144,11 +147,18 @@ def open_recording(options: RecordOptions) -> Iterator[Recording]:
     directory = options.out or default_session_dir()
     session = open_session(directory, options.task)  # before the board: a bad --out fails at once
     with connect(options.board) as board, \
-            telemetry_rate(board.link, options.telemetry_hz) as rate:  # every cycle by default
+            telemetry_rate(board.link, options.telemetry_hz) as rate, \
+            contextlib.ExitStack() as live_stack:  # every cycle by default
         link = board.link
         recorder = Recorder(session, None, dict(board_metadata(board), task=options.task,
                                                 telemetry_hz=rate.hz,
                                                 telemetry_decimation=rate.decimation))
+        live, live_text = None, ""
+        if options.foxglove is not None:
+            from dexlink.live.foxglove import open_view
+            live, live_text = open_view(board, options.foxglove)
+            live_stack.callback(live.close)
+            recorder.taps.append(live)
         recorder.attach_cameras(build_cameras(options, board, recorder))
         stop = threading.Event()
         follow_link(link, recorder, stop)
@@ -156,7 +166,7 @@ def open_recording(options: RecordOptions) -> Iterator[Recording]:
         recorder.start_cameras()
         recorder.cameras.wait_running()
         try:
-            yield Recording(options, directory, session, board, recorder)
+            yield Recording(options, directory, session, board, recorder, live, live_text)
         except OSError as e:  # an episode could not even start (disk full, directory gone)
             raise RecordError("cannot write %s" % error_text(e) if e.filename else str(e)) from None
         finally:
