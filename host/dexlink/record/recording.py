@@ -10,8 +10,10 @@ benchmarks record through.
 The board comes from dexlink.board (RecordOptions.board: a port, or a virtual board by
 default) and sends a TELEMETRY sample every loop cycle while it records (fewer with
 RecordOptions.telemetry_hz; dexlink.telemetry_rate); the episodes are written by
-record.recorder.Recorder into a record.session.Session directory. User mistakes (a directory that cannot be made, a camera that cannot be opened,
-a full disk at the start of an episode) are RecordErrors naming the file or camera.
+record.recorder.Recorder into a record.session.Session directory; RecordOptions.foxglove
+serves a live view (dexlink.live). User mistakes (a directory that cannot be made, a
+camera that cannot be opened, a full disk at the start of an episode) are RecordErrors
+naming the file or camera.
 """
 from __future__ import annotations
 
