@@ -136,12 +136,12 @@ def test_loss_falls_on_a_fixed_batch(recorded):
 
     before = fixed_loss()
     optimiser = torch.optim.AdamW(policy.parameters(), lr=3e-3)
-    for step in range(100):
+    for step in range(60):
         loss = policy(batch, torch.Generator().manual_seed(100 + step))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    assert fixed_loss() < 0.9 * before
+    assert fixed_loss() < 0.5 * before
 
 
 def test_checkpoint_resume_and_seed(recorded, tmp_path):

@@ -72,9 +72,10 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()
+        lines = str(e).strip().splitlines()
+        why = lines[1].strip() if len(lines) > 1 else lines[0]
         raise FileFormatError("%s: weights do not fit this policy's config (%s)"
-                              % (path, first[1].strip() if len(first) > 1 else first[0])) from None
+                              % (path, why if len(why) < 160 else why[:157] + "...")) from None
 
 
 def load_checkpoint(path: Path, model, ema_model, optimizer) -> int:

@@ -1,6 +1,7 @@
 """Diffusion Policy: the observation encoder, the temporal U-Net and the noise schedules
-in one module, trained with DDPM (predict the noise added to a normalised action chunk)
-and sampled with DDIM in few steps, both from diffusers.
+in one module, trained with DDPM (from a normalised action chunk with noise added,
+predict the chunk, or the noise with prediction_type epsilon) and sampled with DDIM in
+few steps, both schedulers from diffusers.
 
 A chunk is `horizon` actions; action i is meant for obs_time + (i - first_action) / fps,
 where obs_time is the capture time of the latest observation and first_action =
@@ -75,9 +76,10 @@ class DiffusionPolicy(nn.Module):
         scheduler.set_timesteps(steps or self.config.inference_steps)
         shape = (cond.shape[0], self.config.horizon, self.config.features.action_dim)
         x = torch.randn(shape, generator=generator).to(cond.device)
+        terms = self.unet.observation_terms(cond)  # once per chunk, not once per step
         for t in scheduler.timesteps:
             t_batch = torch.full((shape[0],), int(t), device=cond.device, dtype=torch.long)
-            x = scheduler.step(self.unet(x, t_batch, cond), t, x).prev_sample
+            x = scheduler.step(self.unet(x, t_batch, obs_terms=terms), t, x).prev_sample
         return x
 
     def prepare(self, obs: dict) -> dict:
