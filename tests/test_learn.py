@@ -108,6 +108,32 @@ def test_assembled_observations_are_the_exported_rows(recorded):
     assert list(history_times(10**9, FPS, 3)) == [8 * 10**8, 9 * 10**8, 10**9]
 
 
+def test_features_come_from_the_dataset():
+    """Whatever vectors a dataset has (a wrist pose beside the joints) are used as they come."""
+    from dexlink.errors import UserError
+    from dexlink.learn.dataset import select_features
+
+    vec = lambda n, names=None: {"dtype": "float32", "shape": [n], "names": names}  # noqa: E731
+    video = {"dtype": "video", "shape": [48, 64, 3]}
+    features = {"observation.state": vec(16), "observation.wrist": vec(7), "action": vec(16),
+                "action.wrist": vec(7, ["x", "y", "z", "qw", "qx", "qy", "qz"]),
+                "observation.contact": vec(4), "observation.images.rgb": video,
+                "observation.images.tactile_index": video, "timestamp": vec(1),
+                "index": {"dtype": "int64", "shape": [1]}}
+    spec = select_features(features, ["state", "rgb", "tactile"], "contact", "info.json")
+    assert spec.action_keys == ["action", "action.wrist"] and spec.action_dim == 23
+    assert spec.action_names[16:] == ["x", "y", "z", "qw", "qx", "qy", "qz"]
+    assert spec.state_keys == ["observation.state", "observation.wrist"]
+    assert spec.lowdim_keys[-1] == CONTACT and spec.lowdim_dim == 16 + 7 + 4
+    assert spec.cameras == ["observation.images.rgb"]
+    spec = select_features(features, ["rgb", "tactile"], "images", "info.json")
+    assert spec.lowdim_keys == [] and spec.cameras == ["observation.images.rgb",
+                                                       "observation.images.tactile_index"]
+    del features["observation.contact"]
+    with pytest.raises(UserError, match="info.json: --obs tactile --tactile-as contact"):
+        select_features(features, ["state", "tactile"], "contact", "info.json")
+
+
 # --- the network trains ------------------------------------------------------------------
 def test_loss_falls_on_a_fixed_batch(recorded):
     from dexlink.learn.config import PolicyConfig, apply_setting

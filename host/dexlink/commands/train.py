@@ -52,7 +52,8 @@ def register(subparsers) -> None:
                    help="a policy setting, e.g. down_dims=64,128,256, image_hw=72x96, "
                         "crop_hw=64x88, horizon=16, n_action_steps=8, inference_steps=10")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in RUN from its last checkpoint")
+                   help="continue the run in RUN from its last checkpoint (a larger --steps "
+                        "extends it; the cosine decay then stretches to the new end)")
     # For the DistributedDataParallel test: each rank writes RUN/rank-N.sha256.
     p.add_argument("--write-rank-digests", action="store_true", dest="rank_digests",
                    help=argparse.SUPPRESS)

@@ -16,7 +16,6 @@ import numpy as np
 
 from dexlink.errors import FileFormatError, UserError
 from dexlink.learn.config import FeatureSpec
-from dexlink.learn.images import fit_image
 from dexlink.learn.observation import ACTION, CONTACT, IMAGES, STATE
 
 VECTOR_TYPES = ("float32", "float64")
@@ -161,9 +160,15 @@ class LeRobotDataset:
             self.vectors[key] = v.astype(np.float32)
         self.timestamps = self._column(data, "timestamp", "data/")[order].astype(np.float64)
         self.n = len(order)
-        if self.episodes[-1][1] > self.n:
-            raise FileFormatError("%s: episodes end at row %d, but data/ has %d rows"
-                                  % (self.root / "meta" / "episodes", self.episodes[-1][1], self.n))
+        covered = np.zeros(self.n + 1, np.int64)
+        for a, b in self.episodes:
+            if not 0 <= a < b <= self.n:
+                raise FileFormatError("%s: an episode spans rows %d..%d, but data/ has %d rows"
+                                      % (self.root / "meta" / "episodes", a, b, self.n))
+            covered[a:b] += 1
+        if (covered[:self.n] != 1).any():
+            raise FileFormatError("%s: the episodes do not cover data/'s rows once each"
+                                  % (self.root / "meta" / "episodes"))
         self.frames = {}
         if spec.cameras:
             from dexlink.learn.video import decode_camera
