@@ -91,16 +91,19 @@ def test_assembled_observations_are_the_exported_rows(recorded):
     assert rows["observation.depth"] == exported.depth
 
     # The live path: samples arrive one by one; the observation of a moment is the same rows.
-    history = History(FPS, 2, tactile, keep=400)
-    t_now = int(targets[7])
+    history = History(FPS, 2, tactile)
+    i = len(targets) - 2
+    t_now = int(targets[i])
     for key, s in streams.items():
         for t, v in zip(s.times, s.values):
             if t <= t_now:
                 history.add(key, int(t), v)
     live = history.observation(t_now)
-    assert np.array_equal(live[STATE], exported.state[6:8])
-    assert np.array_equal(live[CONTACT], exported.contact[6:8])
-    assert live["observation.images.rgb"] == exported.images["rgb"][6:8]
+    assert np.array_equal(live[STATE], exported.state[i - 1:i + 1])
+    assert np.array_equal(live[CONTACT], exported.contact[i - 1:i + 1])
+    assert live["observation.images.rgb"] == exported.images["rgb"][i - 1:i + 1]
+    kept, seen = history.streams()[STATE].times, streams[STATE].times
+    assert kept[0] <= t_now - 10**9 and len(kept) < (seen <= t_now).sum()  # a bounded window
     # Before the streams start, the first sample stands in (as training pads an episode).
     early = History(FPS, 2)
     early.add_telemetry(1_000_000_000, [100] * 3, [200] * 3)
@@ -226,7 +229,7 @@ def test_observation_choice_changes_the_inputs(recorded, tmp_path, capsys):
     # Deployment's API: a live observation window in, a chunk of 16 joint goals out.
     ep = read_episode(sorted(session.glob("episode_*.mcap"))[0])
     streams, tactile = episode_streams(ep)
-    history = History(FPS, 2, tactile, keep=400)
+    history = History(FPS, 2, tactile)
     for key, s in streams.items():
         for t, v in zip(s.times, s.values):
             if key.startswith("observation.images."):

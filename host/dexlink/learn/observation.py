@@ -136,25 +136,31 @@ def assemble(streams: Mapping[str, Sampled], targets: np.ndarray,
 class History:
     """The last moments of live streams, for assembling the observation of now.
 
-    Each stream keeps its latest `keep` samples, added as they are captured (times never
-    go back within a stream). `observation(t_ns)` is `assemble` over them at the policy's
-    observation horizon ending at t_ns, the start padded as in training.
+    Samples are added as they are captured (times never go back within a stream). Each
+    stream keeps what the observation horizon can reach, plus `keep_s` seconds for
+    observations asked for a little in the past, plus the one sample before that (the
+    latest at or before the earliest target). `observation(t_ns)` is `assemble` over them
+    at the policy's observation horizon ending at t_ns, the start padded as in training.
     """
 
     def __init__(self, fps: float, horizon: int, contact_cameras: Sequence[str] = (),
-                 keep: int = 64):
+                 keep_s: float = 1.0):
         self.fps, self.horizon = fps, horizon
         self.contact_cameras = list(contact_cameras)
-        self.keep = keep
+        self.span_ns = int(((horizon - 1) / fps + keep_s) * 1e9)
         self._times: dict[str, deque] = {}
         self._values: dict[str, deque] = {}
 
     def add(self, key: str, t_ns: int, value) -> None:
         if key not in self._times:
-            self._times[key] = deque(maxlen=self.keep)
-            self._values[key] = deque(maxlen=self.keep)
-        self._times[key].append(int(t_ns))
-        self._values[key].append(value)
+            self._times[key] = deque()
+            self._values[key] = deque()
+        times, values = self._times[key], self._values[key]
+        times.append(int(t_ns))
+        values.append(value)
+        while len(times) > 1 and times[1] <= t_ns - self.span_ns:
+            times.popleft()
+            values.popleft()
 
     def add_telemetry(self, t_ns: int, present_cdeg, goal_cdeg) -> None:
         """One telemetry sample; one whose positions are not read back yet is left out."""
