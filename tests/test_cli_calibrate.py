@@ -10,7 +10,7 @@ import pytest
 
 from dexlink.calibration import HandJoint, calibrate_joint, circular_mean_turn16, wrap16
 from dexlink.hwconfig import HANDS
-from test_link_fakeboard import FakeBoard
+from support.fakeboard import FakeBoard
 
 HAND = """
 name = "testhand"

@@ -6,7 +6,7 @@ import sys
 
 from dexlink import cli
 from dexlink.commands import doctor
-from test_link_fakeboard import FakeBoard
+from support.fakeboard import FakeBoard
 
 DEXLINK = [sys.executable, "-m", "dexlink.cli"]
 

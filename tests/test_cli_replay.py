@@ -7,7 +7,7 @@ import sys
 
 from dexproto.stream import make
 from dexlink.record.episode import EpisodeWriter
-from test_link_fakeboard import FakeBoard
+from support.fakeboard import FakeBoard
 
 N = 4
 STEP_NS = 20_000_000

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from test_link_fakeboard import FakeBoard
+from support.fakeboard import FakeBoard
 
 DEXLINK = [sys.executable, "-m", "dexlink.cli"]
 

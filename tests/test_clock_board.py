@@ -13,7 +13,7 @@ import time
 
 from dexlink.clock import BOARD_PERIOD
 from dexlink.link import Link
-from test_link_fakeboard import FakeBoard
+from support.fakeboard import FakeBoard
 
 RUN_S = 11.0
 SETTLED_S = 10.0

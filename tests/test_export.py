@@ -11,7 +11,7 @@ import pytest
 from dexlink.cli import main as cli
 from dexlink.record.export import align, latest_at_or_before
 from dexlink.record.session import Session
-from test_record_kit import T0, write_episode
+from support.record_kit import T0, write_episode
 
 FPS = 20
 TACTILE = "observation.images.tactile_index"
@@ -55,7 +55,7 @@ def mixed(tmp_path_factory):
 
 
 def expected(seconds, fps=FPS, tel_hz=100):
-    """What write_episode's streams give at each target time (see test_record_kit)."""
+    """What write_episode's streams give at each target time (see support/record_kit.py)."""
     start = 2000  # the latest first sample: the RGB-D camera's, 2 us after T0
     ends = [(int(seconds * tel_hz) - 1) * 1_000_000_000 // tel_hz,
             (int(seconds * 60) - 1) * 1_000_000_000 // 60 + 1000,

@@ -21,7 +21,7 @@ from dexlink.link import Link, NackError, RequestTimeout
 from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
 from dexlink.sim.line import LineNoise
-from test_link import wait_for
+from support.waiting import wait_for
 
 HAND = HANDS / "iso16.toml"
 CFG = compile_config(HAND, "virtual")

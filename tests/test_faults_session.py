@@ -30,7 +30,7 @@ from dexlink.record.recording import run_episodes
 from dexlink.record.session import Session
 from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
-from test_link import wait_for
+from support.waiting import wait_for
 
 HAND = HANDS / "iso16.toml"
 CLI = [sys.executable, "-m", "dexlink.cli"]

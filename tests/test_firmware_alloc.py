@@ -12,9 +12,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import ROOT, run_micropython
-from dexlink.hwconfig import compile_config, dumps, validate_config
+from dexlink.hwconfig import dumps
 from dexproto import catalog as C
 from dexproto.stream import encode, make
+from support.firmware_families import FAMILIES
 
 SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 
@@ -55,25 +56,6 @@ for mode in (1, 2, 3):
     results.append((mode, gc.mem_alloc() - before, fw.cycles))
 print("RESULT", json.dumps(results), fw.link.tx_dropped, con.tx_overflow)
 '''
-
-
-def _pwm_config():
-    """iso16 with its servos swapped for PWM servos on a PCA9685 (the slow family)."""
-    cfg = compile_config(ROOT / "hardware" / "hands" / "iso16.toml", "virtual")
-    cfg["servos"] = [{"module": "dexfw.drivers.pca9685", "cls": "PCA9685Servos", "bus": "i2c1",
-                      "joints": list(range(16)),
-                      "args": {"addr": 0x40, "channels": list(range(16))}}]
-    validate_config(cfg, "pwm test config")
-    return cfg
-
-
-FAMILIES = {
-    "as5600+feetech": lambda: compile_config(ROOT / "hardware/hands/iso16.toml", "virtual"),
-    "mt6701+feetech": lambda: compile_config(ROOT / "hardware/hands/iso22.toml", "virtual"),
-    "as5048a+dynamixel+coupling": lambda: compile_config(ROOT / "hardware/hands/tendon16.toml",
-                                                         "virtual"),
-    "as5600+pca9685": _pwm_config,
-}
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -21,8 +21,8 @@ from conftest import ROOT, run_micropython
 from dexlink.hwconfig import dumps
 from dexproto import catalog as C
 from dexproto.stream import StreamDecoder, encode, make
-from test_firmware_alloc import FAMILIES
-from test_mpy_cross import VIPER_MODULES
+from support.firmware_families import FAMILIES
+from support.viper import VIPER_MODULES
 
 SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 

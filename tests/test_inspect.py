@@ -7,7 +7,7 @@ import pytest
 from dexlink.cli import main as cli
 from dexlink.record.inspect import report
 from dexlink.record.session import Session
-from test_record_kit import write_episode
+from support.record_kit import write_episode
 
 
 def by_topic(rep):

@@ -12,17 +12,8 @@ from dexproto import catalog
 from dexproto.stream import make
 from dexlink.link import (EVENT, HandshakeError, Link, LinkDown, LinkError, NackError,
                           RequestTimeout, Transport)
-from test_link_fakeboard import FakeBoard
-
-
-def wait_for(sub, pred, timeout=3.0):
-    """The first item of a subscription that satisfies pred, or None."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        item = sub.get(timeout=0.05)
-        if item is not None and pred(item):
-            return item
-    return None
+from support.fakeboard import FakeBoard
+from support.waiting import wait_for
 
 
 def test_handshake_requests_and_telemetry(tmp_path):

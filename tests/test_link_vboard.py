@@ -10,7 +10,7 @@ from dexlink.hwconfig import HANDS
 from dexlink.link import EVENT, Link, NackError
 from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
-from test_link import wait_for
+from support.waiting import wait_for
 
 HAND = HANDS / "iso16.toml"
 

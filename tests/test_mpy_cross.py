@@ -14,14 +14,10 @@ import subprocess
 import pytest
 
 from conftest import MPY_CROSS, ROOT
+from support.viper import VIPER_MODULES
 
 ARCHES = ("armv6m", "armv7m", "xtensawin")
 HOST_ONLY = {"stream.py"}
-# The only board files with native code. A port built without the native emitters refuses
-# such a file whole, at compile time, so each is imported guardedly by a plain-Python twin
-# (cobsbuf/crcbuf, mapping, busbytes) that keeps its own versions when the import fails.
-VIPER_MODULES = {"protocol/dexproto/viperloops.py", "firmware/dexfw/mapping_viper.py",
-                 "firmware/dexfw/drivers/busbytes_viper.py"}
 NATIVE_DECORATORS = {"viper", "native", "asm_thumb", "asm_xtensa"}
 
 

@@ -17,7 +17,7 @@ from cobs import cobs
 
 from conftest import ROOT, run_micropython
 from dexproto import catalog, stream
-from test_protocol_samples import fixed_messages
+from support.protocol_samples import fixed_messages
 
 MODES = ["viper", "py", "board32", "noviper"]
 # A port built without the viper emitter refuses any module that uses @micropython.viper

@@ -10,7 +10,7 @@ from cobs import cobs
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dexproto import catalog, frame, stream
-from test_protocol_samples import fixed_messages, messages
+from support.protocol_samples import fixed_messages, messages
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -20,7 +20,7 @@ from dexlink.record.episode import EpisodeWriter
 from dexlink.record.reader import read_episode
 from dexlink.record.recorder import Recorder
 from dexlink.record.session import Session
-from test_record_kit import T0, FakeCam, telemetry, write_episode
+from support.record_kit import T0, FakeCam, telemetry, write_episode
 
 
 def test_episode_file_holds_every_stream_at_its_capture_time(tmp_path):
@@ -115,7 +115,7 @@ sys.path.insert(0, %(tests)r)
 from dexlink.capture import CameraSet, SimTactileCamera, default_fingertips
 from dexlink.record.recorder import Recorder
 from dexlink.record.session import Session
-from test_record_kit import telemetry
+from support.record_kit import telemetry
 s = Session(%(out)r, "crash")
 rec = Recorder(s, None, {"task": "crash"})
 rec.attach_cameras(CameraSet([SimTactileCamera(t, rec.joints, fps=60, width=80, height=60)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import ROOT, run_micropython
-from test_drivers import RIG, SIM_BOARD, mp
+from support.drivers import RIG, SIM_BOARD, mp
 
 HANDS = ROOT / "hardware" / "hands"
 

@@ -123,7 +123,7 @@ def _host_frames(n_joints):
 
 
 def _families():
-    from test_firmware_alloc import FAMILIES  # each driver family, PWM servos included
+    from support.firmware_families import FAMILIES  # each driver family, PWM servos included
     return FAMILIES
 
 
