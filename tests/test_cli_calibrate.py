@@ -8,9 +8,11 @@ import tomllib
 
 import pytest
 
+from dexlink import hwconfig
 from dexlink.calibration import HandJoint, calibrate_joint, circular_mean_turn16, wrap16
 from dexlink.hwconfig import HANDS
 from support.fakeboard import FakeBoard
+from support.hands import hand_copy
 
 HAND = """
 name = "testhand"
@@ -113,3 +115,34 @@ def test_calibrate_on_the_virtual_board(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ok      ring_mcp" in r.stdout and "REFUSED" not in r.stdout
     assert "4 of 4 joints calibrated" in r.stdout
+
+
+# -- 3. the simulated operator calibrates ------------------------------------------------
+ZERO_TOLERANCE_TURN16 = 91  # 0.5 degree: AS5600 steps are 0.088 deg, plus the sensor noise
+
+
+RANGE_TOLERANCE_DEG = 0.5
+
+
+def test_calibrate_sim_drives_the_operator_and_finds_the_rigs_true_zeros(tmp_path):
+    import subprocess
+    import sys
+    import tomllib
+
+    hand = hand_copy(tmp_path)
+    truth = hwconfig.compile_config(hand, "virtual")  # the rig's wiring: zero and direction
+    r = subprocess.run([sys.executable, "-m", "dexlink.cli", "calibrate", "--sim", "--hand",
+                        str(hand), "--yes", "--zero-seconds", "0.5", "--sweep-seconds", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "16 of 16 joints calibrated" in r.stdout
+    written = tomllib.loads(hwconfig.calibration_path(hand).read_text())["joints"]
+    assert len(written) == 16
+    for j in truth["joints"]:
+        cal = written[j["name"]]
+        off = (cal["zero_turn16"] - j["zero_turn16"] + 32768) % 65536 - 32768
+        assert abs(off) <= ZERO_TOLERANCE_TURN16, (j["name"], off)
+        assert cal["direction"] == j["direction"], j["name"]
+        lo, hi = cal["range_deg"]
+        assert abs(lo - j["min_cdeg"] / 100) <= RANGE_TOLERANCE_DEG, (j["name"], lo)
+        assert abs(hi - j["max_cdeg"] / 100) <= RANGE_TOLERANCE_DEG, (j["name"], hi)

@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 
 from dexlink.clock import BOARD_PERIOD, WIRE_PERIOD, BoardClock, Unwrapper
+from dexlink.link import LinkStats, Transport
+from dexlink.link.requests import Sender
+from dexlink.link.timesync import SyncProbes
+from dexproto.stream import StreamDecoder
+from support.waiting import wait_until
 
 
 class SyntheticBoard:
@@ -109,3 +115,26 @@ def test_unsynced_clock_says_so():
     run(board, clock, 1)
     clock.reset()
     assert not clock.synced and clock.summary()["exchanges"] == 20
+
+
+def test_unanswered_time_sync_probes_are_forgotten():
+    """Probes whose reply never comes (lost on a noisy line) are forgotten after 64 newer
+    ones, also where the token skips values holding a Ctrl-C byte (0x03)."""
+    port = Transport("loop://")  # our own frames come back: a TIME_SYNC is not its reply
+    port.open()
+    ended = threading.Event()
+    decoder = StreamDecoder()
+    looped = []
+    reader = port.start_reader(lambda data, ns: looped.extend(decoder.feed(data)), ended)
+    probes, sender = SyncProbes(BoardClock()), Sender(port, LinkStats())
+    try:
+        for _ in range(0x500):  # tokens 0x300-0x3FF all hold a 0x03 byte: skipped
+            probes.probe(sender.send)
+        assert probes.token > 0x400
+        assert probes.waiting <= 64
+        assert wait_until(lambda: len(looped) == 0x500)  # every probe went out on the line
+        assert all(0x300 > m.token or m.token > 0x3FF for m in looped)
+    finally:
+        ended.set()
+        reader.join()
+        port.close()

@@ -279,3 +279,29 @@ def test_export_with_nothing_usable_fails_clearly(tmp_path, capsys):
     assert cli(["export", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 1
     captured = capsys.readouterr()
     assert "it has no telemetry" in captured.out and "no episode could be exported" in captured.err
+
+
+def test_export_leaves_out_samples_without_a_read_back_present(tmp_path):
+    from dexlink.record.episode import EpisodeWriter
+    from dexlink.record.export import align
+    from dexproto import catalog as C
+    from dexproto.stream import make
+
+    s = Session(tmp_path, "t")
+    path = s.next_path()
+    w = EpisodeWriter(path, {"task": "t", "dexlink_version": "test"}, [])
+    t0 = 5_000_000_000
+    for c in range(100):  # 100 Hz: joint 1 not read back for 30 cycles; joint 2 never (PWM)
+        items = [(100 + c, 200 + c, 300 + c, 0),
+                 (100 + c, 200 + c, C.PRESENT_UNKNOWN if c < 30 else 300 + c,
+                  C.ST_SERVO_TIMEOUT if c < 30 else 0),
+                 (100 + c, 200 + c, C.PRESENT_UNKNOWN, 0)]
+        w.add_telemetry(make("TELEMETRY", cycle=c, board_us=c * 10000, cycle_us=250,
+                             worst_cycle_us=400, overruns=0, mode=1, items=items),
+                        t0 + c * 10_000_000)
+    w.finish({"mark": "", "duration_s": 1.0})
+    ep = align(path, 50)
+    assert ep.state.min() > -300  # no -327.68 placeholder anywhere
+    assert abs(ep.state[0, 1] - 3.30) < 1e-4  # the first frame is the first read-back (cycle 30)
+    assert len(ep) == 35  # cycles 30..98 at 50 fps
+    assert abs(ep.state[0, 2] - ep.action[0, 2]) < 1e-6  # no read-back at all: the goal

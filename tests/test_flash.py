@@ -15,6 +15,8 @@ from dexlink import hwconfig
 from dexlink.flash import PREPARE, FlashError, build_image, firmware_version, flash, reach_repl
 from dexlink.link import Link
 from dexlink.sim import VirtualBoard
+from dexlink.sim.flashing import flash_virtual
+from support.hands import hand_copy
 
 HAND = ROOT / "hardware" / "hands" / "iso16.toml"
 DEXLINK = Path(sys.executable).parent / "dexlink"
@@ -118,3 +120,48 @@ def test_a_board_that_refuses_the_copy_fails_clearly(tmp_path):
         with pytest.raises(FlashError, match=r"failed on %s: OSError: 30 \(Read-only file system\); flash again" % board.port):
             flash(board.port, HAND, "virtual", tmp_path / "w", progress=lambda line: None)
     assert (fs / "main.py").read_text() == "print('old firmware')\n"
+
+
+# -- 2. the calibration file goes into the flashed config ------------------------------
+CALIBRATION = '''hand = "iso16.toml"
+updated = "2026-11-21T10:00:00Z"
+
+[joints."thumb_mcp"]
+index = 2
+finger = "thumb"
+zero_turn16 = 12345
+zero_deg = 67.813
+direction = 1
+range_deg = [-5.0, 80.0]
+date = "2026-11-21T10:00:00Z"
+
+[joints."index_pip"]
+zero_turn16 = 60000
+direction = -1
+'''
+
+
+def test_a_flashed_board_reports_the_calibrated_zero_direction_and_range(tmp_path):
+    hand = hand_copy(tmp_path)
+    plain = hwconfig.compile_config(hand, "virtual")
+    hwconfig.calibration_path(hand).write_text(CALIBRATION)
+    cfg = hwconfig.compile_config(hand, "virtual")
+    names = [j["name"] for j in cfg["joints"]]
+    pip = names.index("index_pip")
+    assert cfg["calibration"] == {"file": "iso16.calibration.toml",
+                                  "updated": "2026-11-21T10:00:00Z",
+                                  "joints": ["index_pip", "thumb_mcp"]}
+    assert plain["joints"][2]["direction"] == -1 and plain["joints"][2]["min_cdeg"] == -1000
+    with VirtualBoard() as board:
+        reply = flash_virtual(board, hand)
+        assert reply.config_crc == zlib.crc32(hwconfig.dumps(cfg).encode())
+        assert reply.config_crc != zlib.crc32(hwconfig.dumps(plain).encode())
+        with Link(board.port, reconnect=False, handshake_timeout=5) as link:
+            j = link.get_joint(2)
+            assert (j.zero_turn16, j.direction, j.min_cdeg, j.max_cdeg) == (12345, 1, -500, 8000)
+            j = link.get_joint(pip)
+            hand_range = (plain["joints"][pip]["min_cdeg"], plain["joints"][pip]["max_cdeg"])
+            assert (j.zero_turn16, j.direction) == (60000, -1)
+            assert (j.min_cdeg, j.max_cdeg) == hand_range  # no range_deg: the hand's stays
+            j = link.get_joint(0)  # not calibrated: the hand file's values
+            assert j.zero_turn16 == plain["joints"][0]["zero_turn16"]

@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 from dexlink import hwconfig, resources
 from dexlink.hwconfig import HwConfigError, bus_time_us, compile_config, validate_config
+from support.hands import hand_copy
 
 HANDS = ROOT / "hardware" / "hands"
 BOARDS = ("pico", "pico2", "esp32s3", "virtual")
@@ -203,3 +204,39 @@ def test_every_driver_in_the_table_is_a_firmware_class():
         assert driver.cls in classes, (model, driver)
         assert driver.bus_kind in hwconfig.BUS_FIELDS
         assert driver.is_encoder == (driver.family == "encoder")
+
+
+@pytest.mark.parametrize("text, field, problem", [
+    ('[joints."thumb_mcp"]\nzero_turn16 = 70000\ndirection = 1\n', 'joints."thumb_mcp".zero_turn16',
+     "must be in 0..65535"),
+    ('[joints."thumb_mcp"]\nzero_turn16 = 1\ndirection = 2\n', 'joints."thumb_mcp".direction',
+     "must be 1 or -1"),
+    ('[joints."thumb_mcp"]\ndirection = 1\n', 'joints."thumb_mcp".zero_turn16', "missing"),
+    ('[joints."wrist"]\nzero_turn16 = 1\ndirection = 1\n', 'joints."wrist"', "no joint of that name"),
+    ('[joints."thumb_mcp"]\nindex = 5\nzero_turn16 = 1\ndirection = 1\n', 'joints."thumb_mcp".index',
+     "the hand file changed"),
+    ('[joints."thumb_mcp"]\nzero_turn16 = 1\ndirection = 1\nrange_deg = [100.0, 120.0]\n',
+     'joints."thumb_mcp".range_deg', "does not overlap"),
+    ('[joints."thumb_mcp"\n', "", "not valid TOML"),
+    ('hand = "x"\n', "joints", "missing"),
+])
+def test_a_bad_calibration_file_is_refused_naming_file_and_field(tmp_path, text, field, problem):
+    hand = hand_copy(tmp_path)
+    cal = hwconfig.calibration_path(hand)
+    cal.write_text(text)
+    with pytest.raises(hwconfig.HwConfigError) as e:
+        hwconfig.compile_config(hand, "virtual")
+    assert str(cal) in str(e.value) and field in str(e.value) and problem in str(e.value)
+
+
+def test_an_explicit_calibration_wins_and_false_means_none(tmp_path):
+    hand = hand_copy(tmp_path)
+    hwconfig.calibration_path(hand).write_text('[joints."thumb_mcp"]\nzero_turn16 = 1\ndirection = 1\n')
+    other = tmp_path / "other.toml"
+    other.write_text('[joints."thumb_mcp"]\nzero_turn16 = 2\ndirection = 1\n')
+    assert hwconfig.compile_config(hand, "virtual")["joints"][2]["zero_turn16"] == 1
+    assert hwconfig.compile_config(hand, "virtual", other)["joints"][2]["zero_turn16"] == 2
+    cfg = hwconfig.compile_config(hand, "virtual", False)
+    assert "calibration" not in cfg and cfg["joints"][2]["zero_turn16"] != 1
+    with pytest.raises(hwconfig.HwConfigError, match="missing.toml: no such file"):
+        hwconfig.compile_config(hand, "virtual", tmp_path / "missing.toml")

@@ -177,3 +177,19 @@ def test_recover_a_truncated_file_says_what_it_saved(tmp_path, capsys):
     (tmp_path / "junk.mcap").write_bytes(b"not an mcap file at all")
     assert cli(["recover", str(tmp_path / "junk.mcap")]) == 1
     assert "junk.mcap" in capsys.readouterr().err
+
+
+# -- 5. episode names are never reused ---------------------------------------------------
+def test_episode_numbers_are_never_reused_after_a_discard(tmp_path):
+    s = Session(tmp_path, "pick")
+    first = s.next_path()
+    assert first.name == "episode_0000.mcap"
+    first.with_name(first.name + ".part").unlink()  # discarded: its file is gone
+    second = s.next_path()
+    assert second.name == "episode_0001.mcap"
+    second.with_name(second.name + ".part").unlink()
+    # Another process (a later `dexlink record` in the same directory) goes on counting.
+    assert Session(tmp_path).next_path().name == "episode_0002.mcap"
+    # A file put there by hand (or an index from before next_episode) is never overwritten.
+    (tmp_path / "episode_0007.mcap").write_bytes(b"")
+    assert Session(tmp_path).next_path().name == "episode_0008.mcap"

@@ -8,7 +8,9 @@ import json
 import pytest
 
 from conftest import ROOT, run_micropython
+from dexlink import hwconfig
 from support.drivers import RIG, SIM_BOARD, mp
+from support.hands import ISO16
 
 HANDS = ROOT / "hardware" / "hands"
 
@@ -436,3 +438,64 @@ n = c.readinto(buf)
 print(isinstance(c, StdioConsole), n, bytes(buf[:n]), c.readinto(buf), polls[0])
 """, paths=[board], stdin=b"abc").stdout.decode().split()
     assert out == ["True", "3", "b'abc'", "0", "2"]
+
+
+def test_operator_behaviours_switch_through_vfaults_and_allocate_nothing():
+    """Inside the interpreter: the records the supervisor sends switch the behaviour, and
+    holding zero, sweeping and the demo allocate nothing once running."""
+    import json
+
+    cfg = hwconfig.compile_config(ISO16, "virtual")
+    r = run_sim("""
+import gc
+import vfaults
+import vworld
+from voperator import Operator, SWEEP_LEG_US
+vworld.manual_clock()
+cfg = json.loads(%r)
+op = Operator(cfg["joints"], 1)
+n = len(cfg["joints"])
+def run(ms):
+    lo = [99999] * n
+    hi = [-99999] * n
+    for i in range(ms):
+        now = vworld.now_us()
+        for j in range(n):
+            q = op.angle_cdeg(j, now)
+            lo[j] = min(lo[j], q)
+            hi[j] = max(hi[j], q)
+        vworld.advance_us(1000)
+    return lo, hi
+def ask(behaviour, finger):
+    vfaults.apply(vfaults.KIND_OPERATOR, vfaults.OPERATOR_BEHAVIOURS.index(behaviour), 0, finger)
+ask("zero", -1)
+zero = run(50)
+ask("sweep", vfaults.OPERATOR_FINGERS.index("middle"))
+sweep = run(3 * SWEEP_LEG_US // 1000 + 10)
+ask("demo", -1)
+first_demo = [op.angle_cdeg(j, vworld.now_us()) for j in range(n)]
+gc.collect()
+deltas = []
+for behaviour in ("zero", "sweep", "demo"):
+    ask(behaviour, -1)
+    for j in range(n):
+        op.angle_cdeg(j, vworld.now_us())  # the switch itself may allocate (not the loop)
+    gc.collect()
+    a = gc.mem_alloc()
+    for i in range(2000):
+        op.angle_cdeg(i %% n, vworld.now_us())
+        op.raw_turn16(i %% n, vworld.now_us())
+        vworld.advance_us(500)
+    deltas.append(gc.mem_alloc() - a)
+print("RESULT " + json.dumps({"zero": zero, "sweep": sweep, "first_demo": first_demo,
+                              "deltas": deltas}))
+""" % json.dumps(cfg))
+    assert r["deltas"] == [0, 0, 0]
+    assert r["zero"] == [[0] * 16, [0] * 16]
+    lo, hi = r["sweep"]
+    for j, joint in enumerate(cfg["joints"]):
+        if joint["finger"] == "middle":
+            assert abs(lo[j] - joint["min_cdeg"]) <= 2 and abs(hi[j] - joint["max_cdeg"]) <= 2
+        else:
+            assert lo[j] == hi[j] == 0
+    assert all(abs(q) <= 2 for q in r["first_demo"])  # the demo resumes from the sweep's end: 0

@@ -2,6 +2,7 @@
 unmodified mpremote, all against the real interpreter behind a real pseudo-terminal."""
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -9,7 +10,12 @@ import pytest
 import serial
 
 from conftest import MPREMOTE
-from dexlink.sim import VirtualBoard
+from dexlink import hwconfig
+from dexlink.link import Link
+from dexlink.sim import VirtualBoard, vboard
+from dexlink.sim.flashing import flash_virtual
+from support.hands import ISO16
+from support.processes import child_pids, open_fds
 
 
 def mpremote(board, *args, timeout=30):
@@ -244,3 +250,120 @@ def test_inject_refuses_unknown_faults_and_missing_joints():
             board.inject("line_noise", drop_rate=2)
     finally:
         board.close()
+
+
+# -- 1. the firmware claims the console first --------------------------------------------
+def test_a_burst_of_ctrl_c_while_the_firmware_boots_does_not_stop_it():
+    with VirtualBoard() as board:
+        flash_virtual(board, ISO16)
+        boots = board.stats["boots"]
+        with serial.Serial(board.port, timeout=0) as port:
+            board.reset()  # hard: a fresh interpreter boots main.py again
+            assert board.wait_for(lambda b: b.stats["boots"] > boots, 5)
+            # 0x03 every millisecond from the reset until the firmware has built its drivers
+            # and answers (its setup waits on every servo: long enough to be hit many times).
+            end = time.monotonic() + 1.5
+            sent = 0
+            while time.monotonic() < end:
+                port.write(b"\x03\x03")
+                sent += 2
+                time.sleep(0.001)
+            assert board.claimed, "the firmware did not claim the console"
+        assert sent > 500
+        assert board.state == "booting"  # main.py still runs: no Ctrl-C reached it
+        with Link(board.port, reconnect=False, handshake_timeout=5) as link:
+            assert link.board.n_joints == 16
+
+
+def test_a_crashing_firmware_leaves_a_repl_that_ctrl_c_reaches(tmp_path):
+    """A firmware that raises on the way up releases the console: the traceback, then
+    the REPL, which takes Ctrl-C and runs code."""
+    with VirtualBoard(tmp_path / "fs") as board:
+        flash_virtual(board, ISO16)
+        app = board.fs_dir / "dexfw" / "app.mpy"
+        app.unlink(missing_ok=True)  # replaced by a firmware that crashes after the claim
+        (board.fs_dir / "dexfw" / "app.py").write_text(
+            "import micropython\n"
+            "def run():\n"
+            "    micropython.kbd_intr(-1)\n"
+            "    raise RuntimeError('driver setup failed')\n")
+        with serial.Serial(board.port, timeout=0.2) as port:
+            board.reset()
+            out = b""
+            end = time.monotonic() + 10
+            while b">>> " not in out and time.monotonic() < end:
+                out += port.read(256)
+            assert b"RuntimeError: driver setup failed" in out and out.endswith(b">>> ")
+            assert board.state == "repl" and not board.claimed
+            port.write(b"while True: pass\r\r")
+            time.sleep(0.3)
+            port.write(b"\x03")
+            out = b""
+            end = time.monotonic() + 5
+            while b"KeyboardInterrupt" not in out and time.monotonic() < end:
+                out += port.read(256)
+            assert b"KeyboardInterrupt" in out
+
+
+def test_the_operator_holds_zero_sweeps_one_finger_and_resumes_the_demo():
+    with VirtualBoard() as board:
+        flash_virtual(board, ISO16)
+        with Link(board.port, reconnect=False, handshake_timeout=5) as link:
+            fingers = [j["finger"] for j in hwconfig.compile_config(ISO16, "virtual")["joints"]]
+            sub = link.subscribe("TELEMETRY")
+
+            def exo(seconds):
+                sub.drain()
+                rows, end = [], time.monotonic() + seconds
+                while time.monotonic() < end:
+                    m = sub.get(timeout=0.1)
+                    if m is not None:
+                        rows.append([it[0] for it in m.items])
+                return rows
+
+            board.operator("zero")
+            time.sleep(0.1)
+            rows = exo(0.3)
+            assert rows and all(abs(v) <= 30 for row in rows for v in row)  # 0.3 deg: noise
+            board.operator("sweep", "index")
+            time.sleep(0.1)
+            rows = exo(2.0)
+            for j, f in enumerate(fingers):
+                span = max(r[j] for r in rows) - min(r[j] for r in rows)
+                assert (span > 1500) == (f == "index"), (j, f, span)
+            board.operator("demo")
+            rows = exo(1.5)
+            assert max(r[j] for r in rows for j in range(16)) > 1000  # moving again
+            with pytest.raises(ValueError, match="behaviours: demo, zero, sweep"):
+                board.operator("wave")
+            with pytest.raises(ValueError, match="unknown finger 'toe'"):
+                board.operator("sweep", "toe")
+
+
+def test_failed_board_start_leaves_no_fds_or_dirs(tmp_path, monkeypatch):
+    """An interpreter that cannot start: start() (`with`'s __enter__) raises, and must not
+    leave the pty, the pipes, the selector or its temporary directories behind."""
+    not_executable = tmp_path / "micropython"
+    not_executable.write_text("not a program")
+    monkeypatch.setattr(vboard, "MICROPYTHON", not_executable)
+    before = open_fds()
+    for _ in range(3):
+        board = VirtualBoard()
+        with pytest.raises(vboard.VirtualBoardError, match="cannot start the MicroPython"):
+            with board:
+                pass
+        assert not board.fs_dir.exists()  # its own temporary filesystem is removed
+        assert board.port is None and not os.path.lexists(board.stable_port)
+    assert open_fds() == before
+
+
+def test_closed_board_starts_nothing(tmp_path):
+    """reset() or replug() after close() would start an interpreter (or open a pty) that
+    nothing ends: a closed board refuses them."""
+    board = VirtualBoard(tmp_path).start()
+    board.close()
+    before, fds = child_pids(), open_fds()
+    for control in (board.reset, board.replug, lambda: board.inject("soft_reset")):
+        with pytest.raises(vboard.VirtualBoardError, match="closed"):
+            control()
+    assert child_pids() == before and open_fds() == fds

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import serial
 
 from conftest import ROOT
 from dexlink import hwconfig
@@ -14,6 +15,7 @@ from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
 from dexproto import catalog as C
 from dexproto.stream import make
+from support.hands import ISO16
 
 HAND = ROOT / "hardware" / "hands" / "iso16.toml"
 AS5600_QUANTUM_CDEG = 36000 // 4096 + 1  # 12-bit encoder: 8.8 cdeg per count
@@ -177,3 +179,29 @@ def test_reset_reboots_the_firmware(rig):
             time.sleep(0.1)
     assert reply is not None and reply.n_joints == 16
     assert link.get_stats().cycles < before  # counting again from boot
+
+
+# -- 4. present positions not read back yet are flagged, and left out of datasets --------
+def test_present_positions_not_read_back_yet_are_flagged_and_read_back_in_idle():
+    from dexproto import catalog as C
+    from dexproto.stream import StreamDecoder
+
+    with VirtualBoard() as board:
+        flash_virtual(board, ISO16)
+        with serial.Serial(board.port, timeout=0.1) as port:
+            board.reset()  # capture from the first cycle of a fresh boot (the board idles)
+            data = b""
+            end = time.monotonic() + 2.0
+            while time.monotonic() < end:
+                data += port.read(4096)
+    frames = [m for m in StreamDecoder().feed(data) if m.name == "TELEMETRY"]
+    assert len(frames) > 20 and all(m.mode == C.MODE_IDLE for m in frames)
+    unread = [(m.cycle, j) for m in frames for j, it in enumerate(m.items)
+              if it[2] == C.PRESENT_UNKNOWN]
+    assert unread, "the first frames (cycle %d) should precede the first read-back" % frames[0].cycle
+    for m in frames:
+        for present, status in ((it[2], it[3]) for it in m.items):
+            # A placeholder never goes out unflagged, and the flag clears once read.
+            assert (present == C.PRESENT_UNKNOWN) == bool(status & C.ST_SERVO_TIMEOUT)
+    last = frames[-1]
+    assert all(it[2] != C.PRESENT_UNKNOWN for it in last.items)  # read back in IDLE

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dexproto.stream import make
-
 from dexlink.capture.base import Contact, Frame
 from dexlink.record.episode import EpisodeWriter
 from dexlink.record.session import Session
+from dexproto.stream import make
 
 N_JOINTS = 4
 T0 = 5_000_000_000  # capture times start here (host monotonic ns)
