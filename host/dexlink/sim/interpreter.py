@@ -6,6 +6,10 @@ supervisor's ends of the pipes that connect it (agent.py describes the other end
     fd 3    <- commands: code the REPL collected, one record each (kind, u32 length, code)
     fd 4    <- fault records for vfaults (non-blocking: the firmware polls it)
     fd 5    -> notes (vnotes: running, booted, done, claim, reset...)
+
+With a world attached (world=True), two more pipes, their numbers in the environment
+(board/vworldlink.py): goal records from the board (world_goal_r) and state records to it
+(world_state_w), both non-blocking at both ends.
 """
 from __future__ import annotations
 
@@ -16,12 +20,13 @@ import struct
 import subprocess
 from pathlib import Path
 
-from dexlink.sim.boardcode import AGENT, BOARD_DIR
+from dexlink.sim.boardcode import AGENT, BOARD_DIR, load_board_module
 from dexlink.sim.errors import VirtualBoardError
 from dexlink.sim.usbport import nonblocking
 
 log = logging.getLogger("dexlink.sim")
 
+vworldlink = load_board_module("vworldlink")  # the world link's layout, shared with the board
 COMMAND_HEADER = "<BI"  # kind, then the code's length (agent.Commands reads it)
 COMMAND_SINGLE = b"s"  # a friendly-REPL line: expression values are echoed
 COMMAND_EXEC = b"x"  # a file's worth of code
@@ -30,7 +35,8 @@ COMMAND_EXEC = b"x"  # a file's worth of code
 class Interpreter:
     """The interpreter process of one boot and the supervisor's ends of its pipes."""
 
-    def __init__(self, micropython: Path, fs_dir: Path, mode: str, readonly: bool):
+    def __init__(self, micropython: Path, fs_dir: Path, mode: str, readonly: bool,
+                 world: bool = False):
         stdin_r, self.stdin_w = os.pipe()
         self.stdout_r, stdout_w = os.pipe()
         cmd_r, self._cmd_w = os.pipe()
@@ -39,19 +45,31 @@ class Interpreter:
         for fd in (stdin_r, self.stdin_w, self.stdout_r, fault_r, self._fault_w, self.notes_r):
             nonblocking(fd)  # stdin_r and fault_r: the firmware polls them without blocking
         env = dict(os.environ, MICROPYPATH="%s:%s" % (fs_dir, BOARD_DIR))
+        env.pop(vworldlink.WORLD_ENV, None)
+        self.world_goal_r = self.world_state_w = -1
+        board_ends = ()
+        if world:
+            state_r, self.world_state_w = os.pipe()
+            self.world_goal_r, goal_w = os.pipe()
+            board_ends = (state_r, goal_w)
+            for fd in (state_r, self.world_state_w, self.world_goal_r, goal_w):
+                nonblocking(fd)
+            env[vworldlink.WORLD_ENV] = "%d,%d" % board_ends
         argv = [str(micropython), str(AGENT), mode, str(fs_dir), str(BOARD_DIR),
                 str(cmd_r), str(fault_r), str(note_w), "ro" if readonly else "rw"]
         try:
             self.proc = subprocess.Popen(argv, stdin=stdin_r, stdout=stdout_w, stderr=stdout_w,
-                                         pass_fds=(cmd_r, fault_r, note_w), cwd=fs_dir, env=env,
+                                         pass_fds=(cmd_r, fault_r, note_w) + board_ends,
+                                         cwd=fs_dir, env=env,
                                          start_new_session=True)
         except OSError as e:
             for fd in (stdin_r, self.stdin_w, self.stdout_r, stdout_w, cmd_r, self._cmd_w,
-                       fault_r, self._fault_w, self.notes_r, note_w):
+                       fault_r, self._fault_w, self.notes_r, note_w) + board_ends:
                 os.close(fd)  # no process to hand them to
+            self._close_world()
             raise VirtualBoardError("cannot start the MicroPython interpreter %s: %s"
                                     % (micropython, e)) from None
-        for fd in (stdout_w, cmd_r, fault_r, note_w):
+        for fd in (stdout_w, cmd_r, fault_r, note_w) + board_ends:
             os.close(fd)
         self._stdin_r = stdin_r  # kept: after a program ends, its unread input goes to the REPL
 
@@ -69,6 +87,13 @@ class Interpreter:
         for fd in (self._stdin_r, self.stdin_w, self.stdout_r, self._cmd_w, self._fault_w,
                    self.notes_r):
             os.close(fd)
+        self._close_world()
+
+    def _close_world(self) -> None:
+        for fd in (self.world_goal_r, self.world_state_w):
+            if fd >= 0:
+                os.close(fd)
+        self.world_goal_r = self.world_state_w = -1
 
     # -- to the interpreter -------------------------------------------------------------
     def run(self, code: str, single: bool) -> None:

@@ -48,6 +48,9 @@ class Supervisor:
         self.console = ConsoleBridge(usb, to_board, to_host, self.reset, notify)
         self.interp: Interpreter | None = None
         self.on_boot = None
+        # A world attached (worldbridge.WorldBridge): every boot's interpreter gets the
+        # world's pipes, handed to the bridge by world_boot(interp).
+        self.world_boot = None
         self.stats = dict(boots=0, interpreter_deaths=0)
         self._micropython: Path | None = None
         self._calls: queue.Queue = queue.Queue()
@@ -121,7 +124,10 @@ class Supervisor:
             for fd in (old.stdout_r, old.notes_r, old.stdin_w):
                 self._watch(fd)
             old.kill()
-        self.interp = Interpreter(self._micropython, self._fs_dir, mode, self._readonly)
+        self.interp = Interpreter(self._micropython, self._fs_dir, mode, self._readonly,
+                                  world=self.world_boot is not None)
+        if self.world_boot is not None:
+            self.world_boot(self.interp)
         self.console.boot(self.interp, raw=mode == "raw")
         self._watch(self.interp.stdout_r, self.console.on_output)
         self._watch(self.interp.notes_r, self.console.on_notes)

@@ -9,6 +9,8 @@ parts, each with one job:
       interpreter.Interpreter  one boot's MicroPython process and its pipes
     faults.FaultInjector     inject() and operator(): records replayed at every boot
     line.LineNoise           noise on the data path, one per direction
+    worldbridge.WorldBridge  (only with world=WorldOptions(...)) a MuJoCo world under the
+                             rig, stepped on its own thread: `.world`
 
 The simulated rig the firmware talks to runs inside the interpreter (board/, see
 board/vphysics.py for where a physics world attaches).
@@ -39,10 +41,13 @@ class VirtualBoard:
 
     fs_dir: the board's filesystem (a directory; a temporary one if None, removed on close).
     seed: of the line noise. readonly: a filesystem that refuses writes.
+    world: a worldbridge.WorldOptions to run the rig in a physics world (None: the
+    kinematic servos and the scripted operator).
     Use as a context manager, or call start() and close().
     """
 
-    def __init__(self, fs_dir: str | Path | None = None, seed: int = 0, readonly: bool = False):
+    def __init__(self, fs_dir: str | Path | None = None, seed: int = 0, readonly: bool = False,
+                 world=None):
         self._own_fs = fs_dir is None
         self.readonly = readonly  # the board's filesystem refuses writes (as with USB storage on)
         self.fs_dir = Path(tempfile.mkdtemp(prefix="vboard-fs-") if fs_dir is None else fs_dir)
@@ -59,6 +64,11 @@ class VirtualBoard:
         self._supervisor = Supervisor(self.fs_dir, readonly, self._usb, self.to_board,
                                       self.to_host, self._notify)
         self._faults = FaultInjector(self._supervisor, self.to_board, self.to_host)
+        self._world_bridge = None
+        if world is not None:
+            from dexlink.sim.worldbridge import WorldBridge  # MuJoCo: only when asked for
+            self._world_bridge = WorldBridge(world)
+            self._supervisor.world_boot = self._world_bridge.attach
 
     # -- lifecycle ------------------------------------------------------------------
     def __enter__(self):
@@ -71,6 +81,8 @@ class VirtualBoard:
     def start(self):
         try:
             self._supervisor.start(MICROPYTHON)
+            if self._world_bridge is not None:
+                self._world_bridge.start()
         except BaseException:  # `with` does not call __exit__ when __enter__ fails
             self.close()
             raise
@@ -78,10 +90,22 @@ class VirtualBoard:
 
     def close(self):
         self._supervisor.close()
+        if self._world_bridge is not None:
+            self._world_bridge.close()
         if self._own_fs:
             shutil.rmtree(self.fs_dir, ignore_errors=True)
 
     # -- what the host sees ---------------------------------------------------------
+    @property
+    def world(self):
+        """The physics world under the rig (dexlink.world.World: cameras, judge()), or None."""
+        return self._world_bridge.world if self._world_bridge is not None else None
+
+    @property
+    def world_link(self):
+        """The bridge to the world (its stats, started_at), or None."""
+        return self._world_bridge
+
     @property
     def port(self) -> str | None:
         """The pty of the current plug-in (None while unplugged)."""

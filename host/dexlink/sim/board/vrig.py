@@ -8,6 +8,7 @@ import vphysics
 import vservo
 import vspi
 import vworld
+import vworldlink
 
 loaded = False  # a rig was built (possibly an empty one: no dexlink.json)
 
@@ -99,8 +100,13 @@ def _wire_pca9685(group, bus):
 def build(cfg, seed):
     """Make the physics, then wire every group of cfg (into vworld)."""
     # The one place a rig chooses its physics (vphysics: the interface a physics world
-    # in another process implements too).
-    physics = vphysics.KinematicPhysics(cfg.get("joints") or (), seed)
+    # in another process implements too): the host's world when the supervisor attached
+    # one to this boot (vworldlink), the kinematic model otherwise.
+    fds = vworldlink.attached_fds()
+    if fds is None:
+        physics = vphysics.KinematicPhysics(cfg.get("joints") or (), seed)
+    else:
+        physics = vworldlink.WorldPhysics(cfg.get("joints") or (), fds)
     vworld.physics = physics
     vworld.operator = physics.operator
     buses = cfg["board"]["buses"]
