@@ -8,11 +8,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= decoder
 SECONDS ?= 10
 
-.PHONY: setup ffmpeg-libs test demo bench soak fuzz flash clean help
+.PHONY: setup ffmpeg-libs test test-fast lint demo bench soak fuzz flash clean help
 
 help:
 	@echo "make demo    virtual-board session: record a multimodal episode and report it"
 	@echo "make test    run the test suite (installs what it needs first)"
+	@echo "make test-fast  only the unit tests (no interpreter, no virtual board; under a minute)"
+	@echo "make lint    ruff over the whole tree"
 	@echo "make bench   print the benchmarks' figures (make soak: the 30-minute soak)"
 	@echo "make fuzz    fuzz for FUZZ_SECONDS (default 60) FUZZ_TARGET=decoder (protocol decoders)"
 	@echo "             or FUZZ_TARGET=firmware (the firmware's command path on the simulated rig)"
@@ -45,6 +47,13 @@ ffmpeg-libs:
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The `unit` marker: tests/conftest.py gives it to every test without micropython/vboard/slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 demo: $(STAMP)
 	$(BIN)/dexlink demo

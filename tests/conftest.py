@@ -44,3 +44,14 @@ def run_micropython(source: str, paths=(), timeout: float = 60, stdin: bytes | N
 def micropython():
     """The run_micropython helper, as a fixture."""
     return run_micropython
+
+
+NOT_UNIT = ("micropython", "vboard", "slow")
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that needs neither the interpreter nor a virtual board and is not slow is
+    a `unit` test (`make test-fast` runs those)."""
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in NOT_UNIT):
+            item.add_marker(pytest.mark.unit)

@@ -18,6 +18,8 @@ import pytest
 from dexproto.stream import make
 from dexlink.record.episode import EpisodeWriter
 
+pytestmark = pytest.mark.vboard
+
 ROOT = Path(__file__).resolve().parents[1]
 DEXLINK = Path(sys.executable).parent / "dexlink"
 HAND = ROOT / "hardware" / "hands" / "iso16.toml"

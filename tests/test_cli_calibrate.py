@@ -14,6 +14,8 @@ from dexlink.hwconfig import HANDS
 from support.fakeboard import FakeBoard
 from support.hands import hand_copy
 
+pytestmark = [pytest.mark.micropython, pytest.mark.vboard]
+
 HAND = """
 name = "testhand"
 [[joints]]

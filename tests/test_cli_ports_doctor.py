@@ -4,9 +4,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from dexlink import cli
 from dexlink.commands import doctor
 from support.fakeboard import FakeBoard
+
+pytestmark = pytest.mark.micropython
 
 DEXLINK = [sys.executable, "-m", "dexlink.cli"]
 

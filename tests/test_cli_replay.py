@@ -5,9 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from dexproto.stream import make
+import pytest
+
 from dexlink.record.episode import EpisodeWriter
+from dexproto.stream import make
 from support.fakeboard import FakeBoard
+
+pytestmark = [pytest.mark.micropython, pytest.mark.vboard]
 
 N = 4
 STEP_NS = 20_000_000

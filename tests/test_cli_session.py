@@ -9,7 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from support.fakeboard import FakeBoard
+
+pytestmark = [pytest.mark.micropython, pytest.mark.vboard]
 
 DEXLINK = [sys.executable, "-m", "dexlink.cli"]
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from dexlink.clock import BOARD_PERIOD
 from dexlink.link import Link
 from support.fakeboard import FakeBoard
+
+pytestmark = pytest.mark.micropython
 
 RUN_S = 11.0
 SETTLED_S = 10.0

@@ -14,11 +14,15 @@ from __future__ import annotations
 import threading
 import time
 
-from dexproto import catalog
+import pytest
+
 from dexlink.hwconfig import HANDS
 from dexlink.link import Link
 from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
+from dexproto import catalog
+
+pytestmark = pytest.mark.vboard
 
 SETTLE_S = 10.0
 STEPS = 25

@@ -12,6 +12,8 @@ from hypothesis import given, settings, strategies as st
 from conftest import run_micropython
 from dexproto import cobsbuf
 
+pytestmark = pytest.mark.micropython
+
 # (decoded, encoded): the published examples, and the 254/255-byte block edges.
 VECTORS = [
     (b"", b"\x01"),

@@ -13,6 +13,8 @@ import pytest
 from conftest import MPY_CROSS, ROOT
 from support.drivers import mp
 
+pytestmark = pytest.mark.micropython
+
 DRIVERS = ROOT / "firmware" / "dexfw" / "drivers"
 
 

@@ -23,6 +23,8 @@ from dexlink.sim.flashing import flash_virtual
 from dexlink.sim.line import LineNoise
 from support.waiting import wait_for
 
+pytestmark = pytest.mark.vboard
+
 HAND = HANDS / "iso16.toml"
 CFG = compile_config(HAND, "virtual")
 JOINTS = [j["name"] for j in CFG["joints"]]

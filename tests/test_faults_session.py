@@ -32,6 +32,8 @@ from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
 from support.waiting import wait_for
 
+pytestmark = pytest.mark.vboard
+
 HAND = HANDS / "iso16.toml"
 CLI = [sys.executable, "-m", "dexlink.cli"]
 

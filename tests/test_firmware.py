@@ -20,6 +20,8 @@ from dexproto.stream import StreamDecoder, encode, make
 sys.path.insert(0, str(ROOT / "firmware"))
 from dexfw import mapping as pymapping  # noqa: E402  (CPython runs the same file)
 
+pytestmark = pytest.mark.micropython
+
 FAKEHAL = '''
 from dexfw.bufconsole import BufferConsole as Console
 MASK = 0x3FFFFFFF

@@ -17,6 +17,8 @@ from dexproto import catalog as C
 from dexproto.stream import encode, make
 from support.firmware_families import FAMILIES
 
+pytestmark = pytest.mark.micropython
+
 SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 
 

@@ -15,6 +15,8 @@ from conftest import ROOT, run_micropython
 from dexproto import catalog as C
 from dexproto.stream import StreamDecoder, encode, make
 
+pytestmark = pytest.mark.micropython
+
 FAKE_MACHINE = '''
 import sys
 class _Machine:

@@ -32,6 +32,8 @@ from dexlink.link import NackError
 from dexproto import catalog as C
 from dexproto.stream import StreamDecoder, encode, encode_payload, make
 
+pytestmark = pytest.mark.micropython
+
 SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 N_JOINTS = 16
 HOME = [0] * N_JOINTS  # the targets the hand is settled on

@@ -24,6 +24,8 @@ from dexproto.stream import StreamDecoder, encode, make
 from support.firmware_families import FAMILIES
 from support.viper import VIPER_MODULES
 
+pytestmark = pytest.mark.micropython
+
 SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 
 RUN = r"""

@@ -18,6 +18,8 @@ from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
 from support.hands import hand_copy
 
+pytestmark = pytest.mark.vboard
+
 HAND = ROOT / "hardware" / "hands" / "iso16.toml"
 DEXLINK = Path(sys.executable).parent / "dexlink"
 

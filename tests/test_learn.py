@@ -256,6 +256,7 @@ def decode_rgb(message: bytes) -> np.ndarray:
 
 
 # --- past one machine --------------------------------------------------------------------
+@pytest.mark.slow  # two torch processes start and train: over 10 s
 def test_two_processes_hold_the_same_weights(recorded, tmp_path):
     _, dataset = recorded
     run = tmp_path / "ddp"

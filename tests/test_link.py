@@ -15,6 +15,8 @@ from dexlink.link import (EVENT, HandshakeError, Link, LinkDown, LinkError, Nack
 from support.fakeboard import FakeBoard
 from support.waiting import wait_for
 
+pytestmark = pytest.mark.micropython
+
 
 def test_handshake_requests_and_telemetry(tmp_path):
     with FakeBoard(tmp_path, joints=3) as board, Link(board.port) as link:

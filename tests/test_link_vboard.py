@@ -12,6 +12,8 @@ from dexlink.sim.flashing import flash_virtual
 from dexproto import catalog
 from support.waiting import wait_event, wait_for, wait_until
 
+pytestmark = pytest.mark.vboard
+
 HAND = HANDS / "iso16.toml"
 
 

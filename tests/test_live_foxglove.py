@@ -16,6 +16,8 @@ import pytest
 from dexlink.live.kinematics import HandKinematics, quat_mul, rotate
 from dexlink.record.reader import read_episode
 
+pytestmark = pytest.mark.vboard
+
 # foxglove-sdk's server speaks the Foxglove WebSocket protocol under its current name;
 # foxglove.websocket.v1 is the same protocol's older name (older clients offer only it).
 SUBPROTOCOLS = ["foxglove.sdk.v1", "foxglove.websocket.v1"]

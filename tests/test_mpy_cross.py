@@ -16,6 +16,8 @@ import pytest
 from conftest import MPY_CROSS, ROOT
 from support.viper import VIPER_MODULES
 
+pytestmark = pytest.mark.micropython
+
 ARCHES = ("armv6m", "armv7m", "xtensawin")
 HOST_ONLY = {"stream.py"}
 NATIVE_DECORATORS = {"viper", "native", "asm_thumb", "asm_xtensa"}

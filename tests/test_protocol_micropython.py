@@ -19,6 +19,8 @@ from conftest import ROOT, run_micropython
 from dexproto import catalog, stream
 from support.protocol_samples import fixed_messages
 
+pytestmark = pytest.mark.micropython
+
 MODES = ["viper", "py", "board32", "noviper"]
 # A port built without the viper emitter refuses any module that uses @micropython.viper
 # at compile time with exactly this error; an unknown emitter name raises it here.

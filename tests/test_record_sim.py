@@ -12,6 +12,8 @@ from dexlink.cli import main as cli
 from dexlink.record.reader import read_episode
 from dexlink.record.session import Session
 
+pytestmark = pytest.mark.vboard
+
 
 def test_record_sim_writes_a_multimodal_episode(tmp_path, capsys):
     pytest.importorskip("dexlink.sim.flashing")

@@ -12,6 +12,8 @@ from dexlink import hwconfig
 from support.drivers import RIG, SIM_BOARD, mp
 from support.hands import ISO16
 
+pytestmark = pytest.mark.micropython
+
 HANDS = ROOT / "hardware" / "hands"
 
 

@@ -2,9 +2,12 @@
 import subprocess
 import sys
 
-from conftest import MICROPYTHON, MPY_CROSS, run_micropython
+import pytest
 
 import dexlink
+from conftest import MICROPYTHON, MPY_CROSS, run_micropython
+
+pytestmark = pytest.mark.micropython
 
 
 def test_cli_version_and_help():

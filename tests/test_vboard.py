@@ -17,6 +17,8 @@ from dexlink.sim.flashing import flash_virtual
 from support.hands import ISO16
 from support.processes import child_pids, open_fds
 
+pytestmark = [pytest.mark.micropython, pytest.mark.vboard]
+
 
 def mpremote(board, *args, timeout=30):
     return subprocess.run([str(MPREMOTE), "connect", board.port, *args], capture_output=True,

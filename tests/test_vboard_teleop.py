@@ -17,6 +17,8 @@ from dexproto import catalog as C
 from dexproto.stream import make
 from support.hands import ISO16
 
+pytestmark = [pytest.mark.micropython, pytest.mark.vboard]
+
 HAND = ROOT / "hardware" / "hands" / "iso16.toml"
 AS5600_QUANTUM_CDEG = 36000 // 4096 + 1  # 12-bit encoder: 8.8 cdeg per count
 CFG = hwconfig.compile_config(HAND, "virtual")

@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 
 import dynamixel_sdk as dxl
+import pytest
 import scservo_sdk as scs
 import serial
 
 from conftest import run_micropython
+
+pytestmark = pytest.mark.micropython
 
 IDS = (1, 5, 12)
 GOALS_CDEG = (-4500, 0, 9000)

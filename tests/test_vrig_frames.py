@@ -13,6 +13,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.micropython
+
 # bench/vrig.py, loaded under another name: the simulated board has a module `vrig` too
 # (the rig's builder), and one sys.modules entry for both broke whichever came second.
 _spec = importlib.util.spec_from_file_location("bench_vrig", ROOT / "bench" / "vrig.py")

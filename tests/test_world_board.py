@@ -4,6 +4,9 @@ motors, and what TELEMETRY reports as present comes from the physics (a finger o
 cube stops short of its goal). Also `dexlink world --list`."""
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
 import time
 
 import numpy as np
@@ -13,10 +16,13 @@ from conftest import ROOT
 from dexlink import cli, hwconfig
 from dexlink.link import Link, NackError
 from dexlink.sim import VirtualBoard
+from dexlink.sim.boardcode import BOARD_DIR, MICROPYTHON, load_board_module
 from dexlink.sim.flashing import flash_virtual
 from dexlink.sim.worldbridge import WorldOptions
 from dexlink.world import tasks
 from dexproto import catalog as C
+
+pytestmark = [pytest.mark.micropython, pytest.mark.vboard]
 
 HAND = ROOT / "hardware" / "hands" / "iso16.toml"
 CFG = hwconfig.compile_config(HAND, "virtual")
@@ -104,3 +110,84 @@ def test_world_list_prints_one_task_a_line(capsys):
         assert line.startswith(name) and line.endswith(description)
     assert cli.main(["world"]) == 1
     assert "--list" in capsys.readouterr().err
+
+
+def test_a_reset_reattaches_the_world(episode):
+    """A fresh interpreter gets fresh pipes: the bridge's state records reach it (a board
+    that did not read them would leave the pipe full and the records dropped)."""
+    board, _, _ = episode
+    stats = board.world_link.stats
+    boots = board.stats["boots"]
+    board.inject("reset")
+    assert board.stats["boots"] == boots + 1
+    time.sleep(1.0)  # the firmware boots and polls its servos again
+    sent, dropped = stats["state_records"], stats["states_dropped"]
+    time.sleep(1.0)
+    assert stats["state_records"] - sent > 300  # the world steps at 500 Hz
+    assert stats["states_dropped"] == dropped
+
+
+def test_world_link_per_cycle_functions_have_stack_frames():
+    """As tests/test_vrig_frames.py checks for the rest of the rig."""
+    spec = importlib.util.spec_from_file_location("bench_vrig", ROOT / "bench" / "vrig.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = ROOT / "host" / "dexlink" / "sim" / "board" / "vworldlink.py"
+    heap = {name for name, _, _ in bench.heap_frames(path)}
+    hot = {"drive", "_toggle_torque", "sync", "_send", "position", "load", "angle_cdeg",
+           "raw_turn16", "_get32", "_put32"}
+    assert not heap & hot, sorted(heap & hot)
+    assert "encode_state" in heap  # the check sees a big frame (the host's, not per cycle)
+
+
+BOARD_LOOP = '''
+import gc, vworld, vworldlink
+joints = [{"zero_turn16": 100, "direction": 1, "scale_q12": 4096}] * 16
+p = vworldlink.WorldPhysics(joints, vworldlink.attached_fds())
+for m in range(16):
+    p.add_motor(m, 2048)
+def cycle(n):
+    s = 0
+    for i in range(n):
+        for m in range(16):
+            p.drive(m, 2048 + i % 50, 1)
+            s += p.position(m) + p.load(m) + p.operator.raw_turn16(m, vworld.now_us())
+    return s
+cycle(50)
+gc.collect()
+gc.disable()
+before = gc.mem_alloc()
+cycle(2000)
+print(gc.mem_alloc() - before, p.records, p.position(0), p.load(0), p.operator.angle_cdeg(0, 0))
+'''
+
+
+def test_world_physics_in_micropython_allocates_nothing_and_keeps_the_latest_state():
+    """The board's side in the real interpreter, its pipes made here as the supervisor
+    makes them: 2000 cycles of 16 servos allocate nothing, the latest of the waiting
+    state records is what the servos and encoders read, and changed goals go out."""
+    link = load_board_module("vworldlink")
+    state_r, state_w = os.pipe()
+    goal_r, goal_w = os.pipe()
+    for fd in (state_r, goal_w):
+        os.set_blocking(fd, False)
+    try:
+        for k in range(20):
+            os.write(state_w, link.encode_state([100 * k] * 16, [5] * 16, [300] * 16))
+        env = dict(os.environ, MICROPYPATH=str(BOARD_DIR),
+                   **{link.WORLD_ENV: "%d,%d" % (state_r, goal_w)})
+        out = subprocess.run([str(MICROPYTHON), "-c", BOARD_LOOP], pass_fds=(state_r, goal_w),
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        allocated, records, position, load, exo = map(int, out.stdout.split())
+        assert allocated == 0
+        assert records == 20
+        assert position == 2048 + round(1900 * 4096 / 36000)  # the last record: 19 deg
+        assert load == 5 and exo == 300
+        goals = os.read(goal_r, 1 << 16)
+        assert len(goals) % link.GOAL_SIZE == 0 and len(goals) > 0
+        mask, cdeg = link.decode_goals(goals[-link.GOAL_SIZE:])
+        assert mask == (1 << 16) - 1 and 0 <= cdeg[0] < 50 * 36000 // 4096 + 1
+    finally:
+        for fd in (state_r, state_w, goal_r, goal_w):
+            os.close(fd)
