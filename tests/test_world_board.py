@@ -106,7 +106,7 @@ def test_world_list_prints_one_task_a_line(capsys):
     assert cli.main(["world", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == tasks.names()
-    for (name, description), line in zip(tasks.describe(), lines):
+    for (name, description), line in zip(tasks.describe(), lines, strict=True):
         assert line.startswith(name) and line.endswith(description)
     assert cli.main(["world"]) == 1
     assert "--list" in capsys.readouterr().err

@@ -108,6 +108,7 @@ class WorldPhysics:
         self.state = bytearray(STATE_SIZE)
         self.goals = bytearray(GOAL_SIZE)  # what the board sends (word 0: torque mask)
         self.centre = [2048] * MAX_MOTORS
+        self.torque = bytearray(MAX_MOTORS)
         self.dirty = False
         self.last_sent_us = -LINK_PERIOD_US
         self.last_read_us = -LINK_PERIOD_US
@@ -119,39 +120,44 @@ class WorldPhysics:
     def add_motor(self, motor, centre):
         self.centre[motor] = centre
         _put32(self.goals, 1 + motor, 0)
+        if self.torque[motor]:
+            self._toggle_torque(motor)
 
+    # Per-cycle functions: small frames (MicroPython puts a frame of more than 11 slots on
+    # the heap; tests/test_world_board.py checks them as tests/test_vrig_frames.py does).
     def drive(self, motor, goal, torque):
         """Note the goal (servo-frame cdeg) and torque; send them when changed."""
-        g = self.goals
-        cdeg = ((goal - self.centre[motor]) * 36000 + 2048) // COUNTS_PER_TURN
-        if _get32(g, 1 + motor) != cdeg:
-            _put32(g, 1 + motor, cdeg)
+        goal = ((goal - self.centre[motor]) * 36000 + 2048) // COUNTS_PER_TURN  # now cdeg
+        if _get32(self.goals, 1 + motor) != goal:
+            _put32(self.goals, 1 + motor, goal)
             self.dirty = True
-        mask = _get32(g, 0)
-        bit = 1 << motor
-        if (mask & bit != 0) != (torque != 0):
-            _put32(g, 0, mask ^ bit)
-            self.dirty = True
+        if self.torque[motor] != (1 if torque else 0):
+            self._toggle_torque(motor)
         self.sync(self._now())
+
+    def _toggle_torque(self, motor):
+        self.torque[motor] ^= 1
+        _put32(self.goals, 0, _get32(self.goals, 0) ^ (1 << motor))
+        self.dirty = True
 
     def sync(self, now):
         """Send the goals if they changed, take the host's latest state (once a period)."""
         if self.dirty and now - self.last_sent_us >= LINK_PERIOD_US:
             self.last_sent_us = now
-            self.dirty = False
-            try:
-                self._goal_out.write(self.goals)
-            except OSError:  # the pipe is full (the host stalls): the next change resends
-                self.lost_goals += 1
-                self.dirty = True
+            self._send()
         if now - self.last_read_us < LINK_PERIOD_US:
             return
         self.last_read_us = now
-        while True:
-            got = self._state_in.readinto(self.state)  # None: nothing waits
-            if got != STATE_SIZE:
-                return
+        while self._state_in.readinto(self.state) == STATE_SIZE:  # None: nothing waits
             self.records += 1
+
+    def _send(self):
+        self.dirty = False
+        try:
+            self._goal_out.write(self.goals)
+        except OSError:  # the pipe is full (the host stalls): the next sync resends
+            self.lost_goals += 1
+            self.dirty = True
 
     def position(self, motor):
         cdeg = _get32(self.state, STATE_POS + motor)
