@@ -23,8 +23,10 @@
 # in another process (MuJoCo, beside the interpreter) fits the same methods: drive()
 # writes a fixed-size record of goals and torque for the host (a pipe made non-blocking,
 # or a shared-memory file), position() / load() and the operator's angles read the latest
-# record the host wrote back, with buffers made once. Make it in vrig.build in place of
-# KinematicPhysics; the devices, the drivers and the firmware do not change.
+# record the host wrote back, with buffers made once. vworldlink.WorldPhysics is that
+# (the host's side: dexlink.sim.worldbridge); vrig.build makes it in place of
+# KinematicPhysics when the supervisor attached a world to the boot; the devices, the
+# drivers and the firmware do not change.
 import vworld
 from voperator import Operator
 
