@@ -33,14 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dexproto.stream import make
-
 from dexlink.capture.base import Contact, Frame
 from dexlink.record.align import TelemetryRows, aligned_episodes
 from dexlink.record.episode import EpisodeWriter
 from dexlink.record.export import export_lerobot
 from dexlink.record.reader import read_episode
 from dexlink.record.session import Session
+from dexproto.stream import make
 
 N_JOINTS = 16
 TEL_HZ = 1000
@@ -99,17 +98,17 @@ def write_episode(session: Session, seconds: float, t0: int, pools: dict) -> Non
     events.sort(key=lambda e: e[0])
     for t, kind, what in events:
         if kind == 0:
-            put(w, lambda: w.add_telemetry(telemetry(what), t))
+            put(w, lambda what=what, t=t: w.add_telemetry(telemetry(what), t))
         elif kind == 1:
             name, i = what
             pool = pools[name]
             frame = Frame(name, i, t, pool[i % len(pool)], contact=Contact(0.01 * (i % 50), 30.0))
-            put(w, lambda: w.add_frame(frame, "tactile"))
+            put(w, lambda frame=frame: w.add_frame(frame, "tactile"))
         else:
             pool = pools["rgbd"]
             depth = np.full(RGB_SIZE[::-1], 400 + what % 200, np.uint16)
             frame = Frame("rgbd", what, t, pool[what % len(pool)], depth, 0.001)
-            put(w, lambda: w.add_frame(frame, "rgbd"))
+            put(w, lambda frame=frame: w.add_frame(frame, "rgbd"))
     w.finish({"mark": "", "duration_s": seconds})
     session.add(path, task="bench", mark="", duration_s=seconds, messages=w.message_count())
 

@@ -29,11 +29,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
 
-from dexproto import catalog  # noqa: E402
 from dexlink.hwconfig import HANDS, compile_config  # noqa: E402
 from dexlink.link import Link  # noqa: E402
 from dexlink.sim import VirtualBoard  # noqa: E402
 from dexlink.sim.flashing import flash_virtual  # noqa: E402
+from dexproto import catalog  # noqa: E402
 
 ID_JOINTS = 12
 STEP_CDEG = 10

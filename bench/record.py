@@ -26,12 +26,11 @@ import threading
 import time
 from pathlib import Path
 
-from dexproto.stream import StreamDecoder, encode, make
-
 from dexlink.capture import default_fingertips, sim_cameras
 from dexlink.record.recorder import Recorder
 from dexlink.record.recording import open_session
 from dexlink.record.schema import TELEMETRY, image_topic
+from dexproto.stream import StreamDecoder, encode, make
 
 N_JOINTS = 22
 
@@ -193,8 +192,10 @@ def main(argv=None) -> int:
     print("disk: %.1f MB in %.1f s = %.2f MB/s" % (size / 1e6, rec_wall, size / 1e6 / rec_wall))
     if switches:
         print("stop -> next episode recording: %s ms" % ", ".join("%.1f" % (s * 1e3) for s in switches))
-    print("stop -> last file complete on disk (queue drained, summary, fsync, index): %.0f ms"
-          % (finishes[0] * 1e3))
+    print(
+        "stop -> last file complete on disk (queue drained, summary, fsync, index): %.0f ms"
+        % (finishes[0] * 1e3)
+    )
     if rec.errors:
         print("errors: " + "; ".join(rec.errors))
     if not args.keep:

@@ -29,13 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dexproto import catalog
-
 from dexlink.board import BoardOptions
 from dexlink.record.reader import read_episode
 from dexlink.record.recording import RecordOptions, open_recording
 from dexlink.record.schema import TELEMETRY
-
+from dexproto import catalog
 
 MB_PER_MINUTE = 300  # what the simulated cameras and telemetry write (measured: ~270)
 

@@ -8,8 +8,8 @@ TELEMETRY: a sample of one cycle in ten; worst and overruns count every cycle).
 Baseline, same run: an empty cycle on the same ticks_us deadlines in the bare
 interpreter (no devices, no pty), i.e. what this host's scheduler allows at all.
 For iso16, the same figures again under each injected fault (a few seconds each, after a
-no-fault run of the same length for comparison). Throughput: a program holding the console writes (board -> host) or reads
-(host -> board) as fast as it can through the pseudo-terminal.
+no-fault run of the same length for comparison). Throughput: a program holding the console
+writes (board -> host) or reads (host -> board) as fast as it can through the pseudo-terminal.
 
     .venv/bin/python bench/vboard.py                # 60 s per hand
     .venv/bin/python bench/vboard.py --seconds 5    # a quick look

@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     physics = 500 * mean_step * 1e3
     tactile = TACTILE_HZ * (per_frame * 1e3 + fingers * shade_pressed)
     camera = 30 * rgbd[(640, 480)]
-    print("\nper second of world time (ms of CPU; physics: the mean step above): physics %.0f, tactile x%d at 60 Hz %.0f "
+    print("\nper second of world time (ms of CPU; physics: the mean step above): "
+          "physics %.0f, tactile x%d at 60 Hz %.0f "
           "(worst case: every pad pressed), RGB-D 640x480 at 30 Hz %.0f; total %.0f ms "
           "= %.0f%% of one core" % (physics, fingers, tactile, camera,
                                    physics + tactile + camera,

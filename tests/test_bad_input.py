@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dexproto.stream import make
 from dexlink.record.episode import EpisodeWriter
+from dexproto.stream import make
 
 pytestmark = pytest.mark.vboard
 

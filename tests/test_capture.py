@@ -7,9 +7,16 @@ import time
 import numpy as np
 import pytest
 
-from dexlink.capture import (CameraSet, ContactMeter, Fingertip, OpenCVTactileCamera,
-                             SimRGBDCamera, SimTactileCamera, default_fingertips,
-                             fingertips_from_hand)
+from dexlink.capture import (
+    CameraSet,
+    ContactMeter,
+    Fingertip,
+    OpenCVTactileCamera,
+    SimRGBDCamera,
+    SimTactileCamera,
+    default_fingertips,
+    fingertips_from_hand,
+)
 from dexlink.capture.base import Camera
 from dexlink.capture.tactile import PRESETS, crop_resize
 

@@ -7,7 +7,8 @@ import random
 
 import pytest
 from cobs import cobs
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import run_micropython
 from dexproto import cobsbuf
@@ -126,7 +127,8 @@ def test_viper_and_fallback_under_micropython():
         bytes(rng.choice((0, 1, 255, rng.randrange(256))) for _ in range(rng.randrange(600)))
         for _ in range(150)]
     encodeds = [v[1] for v in VECTORS] + MALFORMED + [
-        bytes(rng.randrange(256) for _ in range(rng.randrange(40))) for _ in range(150 + len(VECTORS) - len(MALFORMED))]
+        bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        for _ in range(150 + len(VECTORS) - len(MALFORMED))]
     cases = [[r.hex(), e.hex()] for r, e in zip(raws, encodeds)]
     proc = run_micropython(MP_SCRIPT, stdin=json.dumps(cases).encode())
     out = json.loads(proc.stdout)

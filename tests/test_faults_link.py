@@ -14,13 +14,13 @@ import time
 
 import pytest
 
-from dexproto import catalog as C
-from dexproto.stream import StreamDecoder, encode, make
 from dexlink.hwconfig import HANDS, compile_config
 from dexlink.link import Link, NackError, RequestTimeout
 from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
 from dexlink.sim.line import LineNoise
+from dexproto import catalog as C
+from dexproto.stream import StreamDecoder, encode, make
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.vboard

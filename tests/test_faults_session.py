@@ -19,8 +19,6 @@ import time
 import numpy as np
 import pytest
 
-from dexproto import catalog
-
 from dexlink.capture import CameraSet, Fingertip, SimRGBDCamera, SimTactileCamera
 from dexlink.hwconfig import HANDS
 from dexlink.link import EVENT, Link
@@ -30,6 +28,7 @@ from dexlink.record.recording import run_episodes
 from dexlink.record.session import Session
 from dexlink.sim import VirtualBoard
 from dexlink.sim.flashing import flash_virtual
+from dexproto import catalog
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.vboard

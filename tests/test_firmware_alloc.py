@@ -70,7 +70,7 @@ def test_steady_state_loop_allocates_nothing(family):
     results, tx_dropped, overflow = line[len("RESULT "):].rsplit(" ", 2)
     results = json.loads(results)
     assert [m for m, _, _ in results] == [C.MODE_TELEOP, C.MODE_HOST, C.MODE_CALIBRATE]
-    for mode, grown, cycles in results:
+    for mode, grown, _cycles in results:
         assert grown == 0, "%s: %d bytes allocated in 3000 cycles of mode %s" % (
             family, grown, C.MODE_NAMES[mode])
     assert results[-1][2] >= 300 + 3 * 3500

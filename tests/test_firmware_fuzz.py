@@ -308,7 +308,9 @@ def test_a_retried_command_is_applied_once_and_an_older_one_never(board):
     assert replies[-2].max_speed_cdeg_per_ms == 70
     assert replies[-1].cmd_applied - stats.cmd_applied == 2
     # TARGETS are idempotent (a repeat applies) but never go backwards
-    t = lambda seq, v: encode(make("TARGETS", items=[(v,)] * N_JOINTS), seq=seq)
+    def t(seq, v):
+        return encode(make("TARGETS", items=[(v,)] * N_JOINTS), seq=seq)
+
     _, _, replies = board.case(hello + t(100, 700) + t(90, -700))
     assert [m.name for m in replies] == ["HELLO_REPLY", "ACK", "ACK"]
     assert board.state[1] == [700] * N_JOINTS  # the host targets

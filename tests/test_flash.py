@@ -119,7 +119,8 @@ def test_a_board_that_refuses_the_copy_fails_clearly(tmp_path):
     fs.mkdir()
     (fs / "main.py").write_text("print('old firmware')\n")
     with VirtualBoard(fs, readonly=True) as board:
-        with pytest.raises(FlashError, match=r"failed on %s: OSError: 30 \(Read-only file system\); flash again" % board.port):
+        refused = r"failed on %s: OSError: 30 \(Read-only file system\); flash again"
+        with pytest.raises(FlashError, match=refused % board.port):
             flash(board.port, HAND, "virtual", tmp_path / "w", progress=lambda line: None)
     assert (fs / "main.py").read_text() == "print('old firmware')\n"
 

@@ -184,7 +184,7 @@ def test_limits_are_the_boards_own(tmp_path):
         if name == "watchdog_action":
             continue  # named in the hand file ("hold", "torque_off")
         hand = tmp_path / ("%s.toml" % name)
-        hand.write_text(re.sub(r"^%s = \d+" % name, "%s = %d" % (name, hi + 1), text, 1, re.M))
+        hand.write_text(re.sub(r"^%s = \d+" % name, "%s = %d" % (name, hi + 1), text, count=1, flags=re.M))
         with pytest.raises(HwConfigError, match=r"loop.%s: must be in %d..%d, got %d"
                            % (name, lo, hi, hi + 1)):
             compile_config(hand, "virtual")

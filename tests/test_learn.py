@@ -13,8 +13,16 @@ import numpy as np
 import pytest
 
 from dexlink.cli import main as cli
-from dexlink.learn.observation import (ACTION, CONTACT, STATE, History, assemble,
-                                       episode_streams, frame_times, history_times)
+from dexlink.learn.observation import (
+    ACTION,
+    CONTACT,
+    STATE,
+    History,
+    assemble,
+    episode_streams,
+    frame_times,
+    history_times,
+)
 from dexlink.record.reader import read_episode
 
 torch = pytest.importorskip("torch")

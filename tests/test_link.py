@@ -8,10 +8,18 @@ import tty
 
 import pytest
 
+from dexlink.link import (
+    EVENT,
+    HandshakeError,
+    Link,
+    LinkDown,
+    LinkError,
+    NackError,
+    RequestTimeout,
+    Transport,
+)
 from dexproto import catalog
 from dexproto.stream import make
-from dexlink.link import (EVENT, HandshakeError, Link, LinkDown, LinkError, NackError,
-                          RequestTimeout, Transport)
 from support.fakeboard import FakeBoard
 from support.waiting import wait_for
 

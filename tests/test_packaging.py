@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-
 from dexlink.record.reader import read_episode
 from dexlink.record.session import Session
 

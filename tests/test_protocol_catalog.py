@@ -63,12 +63,14 @@ def test_max_frame_is_the_worst_case_encoding():
 
 
 def test_name_tables_follow_the_codes():
-    assert [catalog.MODE_NAMES[getattr(catalog, "MODE_" + n)] for n in catalog.MODE_NAMES] == list(catalog.MODE_NAMES)
+    names = list(catalog.MODE_NAMES)
+    assert [catalog.MODE_NAMES[getattr(catalog, "MODE_" + n)] for n in names] == names
     assert catalog.ERR_NAMES[catalog.ERR_VERSION] == "version mismatch"
     assert len(catalog.ERR_NAMES) == catalog.ERR_BUSY + 1
     assert catalog.FAULT_NAMES[catalog.FAULT_ESTOP] == "e-stop"
     assert len(catalog.FAULT_NAMES) == catalog.FAULT_OVERRUN + 1
-    assert [getattr(frame, "DROP_" + n.upper()) for n in frame.DROP_NAMES] == list(range(len(frame.DROP_NAMES)))
+    drops = frame.DROP_NAMES
+    assert [getattr(frame, "DROP_" + n.upper()) for n in drops] == list(range(len(drops)))
 
 
 def test_status_and_capability_bits_are_distinct_single_bits():

@@ -109,13 +109,17 @@ def test_each_message_section_lists_its_fields(name):
 
 def test_no_section_for_a_message_that_does_not_exist():
     headings = re.findall(r"^### 0x([0-9a-f]{2}) (\w+) ", section(DOC, "## Fields of each message"), re.M)
-    assert [(int(t, 16), n) for t, n in headings] == [(s.type, s.name) for s in stream.SPECS.values()]
+    assert [(int(t, 16), n) for t, n in headings] == [
+        (s.type, s.name) for s in stream.SPECS.values()
+    ]
 
 
 def test_the_parser_sees_a_drift():
     """A changed format, field or constant in the page is caught by the checks above."""
     drifted = DOC.replace("| item | exo_cdeg | i16 |", "| item | exo_cdeg | u16 |")
-    body = section(section(drifted, "## Fields of each message"), "### 0x20 TELEMETRY (board->host)")
+    body = section(
+        section(drifted, "## Fields of each message"), "### 0x20 TELEMETRY (board->host)"
+    )
     assert [r[:4] for r in table_rows(body)] != expected_fields(stream.SPECS_BY_NAME["TELEMETRY"])
     drifted = DOC.replace("| `ST_HELD` | 0x08 |", "| `ST_HELD` | 0x10 |")
     values = {c[0]: c[1] for c in table_rows(drifted) if c[0] == "`ST_HELD`"}

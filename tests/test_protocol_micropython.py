@@ -310,7 +310,7 @@ print(json.dumps({"heads": got, "frames": r.frames, "bad_crc": r.drops[frame.DRO
                   "end": end}))
 """.replace("GOOD", repr(good)), stdin=json.dumps(cases).encode()).stdout
     res = json.loads(out)
-    for row, (t, values) in zip(rows, cases):
+    for row, (_, values) in zip(rows, cases):
         size, unpacked, after = res["heads"][row[1]]
         assert size == struct.calcsize(row[3]) and unpacked == values, row[1]
         assert after == [0xAA] * 4  # nothing written past the head

@@ -7,7 +7,8 @@ import zlib
 
 import pytest
 from cobs import cobs
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dexproto import catalog, frame, stream
 from support.protocol_samples import fixed_messages, messages
@@ -319,15 +320,17 @@ def test_message_accessors():
         "TELEMETRY", cycle=5, board_us=77, cycle_us=1000, worst_cycle_us=1200, overruns=0,
         mode=catalog.MODE_TELEOP, items=[(i, -i, 2 * i, 0) for i in range(22)])))
     assert msg.board_us == 77 and msg.column("goal_cdeg") == [-i for i in range(22)]
-    assert stream.parse_payload(stream.encode_payload(stream.make("LOG", level=1, tail="héllo"))).text == "héllo"
+    log = stream.make("LOG", level=1, tail="héllo")
+    assert stream.parse_payload(stream.encode_payload(log)).text == "héllo"
     with pytest.raises(AttributeError):
-        msg.nope
+        msg.nope  # noqa: B018  (reading the attribute is what raises)
 
 
 # --- the fuzz target's invariants (atheris runs them in `make fuzz`) -------------------------
 
 def load_fuzz_target():
     import importlib.util
+
     from conftest import ROOT
     spec = importlib.util.spec_from_file_location("fuzz_decoder", ROOT / "tests" / "fuzz" / "fuzz_decoder.py")
     mod = importlib.util.module_from_spec(spec)

@@ -6,11 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from dexproto import catalog
-
 from dexlink.cli import main as cli
 from dexlink.record.reader import read_episode
 from dexlink.record.session import Session
+from dexproto import catalog
 
 pytestmark = pytest.mark.vboard
 

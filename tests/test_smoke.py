@@ -21,10 +21,13 @@ def test_cli_version_and_help():
 
 def test_micropython_runs_the_protocol_package():
     assert MICROPYTHON.exists() and MPY_CROSS.exists()
-    out = run_micropython("import sys, dexproto\nprint(sys.implementation.name, dexproto.__version__)")
+    out = run_micropython(
+        "import sys, dexproto\nprint(sys.implementation.name, dexproto.__version__)"
+    )
     assert out.stdout.decode().split() == ["micropython", dexproto_version()]
 
 
 def dexproto_version():
     import dexproto
+
     return dexproto.__version__

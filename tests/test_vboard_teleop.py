@@ -77,7 +77,6 @@ def test_servo_goals_follow_the_simulated_operator(rig):
     telemetry, _ = collect(sub, 1.5)
     assert_loop_runs(telemetry)
     exo = np.array([m.column("exo_cdeg") for m in telemetry])
-    goal = np.array([m.column("goal_cdeg") for m in telemetry])
     assert np.ptp(exo, axis=0).max() > 500  # the operator moves the exoskeleton
     # In TELEOP the goal of a cycle is the joint angle sampled in that same cycle (no cycle
     # of delay), exact to an encoder count, unless the speed limit held it back: then the

@@ -9,6 +9,7 @@ import mujoco
 import numpy as np
 import pytest
 
+from dexlink import hwconfig
 from dexlink.errors import UserError
 from dexlink.world import tasks
 from dexlink.world.grasps import GraspPlanner
@@ -17,7 +18,6 @@ from dexlink.world.scene import hand_coupling
 from dexlink.world.sensors import GelShader
 from dexlink.world.tasks.base import yaw_of
 from dexlink.world.world import World
-from dexlink import hwconfig
 
 ISO16 = hwconfig.HANDS / "iso16.toml"
 TENDON16 = hwconfig.HANDS / "tendon16.toml"
@@ -127,7 +127,10 @@ def test_a_fingertip_pressed_into_the_cube_brightens_its_gel_where_it_presses():
 
     shader = GelShader(world.pad_half_size("index"))
     image = shader.shade(depth)
-    grey = lambda im: im.astype(float).mean(axis=2)
+
+    def grey(im):
+        return im.astype(float).mean(axis=2)
+
     brighter = grey(image) - grey(shader.background)
     pressed = np.kron(depth > 0.0002, np.ones((10, 10))) > 0  # taxels -> 320x240 pixels
     far = np.kron(depth == 0, np.ones((10, 10))) > 0

@@ -13,6 +13,7 @@ be flashed) are `BoardError`s naming the file or port.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from dexlink.link import DEFAULT_BAUD, Link, LinkError
 
 if TYPE_CHECKING:  # imported when a virtual board is first wanted (see _sim_module)
     from dexlink.sim import VirtualBoard
+    from dexlink.sim.worldbridge import WorldOptions
 
 DEFAULT_HAND = "iso16"  # the hand a virtual board simulates unless told otherwise
 
@@ -42,6 +44,8 @@ class BoardOptions:
     hand: str | Path | None = None  # a hand file or a shipped hand's name: joint names;
     # with a virtual board, the hand it simulates
     baud: int = DEFAULT_BAUD
+    world: WorldOptions | None = None  # a virtual board's physics world (None: none; its
+    # hand, when not given, is the board's)
 
     @property
     def virtual(self) -> bool:
@@ -102,7 +106,7 @@ def connect(options: BoardOptions, **link_options) -> Iterator[ConnectedBoard]:
     with contextlib.ExitStack() as stack:
         url, virtual = options.port, None
         if options.virtual:
-            virtual = stack.enter_context(virtual_board(hand))
+            virtual = stack.enter_context(virtual_board(hand, world=options.world))
             url = virtual.stable_port  # like /dev/serial/by-id: survives an unplug and replug
         link = Link(url, options.baud, **link_options)
         link.use_names(joints, motors)  # FAULTs name their joint or motor
@@ -124,9 +128,11 @@ def open_link(options: BoardOptions, **link_options) -> Iterator[Link]:
 @contextlib.contextmanager
 def virtual_board(hand: Path | None, *, board: str | Path | None = None,
                   calibration: str | Path | None = None, fs: str | Path | None = None,
-                  progress: Callable[[str], None] | None = None) -> Iterator[VirtualBoard]:
+                  progress: Callable[[str], None] | None = None,
+                  world: WorldOptions | None = None) -> Iterator[VirtualBoard]:
     """A running virtual board, flashed with the firmware for
     `hand` (None: left as it is, bare MicroPython or an earlier flash in `fs`).
+    world: the physics world it runs in (None: none); simulating `hand` unless it names one.
 
     board: the board description (None: the virtual board's); calibration: as `dexlink
     flash` takes it; fs: the board's filesystem directory (kept; None: a temporary one);
@@ -134,7 +140,9 @@ def virtual_board(hand: Path | None, *, board: str | Path | None = None,
     """
     if hand is not None:
         check_hand(hand, board, calibration)  # a hand that cannot be flashed: before starting
-    with started_virtual_board(fs) as vb:
+    if world is not None and world.hand is None and hand is not None:
+        world = dataclasses.replace(world, hand=hand)  # the world's hand is the flashed one
+    with started_virtual_board(fs, world) as vb:
         if hand is not None:
             flash_virtual_board(vb, hand, board=board, calibration=calibration, progress=progress)
         yield vb
@@ -152,12 +160,14 @@ def check_hand(hand: Path, board: str | Path | None = None,
 
 
 @contextlib.contextmanager
-def started_virtual_board(fs: str | Path | None = None) -> Iterator[VirtualBoard]:
+def started_virtual_board(fs: str | Path | None = None,
+                          world: WorldOptions | None = None) -> Iterator[VirtualBoard]:
     """A running virtual board with nothing flashed yet; fs: its filesystem directory
-    (kept; None: a temporary one). Stopped on exit."""
+    (kept; None: a temporary one); world: the physics world it runs in (None: none).
+    Stopped on exit."""
     sim = _sim_module("dexlink.sim")
     try:
-        vb = sim.VirtualBoard(fs)
+        vb = sim.VirtualBoard(fs, world=world)
     except sim.VirtualBoardError as e:
         raise BoardError(str(e)) from None
     try:
@@ -188,4 +198,6 @@ def _sim_module(name: str):
     try:
         return importlib.import_module(name)
     except ImportError as e:
-        raise BoardError("the virtual board is not available in this installation (%s)" % e) from None
+        raise BoardError(
+            "the virtual board is not available in this installation (%s)" % e
+        ) from None

@@ -18,11 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dexproto import catalog
-
 from dexlink import hwconfig
 from dexlink.errors import UserError
 from dexlink.link import LinkError
+from dexproto import catalog
 
 TURN = 65536
 BAD_MAGNET = catalog.ST_MAGNET_MISSING | catalog.ST_MAGNET_WEAK | catalog.ST_ENCODER_ERROR

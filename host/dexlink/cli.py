@@ -8,7 +8,6 @@ import pkgutil
 import sys
 
 import dexlink.commands
-
 from dexlink import __version__
 from dexlink.cli_support import print_error
 from dexlink.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError

@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from dexproto import catalog
-
 from dexlink.board import DEFAULT_HAND, BoardOptions
 from dexlink.link import DEFAULT_BAUD
+from dexproto import catalog
 
 MODES = {name.lower(): i for i, name in enumerate(catalog.MODE_NAMES)}  # --mode NAME -> mode
 
@@ -35,6 +34,34 @@ def board_options(args: argparse.Namespace) -> BoardOptions:
     """The board named by add_board_args' options."""
     return BoardOptions(port=None if args.sim else args.port,
                         hand=Path(args.hand) if args.hand else None, baud=args.baud)
+
+
+def add_world_args(p: argparse.ArgumentParser) -> None:
+    """--world TASK, --world-seed, --skill: a physics world under the virtual board."""
+    p.add_argument("--world", metavar="TASK",
+                   help="run the virtual board in a physics world doing TASK (dexlink world "
+                        "--list names them): the world's operator, cameras and verdict")
+    p.add_argument("--world-seed", type=int, default=0, metavar="S",
+                   help="the world's seed: the task's initial state (default 0)")
+    p.add_argument("--skill", type=float, default=0.8, metavar="K",
+                   help="the world operator's skill, 0..1 (default 0.8)")
+
+
+def world_options(args: argparse.Namespace):
+    """The WorldOptions of add_world_args' options (None without --world); an unknown task
+    or a skill out of 0..1 is a UserError, before any board is started."""
+    if not args.world:
+        return None
+    from dexlink.errors import UserError
+    if not 0 <= args.skill <= 1:
+        raise UserError("--skill must be between 0 and 1 (got %g)" % args.skill)
+    try:
+        from dexlink.sim.worldbridge import WorldOptions
+        from dexlink.world import tasks
+    except ImportError as e:
+        raise UserError("physics worlds are not available in this installation (%s)" % e) from None
+    tasks.get(args.world)  # UnknownTask lists the tasks
+    return WorldOptions(args.world, seed=args.world_seed, skill=args.skill)
 
 
 def print_error(command: str, message: object) -> None:

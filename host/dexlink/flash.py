@@ -28,11 +28,10 @@ from pathlib import Path
 
 import serial
 
-from dexproto import catalog
-from dexproto.stream import StreamDecoder, encode, make
-
 from dexlink import hwconfig, resources
 from dexlink.link import Link, LinkError
+from dexproto import catalog
+from dexproto.stream import StreamDecoder, encode, make
 
 BIN = Path(sys.executable).parent
 MPREMOTE = BIN / "mpremote"

@@ -19,10 +19,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from dexproto import catalog
-
 from dexlink import resources
 from dexlink.errors import UserError
+from dexproto import catalog
 
 BOARDS = resources.boards_dir()
 HANDS = resources.hands_dir()

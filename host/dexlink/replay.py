@@ -11,10 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dexproto import catalog
-
 from dexlink.errors import UserError
-
+from dexproto import catalog
 
 SEND_HZ = 100  # ramp steps per second
 

@@ -159,7 +159,8 @@ MESSAGES = (
      "Clock probe; the board answers TIME_SYNC_REPLY at once."),
     (TIME_SYNC_REPLY, "TIME_SYNC_REPLY", TO_HOST, "<III", ("token", "rx_us", "tx_us"),
      None, (), None,
-     "Board clock (ticks_us, wraps at 2^30 on boards, 2^32 on the wire) when the probe arrived and when the reply left."),
+     "Board clock (ticks_us, wraps at 2^30 on boards, 2^32 on the wire) when the probe "
+     "arrived and when the reply left."),
     (HEARTBEAT, "HEARTBEAT", TO_BOARD, "", (), None, (), None,
      "Keeps the HOST-mode watchdog fed when no TARGETS flow."),
     (ESTOP, "ESTOP", TO_BOARD, "", (), None, (), None,
@@ -171,7 +172,8 @@ MESSAGES = (
       "rx_no_terminator", "tx_frames", "tx_dropped", "cycles", "overruns", "servo_timeouts",
       "servo_bad_checksums", "worst_cycle_us", "cmd_applied", "cmd_repeats", "heap_alloc",
       "heap_free"), None, (), None,
-     "Link and loop counters since boot, wrapping at 2^30; rx_* are the board FrameReader's frames and drops; heap_* the interpreter's heap now (bytes)."),
+     "Link and loop counters since boot, wrapping at 2^30; rx_* are the board FrameReader's "
+     "frames and drops; heap_* the interpreter's heap now (bytes)."),
     (REPL, "REPL", TO_BOARD, "", (), None, (), None,
      "Stop the firmware and hand the port back to the MicroPython REPL (for flashing)."),
     (ACK, "ACK", TO_HOST, "<BH", ("acked_type", "acked_seq"), None, (), None,
@@ -182,7 +184,8 @@ MESSAGES = (
     (TELEMETRY, "TELEMETRY", TO_HOST, "<IIHHHB",
      ("cycle", "board_us", "cycle_us", "worst_cycle_us", "overruns", "mode"),
      "<hhhB", ("exo_cdeg", "goal_cdeg", "present_cdeg", "status"), None,
-     "One loop cycle: board time at sampling, loop timing, and per joint the exoskeleton angle, servo goal, servo present position and status bits."),
+     "One loop cycle: board time at sampling, loop timing, and per joint the exoskeleton "
+     "angle, servo goal, servo present position and status bits."),
     (RAW_SAMPLE, "RAW_SAMPLE", TO_HOST, "<II", ("cycle", "board_us"), "<HB",
      ("raw_turn16", "status"), None,
      "CALIBRATE mode: raw encoder positions before calibration."),

@@ -135,11 +135,11 @@ def parse_payload(payload: bytes) -> Message:
     spec = SPECS.get(t)
     if spec is None:
         raise ProtocolError("unknown message type 0x%02x" % t)
-    body = memoryview(payload)[catalog.HEADER_SIZE:]
+    body = memoryview(payload)[catalog.HEADER_SIZE :]
     if not body_length_ok(spec.row, len(body)):
         raise ProtocolError("%s with a %d-byte body" % (spec.name, len(body)))
     fields = dict(zip(spec.head_fields, spec.head.unpack_from(body, 0)))
-    rest = body[spec.head.size:]
+    rest = body[spec.head.size :]
     items = list(spec.item.iter_unpack(rest)) if spec.item is not None else []
     tail = bytes(rest) if spec.tail_field else b""
     return Message(spec.name, fields, items, tail, seq)
@@ -242,7 +242,8 @@ def check_hello(hello: Message, host_major: int = catalog.PROTOCOL_MAJOR) -> Non
         raise ProtocolError(
             "protocol version mismatch: %s speaks %d.%d, this side speaks %d.%d; "
             "flash matching firmware with `dexlink flash`"
-            % (peer, hello.proto_major, hello.proto_minor, host_major, catalog.PROTOCOL_MINOR))
+            % (peer, hello.proto_major, hello.proto_minor, host_major, catalog.PROTOCOL_MINOR)
+        )
 
 
 def mode_name(mode: int | None) -> str:

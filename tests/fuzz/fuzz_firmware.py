@@ -28,7 +28,8 @@ for p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "protocol"),
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from fuzz_decoder import run_fuzzer, seeds as decoder_seeds, wire_of  # noqa: E402  (same input format)
+from fuzz_decoder import run_fuzzer, wire_of  # noqa: E402  (same input format)
+from fuzz_decoder import seeds as decoder_seeds
 
 PIECE = 1024  # bytes fed per loop cycle: what the loop reads in one (4 reads of 256)
 NOT_ANSWERS = ("TELEMETRY", "RAW_SAMPLE", "FAULT", "LOG")  # sent on their own account
@@ -38,12 +39,13 @@ class Rig:
     """The firmware on the simulated rig, in HOST mode, holding the hand still."""
 
     def __init__(self):
-        from dexlink.hwconfig import compile_config, dumps
         import vmachine
         import vworld
         from dexfw import build
         from dexfw.bufconsole import BufferConsole
         from dexfw.loop import Firmware
+
+        from dexlink.hwconfig import compile_config, dumps
 
         cfg = json.loads(dumps(compile_config(os.path.join(ROOT, "hardware", "hands", "iso16.toml"),
                                               "virtual")))
@@ -123,15 +125,16 @@ def main(argv: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports():
-        import dexproto.catalog  # noqa: F401
-        import dexproto.cobsbuf  # noqa: F401
-        import dexproto.crcbuf  # noqa: F401
-        import dexproto.frame  # noqa: F401
         import dexfw.config  # noqa: F401
         import dexfw.joints  # noqa: F401
         import dexfw.link  # noqa: F401
         import dexfw.loop  # noqa: F401
         import dexfw.mapping  # noqa: F401
+
+        import dexproto.catalog  # noqa: F401
+        import dexproto.cobsbuf  # noqa: F401
+        import dexproto.crcbuf  # noqa: F401
+        import dexproto.frame  # noqa: F401
     run_fuzzer(argv, check, seeds(), "firmware")
 
 

@@ -61,7 +61,7 @@ def fixed_messages(seed: int = 2) -> list[stream.Message]:
         head_codes = codes(spec.head.format)
         item_codes = codes(spec.item.format) if spec.item else ""
         for pick in (min, max, None):
-            def value(c):
+            def value(c, pick=pick):
                 lo, hi = RANGES[c]
                 return pick(lo, hi) if pick else rng.randint(lo, hi)
             fields = {f: value(c) for f, c in zip(spec.head_fields, head_codes)}
@@ -71,5 +71,7 @@ def fixed_messages(seed: int = 2) -> list[stream.Message]:
                 tails = [b"", "pinky-\u00e9".encode(), bytes(rng.randrange(256) for _ in range(room(spec)))] \
                     if spec.tail_field else [b""]
                 for tail in tails:
-                    out.append(stream.Message(spec.name, dict(fields), items, tail, rng.randrange(0x10000)))
+                    out.append(
+                        stream.Message(spec.name, dict(fields), items, tail, rng.randrange(0x10000))
+                    )
     return out

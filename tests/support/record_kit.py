@@ -45,9 +45,12 @@ def write_episode(session: Session, seconds: float = 1.0, tel_hz: int = 100, tac
     """Write one finished episode with known streams (tactile images of `size`, RGB-D of
     `rgbd_size`, default the same); returns its path."""
     path = session.next_path()
-    cams = [FakeCam(n, "tactile") for n in tactile] + ([FakeCam("rgbd", "rgbd")] if rgbd_fps else [])
-    w = EpisodeWriter(path, {"task": task, "dexlink_version": "test"}, cams, queue_size=100_000,
-                      chunk_size=32_000)
+    cams = [FakeCam(n, "tactile") for n in tactile] + (
+        [FakeCam("rgbd", "rgbd")] if rgbd_fps else []
+    )
+    w = EpisodeWriter(
+        path, {"task": task, "dexlink_version": "test"}, cams, queue_size=100_000, chunk_size=32_000
+    )
     n_tel = int(seconds * tel_hz)
     for c in range(n_tel):
         if c not in skip_cycles:

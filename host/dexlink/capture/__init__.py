@@ -5,8 +5,13 @@ capture. See base.py for the interface, tactile.py (DIGIT, GelSight Mini),
 realsense.py (RGB-D, optional pyrealsense2), sim.py (rendered from joint angles).
 """
 from dexlink.capture.base import Camera, CameraSet, Contact, Frame
-from dexlink.capture.sim import (Fingertip, SimRGBDCamera, SimTactileCamera,
-                                 default_fingertips, fingertips_from_hand)
+from dexlink.capture.sim import (
+    Fingertip,
+    SimRGBDCamera,
+    SimTactileCamera,
+    default_fingertips,
+    fingertips_from_hand,
+)
 from dexlink.capture.tactile import PRESETS, ContactMeter, OpenCVTactileCamera
 
 

@@ -8,8 +8,12 @@ from pathlib import Path
 
 from dexlink.board import BoardOptions
 from dexlink.record.recording import RecordOptions, record_session
-from dexlink.ui.reports import (print_export, print_inspection, print_record_progress,
-                                print_record_result)
+from dexlink.ui.reports import (
+    print_export,
+    print_inspection,
+    print_record_progress,
+    print_record_result,
+)
 
 
 def register(subparsers) -> None:

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-from dexlink.cli_support import MODES, add_board_args, add_foxglove_arg, board_options
+from dexlink.cli_support import (
+    MODES,
+    add_board_args,
+    add_foxglove_arg,
+    add_world_args,
+    board_options,
+    world_options,
+)
 from dexlink.errors import UserError
-from dexlink.record.recording import (DEFAULT_EPISODE_S, RecordOptions, TactileCameraSpec,
-                                      open_recording)
+from dexlink.record.recording import (
+    DEFAULT_EPISODE_S,
+    RecordOptions,
+    TactileCameraSpec,
+    open_recording,
+)
 from dexlink.ui.reports import print_record_progress, print_record_result
 
 KEYS_HELP = ("keys: s start, k stop and keep, d stop and discard, y mark success, "
@@ -23,11 +35,14 @@ def register(subparsers) -> None:
                     "(telemetry of every loop cycle, one channel per camera, contact measures, "
                     "events) and session.json, the index of the finished ones. On a terminal, keys drive "
                     "it (%s); otherwise each episode lasts --duration seconds. With --sim the "
-                    "cameras are simulated from the hand's joint angles." % KEYS_HELP,
+                    "cameras are simulated from the hand's joint angles; with --sim --world TASK the "
+        "board runs in a physics world, its cameras are the world's and the one episode "
+        "lasts until the world judges the task, marked success or failure." % KEYS_HELP,
         epilog="examples:\n  dexlink record --sim --task 'pick the cube' --episodes 2 "
                "--duration 5 --out sessions/cube\n  dexlink record --port /dev/ttyACM0 "
                "--hand hardware/hands/iso16.toml --task grasp --tactile index=/dev/video2:digit "
-               "--realsense",
+               "--realsense\n  dexlink record --sim --world lift_cube --world-seed 3 --task lift "
+        "--out sessions/lift",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_board_args(p)
     p.add_argument("--task", required=True, help="what the operator does, e.g. 'pick the cube'")
@@ -50,6 +65,7 @@ def register(subparsers) -> None:
                    help="telemetry samples per second (default: every loop cycle, e.g. 1000 "
                         "on iso16; lower it for smaller files)")
     p.add_argument("--no-keys", action="store_true", help="never read keys, even on a terminal")
+    add_world_args(p)
     add_foxglove_arg(p)
     p.set_defaults(func=record)
 
@@ -82,7 +98,7 @@ def record(args) -> int:
     with open_recording(options) as rec:
         if rec.live_text:
             print(rec.live_text, flush=True)
-        if sys.stdin.isatty() and sys.stdout.isatty() and not args.no_keys:
+        if world is None and sys.stdin.isatty() and sys.stdout.isatty() and not args.no_keys:
             run_keys(rec.recorder, args.episodes)
         else:
             rec.run_timed(print_record_progress)

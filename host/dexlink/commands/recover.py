@@ -33,5 +33,7 @@ def recover_command(args) -> int:
     print("saved %d messages on %d channels (%.2f s) from %s into %s; %s"
           % (r.messages, r.channels, r.span_s, r.source, r.output, state))
     if r.indexed:
-        print("added %s to the session index %s" % (r.output.name, r.output.parent / "session.json"))
+        print(
+            "added %s to the session index %s" % (r.output.name, r.output.parent / "session.json")
+        )
     return 0

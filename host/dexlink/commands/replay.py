@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dexproto import catalog
-
 from dexlink.board import open_link
 from dexlink.cli_support import add_board_args, board_options
 from dexlink.errors import UserError
 from dexlink.replay import check_not_refused, current_pose, load_targets, play, ramp, ramp_seconds
+from dexproto import catalog
 
 
 def register(subparsers) -> None:

@@ -5,12 +5,11 @@ import argparse
 import contextlib
 import sys
 
-from dexproto import catalog
-
 from dexlink.board import connect
 from dexlink.cli_support import MODES, add_board_args, add_foxglove_arg, board_options
 from dexlink.errors import UsageError
 from dexlink.telemetry_rate import telemetry_rate
+from dexproto import catalog
 
 
 def register(subparsers) -> None:

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from dexlink.board import DEFAULT_HAND, default_hand, resolve_hand, virtual_board
-from dexlink.cli_support import print_flash_progress, serve
+from dexlink.cli_support import add_world_args, print_flash_progress, serve, world_options
 from dexlink.errors import UserError
 
 
@@ -24,6 +24,7 @@ def register(subparsers) -> None:
                "  dexlink sim --hand hardware/hands/iso22.toml\n"
                "  dexlink sim --fs vb                           # keep (or boot again) its filesystem\n"
                "  dexlink sim --blank                           # bare MicroPython, e.g. for mpremote\n"
+               "  dexlink sim --world lift_cube                 # in a physics world, lifting a cube\n"
                "then, in another terminal: dexlink session --port PORT",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hand", metavar="HAND.toml",
@@ -32,6 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--fs", metavar="DIR", help="the board's filesystem directory (kept)")
     p.add_argument("--blank", action="store_true", help="no firmware: a bare MicroPython board")
     p.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    add_world_args(p)
     p.set_defaults(func=sim)
 
 
@@ -43,6 +45,10 @@ def sim(args) -> int:
         hand = resolve_hand(args.hand)
     else:
         hand = None if args.blank or flashed else default_hand()
-    with virtual_board(hand, fs=args.fs, progress=print_flash_progress) as board:
+    world = world_options(args)
+    if world is not None and hand is None:
+        raise UserError("--world needs the firmware for a hand: not with --blank or an "
+                        "already flashed --fs (name the --hand)")
+    with virtual_board(hand, fs=args.fs, progress=print_flash_progress, world=world) as board:
         serve(board, args.seconds)
     return 0

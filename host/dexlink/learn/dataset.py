@@ -217,8 +217,9 @@ class LeRobotDataset:
         try:
             return np.asarray(self.stats[key][name], np.float32)
         except (KeyError, TypeError, ValueError):
-            raise FileFormatError("%s: no %s for %s" % (self.root / "meta" / "stats.json",
-                                                        name, key)) from None
+            raise FileFormatError(
+                "%s: no %s for %s" % (self.root / "meta" / "stats.json", name, key)
+            ) from None
 
     def episode_of_rows(self) -> np.ndarray:
         """(n, 2): the first row and one past the last of each row's episode."""

@@ -40,8 +40,10 @@ class Normaliser(nn.Module):
             std = torch.as_tensor(stats(key, "std"), dtype=torch.float32).reshape(3) if stats \
                 else torch.ones(3)
             self.register_buffer(module_name(key) + "__mean", mean.reshape(3, 1, 1))
-            self.register_buffer(module_name(key) + "__std",
-                                 torch.where(std < TINY, torch.ones_like(std), std).reshape(3, 1, 1))
+            self.register_buffer(
+                module_name(key) + "__std",
+                torch.where(std < TINY, torch.ones_like(std), std).reshape(3, 1, 1),
+            )
 
     def _vector(self, key: str, dim: int, lo_hi) -> None:
         if lo_hi is None:
@@ -50,8 +52,9 @@ class Normaliser(nn.Module):
             lo = torch.as_tensor(np.asarray(lo_hi[0], np.float32).reshape(-1))
             hi = torch.as_tensor(np.asarray(lo_hi[1], np.float32).reshape(-1))
             if lo.numel() != dim or hi.numel() != dim:
-                raise ValueError("stats of %s have %d values, the feature has %d"
-                                 % (key, lo.numel(), dim))
+                raise ValueError(
+                    "stats of %s have %d values, the feature has %d" % (key, lo.numel(), dim)
+                )
             span = hi - lo
             centre = (hi + lo) / 2
             scale = torch.where(span > TINY, 2 / span.clamp_min(TINY), torch.ones_like(span))

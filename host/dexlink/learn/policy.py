@@ -113,8 +113,9 @@ class DiffusionPolicy(nn.Module):
         return batch
 
     @torch.inference_mode()
-    def predict_chunk(self, obs: dict, steps: int | None = None,
-                      generator: torch.Generator | None = None) -> np.ndarray:
+    def predict_chunk(
+        self, obs: dict, steps: int | None = None, generator: torch.Generator | None = None
+    ) -> np.ndarray:
         """(horizon, A) actions in dataset units (degrees for joint goals), for one
         observation window; `steps` DDIM steps (default config.inference_steps)."""
         cond = self.condition(self.prepare(obs))

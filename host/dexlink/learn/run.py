@@ -10,8 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dexlink.errors import UsageError, UserError
-from dexlink.learn.config import (OBS_GROUPS, PolicyConfig, TrainConfig, apply_setting,
-                                  check_policy, load_run_config)
+from dexlink.learn.config import (
+    OBS_GROUPS,
+    PolicyConfig,
+    TrainConfig,
+    apply_setting,
+    check_policy,
+    load_run_config,
+)
 
 DEFAULT_OBS = "state,rgb,tactile"
 RESUMABLE = ("steps", "save_every", "batch_size")

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import threading
 
+from dexlink.clock import BoardClock
 from dexproto import catalog
 from dexproto.stream import Message, StreamDecoder, make
-
-from dexlink.clock import BoardClock
 
 from .faults import fault_text, fault_where
 from .handshake import Handshake, describe_board

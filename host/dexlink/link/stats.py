@@ -4,9 +4,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from dexproto.stream import Message, StreamDecoder
-
 from dexlink.clock import BoardClock
+from dexproto.stream import Message, StreamDecoder
 
 
 class LinkStats:
@@ -69,7 +68,9 @@ class LinkStats:
         current connection's)."""
         fps, bps = self.rates(time.monotonic_ns())
         rtts = sorted(self.rtt_ns)
-        drops = {reason: n + self.drops_before.get(reason, 0) for reason, n in decoder.drops.items()}
+        drops = {
+            reason: n + self.drops_before.get(reason, 0) for reason, n in decoder.drops.items()
+        }
         dropped = sum(drops.values())
         return {
             "connected": connected,

@@ -5,9 +5,8 @@ import threading
 import time
 from typing import Callable
 
-from dexproto.stream import Message, make
-
 from dexlink.clock import BoardClock
+from dexproto.stream import Message, make
 
 from .errors import LinkDown
 from .requests import CTRL_C

@@ -76,7 +76,9 @@ class HandKinematics:
                                   (0.0, 0.0, 0.0))),
                 _floats(axis.get("xyz") if axis is not None else None, (1.0, 0.0, 0.0))))
         children = {j.child for j in self.joints}
-        roots = [link.get("name") for link in robot.iter("link") if link.get("name") not in children]
+        roots = [
+            link.get("name") for link in robot.iter("link") if link.get("name") not in children
+        ]
         self.root = roots[0] if roots else ""
         self.moving = [j.name for j in self.joints if j.kind != "fixed"]
 

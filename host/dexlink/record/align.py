@@ -20,10 +20,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from dexproto import catalog
 
 from dexlink.record import schema
 from dexlink.record.reader import episode_files, read_episode
+from dexproto import catalog
 
 RGB = "/rgbd/color"
 DEPTH = "/rgbd/depth"

@@ -141,7 +141,7 @@ class EpisodeWriter:
             return [(topic, t_ns, schema.telemetry_json(item[3]))]
         if what == "event":
             return [(topic, t_ns, schema.small_json(item[3]))]
-        frame, kind = item[3], item[4]
+        frame = item[3]
         ok, jpg = cv2.imencode(".jpg", frame.color, self.jpeg_params)
         out = [(topic, t_ns, schema.image_json(frame.camera, t_ns, "jpeg", jpg.tobytes()))]
         if frame.depth is not None:

@@ -14,9 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from dexlink.errors import UsageError, UserError
-from dexlink.record.align import (AlignedEpisode, SkipEpisode, Skipped,  # noqa: F401 (API)
-                                  align, aligned_episodes, image_key, joint_names,
-                                  latest_at_or_before)
+from dexlink.record.align import (  # noqa: F401 (API)
+    AlignedEpisode,
+    SkipEpisode,
+    Skipped,
+    align,
+    aligned_episodes,
+    image_key,
+    joint_names,
+    latest_at_or_before,
+)
 from dexlink.record.lerobot import NATIVE, LeRobotWriter
 from dexlink.record.lerobot_meta import DATA_FILE_MB, INFO, VIDEO_FILE_MB, ExistingDataset
 

@@ -8,10 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dexproto.catalog import PRESENT_UNKNOWN
-
 from dexlink.record import schema
 from dexlink.record.reader import EpisodeData, read_episode
+from dexproto.catalog import PRESENT_UNKNOWN
 
 
 @dataclass

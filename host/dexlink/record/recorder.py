@@ -11,15 +11,14 @@ import time
 from collections import Counter, deque
 from pathlib import Path
 
-from dexproto import catalog
-from dexproto.stream import mode_name
-
 from dexlink import __version__
 from dexlink.capture.base import CameraSet
 from dexlink.link import EVENT as LINK_EVENT
 from dexlink.record.episode import EpisodeWriter
 from dexlink.record.schema import TELEMETRY
 from dexlink.record.session import Session
+from dexproto import catalog
+from dexproto.stream import mode_name
 
 MARKS = ("", "success", "failure")
 

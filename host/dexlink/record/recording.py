@@ -11,7 +11,9 @@ The board comes from dexlink.board (RecordOptions.board: a port, or a virtual bo
 default) and sends a TELEMETRY sample every loop cycle while it records (fewer with
 RecordOptions.telemetry_hz; dexlink.telemetry_rate); the episodes are written by
 record.recorder.Recorder into a record.session.Session directory; RecordOptions.foxglove
-serves a live view (dexlink.live). User mistakes (a directory that cannot be made, a
+serves a live view (dexlink.live). With a physics world under the virtual board
+(RecordOptions.board.world) the cameras are the world's and its one episode lasts until
+the world judges the task, marked with the verdict. User mistakes (a directory that cannot be made, a
 camera that cannot be opened, a full disk at the start of an episode) are RecordErrors
 naming the file or camera.
 """
@@ -24,14 +26,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dexproto import catalog
-
 from dexlink.board import BoardOptions, ConnectedBoard, connect
 from dexlink.errors import UserError, error_text
 from dexlink.link import Link
 from dexlink.record.recorder import Recorder, follow_link
 from dexlink.record.session import Session
 from dexlink.telemetry_rate import telemetry_rate
+from dexproto import catalog
 
 DEFAULT_EPISODE_S = 10.0
 
@@ -70,6 +71,16 @@ class RecordOptions:
                               "duration (got %d episodes of %g s)" % (self.episodes, self.duration_s))
         if self.telemetry_hz is not None and not self.telemetry_hz > 0:
             raise RecordError("the telemetry rate must be positive (got %g Hz)" % self.telemetry_hz)
+        if self.world is not None and self.episodes != 1:
+            raise RecordError("a world gives one episode (it ends when the world judges the "
+                              "task); record %d worlds, one a run, with different seeds"
+                              % self.episodes)
+
+    @property
+    def world(self):
+        """The virtual board's physics world (board.world, a WorldOptions), or None. With
+        one, the cameras are the world's and the episode lasts until it judges the task."""
+        return self.board.world
 
 
 @dataclass(frozen=True)
@@ -131,8 +142,14 @@ class Recording:
         return self.board.virtual
 
     def run_timed(self, progress: Callable[[RecordProgress], None] | None = None) -> None:
-        """The options' episodes, each of duration_s, one after the other."""
-        run_episodes(self.recorder, self.options.episodes, self.options.duration_s, progress)
+        """The options' episodes, each of duration_s, one after the other; in a world, its
+        one episode, until the world judges it, marked with the verdict."""
+        world = self.virtual.world if self.virtual is not None else None
+        if world is not None:
+            run_world_episode(self.recorder, world, progress)
+        else:
+            run_episodes(self.recorder, self.options.episodes, self.options.duration_s,
+                         progress)
 
     def result(self) -> RecordResult:
         """What was kept and what went wrong; waits for the episodes still being finished."""
@@ -204,6 +221,37 @@ def run_episodes(recorder: Recorder, episodes: int, duration_s: float,
         recorder.stop_episode(keep=True)
 
 
+WORLD_START_S = 30.0  # how long a world may wait for the board to turn torque on
+
+
+def run_world_episode(recorder: Recorder, world,
+                      progress: Callable[[RecordProgress], None] | None = None) -> None:
+    """One episode, until the world (a dexlink.world.World) judges its task (at the
+    latest at the task's time limit), marked with the world's verdict as a key marks
+    one. A world that never decides (the board never powered the hand) leaves it
+    unmarked."""
+    path = recorder.start_episode()
+    if progress:
+        progress(RecordProgress(1, 1, path, recorder.status_line(), starting=True))
+    # The world's clock starts with torque: its time limit plus the wait for the board.
+    end = time.monotonic() + world.task.time_limit_s + WORLD_START_S
+    next_report = time.monotonic() + 1.0
+    while world.judge() is None and time.monotonic() < end:
+        time.sleep(0.05)
+        if time.monotonic() >= next_report:
+            next_report += 1.0
+            recorder.check_cameras()
+            if progress:
+                progress(RecordProgress(1, 1, path, recorder.status_line()))
+            if recorder.write_error():
+                return
+    verdict = world.judge()
+    if verdict is not None:
+        recorder.mark(verdict == "success")
+        recorder.event("world", "%s: %s" % (verdict, world.task.reason))
+    recorder.stop_episode(keep=True)
+
+
 def board_metadata(board: ConnectedBoard) -> dict:
     """What the episode files say about the rig: hand, calibration in force, firmware, board."""
     link = board.link
@@ -239,7 +287,13 @@ def build_cameras(options: RecordOptions, board: ConnectedBoard, recorder: Recor
             raise RecordError(str(e)) from None
     if options.realsense is not None:
         cams.append(RealSenseCamera(serial=options.realsense or None))
-    if options.sim_cameras or (options.board.virtual and not cams):
+    world = board.virtual.world if board.virtual is not None else None
+    if world is not None and (options.sim_cameras or not cams):
+        from dexlink.world.sensors import WorldRGBDCamera, WorldTactileCamera
+
+        cams += [WorldTactileCamera(world, f) for f in world.fingers]
+        cams.append(WorldRGBDCamera(world))
+    elif options.sim_cameras or (options.board.virtual and not cams):
         tips = fingertips(board.hand, board.link.board.n_joints)
         cams += list(sim_cameras(recorder.joints, tips))
     try:

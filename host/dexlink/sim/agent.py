@@ -14,13 +14,12 @@ import io
 import os
 import sys
 import time
-import vfs
 
 import machine
 import micropython
-
 import vconsole
 import vfaults
+import vfs
 import vnotes
 
 AGENT_NAME = "agent.py"

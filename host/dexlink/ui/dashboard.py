@@ -14,10 +14,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dexproto import catalog
-
 from dexlink.link import LinkError
 from dexlink.ui.state import SessionState, mode_name
+from dexproto import catalog
 
 KEYS = {
     "i": ("IDLE", catalog.MODE_IDLE),

@@ -67,7 +67,7 @@ def print_inspection(target: Path, plot: bool = False, plot_dir: Path | None = N
             try:
                 where.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise UserError("%s: cannot write the plots there: %s" % (where, e.strerror or e))
+                raise UserError("%s: cannot write the plots there: %s" % (where, e.strerror or e)) from None
             plot_png = plot_episode(ep, where / (path.stem + "_plot.png"))
             sheet = contact_sheet(ep, where / (path.stem + "_tactile.png"))
             console.print("plots: %s%s" % (plot_png, ", %s" % sheet if sheet else ""))

@@ -4,11 +4,10 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from dexproto import catalog
-from dexproto.stream import mode_name
-
 from dexlink.link import EVENT, Link
 from dexlink.link import fault_text as link_fault_text
+from dexproto import catalog
+from dexproto.stream import mode_name
 
 STATUS_FLAGS = (
     (catalog.ST_MAGNET_MISSING, "no-magnet"),
