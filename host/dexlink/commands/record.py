@@ -90,8 +90,15 @@ def record(args) -> int:
         raise UserError("--episodes must be at least 1 and --duration positive")
     if args.telemetry_hz is not None and not args.telemetry_hz > 0:
         raise UserError("--telemetry-hz must be positive")
+    if args.world and not args.sim:
+        raise UserError("--world needs --sim: a world runs under the virtual board")
+    world = world_options(args)
+    if world is not None and args.episodes != 1:
+        raise UserError("--world records one episode (it ends when the world judges the "
+                        "task); for more, run again with other --world-seed values")
+    board = dataclasses.replace(board_options(args), world=world)
     options = RecordOptions(
-        task=args.task, out=args.out, board=board_options(args), episodes=args.episodes,
+        task=args.task, out=args.out, board=board, episodes=args.episodes,
         duration_s=args.duration, mode=MODES[args.mode],
         tactile=tuple(tactile_spec(t) for t in args.tactile), realsense=args.realsense,
         sim_cameras=args.sim_cameras, telemetry_hz=args.telemetry_hz, foxglove=args.foxglove)
