@@ -15,7 +15,7 @@ from dexlink.cli_support import (
     board_options,
     world_options,
 )
-from dexlink.errors import UserError
+from dexlink.errors import UsageError, UserError
 from dexlink.record.recording import (
     DEFAULT_EPISODE_S,
     RecordOptions,
@@ -45,7 +45,8 @@ def register(subparsers) -> None:
         "--out sessions/lift",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_board_args(p)
-    p.add_argument("--task", required=True, help="what the operator does, e.g. 'pick the cube'")
+    p.add_argument("--task", help="what the operator does, e.g. 'pick the cube' (required, "
+                   "except with --world, where it defaults to the world's task name)")
     p.add_argument("--episodes", type=int, default=1, metavar="N",
                    help="episodes to record (default 1)")
     p.add_argument("--duration", type=float, default=DEFAULT_EPISODE_S, metavar="S",
@@ -90,6 +91,8 @@ def record(args) -> int:
         raise UserError("--episodes must be at least 1 and --duration positive")
     if args.telemetry_hz is not None and not args.telemetry_hz > 0:
         raise UserError("--telemetry-hz must be positive")
+    if not args.task and not args.world:
+        raise UsageError("--task is required (what the operator does, e.g. 'pick the cube')")
     if args.world and not args.sim:
         raise UserError("--world needs --sim: a world runs under the virtual board")
     world = world_options(args)
@@ -98,7 +101,7 @@ def record(args) -> int:
                         "task); for more, run again with other --world-seed values")
     board = dataclasses.replace(board_options(args), world=world)
     options = RecordOptions(
-        task=args.task, out=args.out, board=board, episodes=args.episodes,
+        task=args.task or args.world, out=args.out, board=board, episodes=args.episodes,
         duration_s=args.duration, mode=MODES[args.mode],
         tactile=tuple(tactile_spec(t) for t in args.tactile), realsense=args.realsense,
         sim_cameras=args.sim_cameras, telemetry_hz=args.telemetry_hz, foxglove=args.foxglove)
