@@ -47,6 +47,13 @@ def test_inspect_cli_on_a_session_with_plots(tmp_path, capsys):
     assert sheet is not None and sheet.shape[:2] == (2 * (120 + 20), 8 * 160)
     # The sheet shows real frames: write_episode's frame i is grey level 7*i.
     assert sheet[30:130, 7 * 160 + 10:8 * 160 - 10].mean() > 50
+    # Next to it, the RGB-D camera's colour frames over the episode: one row, first frame
+    # black (grey 0), the last (frame 14 of 15 at 30 fps) grey 98.
+    rgbd = cv2.imread(str(tmp_path / "episode_0001_rgbd.png"))
+    assert "episode_0001_rgbd.png" in out.replace("\n", "")
+    assert rgbd is not None and rgbd.shape[:2] == (120 + 20, 8 * 160)
+    assert rgbd[30:130, 10:150].mean() < 10
+    assert rgbd[30:130, 7 * 160 + 10:8 * 160 - 10].mean() == pytest.approx(98, abs=3)
 
 
 def test_inspect_says_a_file_was_cut_short(tmp_path, capsys):

@@ -3,7 +3,6 @@ through the same library calls and reports as `dexlink record`, `inspect` and `e
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -23,8 +22,9 @@ def register(subparsers) -> None:
         description="Run the rig with no hardware: flash the firmware into a virtual board "
                     "(the real MicroPython interpreter on a pseudo-terminal), switch to TELEOP "
                     "with the simulated operator, record two short episodes with simulated "
-                    "tactile fingertip cameras and an RGB-D camera, record lift_cube episodes "
-                    "in the physics world (when installed) each judged by the world, inspect them with plots, "
+                    "tactile fingertip cameras and an RGB-D camera, record lift_cube "
+                    "episodes in the physics world (when installed), each judged by the world, "
+                    "inspect them with plots, "
                     "and export the session as a LeRobot dataset. Prints where everything is.",
         epilog="examples:\n  dexlink demo\n  dexlink demo --out /tmp/demo --duration 5",
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -149,6 +149,20 @@ def plot_episode(ep: EpisodeData, out: Path) -> Path:
 def contact_sheet(ep: EpisodeData, out: Path, columns: int = 8, thumb=(160, 120)) -> Path | None:
     """A grid of tactile frames: one row per camera, frames evenly spread over the episode."""
     topics = sorted(t for t in ep.streams if t.startswith("/tactile/") and t.endswith("/image"))
+    return frame_sheet(ep, topics, out, columns, thumb)
+
+
+def rgbd_sheet(ep: EpisodeData, out: Path, columns: int = 8, thumb=(160, 120)) -> Path | None:
+    """A row of the RGB-D camera's colour frames (the scene: the hand and the object),
+    evenly spread over the episode; None when the episode has no RGB-D camera."""
+    topic = schema.image_topic("rgbd", "rgbd")
+    return frame_sheet(ep, [topic] if topic in ep.streams else [], out, columns, thumb)
+
+
+def frame_sheet(ep: EpisodeData, topics: list, out: Path, columns: int,
+                thumb) -> Path | None:
+    """A grid of image frames: one row per topic, `columns` frames evenly spread over the
+    episode, each labelled with its camera and time. None when there are no topics."""
     if not topics:
         return None
     w, h = thumb

@@ -33,11 +33,17 @@ def print_record_result(result: RecordResult) -> None:
 
 def print_inspection(target: Path, plot: bool = False, plot_dir: Path | None = None) -> int:
     """A table per episode of `target` (an episode file or a session directory), and with
-    `plot` its plot and tactile contact sheet as PNGs (in plot_dir, else next to it).
+    `plot` its plot, tactile contact sheet and RGB-D colour sheet as PNGs (in plot_dir, else next to it).
     Returns 1 when an episode could not be read (said on stderr), else 0."""
     from rich.console import Console
 
-    from dexlink.record.inspect import contact_sheet, plot_episode, print_report, report
+    from dexlink.record.inspect import (
+        contact_sheet,
+        plot_episode,
+        print_report,
+        report,
+        rgbd_sheet,
+    )
     from dexlink.record.reader import episode_files, read_episode
     from dexlink.record.session import Session
 
@@ -69,8 +75,9 @@ def print_inspection(target: Path, plot: bool = False, plot_dir: Path | None = N
             except OSError as e:
                 raise UserError("%s: cannot write the plots there: %s" % (where, e.strerror or e)) from None
             plot_png = plot_episode(ep, where / (path.stem + "_plot.png"))
-            sheet = contact_sheet(ep, where / (path.stem + "_tactile.png"))
-            console.print("plots: %s%s" % (plot_png, ", %s" % sheet if sheet else ""))
+            sheets = [contact_sheet(ep, where / (path.stem + "_tactile.png")),
+                      rgbd_sheet(ep, where / (path.stem + "_rgbd.png"))]
+            console.print("plots: " + ", ".join(str(p) for p in [plot_png, *sheets] if p))
     return status
 
 
