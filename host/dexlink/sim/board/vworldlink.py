@@ -58,7 +58,11 @@ def _put32(buf, word, v):
 
 
 class WorldOperator:
-    """The operator's hand as the world's host sends it: the encoders' raw readings."""
+    """The operator's hand as the world's host sends it: the encoders' raw readings.
+
+    raw_turn16/set_angle repeat voperator.Operator's on purpose: the host loads this file
+    as a plain module for its record layout, where voperator (and its vworld) is not
+    importable, so this file imports no other rig module."""
 
     def __init__(self, joints, state):
         import array
