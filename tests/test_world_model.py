@@ -152,11 +152,11 @@ def with_geometry(tmp_path, old: str, new: str, name="iso16") -> Path:
 
 
 BAD = [
-    ("links_mm = [0.0, 50.4, 27.2, 18.4]", "links_mm = [0.0, -3.0, 27.2, 18.4]",
+    ("links_mm = [0.0, 46.6, 27.2, 18.4]", "links_mm = [0.0, -3.0, 27.2, 18.4]",
      "geometry.fingers.index.links_mm[1]: must be > 0"),
-    ("links_mm = [0.0, 50.4, 27.2, 18.4]", "links_mm = [0.0, 50.4, 27.2]",
+    ("links_mm = [0.0, 46.6, 27.2, 18.4]", "links_mm = [0.0, 50.4, 27.2]",
      "geometry.fingers.index.links_mm: must be a list of 4 numbers"),
-    ("links_mm = [0.0, 50.4, 27.2, 18.4]", "links_mm = [0.0, 50.4, 27.2, 5.0]",
+    ("links_mm = [0.0, 46.6, 27.2, 18.4]", "links_mm = [0.0, 50.4, 27.2, 5.0]",
      "geometry.fingers.index.links_mm[3]: the last link (to the tip) must be longer"),
     ("capsule_radius_mm = 8.5", "capsule_radius_mm = 0", "geometry.capsule_radius_mm: must be > 0"),
     ("[geometry.fingers.ring]", "[geometry.fingers.ringg]", "geometry.fingers.ring: missing"),
@@ -189,7 +189,7 @@ def test_mount_on_own_finger_is_refused(tmp_path):
 
 
 def test_model_command_writes_both_formats_and_refuses_bad_geometry(tmp_path):
-    bad = with_geometry(tmp_path, "links_mm = [0.0, 50.4, 27.2, 18.4]",
+    bad = with_geometry(tmp_path, "links_mm = [0.0, 46.6, 27.2, 18.4]",
                         "links_mm = [0.0, -3.0, 27.2, 18.4]")
     out = tmp_path / "hand.xml"
     proc = subprocess.run([str(DEXLINK), "model", "--hand", str(bad), "--format", "mjcf",

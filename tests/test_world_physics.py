@@ -229,4 +229,6 @@ def test_world_cameras_stream_frames_the_recorder_measures():
     for f in world.fingers:
         fr = by[f]
         assert fr.color.shape == (240, 320, 3) and fr.contact is not None
-        assert (fr.contact.area > 0.01) == (f in touching)
+        # A pad that touches shows an imprint (a light touch covers under 1 % of the
+        # image); one that does not shows none at all.
+        assert (fr.contact.area > 0.001) == (f in touching)
