@@ -232,3 +232,15 @@ def test_world_cameras_stream_frames_the_recorder_measures():
         # A pad that touches shows an imprint (a light touch covers under 1 % of the
         # image); one that does not shows none at all.
         assert (fr.contact.area > 0.001) == (f in touching)
+
+
+@pytest.mark.parametrize("hand", ["iso16", "iso22", "tendon16"])
+def test_every_hand_has_a_tactile_camera_per_fingertip_and_none_elsewhere(hand):
+    # iso22's palm joint is a finger without a tip: a tactile camera there would have no pad.
+    from dexlink.world.sensors import WorldTactileCamera
+    from dexlink.world.world import World
+    world = World(hwconfig.HANDS / ("%s.toml" % hand), "lift_cube", seed=0)
+    with_tips = [f for f in world.fingers if f != "palm"]
+    assert world.tactile_fingers == with_tips
+    for f in world.tactile_fingers:
+        assert WorldTactileCamera(world, f).name == f

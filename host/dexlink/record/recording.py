@@ -291,7 +291,7 @@ def build_cameras(options: RecordOptions, board: ConnectedBoard, recorder: Recor
     if world is not None and (options.sim_cameras or not cams):
         from dexlink.world.sensors import WorldRGBDCamera, WorldTactileCamera
 
-        cams += [WorldTactileCamera(world, f) for f in world.fingers]
+        cams += [WorldTactileCamera(world, f) for f in world.tactile_fingers]
         cams.append(WorldRGBDCamera(world))
     elif options.sim_cameras or (options.board.virtual and not cams):
         tips = fingertips(board.hand, board.link.board.n_joints)

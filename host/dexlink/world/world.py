@@ -60,6 +60,8 @@ class World:
         self.joint_names = s.joint_names
         self.motor_names = s.motor_names
         self.fingers = s.fingers
+        # The fingers with a tactile pad (a finger without a tip, iso22's palm joint, has none).
+        self.tactile_fingers = [p.finger for p in s.pads]
         self._gain = m.actuator_gainprm[s.actuators, 0].copy()
         self._bias = m.actuator_biasprm[s.actuators, :3].copy()
         self._torque_limit = np.where(m.actuator_forcelimited[s.actuators] > 0,
