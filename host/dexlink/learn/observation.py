@@ -66,19 +66,28 @@ def history_times(t_ns: int, fps: float, horizon: int) -> np.ndarray:
     return int(t_ns) - np.round(np.arange(horizon - 1, -1, -1) * step).astype(np.int64)
 
 
-def telemetry_streams(t_ns: np.ndarray, present_cdeg: np.ndarray,
-                      goal_cdeg: np.ndarray) -> dict[str, Sampled]:
-    """observation.state and action (degrees) from telemetry in centidegrees.
+def read_back(present_cdeg: np.ndarray, blind: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to keep, blind joints) of telemetry's present positions (n, joints) in cdeg.
 
     A present position not read back yet (catalog.PRESENT_UNKNOWN: the first cycles after
-    a boot) is a placeholder, not an angle: those samples are left out. A joint unknown in
-    every sample has a servo without read-back: its state is its goal, all that is known.
+    a boot) is a placeholder, not an angle: a row with one is left out. A joint unknown in
+    every row (or `blind`, when the caller knows better) has a servo without read-back:
+    its state is its goal, all that is known, and it does not cost its rows.
     """
+    unknown = np.asarray(present_cdeg) == catalog.PRESENT_UNKNOWN
+    if blind is None:
+        blind = unknown.all(axis=0)
+    return ~(unknown & ~blind).any(axis=1), blind
+
+
+def telemetry_streams(t_ns: np.ndarray, present_cdeg: np.ndarray, goal_cdeg: np.ndarray,
+                      blind: np.ndarray | None = None) -> dict[str, Sampled]:
+    """observation.state and action (degrees) from telemetry in centidegrees, the rows
+    and joints not read back treated as `read_back` says."""
     present = np.asarray(present_cdeg)
     goal = np.asarray(goal_cdeg)
-    unknown = present == catalog.PRESENT_UNKNOWN
-    blind = unknown.all(axis=0)
-    keep = ~(unknown & ~blind).any(axis=1)
+    keep, blind = read_back(present, blind)
     present = np.where(blind, goal, present)[keep]
     t = np.asarray(t_ns, np.int64)[keep]
     return {STATE: Sampled(t, present.astype(np.float32) / 100),
@@ -150,6 +159,7 @@ class History:
         self.span_ns = int(((horizon - 1) / fps + keep_s) * 1e9)
         self._times: dict[str, deque] = {}
         self._values: dict[str, deque] = {}
+        self._read_back = None  # joints whose present position has been read back
 
     def add(self, key: str, t_ns: int, value) -> None:
         if key not in self._times:
@@ -163,9 +173,21 @@ class History:
             values.popleft()
 
     def add_telemetry(self, t_ns: int, present_cdeg, goal_cdeg) -> None:
-        """One telemetry sample; one whose positions are not read back yet is left out."""
-        for key, s in telemetry_streams(np.array([t_ns]), np.asarray([present_cdeg]),
-                                        np.asarray([goal_cdeg])).items():
+        """One telemetry sample; one whose positions are not read back yet is left out.
+
+        Live, a joint is blind (state = goal, as export does for a joint unknown in a
+        whole episode) once others have been read back and it never has: until some joint
+        has been read back at all, a sample with an unknown one is left out, as export
+        leaves out the first cycles after a boot.
+        """
+        present = np.asarray([present_cdeg])
+        known = present[0] != catalog.PRESENT_UNKNOWN
+        if self._read_back is None:
+            self._read_back = np.zeros(len(known), bool)
+        blind = ~self._read_back if self._read_back.any() else np.zeros(len(known), bool)
+        self._read_back |= known
+        for key, s in telemetry_streams(np.array([t_ns]), present, np.asarray([goal_cdeg]),
+                                        blind & ~known).items():
             if len(s):
                 self.add(key, t_ns, s.values[0])
 

@@ -3,7 +3,9 @@
 Every stream is resampled at the target rate by capture time: for each target time the
 latest sample at or before it (as diffusion-policy code does), never by arrival order
 or a nominal rate. Targets run from the moment every stream has started to the moment
-the first one ends, so each frame has a sample of every stream.
+the first one ends, so each frame has a sample of every stream. The picking is
+dexlink.learn.observation's (`frame_times` and `assemble`): the function a deployed policy
+assembles its live observations with, so training and deployment see the same rows.
 
 observation.state = the hand's present positions, action = the goals (the exoskeleton's
 command), both in degrees; contact = area and intensity per tactile camera; images by
@@ -21,12 +23,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dexlink.learn import observation as obs
+from dexlink.learn.observation import latest_at_or_before  # noqa: F401 (API)
 from dexlink.record import schema
 from dexlink.record.reader import episode_files, read_episode
 from dexproto import catalog
 
 RGB = "/rgbd/color"
 DEPTH = "/rgbd/depth"
+DEPTH_KEY = "observation.depth"
+TELEMETRY_ROW = "telemetry_row"  # the stream of telemetry row numbers given to `assemble`
 # How PRESENT_UNKNOWN looks in a telemetry row's JSON. Nothing else in a row can contain
 # it: counters are unsigned and angles are int16, whose only value starting so is itself.
 UNKNOWN_TEXT = str(catalog.PRESENT_UNKNOWN).encode()
@@ -84,11 +90,6 @@ def is_image_topic(topic: str) -> bool:
     return topic.endswith("/image") or topic == RGB
 
 
-def latest_at_or_before(times: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Index of the latest sample at or before each target (targets >= times[0])."""
-    return np.searchsorted(times, targets, side="right") - 1
-
-
 class TelemetryRows:
     """An episode's telemetry rows (JSON bytes), decoded only where asked.
 
@@ -104,11 +105,9 @@ class TelemetryRows:
         self.blind = None  # joints never read back
         if suspect:
             present = np.array([json.loads(rows[i])["present_cdeg"] for i in suspect])
-            unknown = present == catalog.PRESENT_UNKNOWN
             # A row without the marker reads every joint: then none is blind.
-            self.blind = (unknown.all(axis=0) if len(suspect) == len(rows)
-                          else np.zeros(unknown.shape[1], bool))
-            keep[suspect] = ~(unknown & ~self.blind).any(axis=1)
+            blind = None if len(suspect) == len(rows) else np.zeros(present.shape[1], bool)
+            keep[suspect], self.blind = obs.read_back(present, blind)
         self.index = np.flatnonzero(keep)  # rows kept, in time order
         self.times = times[self.index]
         self.rows = rows
@@ -116,9 +115,12 @@ class TelemetryRows:
     def __len__(self):
         return len(self.index)
 
-    def at(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(present, goal) in cdeg of the latest kept sample at or before each target."""
-        picked = self.index[latest_at_or_before(self.times, targets)]
+    def stream(self) -> obs.Sampled:
+        """The kept samples as a stream whose values are their row numbers (for `decode`)."""
+        return obs.Sampled(self.times, self.index)
+
+    def decode(self, picked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(present, goal) in cdeg of these row numbers, decoded from JSON only now."""
         unique, where = np.unique(picked, return_inverse=True)
         decoded = json.loads(b"[" + b",".join(self.rows[i] for i in unique) + b"]")
         present = np.array([r["present_cdeg"] for r in decoded], np.int32)[where]
@@ -172,31 +174,27 @@ def align(path: Path, fps: float, expect_images: list[str] | None = None,
     for topic in needed:
         if topic not in ep.streams or not len(ep.streams[topic]):
             raise SkipEpisode("stream %s is empty" % topic)
-    start = max([int(ep.streams[t].times[0]) for t in needed] + [int(tel.times[0])])
-    end = min([int(ep.streams[t].times[-1]) for t in needed] + [int(s.times[-1])])
-    step = 1e9 / fps
-    n = int((end - start) // step) + 1 if end >= start else 0
+    # Telemetry goes in as row numbers (the rows picked are decoded after), the rest as
+    # the observation streams a live History holds.
+    streams = {TELEMETRY_ROW: tel.stream()}
+    for topic, key in zip(image_topics, keys):
+        streams[obs.IMAGES + key] = obs.Sampled(ep.streams[topic].times, ep.streams[topic].data)
+    for cam in tactile:
+        c = ep.contact(cam)
+        streams[obs.CONTACT_STREAM + cam] = obs.contact_stream(c["t_ns"], c["area"], c["intensity"])
+    if depth and DEPTH in ep.streams and RGB in all_images:
+        streams[DEPTH_KEY] = obs.Sampled(ep.streams[DEPTH].times, ep.streams[DEPTH].data)
+    targets = obs.frame_times(streams, fps)
+    n = len(targets)
     if n < 2:
         raise SkipEpisode("its streams overlap for less than two frames at %g fps" % fps)
-    targets = start + np.round(np.arange(n) * step).astype(np.int64)
-
-    present, goal = tel.at(targets)
-    out = AlignedEpisode(Path(path), ep.info.get("task", ""), np.arange(n) / fps,
-                         present.astype(np.float32) / 100, goal.astype(np.float32) / 100,
-                         np.zeros((n, 2 * len(tactile)), np.float32), tactile=tactile,
-                         info=ep.info)
-    for k, cam in enumerate(tactile):
-        c = ep.contact(cam)
-        j = latest_at_or_before(c["t_ns"], targets)
-        out.contact[:, 2 * k] = c["area"][j]
-        out.contact[:, 2 * k + 1] = c["intensity"][j]
-    for topic, key in zip(image_topics, keys):
-        s = ep.streams[topic]
-        out.images[key] = [s.data[j] for j in latest_at_or_before(s.times, targets)]
-    if depth and DEPTH in ep.streams and RGB in all_images:
-        s = ep.streams[DEPTH]
-        out.depth = [s.data[j] for j in latest_at_or_before(s.times, targets)]
-    return out
+    rows = obs.assemble(streams, targets, tactile)
+    present, goal = tel.decode(rows[TELEMETRY_ROW])
+    return AlignedEpisode(Path(path), ep.info.get("task", ""), np.arange(n) / fps,
+                          present.astype(np.float32) / 100, goal.astype(np.float32) / 100,
+                          rows[obs.CONTACT], tactile=tactile, info=ep.info,
+                          images={key: rows[obs.IMAGES + key] for key in keys},
+                          depth=rows.get(DEPTH_KEY))
 
 
 def joint_names(path: Path, n: int) -> list[str]:
