@@ -12,10 +12,12 @@ overruns with the world at most twice those without.
 
     python bench/world.py                 # the episode until the world judges it, <= 15 s
     python bench/world.py --seconds 10
+    python bench/world.py --cpu           # and who used the cores, who waited for one
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -78,6 +80,77 @@ def time_frames(cam, timer: Timer) -> None:
     cam._next_slot, cam._grab = timed_slot, timed_grab
 
 
+class CpuUse:
+    """CPU time and run-queue wait (the kernel's schedstat, ns) of every thread of this
+    process and of its child processes (the board's interpreter, the render process):
+    who uses the cores, and who waits for one."""
+
+    def __init__(self, interpreter_pid: int | None):
+        self.interpreter_pid = interpreter_pid
+        self.start = self._sample()
+
+    def _pids(self) -> list[int]:
+        pids, todo = [], [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            for tid in self._listdir("/proc/%d/task" % pid):
+                todo += [int(c) for c in self._read("/proc/%d/task/%s/children" % (pid, tid)).split()]
+        return pids
+
+    @staticmethod
+    def _listdir(path):
+        try:
+            return os.listdir(path)
+        except OSError:
+            return []
+
+    @staticmethod
+    def _read(path) -> str:
+        try:
+            with open(path) as f:
+                return f.read()
+        except OSError:  # the thread or process ended meanwhile
+            return ""
+
+    def _label(self, pid: int, tid: int, names: dict) -> str:
+        if pid == os.getpid():
+            return "host " + names.get(tid, self._read("/proc/%d/task/%d/comm" % (pid, tid)).strip())
+        if pid == self.interpreter_pid:
+            return "interpreter"
+        argv = self._read("/proc/%d/cmdline" % pid).split("\0")
+        module = argv[argv.index("-m") + 1].rsplit(".", 1)[-1] if "-m" in argv else argv[0]
+        return "%s %s" % (module, self._read("/proc/%d/task/%d/comm" % (pid, tid)).strip())
+
+    def _sample(self) -> dict:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        out = {}
+        for pid in self._pids():
+            for tid in map(int, self._listdir("/proc/%d/task" % pid)):
+                fields = self._read("/proc/%d/task/%d/schedstat" % (pid, tid)).split()
+                if len(fields) == 3:
+                    out[(pid, tid)] = (self._label(pid, tid, names), int(fields[0]), int(fields[1]))
+        return out
+
+    def rows(self, wall_s: float) -> list[tuple[str, float, float]]:
+        """(thread, CPU ms/s, run-queue wait ms/s), threads of one name summed, by CPU."""
+        per: dict[str, list[float]] = {}
+        for key, (label, run, wait) in self._sample().items():
+            _, run0, wait0 = self.start.get(key, (label, 0, 0))
+            row = per.setdefault(label, [0.0, 0.0])
+            row[0] += (run - run0) / wall_s / 1e6
+            row[1] += (wait - wait0) / wall_s / 1e6
+        return sorted(((k, v[0], v[1]) for k, v in per.items()), key=lambda r: -r[1])
+
+
+def cpu_lines(rows, min_ms: float = 5.0) -> list[str]:
+    total = sum(r[1] for r in rows)
+    lines = ["  %-30s %9s %15s" % ("thread (ms per second)", "CPU", "waiting for CPU")]
+    lines += ["  %-30s %9.0f %15.0f" % r for r in rows if r[1] >= min_ms]
+    lines.append("  %-30s %9.0f" % ("all", total))
+    return lines
+
+
 def loop_figures(link, s0, s1, wall_s: float) -> dict:
     cycles, over = s1.cycles - s0.cycles, s1.overruns - s0.overruns
     return dict(hz=cycles / wall_s, cycles=cycles, overruns=over,
@@ -117,6 +190,7 @@ def run_world(args, out: Path) -> dict:
         # from the hand's power-on: the world's clock and the loop's, side by side
         s0, c0, h0, steps0 = rec.link.get_stats(), camera_counts(rec), time.monotonic(), \
             bridge.stats["steps"]
+        cpu = CpuUse(vb.interpreter_pid)
         wt0 = world.time
         step_t.n, step_t.total_s = 0, 0.0
         for t in frame_t.values():
@@ -125,6 +199,7 @@ def run_world(args, out: Path) -> dict:
             time.sleep(0.02)
         s1, c1, h1 = rec.link.get_stats(), camera_counts(rec), time.monotonic()
         wt1, steps1 = world.time, bridge.stats["steps"]
+        cpu_rows = cpu.rows(h1 - h0)
         verdict = world.judge()
         rec.recorder.stop_episode(keep=True)
         wall = h1 - h0
@@ -133,7 +208,7 @@ def run_world(args, out: Path) -> dict:
                       states_dropped=bridge.stats["states_dropped"],
                       loop=loop_figures(rec.link, s0, s1, wall),
                       cams=camera_rows(rec, c0, c1, wall),
-                      frame_us={n: t.mean_us for n, t in frame_t.items()})
+                      frame_us={n: t.mean_us for n, t in frame_t.items()}, cpu=cpu_rows)
     res = rec.result()
     result["errors"] = res.errors
     return result
@@ -144,12 +219,14 @@ def run_baseline(args, out: Path, seconds: float) -> dict:
     with open_recording(options) as rec:
         rec.recorder.start_episode()
         s0, c0, h0 = rec.link.get_stats(), camera_counts(rec), time.monotonic()
+        cpu = CpuUse(rec.virtual.interpreter_pid)
         time.sleep(seconds)
         s1, c1, h1 = rec.link.get_stats(), camera_counts(rec), time.monotonic()
+        cpu_rows = cpu.rows(h1 - h0)
         rec.recorder.stop_episode(keep=True)
         wall = h1 - h0
         result = dict(wall=wall, loop=loop_figures(rec.link, s0, s1, wall),
-                      cams=camera_rows(rec, c0, c1, wall))
+                      cams=camera_rows(rec, c0, c1, wall), cpu=cpu_rows)
     result["errors"] = rec.result().errors
     return result
 
@@ -168,6 +245,9 @@ def main(argv=None) -> int:
     p.add_argument("--task", default="lift_cube", help="world task (default lift_cube)")
     p.add_argument("--seed", type=int, default=3, help="world seed (default 3)")
     p.add_argument("--skill", type=float, default=0.9, help="operator skill 0..1 (default 0.9)")
+    p.add_argument("--cpu", action="store_true",
+                   help="per thread (and child process): CPU used and time spent waiting "
+                        "for a core, in ms per second of each run")
     args = p.parse_args(argv)
     if args.seconds <= 0:
         p.error("--seconds must be positive")
@@ -191,8 +271,12 @@ def main(argv=None) -> int:
               % (c["name"], c["size"], c["fps"], a["frame_us"][c["name"]], c["captured"],
                  c["rate"], c["dropped"]))
     print("  loop with the world:    " + loop_line(a["loop"]))
+    if args.cpu:
+        print("\n".join(cpu_lines(a["cpu"])))
     print("B: kinematic rig, simulated cameras, %.1f s" % b["wall"])
     print("  loop without the world: " + loop_line(b["loop"]))
+    if args.cpu:
+        print("\n".join(cpu_lines(b["cpu"])))
     base_pct = b["loop"]["pct"]
     ratio = a["loop"]["pct"] / base_pct if base_pct > 0 else (
         0.0 if a["loop"]["pct"] == 0 else float("inf"))

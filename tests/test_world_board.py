@@ -191,3 +191,60 @@ def test_world_physics_in_micropython_allocates_nothing_and_keeps_the_latest_sta
     finally:
         for fd in (state_r, state_w, goal_r, goal_w):
             os.close(fd)
+
+
+HOST_THAT_DIES = '''
+import os, sys
+from dexlink.world.renderproc import RenderProcess
+from dexlink.world.world import World
+renderer = RenderProcess(World(sys.argv[1], "lift_cube", seed=0), 64, 48)
+print(renderer.pid, flush=True)
+os._exit(0)  # no close(): the process ends as a killed one would
+'''
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # ended, not yet reaped
+    except OSError:
+        return True
+
+
+def test_the_render_process_draws_the_world_as_rendering_here_does_and_ends_with_its_host():
+    """The RGB-D camera's child process: the same picture as rendering in the host
+    process, of the world's state at each call, at a lower priority than the board's
+    interpreter; it ends at close() and when its host process ends without one."""
+    import mujoco
+
+    from dexlink.world.priority import RENDER_NICE
+    from dexlink.world.renderproc import RenderProcess
+    from dexlink.world.sensors import RGBDRenderer
+    from dexlink.world.world import World
+    world = World(HAND, "lift_cube", seed=0)
+    here = RGBDRenderer(world)
+    child = RenderProcess(world)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) >= RENDER_NICE
+        for _ in range(2):  # a second picture after the wrist moved: the state goes across
+            color, depth = child.render()
+            want_color, want_depth = here.render()
+            assert np.array_equal(color, want_color) and np.array_equal(depth, want_depth)
+            pos, quat = world.wrist_pose()
+            world.place_wrist(pos + [0.0, 0.0, 0.05], quat)
+            world.step()
+            # After a step, the poses here are of the step's start; the child computes
+            # them from the state now. mj_forward brings both to the same instant.
+            mujoco.mj_forward(world.model, world.data)
+        assert not np.array_equal(child.render()[1], depth)
+    finally:
+        here.close()
+        child.close()
+    assert _gone(child.pid)
+    out = subprocess.run([os.sys.executable, "-c", HOST_THAT_DIES, str(HAND)],
+                         capture_output=True, text=True, timeout=60)
+    pid = int(out.stdout)
+    deadline = time.monotonic() + 10
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid), "the render process outlived its host"

@@ -8,7 +8,9 @@ them through two pipes per boot (board/vworldlink.py has the records' layout):
     encoders <- WorldOperator <--state record (positions, loads, operator's angles)--
 
 The thread steps the world in real time (mj_step releases the GIL), runs the operator on
-what it sees, sends the state after every step and applies the goals the board sent.
+what it sees (every OPERATOR_PERIOD_S), sends the state after every step and applies the
+goals the board sent. It runs at a lower priority than the board's interpreter
+(dexlink.world.priority): the firmware's loop comes first, the world catches up.
 The episode's clock starts when the board first turns a servo's torque on (the operator
 starts the task when the hand is powered); until then the world waits, its state still
 sent, so the encoders read the operator's starting pose.
@@ -32,11 +34,16 @@ from dexlink import hwconfig
 from dexlink.resources import hands_dir
 from dexlink.sim.boardcode import load_board_module
 from dexlink.sim.errors import VirtualBoardError
+from dexlink.world.priority import WORLD_NICE, yield_to_board
 
 log = logging.getLogger("dexlink.sim")
 link = load_board_module("vworldlink")
 
 MAX_CATCH_UP_STEPS = 25  # a late thread steps at most this much at once (50 ms at 2 ms)
+# The operator sees and moves at 100 Hz, as in dexlink.world.operator.teleoperate: a
+# person's hand and arm change little in 10 ms, and the operator's Python (about 0.2 ms a
+# call here) at every 2 ms step held the interpreter lock for a tenth of each second.
+OPERATOR_PERIOD_S = 0.01
 IDLE_PERIOD_S = 0.01  # the state's period before the episode starts
 
 
@@ -78,6 +85,7 @@ class WorldBridge:
         self._direction = np.array([m["direction"] for m in motors], dtype=float)
         self._offset = np.array([m["offset_cdeg"] for m in motors], dtype=float)
         self._goals_rad = self.world.motor_goals()
+        self._operator_every = max(1, round(OPERATOR_PERIOD_S / self.world.timestep))
         self._torque_mask = 0
         self.world.set_torque(False)  # limp until the board turns torque on
         self.started_at: float | None = None  # monotonic time the episode began
@@ -117,6 +125,8 @@ class WorldBridge:
     # -- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
         world = self.world
+        yield_to_board(WORLD_NICE)
+        cmd = None
         try:
             while not self._stop.is_set():
                 self._take_goals()
@@ -130,8 +140,9 @@ class WorldBridge:
                     self._stop.wait(world.time + world.timestep - due)
                     continue
                 for _ in range(steps):
-                    cmd = self.operator.command(world.time, world.task_state())
-                    world.set_wrist(cmd.wrist_pos, cmd.wrist_quat)
+                    if self.stats["steps"] % self._operator_every == 0:
+                        cmd = self.operator.command(world.time, world.task_state())
+                        world.set_wrist(cmd.wrist_pos, cmd.wrist_quat)
                     world.step()
                     self.stats["steps"] += 1
                     self._send_state(world.time, cmd.joints_deg)

@@ -9,7 +9,9 @@
 - RGBDRenderer renders the scene's camera offscreen (EGL, no shadows) into BGR colour and
   depth in millimetres (uint16), the frame types the recorder takes from a RealSense.
 - WorldTactileCamera and WorldRGBDCamera are capture cameras (dexlink.capture) on a
-  World: the recorder and its contact measures take them as they take real ones.
+  World: the recorder and its contact measures take them as they take real ones. Both
+  yield the CPU to the board's interpreter (dexlink.world.priority); the RGB-D camera
+  renders in a child process (dexlink.world.renderproc).
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ import numpy as np
 from dexlink.capture.base import Camera
 from dexlink.capture.sim import SimDevice
 from dexlink.capture.tactile import ContactMeter, TactileMeasure
+from dexlink.world.priority import WORLD_NICE, yield_to_board
+from dexlink.world.renderproc import RenderProcess
 from dexlink.world.scene import CAMERA_NAME
 
 GEL_SIZE = (320, 240)  # a DIGIT's QVGA
@@ -174,6 +178,10 @@ class WorldTactileCamera(SimDevice, TactileMeasure, Camera):
         self.meter = ContactMeter()
         self.meter.set_reference(self.shader.background)
 
+    def _open(self):
+        super()._open()
+        yield_to_board(WORLD_NICE)
+
     def _grab(self):
         if not self._next_slot():
             return None
@@ -181,7 +189,9 @@ class WorldTactileCamera(SimDevice, TactileMeasure, Camera):
 
 
 class WorldRGBDCamera(SimDevice, Camera):
-    """The scene's RGB-D camera on a World, depth in millimetres."""
+    """The scene's RGB-D camera on a World, depth in millimetres, rendered in a child
+    process (renderproc.RenderProcess: off this process's interpreter lock, behind the
+    board's interpreter for the CPU)."""
 
     kind = "rgbd"
     depth_scale = 0.001
@@ -190,11 +200,11 @@ class WorldRGBDCamera(SimDevice, Camera):
                  name: str = "rgbd"):
         super().__init__(name, fps, width, height)
         self.world = world
-        self._renderer: RGBDRenderer | None = None
+        self._renderer: RenderProcess | None = None
 
     def _open(self):
         super()._open()
-        self._renderer = RGBDRenderer(self.world, self.width, self.height)
+        self._renderer = RenderProcess(self.world, self.width, self.height)
 
     def _grab(self):
         if not self._next_slot():
