@@ -1,0 +1,81 @@
+"""`dexlink run-policy`: a trained policy drives the hand for one episode, recorded as MCAP
+(dexlink.learn.deploy_episode behind options)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    from dexlink.cli_support import add_board_args, add_world_args
+
+    p = subparsers.add_parser(
+        "run-policy", help="run a trained policy on the hand for one recorded episode",
+        description="Load the policy of a `dexlink train` run (EMA weights of its last "
+                    "checkpoint) and let it drive the hand in HOST mode: observations are "
+                    "assembled from the live telemetry and cameras by the function export "
+                    "aligns datasets with; inference runs on its own thread beside the link; "
+                    "each action chunk goes to the board timed from its observation's capture "
+                    "time (timed points the firmware interpolates, or TARGETS streamed by the "
+                    "host on older firmware). A NaN or infinite action is refused and ends the "
+                    "episode. The episode is recorded like `dexlink record` (inspect it with "
+                    "`dexlink inspect`); with --sim --world it ends when the world judges the "
+                    "task. In a world the wrist is the world operator's arm.",
+        epilog="examples:\n  dexlink run-policy runs/cube --sim --world lift_cube --world-seed 7\n"
+               "  dexlink run-policy runs/cube --port /dev/ttyACM0 --max-seconds 20 "
+               "--out sessions/policy",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, metavar="RUN", help="a run directory of dexlink train")
+    add_board_args(p)
+    add_world_args(p)
+    p.add_argument("--max-seconds", type=float, metavar="T",
+                   help="end the episode after T seconds (default: when the world decides; "
+                        "20 s without a world)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="session directory for the episode (default sessions/policy-<date-time>)")
+    p.add_argument("--inference-steps", type=int, metavar="N",
+                   help="DDIM steps per chunk (default: the run's)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="CPU threads for inference (default 1: the board and world keep a core)")
+    p.set_defaults(func=run_policy)
+
+
+def run_policy(args) -> int:
+    import time
+
+    from dexlink.cli_support import board_options, world_options
+    from dexlink.errors import UserError
+
+    if args.world and not args.sim:
+        raise UserError("--world needs --sim: a world runs under the virtual board")
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise UserError("--max-seconds must be positive")
+    if args.inference_steps is not None and args.inference_steps < 1:
+        raise UserError("--inference-steps must be at least 1")
+    if args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    world = world_options(args)
+    from dexlink.learn import load_policy
+    from dexlink.learn.deploy_episode import EpisodeOptions, run_policy_episode
+
+    policy = load_policy(args.run)
+    import torch
+    torch.set_num_threads(args.threads)
+    out = args.out or Path("sessions") / ("policy-" + time.strftime("%Y%m%d-%H%M%S"))
+    options = EpisodeOptions(dataclasses.replace(board_options(args), world=world), out,
+                             task="policy %s" % args.run.name, max_seconds=args.max_seconds,
+                             steps=args.inference_steps)
+    print("running %s (%s) on %s" % (args.run, ",".join(policy.config.obs),
+                                      "the world %s, seed %d" % (world.task, world.seed)
+                                      if world else "the board"), flush=True)
+    outcome = run_policy_episode(policy, options, lambda line: print(line, flush=True))
+    print("%s: %s after %.1f s; %d chunks, inference %.0f ms median, %.0f target messages/s"
+          % (outcome.path, outcome.verdict or "no verdict", outcome.seconds, outcome.chunks,
+             outcome.inference_ms, outcome.target_hz))
+    if outcome.reason and outcome.verdict:
+        print("  the world: " + outcome.reason)
+    if outcome.error:
+        raise UserError("the policy stopped: %s (the episode is kept in %s)"
+                        % (outcome.error, outcome.path))
+    return 0
