@@ -12,6 +12,7 @@ hand drove them through the exoskeleton when the demonstrations were recorded.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,17 +55,36 @@ class EpisodeOutcome:
 
 
 class ReplayActor:
-    """The open-loop baseline: a demonstration's goals, timed from the episode's start."""
+    """The open-loop baseline: a demonstration's goals, timed from the episode's start and
+    handed to the sender a short window at a time (a board queues a chunk's worth)."""
+
+    WINDOW_NS = 250_000_000
 
     def __init__(self, t_ns: np.ndarray, goals_deg: np.ndarray, sender: TargetSender):
         self.t_ns, self.goals, self.sender = t_ns - t_ns[0], goals_deg, sender
         self.error = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.sender.chunk(time.monotonic_ns() + self.t_ns, self.goals)
+        self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        pass
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+
+    def _run(self) -> None:
+        times = time.monotonic_ns() + self.t_ns
+        while not self._stop.is_set():
+            now = time.monotonic_ns()
+            first = max(0, int(np.searchsorted(times, now)) - 1)
+            last = int(np.searchsorted(times, now + self.WINDOW_NS))
+            if first >= len(times) - 1:
+                return  # the demonstration is over: the hand holds its last goal
+            self.sender.chunk(times[first:last + 1], self.goals[first:last + 1])
+            self._stop.wait(self.WINDOW_NS / 2e9)
 
     def status(self) -> dict:
         return {"chunks": 0, "inference_ms": 0.0, "chunk_age_ms": 0.0,
