@@ -142,25 +142,33 @@ class RGBDRenderer:
         self._rect = mujoco.MjrRect(0, 0, width, height)
         self._rgb = np.empty((height, width, 3), np.uint8)
         self._zbuf = np.empty((height, width), np.float32)
+        self._mm = np.empty((height, width), np.float32)
         # The depth buffer is reversed-Z: metric depth = d / (z + c) (as mujoco.Renderer).
         near = np.float32(m.vis.map.znear * m.stat.extent)
         far = np.float32(m.vis.map.zfar * m.stat.extent)
         c = -(far + near) / (far - near)
         d = -(2 * far * near) / (far - near)
-        self._c, self._d = -0.5 * c - 0.5, -0.5 * d
+        self._c, self._d_mm = np.float32(-0.5 * c - 0.5), np.float32(-0.5 * d * 1000)
 
-    def render(self) -> tuple[np.ndarray, np.ndarray]:
-        """(colour BGR uint8, depth uint16 mm; 0 = nothing within range) now."""
+    def render(self, color: np.ndarray | None = None,
+               depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(colour BGR uint8, depth uint16 mm; 0 = nothing within range) now: into color
+        and depth when given (the render process's shared frame), else new arrays."""
         self._gl.make_current()
         with self.world.lock:  # the scene copies what it draws; rendering needs no lock
             mujoco.mjv_updateScene(self.world.model, self.world.data, self._opt, self._pert,
                                    self._cam, mujoco.mjtCatBit.mjCAT_ALL, self._scene)
         mujoco.mjr_render(self._rect, self._scene, self._con)
         mujoco.mjr_readPixels(self._rgb, self._zbuf, self._rect, self._con)
-        color = cv2.cvtColor(self._rgb[::-1], cv2.COLOR_RGB2BGR)  # GL rows start at the bottom
-        metres = self._d / (self._zbuf[::-1].astype(np.float64) + self._c)
-        depth = np.clip(np.round(metres * 1000), 0, 65535).astype(np.uint16)
-        depth[self._zbuf[::-1] <= 0] = 0
+        if color is None:
+            color = np.empty((self.height, self.width, 3), np.uint8)
+            depth = np.empty((self.height, self.width), np.uint16)
+        cv2.cvtColor(self._rgb[::-1], cv2.COLOR_RGB2BGR, dst=color)  # GL rows start at the bottom
+        z, mm = self._zbuf[::-1], self._mm[::-1]  # float32: 0.01 mm at 5 m, about 1 ms saved
+        np.divide(self._d_mm, np.add(z, self._c, out=mm), out=mm)
+        np.clip(np.rint(mm, out=mm), 0, 65535, out=mm)
+        mm[z <= 0] = 0
+        np.copyto(depth, mm, casting="unsafe")
         return color, depth
 
     def close(self) -> None:
