@@ -4,7 +4,7 @@
 # FAULT(config) with a LOG line that names the field.
 import sys
 
-from dexfw import config
+from dexfw import config, rawrepl
 from dexfw.loop import Firmware
 from dexproto import catalog
 
@@ -49,6 +49,8 @@ def run(path=CONFIG_PATH):
     """
     hal = __import__(_hal_name(path), None, None, ["Console"])
     console = hal.Console()
+    if rawrepl.resume(console):  # a soft reset in the raw REPL a break-in opened
+        return
     console.claim()
     fw = None
     try:
@@ -61,3 +63,4 @@ def run(path=CONFIG_PATH):
         finally:
             console.release()
     sys.stdout.write("\r\ndexfw: stopped, REPL\r\n")
+    rawrepl.after_firmware(fw, console)  # mpremote's break-in: its raw REPL

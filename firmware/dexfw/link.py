@@ -3,6 +3,7 @@
 # are packed with struct.pack_into into buffers made once: they allocate nothing.
 import struct
 
+from dexfw.breakin import BreakIn
 from dexfw.compat import const
 from dexproto import catalog
 from dexproto.cobsbuf import copy_into
@@ -52,6 +53,7 @@ class Link:
         self.rx_us = 0  # board time when the bytes of the last frame arrived
         self.tx_frames = 0
         self.tx_dropped = 0
+        self.breakin = BreakIn()
 
     def start_cycle(self):
         self._reads = 0
@@ -66,7 +68,8 @@ class Link:
                 self._reads += 1
                 n = self.console.readinto(self._rx)
                 if not n:
-                    return 0
+                    # The host went quiet: mpremote's break-in reads as the REPL message.
+                    return self.breakin.check(r, self.rx_us, self.ticks_us)
                 self.rx_us = self.ticks_us()
                 self._pos = 0
                 self._end = n
