@@ -73,11 +73,14 @@ def print_flash_progress(line: str) -> None:
     print("flash: " + line, flush=True)
 
 
-def serve(board, seconds: float | None = None) -> None:
-    """Print a virtual board's port and keep it up until Ctrl-C, SIGTERM or `seconds`."""
+def serve(board, seconds: float | None = None, hints=()) -> None:
+    """Print a virtual board's port (and the lines in `hints`) and keep it up until Ctrl-C,
+    SIGTERM or `seconds`."""
     print(board.port, flush=True)
     print("virtual board running on %s (filesystem %s); Ctrl-C stops it"
           % (board.port, board.fs_dir), flush=True)
+    for line in hints:
+        print(line, flush=True)
     deadline = None if seconds is None else time.monotonic() + seconds
 
     def stop(signum, frame):

@@ -9,6 +9,11 @@ from dexlink.board import DEFAULT_HAND, default_hand, resolve_hand, virtual_boar
 from dexlink.cli_support import add_world_args, print_flash_progress, serve, world_options
 from dexlink.errors import UserError
 
+# How to get a REPL: the firmware owns the port (Ctrl-C is data there) until it is asked.
+REPL_HINT = ("REPL: dexlink repl --port %(port)s (stops the firmware, then mpremote's terminal); "
+             "plain mpremote commands stop it by themselves, e.g. mpremote connect %(port)s "
+             "exec \"print(1)\"")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -50,5 +55,5 @@ def sim(args) -> int:
         raise UserError("--world needs the firmware for a hand: not with --blank or an "
                         "already flashed --fs (name the --hand)")
     with virtual_board(hand, fs=args.fs, progress=print_flash_progress, world=world) as board:
-        serve(board, args.seconds)
+        serve(board, args.seconds, hints=[REPL_HINT % {"port": board.port}])
     return 0
