@@ -31,12 +31,13 @@ SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 RUN = r"""
 import json, vmachine, vworld
 failed = []
-for name in ("dexproto.viperloops", "dexfw.mapping_viper", "dexfw.drivers.busbytes_viper"):
+for name in ("dexproto.viperloops", "dexfw.mapping_viper", "dexfw.drivers.busbytes_viper",
+             "dexfw.trajectory_viper"):
     try:
         __import__(name)
     except SyntaxError:
         failed.append(name)
-from dexfw import build, mapping
+from dexfw import build, mapping, trajectory
 from dexfw.bufconsole import BufferConsole
 from dexfw.drivers import busbytes
 from dexfw.loop import Firmware
@@ -60,9 +61,11 @@ plain = {"map_exo": mapping.map_exo is mapping.map_exo_py,
          "crc16": busbytes.crc16 is busbytes.crc16_py,
          "stuff": busbytes.stuff is busbytes.stuff_py,
          "sum_bytes": busbytes.sum_bytes is busbytes.sum_bytes_py,
-         "cobs": cobsbuf.encode_into is cobsbuf.encode_into_py}
+         "cobs": cobsbuf.encode_into is cobsbuf.encode_into_py,
+         "blend": trajectory.blend is trajectory.blend_py}
 print("RESULT " + json.dumps({"failed": failed, "plain": plain,
-      "viper": [mapping.VIPER, busbytes.VIPER, cobsbuf.VIPER], "tx": con.take().hex()}))
+      "viper": [mapping.VIPER, busbytes.VIPER, cobsbuf.VIPER, trajectory.VIPER],
+      "tx": con.take().hex()}))
 """
 
 
@@ -98,11 +101,11 @@ def frames(tx_hex):
 def test_plain_fallbacks_are_chosen_by_themselves_and_run_the_loop(family, no_viper_port):
     viper = run(family, [])
     plain = run(family, [no_viper_port])
-    assert viper["failed"] == [] and viper["viper"] == [True, True, True]
+    assert viper["failed"] == [] and viper["viper"] == [True, True, True, True]
     assert not any(viper["plain"].values()), viper["plain"]
     assert plain["failed"] == ["dexproto.viperloops", "dexfw.mapping_viper",
-                               "dexfw.drivers.busbytes_viper"]
-    assert plain["viper"] == [False, False, False]
+                               "dexfw.drivers.busbytes_viper", "dexfw.trajectory_viper"]
+    assert plain["viper"] == [False, False, False, False]
     assert all(plain["plain"].values()), plain["plain"]
     for result, cap in ((plain, 0), (viper, C.CAP_VIPER)):
         got = frames(result["tx"])

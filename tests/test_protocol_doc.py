@@ -12,7 +12,7 @@ from dexproto import catalog, frame, stream
 DOC = (ROOT / "protocol" / "PROTOCOL.md").read_text()
 C_TYPES = {"B": "u8", "b": "i8", "H": "u16", "h": "i16", "I": "u32", "i": "i32"}
 ENUM_PREFIXES = {"MODE_": catalog, "WATCHDOG_": catalog, "ST_": catalog, "CAP_": catalog,
-                 "ERR_": catalog, "FAULT_": catalog, "LOG_": catalog, "DROP_": frame}
+                 "POINTS_": catalog, "ERR_": catalog, "FAULT_": catalog, "LOG_": catalog, "DROP_": frame}
 
 
 def section(text: str, heading: str) -> str:

@@ -14,6 +14,7 @@ from dexfw.applyonce import SLOT_CONFIG, SLOT_JOINT, SLOT_MODE, SLOT_TARGETS, Ap
 from dexfw.faults import SLOW_FAULT_US, FaultReporter
 from dexfw.joints import JointMap
 from dexfw.link import Link, head_format
+from dexfw.trajectory import Trajectory
 from dexproto import catalog as C
 from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
 
@@ -65,6 +66,7 @@ class Firmware:
                 for m in bus.joints:
                     self.jm.blind[m] = 1
         self.capabilities = capabilities(hal, self.servos, self.jm)
+        self.points = Trajectory(self.jm, hal.ticks_diff, hal.ticks_add)  # TARGET_POINTS
 
     def _set_loop(self, values):
         self.hz, self.decimation, self.watchdog_ms, self.watchdog_action = values
@@ -138,7 +140,10 @@ class Firmware:
                 self.set_mode(C.MODE_IDLE)
             else:
                 jm.hold()
+            self.points.clear()
             return
+        if self.points.count:
+            self.points.sample(now)
         jm.follow_host()
 
     # ---- modes and safety ------------------------------------------------------------
@@ -158,6 +163,7 @@ class Firmware:
                     self.jm.host[i] = self.jm.goal[i]
             self.watchdog_tripped = False
             self.last_rx_us = self.hal.ticks_us()
+            self.points.clear()
         else:
             self._torque(False)
         self.mode = mode
@@ -189,6 +195,8 @@ class Firmware:
         link = self.link
         if t == C.TARGETS:
             self._targets(seq)
+        elif t == C.TARGET_POINTS:
+            self._target_points(seq)
         elif t == C.HEARTBEAT:
             link.ack(t, seq)
         elif t == C.TIME_SYNC:
@@ -227,9 +235,22 @@ class Firmware:
             link.ack(C.TARGETS, seq)
         else:
             self.jm.set_host_targets(link.payload, BODY, n)
+            self.points.clear()
             self.watchdog_tripped = False
             self.once.remember(SLOT_TARGETS, seq, False)
             link.ack(C.TARGETS, seq)
+
+    def _target_points(self, seq):
+        link = self.link
+        err = self.points.check(link.payload, link.reader.body_len, self.sample_us)
+        if err:
+            link.nack(C.TARGET_POINTS, seq, err >> 8, err & 0xFF)
+        elif self.mode != C.MODE_HOST:
+            link.nack(C.TARGET_POINTS, seq, C.ERR_BAD_MODE)
+        else:
+            self.points.insert(link.payload, self.sample_us)
+            self.watchdog_tripped = False
+            link.ack(C.TARGET_POINTS, seq)
 
     def _set_mode_cmd(self, seq):
         link = self.link

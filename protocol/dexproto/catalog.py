@@ -7,8 +7,8 @@
 # A payload is   HEADER || head || (items * n  |  tail bytes)
 #   HEADER  = struct "<BH": message type, sequence number (per sender, wraps at 65536)
 #   head    = a fixed struct, may be empty
-#   items   = a repeated struct (one per joint); n is implied by the length, which must
-#             divide exactly
+#   items   = a repeated struct (one per joint; TARGET_POINTS: one per joint of each point,
+#             point after point); n is implied by the length, which must divide exactly
 #   tail    = free bytes (UTF-8 text) filling the rest of the payload
 # A message has items or a tail or neither, never both.
 #
@@ -17,7 +17,7 @@
 # Raw encoder positions travel as unsigned 16-bit fractions of a turn (65536 = 360 deg).
 
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 1
+PROTOCOL_MINOR = 2  # 1.2: TARGET_POINTS
 
 HEADER_FORMAT = "<BH"
 HEADER_SIZE = 3
@@ -76,6 +76,10 @@ ERR_VERSION = 5  # protocol major version mismatch
 ERR_BUSY = 6  # try again later
 ERR_NAMES = ("OK", "unknown type", "bad length", "bad value", "bad mode", "version mismatch", "busy")
 
+# TARGET_POINTS.flags, and the points a board queues (a chunk and its overlap fit)
+POINTS_REPLACE = 0x01  # queued points from t0_us on are dropped first; clear: append
+POINTS_CAPACITY = 32
+
 # FAULT codes
 FAULT_WATCHDOG = 1  # host silent past the watchdog timeout in HOST mode
 FAULT_MAGNET = 2  # an encoder lost its magnet; the joint is held
@@ -116,6 +120,7 @@ STATS = 0x10
 REPL = 0x11
 ACK = 0x12
 NACK = 0x13
+TARGET_POINTS = 0x14
 TELEMETRY = 0x20
 RAW_SAMPLE = 0x21
 FAULT = 0x22
@@ -181,6 +186,10 @@ MESSAGES = (
     (NACK, "NACK", TO_HOST, "<BHBB", ("acked_type", "acked_seq", "error", "field"), None, (),
      None,
      "The command was refused; error code, and the index of the offending field (255: none)."),
+    (TARGET_POINTS, "TARGET_POINTS", TO_BOARD, "<IHB", ("t0_us", "step_us", "flags"), "<h",
+     ("goal_cdeg",), None,
+     "HOST mode, since 1.2: timed joint goals, n_joints per point, the first at board time "
+     "t0_us, then one every step_us; the board interpolates them at its loop rate."),
     (TELEMETRY, "TELEMETRY", TO_HOST, "<IIHHHB",
      ("cycle", "board_us", "cycle_us", "worst_cycle_us", "overruns", "mode"),
      "<hhhB", ("exo_cdeg", "goal_cdeg", "present_cdeg", "status"), None,

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from dexlink.clock import BoardClock
 from dexproto import catalog
 from dexproto.stream import Message, StreamDecoder, make
 
+from .errors import LinkError
 from .faults import fault_text, fault_where
 from .handshake import Handshake, describe_board
 from .keeper import Applied, Keeper
+from .points import POINTS_MINOR, PointSender, check_board, check_goals, check_step, to_cdeg
 from .requests import Requests, Sender
 from .settings import DEFAULT_BAUD, LinkSettings
 from .stats import LinkStats
@@ -58,6 +61,7 @@ class Link:
         self._requests = Requests(self.settings, self._sender, self.stats, self._up, self._ended)
         self._handshaker = Handshake(self.settings, self._transport, self._requests, self._ended)
         self._subscriptions = Subscriptions()
+        self._points = PointSender()
         self._probes = SyncProbes(self.clock)
         self._keeper = Keeper(
             settings=self.settings, transport=self._transport, requests=self._requests,
@@ -211,6 +215,41 @@ class Link:
         """Stream HOST-mode joint targets (one per joint, cdeg); fire and forget."""
         return self.send(make("TARGETS", items=[(int(t),) for t in targets_cdeg]))
 
+    def send_points(self, board_t0_us: int, step_us: int, goals_deg, replace: bool = True) -> int:
+        """Send an action chunk as timed points (TARGET_POINTS; HOST mode; fire and forget):
+        goals_deg[i] (degrees, one per joint) is the goal at board time board_t0_us + i *
+        step_us (unwrapped µs, see board_time_us). Points already past are dropped (counted
+        in stats_snapshot()["points_dropped"]); the rest go in as few frames as fit, the first
+        replacing the board's queued points from its time on (replace=False: appended).
+        Returns how many points were sent. ValueError for a NaN or infinite goal (naming its
+        point and joint), a bad shape or step; LinkError for a board older than protocol 1.2
+        or a clock not synchronised yet."""
+        check_board(self.board, self.url)
+        goals = check_goals(goals_deg, self.board.n_joints, self.joint_names)
+        step = check_step(step_us, len(goals))
+        ranges = {j: (f["min_cdeg"], f["max_cdeg"]) for j, f in self._applied.joints.items()
+                  if "min_cdeg" in f and "max_cdeg" in f}
+        msgs = self._points.messages(int(board_t0_us), step, to_cdeg(goals, ranges),
+                                     self.board_time_us(), self.clock.unwrapper.period, replace)
+        for m in msgs:
+            self.send(m)
+        return sum(len(m.items) for m in msgs) // self.board.n_joints
+
+    @property
+    def takes_points(self) -> bool:
+        """The board plays timed points (send_points): its protocol is 1.2 or later."""
+        return self.board is not None and self.board.proto_minor >= POINTS_MINOR
+
+    def board_time_us(self, host_ns: int | None = None) -> int:
+        """The board's clock (unwrapped µs, as send_points takes it) at a host
+        time.monotonic_ns() instant, now when None: e.g. an observation's capture time.
+        LinkError until the clock is synchronised (the first TIME_SYNC reply)."""
+        if not self.clock.synced:
+            raise LinkError("%s: the board clock is not synchronised yet (no TIME_SYNC reply); "
+                            "wait a moment after open()" % self.url)
+        return int(round(self.clock.board_us_at(time.monotonic_ns() if host_ns is None
+                                                else host_ns)))
+
     def time_sync(self) -> None:
         """Send one TIME_SYNC probe; the reply updates self.clock when it arrives."""
         self._probes.probe(self._sender.send)
@@ -244,4 +283,5 @@ class Link:
     # -- statistics ------------------------------------------------------------------
     def stats_snapshot(self) -> dict:
         """Everything a dashboard shows about the link, as plain numbers."""
-        return self.stats.snapshot(self.decoder, self.clock, self.connected)
+        return {**self.stats.snapshot(self.decoder, self.clock, self.connected),
+                **self._points.counts()}

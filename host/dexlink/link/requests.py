@@ -18,7 +18,7 @@ from .stats import LinkStats
 from .transport import Transport
 
 CTRL_C = b"\x03"
-FEEDS = frozenset(("TARGETS", "HEARTBEAT"))  # what feeds the board's watchdog
+FEEDS = frozenset(("TARGETS", "TARGET_POINTS", "HEARTBEAT"))  # what feeds the board's watchdog
 
 # The reply a request waits for, besides ACK/NACK.
 REPLY_OF = {"HELLO": "HELLO_REPLY", "GET_CONFIG": "CONFIG", "GET_JOINT": "JOINT_CONFIG",
