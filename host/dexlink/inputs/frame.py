@@ -293,8 +293,8 @@ class HandInput:
         with self._cond:
             self.counters.received += 1
             if nbytes > self.limits.max_message_bytes:
-                self._count("dropped_malformed", "message of %d bytes (limit %d)"
-                            % (nbytes, self.limits.max_message_bytes))
+                self._count("dropped_malformed", "message over %d bytes"
+                            % self.limits.max_message_bytes)
                 return False
             now = time.monotonic()
             self._tokens = min(float(self.limits.burst),
