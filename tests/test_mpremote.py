@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 
 from conftest import MPREMOTE, ROOT, run_micropython
 from dexlink.flash import build_image
-from dexlink.hwconfig import dumps
 from dexlink.link import Link as HostLink
 from dexlink.sim import VirtualBoard
 from dexproto import catalog as C
 from dexproto.stream import frame_payload
 from support.firmware_families import FAMILIES
+from support.loop_script import SIM_BOARD, loop_script
 
 sys.path.insert(0, str(ROOT / "firmware"))
 from dexfw import breakin  # noqa: E402  (the board's module, run by CPython)
@@ -151,19 +151,8 @@ def test_valid_frames_never_break_in_however_chunked_and_stalled(frames, data):
 
 
 # -- 2. under MicroPython: the loop stops, torque off, no allocation while it waits -----
-SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 LOOP = r'''
-import json, gc, vworld, vmachine
-vworld.manual_clock()
-cfg = json.loads(%r)
-vmachine.load_rig(cfg)
-from dexfw.bufconsole import BufferConsole
-from dexfw import build
-from dexfw.loop import Firmware
 from dexfw.breakin import QUIET_US
-enc, srv = build.build(vmachine, cfg)
-con = BufferConsole()
-fw = Firmware(vmachine, con, cfg, enc, srv, 0, b"virtual")
 fw.run(300)
 if not fw.set_mode(1):
     raise SystemExit("TELEOP refused")
@@ -178,7 +167,11 @@ waiting_alloc = gc.mem_alloc() - before
 con.feed(b"\x00\r\x03")  # mpremote's keys
 fw.run(20)
 con.feed(b"\r\x01")
-fw.run(QUIET_US // fw.period_us - 100)
+fw.run(50)
+gc.collect()
+before = gc.mem_alloc()
+fw.run(QUIET_US // fw.period_us - 150)  # a break-in not yet quiet long enough
+waiting_alloc += gc.mem_alloc() - before
 early = fw.running
 cycles = fw.cycles
 fw.run(300)
@@ -192,7 +185,7 @@ print("RESULT", json.dumps([torque_before, waiting_alloc, early, fw.running, sto
 @pytest.mark.micropython
 def test_the_loop_stops_with_torque_off_and_waits_without_allocating():
     cfg = FAMILIES["as5600+feetech"]()
-    out = run_micropython(LOOP % dumps(cfg), paths=[SIM_BOARD], timeout=120).stdout.decode()
+    out = run_micropython(loop_script(cfg, LOOP), paths=[SIM_BOARD], timeout=120).stdout.decode()
     line = [ln for ln in out.splitlines() if ln.startswith("RESULT")][-1]
     torque_before, alloc, early, running, stopped_after, raw, torque, mode = json.loads(line[6:])
     assert torque_before  # TELEOP drove the servos
