@@ -68,8 +68,8 @@ def run_episode(hand_path, task: str, interface: str, seed: int, skill: float = 
     device = retargeter = None
     if interface != "exo":
         profile = PROFILES[interface]
-        device = SimulatedDevice(profile, world.scene_geometry if hasattr(world, "scene_geometry")
-                                 else _geometry(world), np.random.default_rng(device_seed(seed, interface)))
+        device = SimulatedDevice(profile, operator.planner.geometry,
+                                 np.random.default_rng(device_seed(seed, interface)))
         retargeter = _retargeter(retargeters, world, profile.method)
         # the operator watches the robot hand: they wait for it to close, one latency more
         operator.habits.settle_s += profile.latency_s + 1.0 / profile.rate_hz
@@ -106,12 +106,6 @@ def run_episode(hand_path, task: str, interface: str, seed: int, skill: float = 
         hand_length_m=device.hand_length_m if device else 0.0,
         calibrated_scale=retargeter.operator.scale if retargeter else 1.0,
         retarget_mean_ms=retargeter.stats.mean_ms if retargeter else 0.0)
-
-
-def _geometry(world):
-    from dexlink.world.geometry import load_geometry
-
-    return load_geometry(world.hand_path)
 
 
 def _retargeter(cache, world, method) -> Retargeter:

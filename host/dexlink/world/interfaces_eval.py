@@ -102,8 +102,7 @@ def results_table(results: dict):
     table = Table(title="Teleop interfaces on %s, %d seeded episodes each from seed %d "
                         "(SIMULATION)" % (", ".join(results["tasks"]), results["episodes"],
                                           results["seed"]))
-    for col in ("task", "input", "successes", "rate", "95% CI (Wilson)", "mean time",
-                "joint error", "shape error"):
+    for col in ("task", "input", "wins", "rate", "95% CI", "time", "joint err", "shape err"):
         table.add_column(col, justify="left" if col in ("task", "input") else "right")
     for r in results["inputs"]:
         lo, hi = r["ci95"]
@@ -111,8 +110,9 @@ def results_table(results: dict):
                       "%.0f%%" % (100 * r["success_rate"]), "%.0f-%.0f%%" % (100 * lo, 100 * hi),
                       "%.1f s" % r["mean_time_s"] if r["mean_time_s"] is not None else "-",
                       "%.1f deg" % r["joint_error_deg"], "%.1f deg" % r["shape_error_deg"])
-    table.caption = ("joint error: |target - operator's joints| per tick, latency included; "
-                     "shape error: retargeted posture vs the joints at capture. " + LABEL)
+    table.caption = ("95% CI: Wilson score interval; time: mean of the successes; joint err: "
+                     "|target - operator's joints| per tick, latency included; shape err: "
+                     "retargeted posture vs the joints at capture. " + LABEL)
     return table
 
 
