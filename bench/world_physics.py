@@ -7,7 +7,8 @@ tactile sensors' own share is the step cost with sensors on less the cost with t
 off, in the same held grasp, times the steps between two tactile frames (60 Hz). A
 tactile image is the gel shading of one pad's depths (a pressed pad and an untouched
 one, which is a copy). An RGB-D frame is an offscreen EGL render plus the read-back and
-conversion to BGR + uint16 millimetres, at 640x480 and 320x240.
+conversion to BGR + uint16 millimetres, at 640x480 and 320x240, and at 640x480 as the
+world's RGB-D camera does it, in its render process (dexlink.world.renderproc).
 
 The last table adds it up per second of world time, as the world would run beside the
 board: physics at 500 steps/s, four tactile pads at 60 Hz, RGB-D at 30 Hz.
@@ -34,6 +35,7 @@ import numpy as np  # noqa: E402
 from dexlink import hwconfig  # noqa: E402
 from dexlink.world import tasks  # noqa: E402
 from dexlink.world.operator import Operator, motor_goals  # noqa: E402
+from dexlink.world.renderproc import RenderProcess  # noqa: E402
 from dexlink.world.scene import TACTILE_HZ  # noqa: E402
 from dexlink.world.sensors import GelShader, RGBDRenderer  # noqa: E402
 from dexlink.world.world import World  # noqa: E402
@@ -148,6 +150,19 @@ def main(argv=None) -> int:
             r.close()
         print("  %dx%d: %.2f ms a frame (%.0f frames/s on one core)" % (w, h, rgbd[(w, h)],
                                                                       1e3 / rgbd[(w, h)]))
+
+    proc = RenderProcess(held)  # as the world's RGB-D camera renders: in a child process
+    try:
+        round_trip = best_ms(proc.render, a.frames)
+        t0 = time.thread_time()
+        for _ in range(a.frames):
+            proc.render()
+        caller = (time.thread_time() - t0) / a.frames * 1e3
+    finally:
+        proc.close()
+    print("  640x480 in the render process (SCHED_IDLE, one rasteriser thread): %.2f ms a "
+          "frame, %.2f ms of it on the calling thread (state in, frame out)"
+          % (round_trip, caller))
 
     fingers = len(held.fingers)
     physics = 500 * mean_step * 1e3

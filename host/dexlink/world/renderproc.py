@@ -104,7 +104,10 @@ class RenderProcess:
             theirs.close()
             os.close(mem_fd)
         try:
-            self._conn.send((world.model, width, height, camera or CAMERA_NAME))
+            try:
+                self._conn.send((world.model, width, height, camera or CAMERA_NAME))
+            except OSError:  # it ended before it read the model: _answer says how
+                pass
             self._answer(START_TIMEOUT_S, "start")
         except BaseException:
             self.close()
