@@ -10,10 +10,17 @@ telemetry frame (pack, CRC-32, COBS, write), and a whole cycle (telemetry every 
 cycle, as configured, and every cycle). With viper and with the plain-Python fallbacks.
 NB: the Unix port runs on this host's CPU: a 133 MHz RP2040 is tens of times slower.
 
-Part 2 computes, from the configured bus speeds (dexlink.hwconfig.bus_time_us), the bus
+Part 2 is the cost model of the real boards (dexlink.targets): per hand and stage the
+x86 cost measured here beside the modelled cost on each target (calibrated on an emulated
+RP2040, issue 15), the cycle with the I2C/SPI waits, the rate each board holds and the
+headroom against the hand's configured rate; where the model guesses, it says so.
+It also prints this host's speed probe (sim/board/vtarget.probe_us) beside the iso16
+cycle: the virtual board timed as a target scales by their ratio (targets.X86_PROBE_US).
+
+Part 3 computes, from the configured bus speeds (dexlink.hwconfig.bus_time_us), the bus
 time one cycle needs on each bus of a real board, against the loop period.
 
-    .venv/bin/python bench/firmware.py            # 16 and 22 joints
+    .venv/bin/python bench/firmware.py            # every shipped hand
     .venv/bin/python bench/firmware.py --cycles 5000
 """
 from __future__ import annotations
@@ -29,10 +36,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 sys.path.insert(0, str(ROOT / "protocol"))
+from dexlink import targets  # noqa: E402
 from dexlink.hwconfig import bus_time_us, compile_config, dumps  # noqa: E402
 
 MICROPYTHON = Path(sys.executable).parent / "micropython"
-HANDS = (("iso16", 16), ("iso22", 22), ("tendon16", 16))
+SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
+HANDS = (("iso16", 16), ("iso22", 22), ("tendon16", 16), ("iso16spi", 16))
 
 NULLHAL = '''
 import time
@@ -143,6 +152,8 @@ for viper in (True, False):
     fw.decimation = 1
     r["cycle_dec1"] = per_call_us(cycle)
     out["viper" if viper else "python"] = r
+import vtarget
+out["probe"] = min(vtarget.probe_us() for _ in range(5))
 print(json.dumps(out))
 '''
 
@@ -152,7 +163,7 @@ def run_interpreter(cfg, cycles):
         Path(tmp, "nullhal.py").write_text(NULLHAL)
         Path(tmp, "bench.py").write_text(SCRIPT % (dumps(cfg), cycles))
         env = dict(os.environ, MICROPYPATH=":".join(
-            [tmp, str(ROOT / "protocol"), str(ROOT / "firmware"), ".frozen"]))
+            [tmp, str(ROOT / "protocol"), str(ROOT / "firmware"), str(SIM_BOARD), ".frozen"]))
         proc = subprocess.run([str(MICROPYTHON), str(Path(tmp, "bench.py"))], env=env,
                               capture_output=True, text=True, timeout=600)
     if proc.returncode:
@@ -173,14 +184,21 @@ def main(argv=None):
     print("Loop cost per cycle under the MicroPython Unix port (this host's CPU), us")
     stages = ("sample", "map", "servo", "telemetry", "cycle_dec10", "cycle_dec1")
     print("%-9s %-7s" % ("hand", "code") + "".join("%13s" % s for s in stages))
+    measured = {}
     for hand, _ in HANDS:
         cfg = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand), "virtual")
-        res = run_interpreter(cfg, args.cycles)
+        res = measured[hand] = run_interpreter(cfg, args.cycles)
         for code in ("viper", "python"):
             print("%-9s %-7s" % (hand, code) + "".join("%13.1f" % res[code][s] for s in stages))
         print("%-9s %-7s" % (hand, "speedup") + "".join(
             "%12.2fx" % (res["python"][s] / res["viper"][s]) for s in stages))
-
+    iso16 = measured["iso16"]
+    print("speed probe (sim/board/vtarget.probe_us) %d us beside the iso16 cycle %.1f us: this "
+          "host now runs at %.2fx the reference host (probe %d us there)"
+          % (iso16["probe"], iso16["viper"]["cycle_dec10"],
+             targets.X86_PROBE_US / iso16["probe"], targets.X86_PROBE_US))
+    print()
+    print_model(measured)
     print()
     print("Bus time per cycle on a real %s, from the configured bus speeds" % args.board)
     for hand, _ in HANDS:
@@ -197,6 +215,52 @@ def main(argv=None):
             worst = max(bus_time_us(cfg).values())
             print("%-9s at 1000 Hz the busiest bus would need %.0f%% of the period"
                   % ("", 100 * worst / 1000))
+
+
+MODEL_STAGES = (("sample", "sample"), ("map", "map"), ("servo", "servo"),
+                ("telemetry", "telemetry"), ("overhead", None))
+
+
+def print_model(measured: dict) -> None:
+    """Per hand: each stage's x86 cost here and its modelled cost on every target."""
+    names = list(targets.TARGETS)
+    print("The cost model on the real boards (dexlink.targets), target us per cycle; "
+          "x86: measured above (viper)")
+    for hand, _ in HANDS:
+        x86 = measured[hand]["viper"]
+        costs = [targets.hand_cost(ROOT / "hardware" / "hands" / ("%s.toml" % hand), t)
+                 for t in names]
+        dec = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand),
+                             "virtual")["loop"]["telemetry_decimation"]
+        print("%s: asks %d Hz, telemetry every %d cycles" % (hand, costs[0].hz, dec))
+        print("  %-16s %9s" % ("stage", "x86") + "".join("%12s" % t for t in names))
+        for stage, key in MODEL_STAGES:
+            here = x86[key] / (dec if stage == "telemetry" else 1) if key else None
+            print("  %-16s %9s" % (stage if stage != "telemetry" else "telemetry/%d" % dec,
+                                   "%.1f" % here if here is not None else "-")
+                  + "".join("%12.0f" % c.stages[stage] for c in costs))
+        print("  %-16s %9s" % ("I2C/SPI waits", "-") + "".join("%12.0f" % c.blocking_us
+                                                                for c in costs))
+        print("  %-16s %9.1f" % ("cycle", x86["cycle_dec10"]) + "".join(
+            "%12.0f" % c.cycle_us for c in costs))
+        print("  %-16s %9s" % ("busiest UART", "-") + "".join("%12.0f" % c.uart_us
+                                                               for c in costs))
+        print("  %-16s %9s" % ("holds Hz", "") + "".join("%12d" % c.holds_hz for c in costs))
+        print("  %-16s %9s" % ("headroom @%d Hz" % costs[0].hz, "") + "".join(
+            "%11.0f%%" % (100 * c.headroom) for c in costs))
+        print("  x86 cycle x %.0f (emulated RP2040 us per x86 us) = %.0f emulated us; the "
+              "table's: %.0f" % (targets.EMULATED_PER_X86,
+                                 x86["cycle_dec10"] * targets.EMULATED_PER_X86,
+                                 costs[0].cpu_us / costs[0].target.factor))
+        guessed = sorted({g for c in costs for g in c.guessed})
+        if guessed:
+            print("  the model guesses: " + "; ".join(guessed))
+    print("slowdowns against the emulated RP2040 (optimistic-pessimistic; the model uses "
+          "the pessimistic end):")
+    for t in targets.TARGETS.values():
+        print("  %-12s %4.2f-%4.2f  %s (%s)" % (t.name, t.slowdown[0], t.slowdown[1], t.source,
+                                             "measured" if t.measured else "guess"))
+    print()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Every file that runs on a board precompiles with mpy-cross for each board's
-architecture (armv6m: RP2040, armv7m: RP2350, xtensawin: ESP32-S3), viper included; and
+architecture (armv6m: RP2040, armv7m: RP2350, xtensawin: ESP32-S3, armv7emdp: the
+Cortex-M7 boards, Teensy 4.1 and NUCLEO-H743ZI), viper included; and
 viper code sits only in the modules made for it (docs/decisions.md), so that a port
 without the viper emitter still compiles every other file.
 
@@ -18,7 +19,7 @@ from support.viper import VIPER_MODULES
 
 pytestmark = pytest.mark.micropython
 
-ARCHES = ("armv6m", "armv7m", "xtensawin")
+ARCHES = ("armv6m", "armv7m", "armv7emdp", "xtensawin")
 HOST_ONLY = {"stream.py"}
 NATIVE_DECORATORS = {"viper", "native", "asm_thumb", "asm_xtensa"}
 
@@ -37,6 +38,13 @@ def test_the_board_file_list_is_complete():
                  "firmware/dexfw/hal_machine.py", "protocol/dexproto/frame.py"):
         assert must in names
     assert "protocol/dexproto/stream.py" not in names
+
+
+def test_every_board_architecture_is_compiled_here():
+    from dexlink import hwconfig
+    arches = {hwconfig.load_board(name)["arch"]
+              for name in hwconfig.shipped_names(hwconfig.BOARDS)} - {"none"}
+    assert arches <= set(ARCHES) and "armv7emdp" in arches
 
 
 @pytest.mark.parametrize("arch", ARCHES)

@@ -24,7 +24,10 @@ _spec.loader.exec_module(vrig)
 BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 # Functions every cycle calls (per sensor, per servo, per packet or per operator read).
 HOT = {
-    "vmachine": {"ticks_us", "writeto", "readfrom_into", "readfrom_mem_into", "write_readinto"},
+    "vmachine": {"ticks_us", "writeto", "readfrom_into", "readfrom_mem_into", "write_readinto",
+                 "_board_ticks", "sleep_us", "_took", "_blocked_us", "readinto", "write"},
+    "vtarget": {"enter", "leave", "settle", "_pass", "i2c_us", "spi_us", "uart_us", "calibrate",
+                "probe_us", "_recent_best", "step", "hooked"},
     "vi2c": {"find", "_behind_muxes", "read_into", "refresh", "counts", "write", "set_pointer"},
     "vspi": {"write_readinto", "_selected", "transfer", "_word", "_command", "_read", "_angle",
              "parity"},
@@ -32,7 +35,8 @@ HOT = {
                "field", "execute", "_sync_write", "_sync_write_one", "_sync_read",
                "_sync_read_one", "write_regs", "latch", "status", "_present", "_reply",
                "_checksum_and_send", "_stuff_and_send", "_crc_and_send", "size_at",
-               "run_packet", "_run", "_crc_ok", "answers", "corrupt", "_put32"},
+               "run_packet", "_run", "_crc_ok", "answers", "corrupt", "_put32", "_on_wire",
+               "backlog_us"},
     "voperator": {"angle_cdeg", "_demo_cdeg", "_advance", "_sweep_cdeg", "_sweep_advance",
                   "raw_turn16", "min_jerk_q16"},
     "vworld": {"now_us", "advance_us", "rand32", "noise"},

@@ -46,6 +46,8 @@ class BoardOptions:
     baud: int = DEFAULT_BAUD
     world: WorldOptions | None = None  # a virtual board's physics world (None: none; its
     # hand, when not given, is the board's)
+    target: str | None = None  # the real board a virtual one runs as (dexlink.targets;
+    # None: the hand's own board if it names one, else full speed)
 
     @property
     def virtual(self) -> bool:
@@ -106,7 +108,8 @@ def connect(options: BoardOptions, **link_options) -> Iterator[ConnectedBoard]:
     with contextlib.ExitStack() as stack:
         url, virtual = options.port, None
         if options.virtual:
-            virtual = stack.enter_context(virtual_board(hand, world=options.world))
+            virtual = stack.enter_context(virtual_board(hand, world=options.world,
+                                                        target=options.target))
             url = virtual.stable_port  # like /dev/serial/by-id: survives an unplug and replug
         link = Link(url, options.baud, **link_options)
         link.use_names(joints, motors)  # FAULTs name their joint or motor
@@ -129,14 +132,16 @@ def open_link(options: BoardOptions, **link_options) -> Iterator[Link]:
 def virtual_board(hand: Path | None, *, board: str | Path | None = None,
                   calibration: str | Path | None = None, fs: str | Path | None = None,
                   progress: Callable[[str], None] | None = None,
-                  world: WorldOptions | None = None) -> Iterator[VirtualBoard]:
+                  world: WorldOptions | None = None,
+                  target: str | None = None) -> Iterator[VirtualBoard]:
     """A running virtual board, flashed with the firmware for
     `hand` (None: left as it is, bare MicroPython or an earlier flash in `fs`).
     world: the physics world it runs in (None: none); simulating `hand` unless it names one.
 
     board: the board description (None: the virtual board's); calibration: as `dexlink
     flash` takes it; fs: the board's filesystem directory (kept; None: a temporary one);
-    progress: called with each line of the flash.
+    progress: called with each line of the flash; target: the real board it runs as
+    (dexlink.targets; None: the hand's own board if it names one, else full speed).
     """
     if hand is not None:
         check_hand(hand, board, calibration)  # a hand that cannot be flashed: before starting
@@ -144,7 +149,8 @@ def virtual_board(hand: Path | None, *, board: str | Path | None = None,
         world = dataclasses.replace(world, hand=hand)  # the world's hand is the flashed one
     with started_virtual_board(fs, world) as vb:
         if hand is not None:
-            flash_virtual_board(vb, hand, board=board, calibration=calibration, progress=progress)
+            flash_virtual_board(vb, hand, board=board, calibration=calibration, progress=progress,
+                                target=target)
         yield vb
 
 
@@ -182,12 +188,15 @@ def started_virtual_board(fs: str | Path | None = None,
 
 def flash_virtual_board(vb: VirtualBoard, hand: Path, *, board: str | Path | None = None,
                         calibration: str | Path | None = None,
-                        progress: Callable[[str], None] | None = None) -> None:
-    """Flash a running virtual board with the firmware for `hand`, as a real one is."""
+                        progress: Callable[[str], None] | None = None,
+                        target: str | None = None) -> None:
+    """Flash a running virtual board with the firmware for `hand`, as a real one is
+    (timed as the real board `target`, see virtual_board)."""
     from dexlink.flash import FlashError
     sim, flashing = _sim_module("dexlink.sim"), _sim_module("dexlink.sim.flashing")
     try:
-        flashing.flash_virtual(vb, hand, board or flashing.VIRTUAL_BOARD, progress, calibration)
+        flashing.flash_virtual(vb, hand, board or flashing.VIRTUAL_BOARD, progress, calibration,
+                               target)
     except (FlashError, sim.VirtualBoardError) as e:
         raise BoardError("could not flash the virtual board with %s: %s" % (Path(hand).name, e)) from None
 

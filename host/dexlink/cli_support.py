@@ -28,12 +28,26 @@ def add_board_args(p: argparse.ArgumentParser, hand_required: bool = False) -> N
     p.add_argument("--hand", metavar="HAND.toml", required=hand_required,
                    help="hand description (joint names; with --sim, the hand to simulate; "
                         "default: hardware/hands/%s.toml)" % DEFAULT_HAND)
+    add_target_arg(p)
+
+
+def add_target_arg(p: argparse.ArgumentParser) -> None:
+    """--target BOARD: the real board a virtual one runs as (dexlink.targets)."""
+    from dexlink.targets import TARGETS, VIRTUAL
+    p.add_argument("--target", choices=[*TARGETS, VIRTUAL], metavar="BOARD",
+                   help="with --sim: run at the speed of this board (%s; %s: this host's full "
+                        "speed; default: the board the hand names, else %s)"
+                        % (", ".join(TARGETS), VIRTUAL, VIRTUAL))
 
 
 def board_options(args: argparse.Namespace) -> BoardOptions:
     """The board named by add_board_args' options."""
+    if getattr(args, "target", None) and not args.sim:
+        from dexlink.errors import UserError
+        raise UserError("--target goes with --sim: a real board runs at its own speed")
     return BoardOptions(port=None if args.sim else args.port,
-                        hand=Path(args.hand) if args.hand else None, baud=args.baud)
+                        hand=Path(args.hand) if args.hand else None, baud=args.baud,
+                        target=getattr(args, "target", None))
 
 
 def add_world_args(p: argparse.ArgumentParser) -> None:

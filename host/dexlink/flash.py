@@ -28,7 +28,7 @@ from pathlib import Path
 
 import serial
 
-from dexlink import hwconfig, resources
+from dexlink import hwconfig, resources, targets
 from dexlink.link import Link, LinkError
 from dexproto import catalog
 from dexproto.stream import StreamDecoder, encode, make
@@ -119,12 +119,41 @@ def check_config(hand: str | Path, board: str | Path, calibration=None) -> dict:
         raise FlashError(str(e)) from None
 
 
-def build_image(hand: str | Path, board: str | Path, out: Path, calibration=None) -> Image:
+def timed_config(hand: str | Path, board: str | Path, calibration=None, target=None) -> dict:
+    """The compiled config; a virtual board's timed as a real target (dexlink.targets): the
+    one asked for, else the board the hand is made for, else none (full speed)."""
+    cfg = check_config(hand, board, calibration)
+    if cfg["board"]["hal"] != "vmachine":
+        if target:
+            raise FlashError("--target times a virtual board; %s is a real board: it has its "
+                             "own speed" % cfg["board"]["name"])
+        return cfg
+    try:
+        name = targets.resolve_target(hand, target)
+    except hwconfig.HwConfigError as e:
+        raise FlashError(str(e)) from None
+    timing = targets.vboard_timing(name)
+    if timing is not None:
+        cfg["sim"] = {"target": timing}  # read by the board's vtarget
+        cfg["board"]["name"] = "virtual as %s" % name  # HELLO_REPLY names it: the dashboard
+    return cfg
+
+
+def rate_warning(cfg: dict) -> str | None:
+    """The cost model's warning when the hand asks for more than the board (or the target
+    a virtual board runs as) holds."""
+    timing = cfg.get("sim", {}).get("target")
+    return targets.rate_warning(cfg, timing["name"] if timing else cfg["board"]["name"])
+
+
+def build_image(hand: str | Path, board: str | Path, out: Path, calibration=None,
+                target=None) -> Image:
     """Lay the board's filesystem out in `out` (emptied first).
 
-    calibration: as compile_config's (None: HAND.calibration.toml next to the hand file).
+    calibration: as compile_config's (None: HAND.calibration.toml next to the hand file);
+    target: the real board a virtual one is timed as (timed_config).
     """
-    cfg = check_config(hand, board, calibration)
+    cfg = timed_config(hand, board, calibration, target)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -290,12 +319,19 @@ def reboot_and_verify(port: str, image: Image, progress):
 
 
 def flash(port: str, hand: str | Path, board: str | Path, workdir: Path,
-          progress=print, calibration=None):
-    """Flash and verify; returns the HELLO_REPLY of the rebooted board."""
-    check_config(hand, board, calibration)  # a bad hand or board file: say so first
+          progress=print, calibration=None, target=None):
+    """Flash and verify; returns the HELLO_REPLY of the rebooted board.
+    target: the real board a virtual one is timed as (timed_config)."""
+    cfg = timed_config(hand, board, calibration, target)  # bad files: say so first
     open_port(port).close()  # no port, or a busy one: say so before building anything
+    warning = rate_warning(cfg)
+    if warning:
+        progress("warning: " + warning)
     progress("building the image for %s on %s" % (Path(hand).name, board))
-    image = build_image(hand, board, workdir / "image", calibration)
+    if "sim" in cfg:
+        progress("the virtual board runs at the speed of a %s (cost model: dexlink.targets)"
+                 % cfg["sim"]["target"]["name"])
+    image = build_image(hand, board, workdir / "image", calibration, target)
     if image.calibration:
         progress("calibration %s (updated %s) merged" % (image.calibration["file"],
                                                        image.calibration["updated"] or "?"))

@@ -44,7 +44,7 @@ Q12_LIMIT = math.floor(INT16 / 4096 * 100) / 100
 # What a hand file may leave out of [loop].
 LOOP_DEFAULTS = {"hz": 1000, "telemetry_decimation": 10, "watchdog_ms": 250}
 WATCHDOG_ACTIONS = {"hold": catalog.WATCHDOG_HOLD, "torque_off": catalog.WATCHDOG_TORQUE_OFF}
-ARCHES = ("armv6m", "armv7m", "xtensawin", "none")
+ARCHES = ("armv6m", "armv7m", "armv7emdp", "xtensawin", "none")
 MUX_ADDRS = range(0x70, 0x78)  # TCA9548A: A2..A0 pick 0x70..0x77
 
 

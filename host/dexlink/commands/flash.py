@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 from dexlink.board import check_hand, flash_virtual_board, resolve_hand, started_virtual_board
-from dexlink.cli_support import print_flash_progress, serve
+from dexlink.cli_support import add_target_arg, print_flash_progress, serve
 from dexlink.errors import UserError
 
 
@@ -26,6 +26,7 @@ def register(subparsers) -> None:
                "--calibration my/iso16.calibration.toml\n"
                "  dexlink flash --sim --hand hardware/hands/iso22.toml            # serve until Ctrl-C\n"
                "  dexlink flash --sim --hand hardware/hands/iso16.toml --fs vb --exit\n"
+               "  dexlink flash --sim --hand iso16 --target pico --exit   # at a Pico's speed\n"
                "  make flash PORT=/dev/ttyACM0 HAND=hardware/hands/iso16.toml BOARD=pico",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     where = p.add_mutually_exclusive_group(required=True)
@@ -43,6 +44,7 @@ def register(subparsers) -> None:
                         "(`dexlink sim --fs DIR` boots it again later)")
     p.add_argument("--exit", action="store_true",
                    help="with --sim: stop the virtual board once the flash is verified")
+    add_target_arg(p)
     p.set_defaults(func=flash_command)
 
 
@@ -51,8 +53,8 @@ def flash_command(args) -> int:
 
     if not args.sim and not args.board:
         raise UserError("--board is needed with --port (boards: see hardware/boards/)")
-    if not args.sim and (args.fs or args.exit):
-        raise UserError("--fs and --exit go with --sim")
+    if not args.sim and (args.fs or args.exit or args.target):
+        raise UserError("--fs, --exit and --target go with --sim")
     hand = resolve_hand(args.hand)
     if args.sim:
         return _flash_sim(args, hand)
@@ -73,13 +75,14 @@ def _flash_sim(args, hand: Path) -> int:
     hal = hwconfig.load_board(board_name)["hal"]
     if hal != "vmachine":
         raise UserError("--sim needs a virtual board description (hal = \"vmachine\"), and "
-                        "%s is a real board's (hal = %r): drop --board or use --board %s"
-                        % (board_name, hal, VIRTUAL_BOARD))
+                        "%s is a real board's (hal = %r): drop --board or use --board %s "
+                        "(--target %s runs it at that board's speed)"
+                        % (board_name, hal, VIRTUAL_BOARD, board_name))
     check_hand(hand, board_name, args.calibration)  # before the board starts
     with started_virtual_board(args.fs) as board:
         print_flash_progress("virtual board on %s (filesystem %s)" % (board.port, board.fs_dir))
         flash_virtual_board(board, hand, board=board_name, calibration=args.calibration,
-                            progress=print_flash_progress)
+                            progress=print_flash_progress, target=args.target)
         if not args.exit:
             serve(board)
     return 0

@@ -6,7 +6,13 @@ import textwrap
 from pathlib import Path
 
 from dexlink.board import DEFAULT_HAND, default_hand, resolve_hand, virtual_board
-from dexlink.cli_support import add_world_args, print_flash_progress, serve, world_options
+from dexlink.cli_support import (
+    add_target_arg,
+    add_world_args,
+    print_flash_progress,
+    serve,
+    world_options,
+)
 from dexlink.errors import UserError
 
 # How to get a REPL: the firmware owns the port (Ctrl-C is data there) until it is asked.
@@ -30,6 +36,7 @@ def register(subparsers) -> None:
                "  dexlink sim --fs vb                           # keep (or boot again) its filesystem\n"
                "  dexlink sim --blank                           # bare MicroPython, e.g. for mpremote\n"
                "  dexlink sim --world lift_cube                 # in a physics world, lifting a cube\n"
+               "  dexlink sim --target pico                     # at a Raspberry Pi Pico's speed\n"
                "then, in another terminal: dexlink session --port PORT",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hand", metavar="HAND.toml",
@@ -39,6 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--blank", action="store_true", help="no firmware: a bare MicroPython board")
     p.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
     add_world_args(p)
+    add_target_arg(p)
     p.set_defaults(func=sim)
 
 
@@ -54,6 +62,9 @@ def sim(args) -> int:
     if world is not None and hand is None:
         raise UserError("--world needs the firmware for a hand: not with --blank or an "
                         "already flashed --fs (name the --hand)")
-    with virtual_board(hand, fs=args.fs, progress=print_flash_progress, world=world) as board:
+    if args.target and hand is None:
+        raise UserError("--target is set when the board is flashed: name the --hand")
+    with virtual_board(hand, fs=args.fs, progress=print_flash_progress, world=world,
+                       target=args.target) as board:
         serve(board, args.seconds, hints=[REPL_HINT % {"port": board.port}])
     return 0

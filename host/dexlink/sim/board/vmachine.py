@@ -5,10 +5,16 @@
 # uses it exactly like dexfw.hal_machine on a real board (docs/interfaces.md). The rig is
 # built from dexlink.json in the current directory on first use of a bus, or from
 # load_rig(cfg) called before any bus is made (vrig).
+#
+# Timed as a real target (vtarget, from the config's "sim.target"): every call below is
+# bracketed by vtarget.enter() / leave(cost on the target); I2C and SPI transfers block
+# for their bus time as machine.I2C / SPI do on the boards, a UART write only once the
+# TX buffer is full; the board clock lets the owed time pass before it is read.
 import vfaults
 import vi2c
 import vrig
 import vspi
+import vtarget
 import vworld
 
 VIRTUAL = True  # HELLO_REPLY reports CAP_VIRTUAL
@@ -28,6 +34,14 @@ _board_world = vworld.now_us()
 
 def ticks_us():
     """The board's microsecond clock: world time scaled by (1 + clock_ppm / 1e6), wrapping."""
+    vtarget.enter()
+    vtarget.settle()
+    now = _board_ticks()
+    vtarget.leave(vtarget.ticks_call_us)
+    return now
+
+
+def _board_ticks():
     global _board_us, _board_frac, _board_world
     world = vworld.now_us()
     num = (world - _board_world) * (1000000 + vfaults.clock_ppm) + _board_frac
@@ -48,8 +62,11 @@ def ticks_add(a, delta):
 
 def sleep_us(us):
     """Sleep `us` of board time (world time differs by the clock's skew)."""
+    vtarget.enter()
+    vtarget.settle()
     if us > 0:
         vworld.advance_us(us * 1000000 // (1000000 + vfaults.clock_ppm))
+    vtarget.leave(0)
 
 
 # ---- pins and buses ------------------------------------------------------------------
@@ -88,22 +105,35 @@ class I2C:
         self.freq = freq
         self._bus = vrig.bus("i2c", id, vi2c.I2CBus)
 
+    # Bus time: the address byte, the data, and for a register access the register
+    # address then a repeated start and the address again (addrsize / 8 bytes of it).
     def writeto(self, addr, buf, stop=True):
+        vtarget.enter()
         chip = self._bus.find(addr)
         if len(buf):
             chip.write(buf)
+        self._took(1 + len(buf))
         return len(buf)
 
     def readfrom_into(self, addr, buf, stop=True):
+        vtarget.enter()
         self._bus.find(addr).read_into(buf)
+        self._took(1 + len(buf))
 
     def readfrom_mem_into(self, addr, memaddr, buf, addrsize=8):
+        vtarget.enter()
         chip = self._bus.find(addr)
         chip.set_pointer(memaddr)
         chip.read_into(buf)
+        self._took(2 + (addrsize >> 3) + len(buf))
 
     def writeto_mem(self, addr, memaddr, buf, addrsize=8):
+        vtarget.enter()
         self._bus.find(addr).write_at(memaddr, buf)
+        self._took(1 + (addrsize >> 3) + len(buf))
+
+    def _took(self, nbytes):
+        vtarget.leave(vtarget.call_us + vtarget.i2c_us(nbytes, self.freq))
 
     def readfrom(self, addr, nbytes, stop=True):
         buf = bytearray(nbytes)
@@ -133,7 +163,9 @@ class SPI:
         self._bus = vrig.bus("spi", id, vspi.SPIBus)
 
     def write_readinto(self, wbuf, rbuf):
+        vtarget.enter()
         self._bus.write_readinto(wbuf, rbuf)
+        vtarget.leave(vtarget.call_us + vtarget.spi_us(len(wbuf), self.baudrate))
 
     def write(self, buf):
         self._bus.write_readinto(buf, bytearray(len(buf)))
@@ -154,6 +186,12 @@ class _NoLine:
     def readinto(self, buf, nbytes):
         return 0
 
+    def set_timing(self, baudrate, turnaround_us):
+        pass
+
+    def backlog_us(self):
+        return 0
+
 
 class UART:
     def __init__(self, id, baudrate=115200, tx=None, rx=None, bits=8, parity=None, stop=1,
@@ -161,17 +199,35 @@ class UART:
         self.id = id
         self.baudrate = baudrate
         self._line = vrig.bus("uart", id) or _NoLine()
+        if vtarget.active:  # the line carries bytes at the baud rate (vservo.PacketBus)
+            self._line.set_timing(baudrate, vtarget.turnaround_us)
 
     def write(self, buf):
-        return self._line.write(buf)
+        vtarget.enter()
+        n = self._line.write(buf)
+        vtarget.leave(vtarget.call_us + self._blocked_us())
+        return n
+
+    def _blocked_us(self):
+        """A write returns once its bytes are in the TX buffer: it waits for the line
+        only for what does not fit."""
+        backlog = self._line.backlog_us()
+        room = vtarget.uart_us(vtarget.uart_txbuf, self.baudrate)
+        return backlog - room if backlog > room else 0
 
     def any(self):
-        return self._line.any()
+        vtarget.enter()
+        n = self._line.any()
+        vtarget.leave(vtarget.call_us)
+        return n
 
     def readinto(self, buf, nbytes=-1):
+        vtarget.enter()
         if nbytes < 0 or nbytes > len(buf):
             nbytes = len(buf)
-        return self._line.readinto(buf, nbytes) or None
+        n = self._line.readinto(buf, nbytes)
+        vtarget.leave(vtarget.call_us)
+        return n or None
 
     def read(self, nbytes=-1):
         n = self.any() if nbytes < 0 else min(nbytes, self.any())
@@ -184,7 +240,22 @@ class UART:
 
 # ---- the host link --------------------------------------------------------------------
 try:
-    from vconsole import Console  # the supervisor's: pty, Ctrl-C handling, fault channel
+    from vconsole import Console as _HostConsole  # the supervisor's: pty, Ctrl-C, faults
+
+    class Console(_HostConsole):
+        """The host link; its pipe's x86 time is not the firmware's (vtarget)."""
+
+        def readinto(self, buf):
+            vtarget.enter()
+            n = _HostConsole.readinto(self, buf)
+            vtarget.leave(0)
+            return n
+
+        def write(self, buf):
+            vtarget.enter()
+            n = _HostConsole.write(self, buf)
+            vtarget.leave(0)
+            return n
 except ImportError:
     from dexfw.stdioconsole import StdioConsole
 

@@ -7,6 +7,7 @@ import vi2c
 import vphysics
 import vservo
 import vspi
+import vtarget
 import vworld
 import vworldlink
 
@@ -36,6 +37,7 @@ def load_rig(cfg, rng_seed=None):
     global loaded
     vworld.clear()
     loaded = True
+    vtarget.configure(cfg)  # a virtual board timed as a real target, or full speed
     if cfg is None:
         return
     if rng_seed is None:

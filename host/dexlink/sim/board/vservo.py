@@ -15,6 +15,7 @@ from dexfw.drivers import feetech_table as sts
 from dexproto.cobsbuf import copy_into
 
 import vfaults
+import vtarget
 import vworld
 
 # Instructions and the broadcast id: the same codes in both protocols (the tables agree).
@@ -79,6 +80,33 @@ class PacketBus:
         self.reply = bytearray(300)
         self.packets = 0
         self.bad_packets = 0
+        # Line timing, only for a virtual board timed as a target (vtarget; baud 0: the
+        # bytes are there at once): world us when the wire is free, when the queued
+        # answers have all arrived, and the answering servo's return delay.
+        self.baud = 0
+        self.turnaround_us = 0
+        self.wire_free = 0
+        self.ready_at = 0
+        self._return_delay_us = 0
+
+    def set_timing(self, baudrate, turnaround_us):
+        """Carry bytes at baudrate; a servo answers turnaround_us after the line is free
+        plus its own return delay."""
+        self.baud = baudrate
+        self.turnaround_us = turnaround_us
+
+    def backlog_us(self):
+        """Line time still to go for the bytes written so far."""
+        left = self.wire_free - vworld.now_us()
+        return left if left > 0 else 0
+
+    def _on_wire(self, gap_us, n):
+        """n bytes go on the wire gap_us after it is free (or now, when it is idle)."""
+        start = self.wire_free
+        now = vworld.now_us()
+        if start < now:
+            start = now
+        self.wire_free = start + gap_us + vtarget.uart_us(n, self.baud)
 
     def add(self, servo):
         if servo.id in self.servos:
@@ -90,6 +118,8 @@ class PacketBus:
     # the board's side ------------------------------------------------------------
     def write(self, buf):
         n = len(buf)
+        if self.baud:
+            self._on_wire(0, n)
         if n > len(self.inbuf) - self.n_in:
             self.n_in = 0  # overflow: the line is garbage, start over
         self.n_in = copy_into(buf, 0, n, self.inbuf, self.n_in)
@@ -99,10 +129,12 @@ class PacketBus:
         return n
 
     def any(self):
+        if self.baud and vworld.now_us() < self.ready_at:
+            return 0  # still on the wire
         return self.out_end - self.out_start
 
     def readinto(self, buf, nbytes):
-        n = self.out_end - self.out_start
+        n = self.any()
         if nbytes < n:
             n = nbytes
         copy_into(self.outbuf, self.out_start, self.out_start + n, buf, 0)
@@ -115,6 +147,9 @@ class PacketBus:
         if self.out_end + n > len(self.outbuf):  # the board is not reading: drop old
             self.out_start = self.out_end = 0
         self.out_end = copy_into(buf, 0, n, self.outbuf, self.out_end)
+        if self.baud:
+            self._on_wire(self.turnaround_us + self._return_delay_us, n)
+            self.ready_at = self.wire_free
 
     # packets ----------------------------------------------------------------------
     def parse(self):
@@ -227,6 +262,7 @@ class PacketBus:
             raise IndexError("simulated servo %d: registers %d..%d"
                              % (s.id, addr, addr + length - 1))
         s.update()
+        self._return_delay_us = 2 * s.regs[self.REG_RETURN_DELAY]  # 2 us a unit (both vendors)
         self._present(s)  # subclass: dynamics -> present-state registers
         self._reply(s, addr, length)  # subclass: the packet
 

@@ -1,0 +1,206 @@
+# The virtual board at a real target's speed (issue 15; the model and its sources are in
+# dexlink.targets, which puts the numbers in the flashed config's "sim.target").
+#
+# The firmware runs here on an x86 core, tens to hundreds of times faster than a board.
+# vmachine brackets every machine call (bus transfers, ticks_us, sleep_us, the console)
+# with enter() and leave(): the x86 time between two calls is the firmware's own
+# interpretation, charged again (factor - 1) times over; leave() adds what the call costs
+# on the target (its software, and a bus transfer that blocks the CPU there). The time
+# owed is let pass (settle) before the board clock is read, so the loop's own timing,
+# its rate and its overruns are the target's. The simulated devices' x86 time, inside
+# the calls, is nobody's: it is not charged. Without a target (the virtual board's full
+# speed) every hook returns at once. Integers only: nothing here allocates.
+import time
+
+import vworld
+
+# The x86 clock vworld follows (CPython, where tests/fuzz runs the rig, has vworld's).
+_ticks_us, _ticks_diff, _sleep_us = vworld._ticks_us, vworld._ticks_diff, vworld._sleep_us
+_ticks_add = getattr(time, "ticks_add", lambda a, b: a + b)
+
+active = False
+name = "virtual"
+factor_x1024 = 1024  # target us per x86 us of the reference host (dexlink.targets), x1024
+probe_ref_us = 1  # the probe's time on the reference host when the factor was measured
+call_us = 0  # a machine bus call's software on the target
+ticks_call_us = 0  # time.ticks_us on the target
+uart_txbuf = 256  # bytes a UART write buffers without blocking
+turnaround_us = 0  # half-duplex line turned round before a servo answers
+# A stretch between two machine calls longer than this on x86 is the host's scheduler
+# (or boot-time work), not the loop: count no more of it (a 1 ms preemption would
+# otherwise become a quarter-second stall on a Pico).
+CLAMP_X86_US = 60
+SPIN_US = 3000  # the last this many microseconds of a wait are spun, not slept
+RECALIBRATE_US = 250000  # this host's speed is measured again this often
+PROBE_STEPS = 400
+_mark = 0  # x86 time the firmware last got the CPU back from a machine call
+_owed_q = 0  # target time not yet let pass, in 1/1024 us
+_factor_now_q = 1024  # target us per x86 us of this host as it runs now, x1024
+_hook_q = 0  # x86 time of the hooks themselves in each stretch, 1/1024 us
+_calibrated_at = 0
+calls = 0  # machine calls bracketed so far (bench/vboard.py reports them a cycle)
+
+
+def configure(cfg):
+    """Take the timing from a config's "sim.target" (none: the full x86 speed)."""
+    global active, name, factor_x1024, probe_ref_us, call_us, ticks_call_us, uart_txbuf
+    global turnaround_us, _owed_q, _mark
+    t = ((cfg or {}).get("sim") or {}).get("target")
+    active = False
+    _owed_q = 0
+    name = "virtual"
+    if t is None:
+        return
+    name = t["name"]
+    factor_x1024 = t["cpu_x1024"]
+    probe_ref_us = t["probe_ref_us"]
+    call_us = t["call_us"]
+    ticks_call_us = t["ticks_us"]
+    uart_txbuf = t["uart_txbuf"]
+    turnaround_us = t["turnaround_us"]
+    calibrate()
+    _mark = _ticks_us()
+
+
+def enter():
+    """A machine call begins: the firmware ran since the last one; on the target that
+    stretch, less the hooks' own share, takes factor times longer than it did here."""
+    global _owed_q
+    if active:
+        d = _ticks_diff(_ticks_us(), _mark)
+        if d > CLAMP_X86_US:
+            d = CLAMP_X86_US
+        d <<= 10
+        _owed_q += (((d - _hook_q) * _factor_now_q) >> 10) - d
+
+
+def leave(target_us):
+    """A machine call ends, having cost target_us on the target."""
+    global _owed_q, _mark, calls
+    if active:
+        _owed_q += target_us << 10
+        calls += 1
+        _mark = _ticks_us()
+
+
+def settle():
+    """Let the owed time pass (before the board clock is read, or the board sleeps)."""
+    global _owed_q, _mark
+    if not active:
+        return
+    if _owed_q >= 1024:
+        us = _owed_q >> 10
+        _owed_q -= us << 10
+        _pass(us)
+    if _ticks_diff(_ticks_us(), _calibrated_at) > RECALIBRATE_US:
+        calibrate()
+    _mark = _ticks_us()
+
+
+def owed_us():
+    return _owed_q >> 10
+
+
+def _pass(us):
+    if vworld._manual:  # a test's manual clock (vworld.manual_clock): the world moves on
+        vworld.advance_us(us)
+        return
+    # Sleep most of a long wait, spin the rest: a sleeping process wakes late, by the
+    # timer slack (~60 us) on a quiet host and by milliseconds on a busy one, and each
+    # late wake-up would slow the target down.
+    global _owed_q
+    end = _ticks_add(_ticks_us(), us)
+    if us > SPIN_US:
+        _sleep_us(us - SPIN_US)
+    while _ticks_diff(end, _ticks_us()) > 0:
+        pass
+    # Woken or scheduled late: that much more has passed than was owed; it counts
+    # against what the firmware owes next, so the target's pace holds on average.
+    late = _ticks_diff(_ticks_us(), end)
+    if late > 0:
+        _owed_q -= late << 10
+
+
+# ---- this host's speed now -------------------------------------------------------------
+# The factor holds for the reference host; this one, or this one under load, runs the
+# same code slower or faster. A probe of firmware-like work (method calls, attributes,
+# bytes, small ints) timed here against its time there scales the factor; and the
+# hooks' own time, charged in every stretch, is measured and left out.
+class _Probe:
+    def __init__(self):
+        self.buf = bytearray(32)
+        self.acc = 0
+
+    def step(self, i):
+        b = self.buf
+        b[i & 31] = (self.acc + i) & 0xFF
+        self.acc = (self.acc + b[(i * 7) & 31]) & 0xFFFF
+
+    def hooked(self):  # what a machine call adds to a stretch: its own hooks
+        enter()
+        leave(0)
+
+
+_probe = _Probe()
+
+
+def probe_us():
+    """The x86 time of PROBE_STEPS steps of the probe (the least of three runs)."""
+    best = 1 << 30
+    for _ in range(3):
+        t0 = _ticks_us()
+        for i in range(PROBE_STEPS):
+            _probe.step(i)
+        d = _ticks_diff(_ticks_us(), t0)
+        if d < best:
+            best = d
+    return best if best > 0 else 1
+
+
+_probes = [0] * 8  # the last probes: their least is this host's speed (a busy host
+_probe_at = 0  # preempts some of them; it cannot make one faster)
+
+
+def _recent_best(us):
+    global _probe_at
+    _probes[_probe_at] = us
+    _probe_at = (_probe_at + 1) % len(_probes)
+    best = us
+    for p in _probes:
+        if 0 < p < best:
+            best = p
+    return best
+
+
+def calibrate():
+    """Measure this host's speed and the hooks' cost now; the clock moves on meanwhile
+    but nothing of it is owed."""
+    global active, _factor_now_q, _hook_q, _owed_q, _mark, _calibrated_at
+    owed = _owed_q
+    active = True
+    _factor_now_q = 2048  # enter() then owes exactly the stretch: the hooks' time
+    _hook_q = 0
+    _owed_q = 0
+    _mark = _ticks_us()
+    for _ in range(PROBE_STEPS):
+        _probe.hooked()
+    _hook_q = _owed_q // PROBE_STEPS
+    _factor_now_q = factor_x1024 * probe_ref_us // _recent_best(probe_us())
+    _owed_q = owed
+    _calibrated_at = _ticks_us()
+    _mark = _calibrated_at
+
+
+def i2c_us(nbytes, freq):
+    """Bus time of an I2C transfer of nbytes (address byte included): start, 9 clocks a
+    byte (8 bits and the ACK), stop."""
+    return ((2 + 9 * nbytes) * 1000000 + freq - 1) // freq
+
+
+def spi_us(nbytes, baudrate):
+    return (8 * nbytes * 1000000 + baudrate - 1) // baudrate
+
+
+def uart_us(nbytes, baudrate):
+    """Line time of nbytes at 8N1: 10 bits a byte."""
+    return (10 * nbytes * 1000000 + baudrate - 1) // baudrate

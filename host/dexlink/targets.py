@@ -1,0 +1,256 @@
+"""What a hand's loop costs on each real board, and the rate that board holds (issue 15).
+
+Every loop figure the virtual board shows was made on an x86 core; the boards are far
+slower. This module is the one cost model: data tables (below, each with its source and
+its uncertainty), read by
+
+- the board descriptions' [holds_hz] tables (tests/test_targets.py keeps them equal to
+  `holds_hz`), the README's board table and `dexlink flash`'s warning;
+- the virtual board timed as a target (`vboard_timing`: `--target` on sim, session,
+  record; the flashed config's "sim.target", read by sim/board/vtarget.py);
+- bench/firmware.py, which prints the model beside the x86 costs it measures.
+
+The model of one cycle on a target:
+    cpu    = (overhead + sample + map + servo + telemetry / decimation)  [emulated RP2040 us]
+             x the target's slowdown against the emulated RP2040 (its pessimistic end)
+    cycle  = cpu + the I2C and SPI bus time (machine.I2C / machine.SPI block for the
+             whole transfer on rp2, esp32, mimxrt and stm32: the CPU waits it out)
+    rate   = 1e6 / cycle, and no more than the busiest UART line allows (a UART write
+             goes to the TX buffer and does not block, but the line must carry it).
+Rates are rounded down to two significant figures: never above what the target holds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dexlink import hwconfig
+
+# ---- calibration: the emulated RP2040 -------------------------------------------------
+# Source: issue 15: bench/firmware.py's cycle run by MicroPython 1.28 (RPI_PICO build) on
+# an instruction-level RP2040 emulator counting Cortex-M0+ cycles at 125 MHz, viper build,
+# telemetry every 10th cycle: iso16 (AS5600 + STS3215), iso22 (MT6701 + STS3215) and
+# tendon16 (AS5048A chain + XL330, coupled). Per-stage microseconds, fitted per driver
+# class (per joint, or fixed + per joint where two hands give two points). The emulator
+# has no flash-cache misses: a real RP2040 is 1.2-1.7x slower (TARGETS["pico"]).
+OVERHEAD_US = 442.0  # per cycle outside the stages: commands, faults, timing (iso16; iso22 440)
+SAMPLE_US = {  # encoder driver class -> (fixed, per joint)
+    "AS5600Mux": (0.0, 127.4),  # iso16: 2038 us for 16
+    "MT6701Mux": (0.0, 142.0),  # iso22: 3123 us for 22
+    "AS5048AChain": (0.0, 191.2),  # tendon16: 3059 us for 16
+}
+MAP_US = (133.0, 41.5)  # fixed + per joint: iso16 797 us, iso22 1046 us
+COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 797
+SERVO_US = {  # servo driver class -> (fixed, per motor): sync-write + one read-back poll
+    "FeetechBus": (0.0, 83.5),  # iso22: 1838 us for 22 (iso16: 77.4 a servo: the worse kept)
+    "DynamixelBus": (0.0, 121.6),  # tendon16: 1946 us for 16 on two buses
+    "PCA9685Servos": (0.0, 83.5),  # GUESS: not measured; taken as a Feetech servo's
+}
+TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
+# The x86 core bench/firmware.py runs on against the emulated RP2040: emulated us per x86
+# us, per stage 136-167 (iso16, iso22, tendon16 on this project's build host, 2026-12-01;
+# the issue's own host measured 124 for a whole cycle). The virtual board scales its x86
+# time by this, times the target's slowdown: +-15 % between stages, +-25 % between hosts.
+EMULATED_PER_X86 = 155.0
+# Inside the virtual board the same firmware's x86 time between machine calls is ~2.6x
+# the bench's (bench/sim-board measurements, 2026-12-01: the simulated devices run
+# between the stretches and evict the caches, and status packets are parsed, which the
+# bench's null HAL never answers): the virtual board scales by this instead, so that iso16
+# timed as a pico runs at the model's rate. Uncertainty +-30 %, mostly the host's load.
+VBOARD_EMULATED_PER_X86 = 60.0
+# The speed probe (sim/board/vtarget.probe_us) on that host in that state (bench/firmware.py
+# prints it beside the iso16 cycle): the virtual board scales the factor by this over the
+# probe's time where it runs, so a slower or busier host does not slow the target down.
+X86_PROBE_US = 46
+# Software cost of one machine-class call (I2C, SPI, UART) and of time.ticks_us on the
+# emulated RP2040 (issue 15: readfrom_mem_into 22 us, ticks_us 5.7 us; SPI and UART calls:
+# GUESS, taken as the I2C call's).
+CALL_US = 22.0
+TICKS_US = 5.7
+
+
+@dataclass(frozen=True)
+class Target:
+    """A real board's speed: its time for the emulated RP2040's microsecond, (low, high)."""
+
+    name: str  # its description in hardware/boards/
+    port: str  # the MicroPython port
+    cpu: str
+    slowdown: tuple[float, float]  # target us per emulated-RP2040 us: optimistic, pessimistic
+    source: str  # where slowdown comes from
+    measured: bool  # False: the slowdown is a guess from published benchmarks or clocks
+    uart_txbuf: int = 256  # bytes a UART write leaves in the TX buffer without blocking
+    turnaround_us: int = 10  # half-duplex adaptor: line turned round before a servo answers
+
+    @property
+    def factor(self) -> float:
+        """The slowdown the model uses: its pessimistic end."""
+        return self.slowdown[1]
+
+
+TARGETS = {t.name: t for t in (
+    Target("pico", "rp2", "RP2040, Cortex-M0+ 125 MHz", (1.2, 1.7),
+           "emulated RP2040 (issue 15) times 1.2-1.7 for the flash-cache misses the emulator "
+           "does not have", True),
+    Target("pico2", "rp2", "RP2350, Cortex-M33 150 MHz", (1.2 / 2.0, 1.7 / 1.8),
+           "published MicroPython benchmarks: RP2350 1.8-2x a real RP2040", False),
+    Target("esp32s3", "esp32", "ESP32-S3, Xtensa LX7 240 MHz", (1.2 / 2.4, 1.7 / 2.0),
+           "published MicroPython benchmarks: ESP32-S3 about 2.2x (2.0-2.4x) a real RP2040",
+           False),
+    Target("teensy41", "mimxrt", "i.MX RT1062, Cortex-M7 600 MHz", (1.2 / 10.0, 1.7 / 6.0),
+           "GUESS from the clock and the M7's dual issue and caches: 6-10x a real RP2040", False),
+    Target("nucleo_h743", "stm32", "STM32H743, Cortex-M7 400 MHz", (1.2 / 7.0, 1.7 / 4.0),
+           "GUESS from the clock (MicroPython's 400 MHz default) and the M7: 4-7x a real "
+           "RP2040", False),
+)}
+VIRTUAL = "virtual"  # no model: the virtual board at this host's full speed
+
+
+def target(name: str) -> Target:
+    """The target of that board name; a UserError naming the known ones otherwise."""
+    if name not in TARGETS:
+        raise hwconfig.HwConfigError("%s: no timing model for this board (targets: %s, or %s "
+                                     "for full speed)" % (name, ", ".join(TARGETS), VIRTUAL))
+    return TARGETS[name]
+
+
+# ---- the model --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CycleCost:
+    """One hand's cycle on one target, in target microseconds."""
+
+    hand: str
+    target: Target
+    hz: int  # the rate the hand asks for
+    stages: dict  # stage -> target us per cycle (telemetry: per frame / decimation)
+    cpu_us: float
+    blocking_us: float  # I2C + SPI transfers the CPU waits out
+    uart_us: float  # the busiest UART line's time per cycle
+    guessed: tuple  # what of this figure is a guess (driver classes, the slowdown)
+
+    @property
+    def cycle_us(self) -> float:
+        return self.cpu_us + self.blocking_us
+
+    @property
+    def max_hz(self) -> float:
+        """The highest rate the model gives (unrounded)."""
+        return min(1e6 / self.cycle_us, 1e6 / self.uart_us if self.uart_us else math.inf)
+
+    @property
+    def holds_hz(self) -> int:
+        """The rate the board holds, rounded down to two significant figures."""
+        return round_down(self.max_hz)
+
+    @property
+    def headroom(self) -> float:
+        """Spare fraction of the hand's period (negative: over budget)."""
+        return 1.0 - max(self.cycle_us, self.uart_us) * self.hz / 1e6
+
+
+def round_down(hz: float) -> int:
+    """hz rounded down to two significant figures (1234 -> 1200, 157 -> 150)."""
+    if hz < 10:
+        return int(hz)
+    step = 10 ** (int(math.log10(hz)) - 1)
+    return int(hz // step * step)
+
+
+def _linear(table: tuple, n: int) -> float:
+    return table[0] + table[1] * n
+
+
+def emulated_stages(cfg: dict) -> tuple[dict, list]:
+    """(stage -> emulated RP2040 us per cycle, guessed driver classes) of a compiled config."""
+    guessed = []
+    n = len(cfg["joints"])
+    sample = servo = 0.0
+    for g in cfg["encoders"]:
+        sample += _linear(SAMPLE_US[g["cls"]], len(g["joints"]))
+    for g in cfg["servos"]:
+        servo += _linear(SERVO_US[g["cls"]], len(g["joints"]))
+        if g["cls"] == "PCA9685Servos":
+            guessed.append(g["cls"])
+    mapping = _linear(MAP_US, n)
+    if cfg.get("coupling"):
+        mapping += COUPLING_US_PER_MOTOR * len(cfg["motors"])
+    telemetry = _linear(TELEMETRY_US, n) / cfg["loop"]["telemetry_decimation"]
+    stages = {"overhead": OVERHEAD_US, "sample": sample, "map": mapping, "servo": servo,
+              "telemetry": telemetry}
+    return stages, guessed
+
+
+def cycle_cost(cfg: dict, target_name: str) -> CycleCost:
+    """The model of a compiled config's cycle on a target."""
+    t = target(target_name)
+    stages, guessed = emulated_stages(cfg)
+    stages = {k: v * t.factor for k, v in stages.items()}
+    buses = cfg["board"]["buses"]
+    blocking = uart = 0.0
+    for bus, us in hwconfig.bus_time_us(cfg).items():
+        if buses[bus]["kind"] == "uart":
+            uart = max(uart, us)
+        else:
+            blocking += us
+    if not t.measured:
+        guessed.append("the %s's slowdown" % t.name)
+    return CycleCost(cfg["hand"], t, cfg["loop"]["hz"], stages, sum(stages.values()),
+                     blocking, uart, tuple(guessed))
+
+
+def hand_cost(hand, board: str) -> CycleCost:
+    """The model of a hand (name or file) compiled for a shipped board."""
+    return cycle_cost(hwconfig.compile_config(hand, board, calibration=False), board)
+
+
+def stated_rates(board: str) -> dict:
+    """The [holds_hz] table of a board description: {hand name: Hz}."""
+    table = hwconfig.read_toml(hwconfig.board_path(board)).get("holds_hz", {})
+    return dict(table) if isinstance(table, dict) else {}
+
+
+def rate_warning(cfg: dict, name: str) -> str | None:
+    """A warning when the hand asks for more than the board `name` holds, with the
+    numbers; None when it fits or that board has no model."""
+    if name not in TARGETS:
+        return None
+    c = cycle_cost(cfg, name)
+    if c.holds_hz >= c.hz:
+        return None
+    bus = ", I2C/SPI waits %.0f us" % c.blocking_us if c.blocking_us else ""
+    return ("%s asks for %d Hz, but %s holds about %d Hz by the cost model (cycle %.0f us: "
+            "CPU %.0f us%s%s): the loop will overrun; lower [loop] hz or use a faster board "
+            "(bench/firmware.py prints the model)"
+            % (cfg["hand"], c.hz, name, c.holds_hz, c.cycle_us, c.cpu_us, bus,
+               "; model guesses " + ", ".join(c.guessed) if c.guessed else ""))
+
+
+# ---- the virtual board timed as a target -------------------------------------------------
+def vboard_timing(name: str) -> dict | None:
+    """What the virtual board needs to run at the target's speed (the flashed config's
+    "sim.target"; None for the virtual board's full speed). Integers: the board side
+    keeps its arithmetic allocation-free."""
+    if name == VIRTUAL:
+        return None
+    t = target(name)
+    return {"name": t.name,
+            "cpu_x1024": round(VBOARD_EMULATED_PER_X86 * t.factor * 1024),
+            "probe_ref_us": X86_PROBE_US,
+            "call_us": max(1, round(CALL_US * t.factor)),
+            "ticks_us": max(1, round(TICKS_US * t.factor)),
+            "uart_txbuf": t.uart_txbuf, "turnaround_us": t.turnaround_us}
+
+
+def hand_board(hand) -> str | None:
+    """The board a hand file says it is made for (its top-level `board`), or None."""
+    value = hwconfig.load_hand(hand).get("board")
+    return value if isinstance(value, str) else None
+
+
+def resolve_target(hand, asked: str | None) -> str:
+    """The target a virtual board runs as: the one asked for, else the board the hand is
+    made for, else the virtual board's full speed."""
+    name = asked or (hand_board(hand) if hand is not None else None) or VIRTUAL
+    if name != VIRTUAL:
+        target(name)
+    return name
