@@ -246,6 +246,11 @@ class PolicyRunner:
         if self._thread is not None:
             self._thread.join(5)
 
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the runner has stopped (on an error, or after stop())."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

@@ -138,14 +138,17 @@ def replay_episode(targets: tuple[np.ndarray, np.ndarray], options: EpisodeOptio
 
 
 def _episode(options: EpisodeOptions, make_actor, progress) -> EpisodeOutcome:
+    # The hand is powered (HOST mode) only once the cameras run and the episode records:
+    # a world's clock starts with torque, so the file holds the whole attempt.
     record = RecordOptions(task=options.task, out=options.out, board=options.board,
-                           mode=catalog.MODE_HOST)
+                           mode=catalog.MODE_IDLE)
     with open_recording(record) as rec:
         world = rec.virtual.world if rec.virtual is not None else None
         sender = TargetSender(rec.link, ActionPlan(), rec.link.board.n_joints, options.send_hz,
                               options.interpolate)
         actor = make_actor(rec, sender)
         path = rec.recorder.start_episode()
+        rec.link.set_mode(catalog.MODE_HOST)
         limit = options.max_seconds or (world.task.time_limit_s + WORLD_START_S if world
                                         else DEFAULT_SECONDS)
         t0 = time.monotonic()
