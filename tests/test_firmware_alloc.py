@@ -63,8 +63,8 @@ from dexproto.frame import FrameWriter
 pw = FrameWriter()
 n = fw.jm.n
 def chunk():
-    struct.pack_into("<IHB", pw.body, 0, vmachine.ticks_us() + 5000, 10000, 1)
-    at = 7
+    struct.pack_into("<IIB", pw.body, 0, vmachine.ticks_us() + 5000, 10000, 1)
+    at = 9
     k = 0
     while k < 8 * n:
         struct.pack_into("<h", pw.body, at, (k // n) * 37 + fw.cycles %% 200)

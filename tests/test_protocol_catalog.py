@@ -115,10 +115,12 @@ def test_timed_points_fit_a_chunk_and_are_new_in_minor_2():
     """TARGET_POINTS (1.2): a 16-joint hand's 16-step chunk goes in two frames, and the
     board's queue holds it with its anchor point; the ring index wraps with a mask."""
     row = catalog.BY_NAME["TARGET_POINTS"]
-    assert row[2] == catalog.TO_BOARD and row[3] == "<IHB" and row[5] == "<h"
+    assert row[2] == catalog.TO_BOARD and row[3] == "<IIB" and row[5] == "<h"
     room = catalog.MAX_PAYLOAD - catalog.HEADER_SIZE - struct.calcsize(row[3])
     assert room // (2 * 16) == 15 and room // (2 * 32) == 7
     cap = catalog.POINTS_CAPACITY
     assert cap & (cap - 1) == 0 and cap >= 16 + 1
     assert catalog.PROTOCOL_MINOR >= 2
     assert catalog.POINTS_REPLACE & (catalog.POINTS_REPLACE - 1) == 0
+    # 10 actions a second, as Diffusion Policy runs, and longer steps up to a second
+    assert catalog.POINTS_MAX_STEP_US == 1_000_000 < 1 << 30

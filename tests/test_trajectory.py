@@ -44,12 +44,12 @@ n = jm.n
 host = FrameWriter()
 def val(tag, v):
     print("VAL", tag, json.dumps(v))
-PER_FRAME = (C.MAX_PAYLOAD - 3 - 7) // (2 * n)
+PER_FRAME = (C.MAX_PAYLOAD - 3 - 9) // (2 * n)
 def points(t0, step, rows, flags=C.POINTS_REPLACE, extra=0):
     """A chunk as the host sends it: frames of PER_FRAME points, the later ones appended."""
     for first in range(0, len(rows), PER_FRAME):
-        struct.pack_into("<IHB", host.body, 0, t0 + first * step, step, flags if first == 0 else 0)
-        at = 7
+        struct.pack_into("<IIB", host.body, 0, t0 + first * step, step, flags if first == 0 else 0)
+        at = 9
         for r in rows[first:first + PER_FRAME]:
             for v in r:
                 struct.pack_into("<h", host.body, at, v)
@@ -155,11 +155,16 @@ def test_goals_reach_each_point_at_its_time(overlap):
     """At the cycle that starts at a point's time the goal is that point's (within what the
     goal moves in the 1 ms cycle); the second chunk's points replace the first's."""
     for shape in ("cubic", "linear"):
-        at = {t: host for t, host, _, _ in overlap[shape]["log"]}
-        hits = [(t, v, at[t]) for t, v in overlap[shape]["want"] if t in at]
-        assert len(hits) >= 18, shape
-        for t, want, got in hits:
-            assert abs(got - want) <= 1, (shape, t, want, got)
+        log = overlap[shape]["log"]
+        hits = 0
+        for t, want in overlap[shape]["want"]:
+            if not log[0][0] <= t <= log[-1][0]:
+                continue
+            at, got, _, _ = min(log, key=lambda row: abs(row[0] - t))
+            # the cycle nearest the point's time: off by what the goal moves meanwhile
+            assert abs(got - want) <= 1 + abs(at - t) * 15 // 1000, (shape, t, want, at, got)
+            hits += 1
+        assert hits >= 18, shape
 
 
 SAFETY = r'''
@@ -203,6 +208,7 @@ val("still_running", fw.cycles)
 # refused: bad step, flags, times, length; an append that goes back
 t0 = board_now() + 10000
 points(t0, 0, [row])
+points(t0, C.POINTS_MAX_STEP_US + 1, [row])
 points(t0, 10000, [row], flags=0x80)
 points(t0 + 5000000, 10000, [row])
 points(1 << 30, 10000, [row])
@@ -277,6 +283,7 @@ def test_bad_chunks_are_nacked_with_the_field(safety):
     t = C.TARGET_POINTS
     assert safety["refused"] == [
         [t, C.ERR_BAD_VALUE, 1],  # step_us 0
+        [t, C.ERR_BAD_VALUE, 1],  # step_us over a second
         [t, C.ERR_BAD_VALUE, 2],  # unknown flag
         [t, C.ERR_BAD_VALUE, 0],  # 5 s ahead
         [t, C.ERR_BAD_VALUE, 0],  # not a board time (2^30)

@@ -29,7 +29,7 @@ from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
 
 CAPACITY = C.POINTS_CAPACITY  # a power of two: ring indices wrap with a mask
 _WRAP = const(31)  # CAPACITY - 1 (checked below)
-HEAD_SIZE = head_size(C.TARGET_POINTS)  # t0_us (u32), step_us (u16), flags (u8)
+HEAD_SIZE = head_size(C.TARGET_POINTS)  # t0_us (u32), step_us (u32), flags (u8)
 # A first point further ahead than this is a clock gone wrong, not a plan: refused.
 MAX_AHEAD_US = 1000000
 # How the goal moves between two points (SHAPE_CUBIC on the board; the others are for
@@ -148,14 +148,16 @@ class Trajectory:
         if p[BODY + 3] & 0xC0:  # 2^30 and above: not a board time
             return C.ERR_BAD_VALUE << 8
         self._t0 = p[BODY] | p[BODY + 1] << 8 | p[BODY + 2] << 16 | p[BODY + 3] << 24
-        self._step = p[BODY + 4] | p[BODY + 5] << 8
-        if self._step == 0:
+        if p[BODY + 7]:  # 2^24 us and above: far over the longest step
             return C.ERR_BAD_VALUE << 8 | 1
-        if p[BODY + 6] & ~C.POINTS_REPLACE:
+        self._step = p[BODY + 4] | p[BODY + 5] << 8 | p[BODY + 6] << 16
+        if self._step == 0 or self._step > C.POINTS_MAX_STEP_US:
+            return C.ERR_BAD_VALUE << 8 | 1
+        if p[BODY + 8] & ~C.POINTS_REPLACE:
             return C.ERR_BAD_VALUE << 8 | 2
         if self.diff(self._t0, now) > MAX_AHEAD_US:
             return C.ERR_BAD_VALUE << 8
-        return self._fit(p[BODY + 6] & C.POINTS_REPLACE, now)
+        return self._fit(p[BODY + 8] & C.POINTS_REPLACE, now)
 
     def _fit(self, replace, now):
         """Which points go and stay; ERR_BUSY when they would not fit (nothing changes)."""

@@ -79,6 +79,7 @@ ERR_NAMES = ("OK", "unknown type", "bad length", "bad value", "bad mode", "versi
 # TARGET_POINTS.flags, and the points a board queues (a chunk and its overlap fit)
 POINTS_REPLACE = 0x01  # queued points from t0_us on are dropped first; clear: append
 POINTS_CAPACITY = 32
+POINTS_MAX_STEP_US = 1000000  # points at least 1 Hz apart
 
 # FAULT codes
 FAULT_WATCHDOG = 1  # host silent past the watchdog timeout in HOST mode
@@ -186,7 +187,7 @@ MESSAGES = (
     (NACK, "NACK", TO_HOST, "<BHBB", ("acked_type", "acked_seq", "error", "field"), None, (),
      None,
      "The command was refused; error code, and the index of the offending field (255: none)."),
-    (TARGET_POINTS, "TARGET_POINTS", TO_BOARD, "<IHB", ("t0_us", "step_us", "flags"), "<h",
+    (TARGET_POINTS, "TARGET_POINTS", TO_BOARD, "<IIB", ("t0_us", "step_us", "flags"), "<h",
      ("goal_cdeg",), None,
      "HOST mode, since 1.2: timed joint goals, n_joints per point, the first at board time "
      "t0_us, then one every step_us; the board interpolates them at its loop rate."),

@@ -31,12 +31,13 @@ def points_per_frame(n_joints: int) -> int:
 
 
 def check_step(step_us, n_points: int) -> int:
-    """step_us as an int of 1..65535 µs (TARGET_POINTS' u16), or ValueError. A lone point
-    has no step: 0 is taken as 1 then."""
+    """step_us as an int of 1..POINTS_MAX_STEP_US µs, or ValueError. A lone point has no
+    step: 0 is taken as 1 then."""
+    most = catalog.POINTS_MAX_STEP_US
     if isinstance(step_us, bool) or not isinstance(step_us, (int, np.integer)) \
-            or not (1 <= step_us <= 0xFFFF or (step_us == 0 and n_points == 1)):
-        raise ValueError("step_us: %r, expected an integer of 1..65535 (µs between points)"
-                         % (step_us,))
+            or not (1 <= step_us <= most or (step_us == 0 and n_points == 1)):
+        raise ValueError("step_us: %r, expected an integer of 1..%d (µs between points)"
+                         % (step_us, most))
     return max(1, int(step_us))
 
 
