@@ -146,24 +146,31 @@ class SimulatedDevice:
         return t + 1e-9 >= self.next_capture
 
     def capture(self, t: float, joints_deg, wrist: np.ndarray) -> None:
+        """Sample the hand now; the frame goes on its way to the host (or is lost)."""
         p = self.profile
         self.next_capture += 1.0 / p.rate_hz
+        frame = self.sample(t, joints_deg, wrist)
+        if frame is not None:
+            arrive = t + p.latency_s + self.rng.uniform(-p.jitter_s, p.jitter_s)
+            self.queue.append((arrive, Delivered(t, frame, np.asarray(joints_deg, dtype=float))))
+
+    def sample(self, t: float, joints_deg, wrist: np.ndarray, t_ns: int | None = None):
+        """The frame the device makes of the hand at angles joints_deg (None: lost)."""
+        p = self.profile
         self.captured += 1
         q = np.radians(np.asarray(joints_deg, dtype=float))
         measured = q + self.noise.sample(t)  # the error is the device's, on this person's pose
         if self.rng.random() < p.frame_loss:
             self.lost += 1
-            return
+            return None
         joints = self.seen.openxr(measured)
         joints += self.rng.normal(0.0, p.landmark_noise_m, joints.shape)
         valid = np.ones(len(joints), dtype=bool)
         if p.occluded_loss:
             self._occlude(q, valid)
         self.seq += 1
-        frame = HandFrame(t_ns=int(t * 1e9), seq=self.seq, source=p.name, side="right",
-                          wrist=wrist, joints=joints, valid=valid)
-        arrive = t + p.latency_s + self.rng.uniform(-p.jitter_s, p.jitter_s)
-        self.queue.append((arrive, Delivered(t, frame, np.degrees(q))))
+        return HandFrame(t_ns=int(t * 1e9) if t_ns is None else t_ns, seq=self.seq, source=p.name,
+                         side="right", wrist=wrist, joints=joints, valid=valid)
 
     def _occlude(self, q, valid):
         for f, idx in zip(self.person.geometry.fingers, self.fingers):
