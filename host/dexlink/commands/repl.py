@@ -66,37 +66,35 @@ def repl(args) -> int:
 
 def hand_over(port: str, progress) -> None:
     """Leave the board on `port` at its friendly REPL, or raise UserError saying why not."""
-    from dexlink.flash import FlashError, _read_for, open_port
-    from dexlink.link import Link, LinkError
-    from dexproto.stream import make
+    from dexlink.flash import FlashError, _hello, _read_for, open_port
+    from dexproto.stream import encode, make
 
     try:
-        open_port(port).close()  # no such port, or a busy one: said plainly
+        s = open_port(port)  # no such port, or a busy one: said plainly
     except FlashError as e:
         raise UserError(str(e)) from None
-    link = Link(port, reconnect=False, handshake_timeout=1.5)
-    try:
-        link.open()
-        progress("%s runs dexlink firmware (%s): sending it the REPL message"
-                 % (port, link.describe_board()))
-        link.request(make("REPL"), timeout=1.0)
-        answered = True
-    except LinkError:
-        answered = False
-    finally:
-        link.close()
-    with open_port(port) as s:
-        if answered:
-            seen = _read_for(s, 3.0, PROMPT)
-        else:
-            progress("no dexlink firmware answers on %s: sending the break-in" % port)
-            s.reset_input_buffer()
-            s.write(BREAK_IN)
-            seen = _read_for(s, BREAK_IN_WAIT_S, PROMPT)
+    with s:
+        s.reset_input_buffer()
+        s.write(BREAK_IN)  # a REPL answers at once; firmware waits for 1 s of quiet...
+        seen = _read_for(s, 0.5, PROMPT)
+        stopped = False
+        if PROMPT not in seen:
+            reply = _hello(s, 1.5)  # ...which HELLO's leading 0x00 ends
+            if reply is not None:
+                progress("%s runs dexlink firmware %d.%d.%d: sending it the REPL message"
+                         % (port, reply.fw_major, reply.fw_minor, reply.fw_patch))
+                s.write(b"\x00" + encode(make("REPL")))
+                seen = _read_for(s, 3.0, PROMPT)
+                stopped = True
+            else:
+                progress("no dexlink firmware answers on %s: sending the break-in" % port)
+                s.write(BREAK_IN)
+                seen = _read_for(s, BREAK_IN_WAIT_S, PROMPT)
     if PROMPT not in seen:
         raise UserError("%s: no MicroPython REPL answered (it sent %r); reset the board "
                         "holding its safe-boot pin, or flash it" % (port, seen[-60:]))
-    progress("the port is at MicroPython's REPL; the servos' torque is off")
+    progress("the port is at MicroPython's REPL" + (" (the firmware stopped: torque off)"
+                                                    if stopped else ""))
 
 
 def _terminal(port: str, print_only: bool) -> int:
