@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -75,7 +76,7 @@ def eval_command(args) -> int:
     options = EvalOptions(args.world, args.episodes, args.seed, args.out, args.skill,
                           args.max_seconds, args.inference_steps)
     results = evaluate(contenders, options, lambda line: print(line, flush=True))
-    Console().print(results_table(results))
+    Console(width=None if sys.stdout.isatty() else 120).print(results_table(results))
     png = plot_results(results, args.out / "results.png")
     print("results: %s, %s (simulation)" % (args.out / "results.json", png))
     return 0

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("learn-demo"))
     ap.add_argument("--demos", type=int, default=20, help="demonstrations recorded (default 20)")
     ap.add_argument("--skill", type=float, default=0.9, help="the operator's skill (default 0.9)")
-    ap.add_argument("--steps", type=int, default=1000, help="training steps per policy (default 1000)")
+    ap.add_argument("--steps", type=int, default=800, help="training steps per policy (default 800)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--episodes", type=int, default=6, help="evaluation episodes per policy (default 6)")
     args = ap.parse_args(argv)
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     (root / "eval" / "results.json").write_text(json.dumps(results, indent=1))
     (root / "timings.json").write_text(json.dumps(timings, indent=1))
     plot_results(results, root / "eval" / "results.png")
-    Console().print(results_table(results))
+    Console(width=None if sys.stdout.isatty() else 120).print(results_table(results))
     say("the demonstrating operator: %d/%d successes (%.0f%%, 95%% CI %.0f-%.0f%%)"
         % (wins, len(marks), 100 * wins / len(marks), 100 * lo, 100 * hi))
     say("timings: collect %.0f s, export %.0f s, train %.0f s (%s samples/s), eval %.0f s, "
