@@ -8,10 +8,11 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= decoder
 SECONDS ?= 10
 
-.PHONY: setup ffmpeg-libs test test-fast lint demo bench soak fuzz flash clean help
+.PHONY: setup ffmpeg-libs test test-fast lint demo learn-demo bench soak fuzz flash clean help
 
 help:
 	@echo "make demo    virtual-board session: record a multimodal episode and report it"
+	@echo "make learn-demo  demonstrations in a world -> dataset -> two policies -> success table"
 	@echo "make test    run the test suite (installs what it needs first)"
 	@echo "make test-fast  only the unit tests (no interpreter, no virtual board; under a minute)"
 	@echo "make lint    ruff over the whole tree"
@@ -57,6 +58,12 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/dexlink demo
+
+# The learning loop (about 20 minutes on 2 CPU cores; LEARN_DEMO_ARGS="--demos 4 --steps 50
+# --episodes 2" for a try): simulation, its figures in out/learn-demo/eval/results.json.
+LEARN_DEMO_ARGS ?=
+learn-demo: $(STAMP)
+	$(BIN)/python -m dexlink.learn.evaluate_demo --out out/learn-demo $(LEARN_DEMO_ARGS)
 
 # Each benchmark at its issue's default length (about 8 minutes in all), except the soak,
 # which has its own target: `make soak` (30 minutes; SOAK_MINUTES=2 for a try).

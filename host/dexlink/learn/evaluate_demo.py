@@ -1,7 +1,7 @@
 """The learning loop in one command (`make learn-demo`): demonstrations in a world, export,
 training, evaluation, the success table.
 
-    python -m dexlink.learn.evaluate_demo --out learn-demo
+    python -m dexlink.learn.evaluate_demo --out out/learn-demo
 
 1. Demonstrations: `--demos` lift_cube episodes recorded as `dexlink record --sim --world`
    records them (seeds 0..demos-1, the simulated operator at --skill); the ones the world
@@ -107,7 +107,7 @@ def last_log(run: Path, key: str | None = None):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("learn-demo"))
+    ap.add_argument("--out", type=Path, default=Path("out/learn-demo"))
     ap.add_argument("--demos", type=int, default=20, help="demonstrations recorded (default 20)")
     ap.add_argument("--skill", type=float, default=0.9, help="the operator's skill (default 0.9)")
     ap.add_argument("--steps", type=int, default=800, help="training steps per policy (default 800)")
