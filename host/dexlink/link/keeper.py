@@ -57,12 +57,19 @@ class Keeper:
         self.connect, self.handshake = connect, handshake
         self.last_rx_ns = 0  # the last good frame's arrival
         self.last_telemetry: Message | None = None
-        # The board's cycle count at the last re-handshake: telemetry below it means the
-        # board rebooted again, even before this session's first telemetry came.
+        # The board's loop cycle count last heard (TELEMETRY, or STATS: asked for at open and
+        # at every re-handshake): a count below it means the board rebooted, also when it
+        # did so before any of its telemetry reached this session.
         self._cycle_floor: int | None = None
         self._silent = False
 
     def start(self) -> threading.Thread:
+        """Take the board's cycle count as the first floor (see heard), then keep the link
+        on a thread of its own."""
+        try:
+            self._ask_cycles()
+        except LinkError:
+            pass  # no floor until its telemetry comes: the link still works
         t = threading.Thread(target=self._loop, name="dexlink-keeper", daemon=True)
         t.start()
         return t
@@ -71,13 +78,19 @@ class Keeper:
         """A good frame from the board (on the reader thread)."""
         self.last_rx_ns = m.host_ns  # good frames only: a REPL's echo is not a live board
         if m.name == "TELEMETRY":
-            last = self.last_telemetry
-            floor = last.cycle if last is not None else self._cycle_floor
-            if floor is not None and m.cycle < floor and self.up.is_set():
-                self._board_reset()
+            self._cycles_heard(m.cycle)
             self.last_telemetry = m
+        elif m.name == "STATS":
+            self._cycles_heard(m.cycles)
         elif m.name == "TIME_SYNC_REPLY":
             self.probes.answer(m)
+
+    def _cycles_heard(self, cycles: int) -> None:
+        """The board's loop cycle count, from a message that carries it (in the order the
+        board sent them: one thread reads them all)."""
+        floor, self._cycle_floor = self._cycle_floor, cycles
+        if floor is not None and cycles < floor and self.up.is_set():
+            self._board_reset()
 
     def _board_reset(self) -> None:
         """The board's cycle counter went back: it rebooted behind an open port."""
@@ -144,11 +157,12 @@ class Keeper:
             self.transport.close()
 
     def _rehandshake(self, after_reset: bool = False) -> bool:
+        self._cycle_floor = None  # the board may have rebooted while away
         try:
             board = self.handshake()
             self.probes.clock.reset()
-            self.last_telemetry = None  # the board may have rebooted while away
-            self._cycle_floor = self._board_cycles()
+            self.last_telemetry = None
+            self._ask_cycles()
             self._reapply()
         except LinkError as e:
             self.subscriptions.event("reconnect_failed", str(e))
@@ -160,12 +174,13 @@ class Keeper:
         self.subscriptions.event("reconnected", describe_board(board))
         return True
 
-    def _board_cycles(self) -> int | None:
-        """The board's loop cycles since boot (None from a board without GET_STATS)."""
+    def _ask_cycles(self) -> None:
+        """Ask the board for its loop cycles since boot: heard() takes them as the floor
+        (a board without GET_STATS has none until its telemetry comes)."""
         try:
-            return self.requests.request(make("GET_STATS"), wait_up=False).cycles
+            self.requests.request(make("GET_STATS"), wait_up=False)
         except NackError:
-            return None
+            pass
 
     def _reapply(self) -> None:
         """Put back what this session had set: config, joints, then mode."""

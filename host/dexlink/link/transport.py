@@ -9,6 +9,7 @@ keeper decides what follows.
 from __future__ import annotations
 
 import errno
+import queue
 import threading
 import time
 from contextlib import contextmanager
@@ -22,7 +23,9 @@ from .settings import DEFAULT_BAUD
 
 # pyserial racing a close from another thread raises TypeError/AttributeError on read
 READ_ERRORS = (serial.SerialException, OSError, TypeError, AttributeError)
-WRITE_ERRORS = (serial.SerialException, OSError)
+# pyserial's loop:// raises queue.Full when nobody reads what was written (its 4096 bytes
+# are full for write_timeout): a stalled port like any other, not a crash of the writer
+WRITE_ERRORS = (serial.SerialException, OSError, queue.Full)
 
 
 def open_problem(e: Exception) -> str:
@@ -41,8 +44,9 @@ def open_problem(e: Exception) -> str:
 class Transport:
     """One pyserial URL (device path, `socket://host:port`, `loop://`)."""
 
-    def __init__(self, url: str, baud: int = DEFAULT_BAUD):
+    def __init__(self, url: str, baud: int = DEFAULT_BAUD, write_timeout: float = 2.0):
         self.url, self.baud = url, baud
+        self.write_timeout = write_timeout  # seconds a write may wait for room on the port
         self._port: serial.SerialBase | None = None
         self._write_lock = threading.Lock()
         self._lost = threading.Event()  # a read or write failed: the port is no use now
@@ -68,7 +72,7 @@ class Transport:
         """Open the port; raises LinkError saying why it cannot be opened."""
         try:
             port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.05,
-                                         write_timeout=2, exclusive=True)
+                                         write_timeout=self.write_timeout, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
             raise LinkError("cannot open %s: %s" % (self.url, open_problem(e))) from None
         self._lost.clear()

@@ -52,7 +52,8 @@ class EpisodeWriter:
         self.counts: dict[str, StreamCounts] = defaultdict(StreamCounts)
         self.started_ns = time.monotonic_ns()
         self._queue: queue.Queue = queue.Queue(queue_size)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the file: workers, flushes, finish
+        self._put_lock = threading.Lock()  # producers' puts against closing
         self._file = open(self.part_path, "wb")
         self._mcap = Writer(self._file, chunk_size=chunk_size, compression=CompressionType.NONE)
         self._mcap.start(profile="", library="dexlink")
@@ -100,16 +101,20 @@ class EpisodeWriter:
         return self._put(schema.EVENTS, ("event", t_ns, {"kind": kind, "text": text}))
 
     def _put(self, topic: str, item) -> bool:
-        c = self.counts[topic]
-        if self._closed:
-            return False
-        try:
-            self._queue.put_nowait((topic,) + item)
-        except queue.Full:
-            c.dropped += 1
-            return False
-        c.queued += 1
-        return True
+        # Checked and queued under one lock with _drain's closing: an item that found the
+        # writer open is on the queue before the workers' end markers, never behind them
+        # (where nothing would write it), and no count appears while finish() reads them.
+        with self._put_lock:
+            if self._closed:
+                return False
+            c = self.counts[topic]
+            try:
+                self._queue.put_nowait((topic,) + item)
+            except queue.Full:
+                c.dropped += 1
+                return False
+            c.queued += 1
+            return True
 
     # --- workers ------------------------------------------------------------------------
     def _work(self) -> None:
@@ -202,7 +207,8 @@ class EpisodeWriter:
 
     # --- the end --------------------------------------------------------------------------
     def _drain(self) -> None:
-        self._closed = True
+        with self._put_lock:
+            self._closed = True
         for _ in self._workers:
             self._queue.put(None)
         for w in self._workers:
