@@ -11,8 +11,20 @@ Training: samples per second of the real loop (`dexlink train`'s Trainer: batche
 from a dataset in memory, AdamW, EMA) on a dataset recorded on the virtual board and
 exported to LeRobot v3.0 (or --dataset DIR).
 
+Deployment (--run RUN, default the touch policy of `make learn-demo`, skipped when there
+is none): episodes of the policy on the virtual board in the lift_cube world, chunks sent
+three ways: timed points the firmware interpolates (TARGET_POINTS), TARGETS streamed at
+100 Hz interpolated on the host, and TARGETS holding each action (stepwise). From each
+episode's telemetry (every loop cycle): the achieved control rate (loop cycles, target
+messages and chunks per second) and the smoothness of the servo goal: its largest step
+between two cycles, overall and within 20 ms of a chunk's start, against what the joint
+speed limit allows per cycle. Goal: no step at a chunk boundary above that.
+
+The whole demo loop: its stages' times from the learn-demo's timings.json (--demo-dir).
+
     python bench/policy.py
     python bench/policy.py --dataset datasets/cube --train-steps 30
+    python bench/policy.py --run out/learn-demo/runs/touch --seconds 8
 """
 from __future__ import annotations
 
@@ -140,17 +152,114 @@ def training(dataset: Path, steps: int, batch: int) -> None:
                   % (tactile_as, threads, rate, 1e3 * batch / rate))
 
 
+DEMO_DIR = Path("out/learn-demo")
+BOUNDARY_NS = 20_000_000  # a step this close after a chunk's start counts as at its boundary
+
+
+def goal_steps(path: Path, chunk_starts_ns: list, limit: float) -> dict:
+    """Servo-goal steps between consecutive loop cycles of a HOST-mode episode (degrees)."""
+    from dexlink.record.reader import read_episode
+
+    tel = read_episode(path, keep=lambda topic: topic == "/telemetry").telemetry()
+    host = tel["mode"] == "HOST"
+    t, goal = tel["t_ns"][host], tel["goal_cdeg"][host].astype(float) / 100
+    steps = np.abs(np.diff(goal, axis=0)).max(axis=1)
+    span = (t[-1] - t[0]) / 1e9
+    near = np.zeros(len(steps), bool)
+    for c in chunk_starts_ns:
+        near |= (t[1:] >= c) & (t[1:] < c + BOUNDARY_NS)
+    return {"cycles_per_s": (len(t) - 1) / span if span > 0 else 0.0,
+            "max_step": float(steps.max()), "p99_step": float(np.percentile(steps, 99)),
+            "boundary_max_step": float(steps[near].max()) if near.any() else 0.0,
+            "at_limit": float((steps >= limit - 0.005).mean())}
+
+
+def speed_limit_per_cycle() -> float:
+    """The smallest joint speed limit of the default hand, in degrees per loop cycle."""
+    from dexlink import hwconfig
+    from dexlink.board import default_hand
+
+    cfg = hwconfig.compile_config(default_hand(), "virtual")
+    speed = min(j["max_speed_cdeg_per_ms"] for j in cfg["joints"]) / 100  # deg per ms
+    return speed * 1000 / cfg["loop"]["hz"]
+
+
+def deployment(run: Path, seconds: float) -> bool:
+    from dexlink.board import BoardOptions
+    from dexlink.learn import load_policy
+    from dexlink.learn.deploy_episode import EpisodeOptions, run_policy_episode
+    from dexlink.sim.worldbridge import WorldOptions
+
+    torch.set_num_threads(1)
+    policy = load_policy(run)
+    limit = speed_limit_per_cycle()
+    print("== deployment of %s in the lift_cube world (%g s episodes, seed 1000; speed limit "
+          "%.2f deg per cycle)" % (run, seconds, limit))
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, timed, interpolate in (("timed points (firmware interpolates)", True, True),
+                                          ("TARGETS 100 Hz, host-interpolated", False, True),
+                                          ("TARGETS 100 Hz, stepwise", False, False)):
+            options = EpisodeOptions(BoardOptions(world=WorldOptions("lift_cube", 1000)),
+                                     Path(tmp) / label.split()[0], max_seconds=seconds,
+                                     timed=timed, interpolate=interpolate)
+            out = run_policy_episode(policy, options)
+            if timed and not out.timed:
+                label += " [board took none: TARGETS]"
+            s = goal_steps(out.path, out.chunk_starts_ns, limit)
+            met = s["boundary_max_step"] <= limit + 1e-9
+            ok = ok and met
+            print("  %-40s loop %5.0f cycles/s, %4.1f chunks/s, %5.0f target msgs/s, inference "
+                  "%3.0f ms | goal step max %.2f p99 %.2f, at chunk starts %.2f deg (%s); "
+                  "%.0f%% of cycles at the speed limit"
+                  % (label, s["cycles_per_s"], out.chunks / max(out.seconds, 1e-9), out.target_hz,
+                     out.inference_ms, s["max_step"], s["p99_step"], s["boundary_max_step"],
+                     "within the limit" if met else "ABOVE the limit", 100 * s["at_limit"]))
+    return ok
+
+
+def demo_loop(demo_dir: Path) -> None:
+    path = demo_dir / "timings.json"
+    if not path.is_file():
+        print("== demo loop: no %s (run `make learn-demo`)" % path)
+        return
+    import json
+
+    t = json.loads(path.read_text())
+    print("== demo loop (%s): collect %.0f s, export %.0f s, train %.0f s (%s samples/s), "
+          "eval %.0f s, total %.1f min" % (path, t["collect_s"], t["export_s"], t["train_s"],
+                                           ", ".join("%s %s" % kv for kv in
+                                                     t["train_samples_per_s"].items()),
+                                           t["eval_s"], t["total_s"] / 60))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", type=Path, help="a LeRobot v3.0 dataset (default: record one)")
     ap.add_argument("--repeats", type=int, default=30, help="chunks timed per setting")
     ap.add_argument("--train-steps", type=int, default=10, help="training steps timed")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--run", type=Path, default=DEMO_DIR / "runs" / "touch",
+                    help="a trained run to deploy (default: learn-demo's touch policy)")
+    ap.add_argument("--seconds", type=float, default=6.0, help="seconds per deployment episode")
+    ap.add_argument("--demo-dir", type=Path, default=DEMO_DIR, help="a learn-demo output")
+    ap.add_argument("--only", choices=["inference", "training", "deployment", "demo"],
+                    help="one part only")
     args = ap.parse_args()
-    ok = inference(args.repeats)
-    with tempfile.TemporaryDirectory() as tmp:
-        dataset = args.dataset or make_dataset(Path(tmp), episodes=2, seconds=3.0)
-        training(dataset, args.train_steps, args.batch_size)
+    ok = True
+    if args.only in (None, "inference"):
+        ok = inference(args.repeats)
+    if args.only in (None, "training"):
+        with tempfile.TemporaryDirectory() as tmp:
+            dataset = args.dataset or make_dataset(Path(tmp), episodes=2, seconds=3.0)
+            training(dataset, args.train_steps, args.batch_size)
+    if args.only in (None, "deployment"):
+        if (args.run / "config.json").is_file():
+            ok = deployment(args.run, args.seconds) and ok
+        else:
+            print("== deployment: no run in %s (run `make learn-demo`, or give --run)" % args.run)
+    if args.only in (None, "demo"):
+        demo_loop(args.demo_dir)
     return 0 if ok else 1
 
 

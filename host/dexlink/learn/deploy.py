@@ -233,6 +233,7 @@ class PolicyRunner:
         self.error = ""
         self.chunks = 0
         self.inference_ms: deque = deque(maxlen=50)
+        self.chunk_starts: list = []  # host ns of each chunk's first point sent
         self.last_obs_ns = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -282,6 +283,7 @@ class PolicyRunner:
                 # now so interpolation starts where the hand is told to be.
                 first = max(0, int(np.searchsorted(times, self.clock(), side="right")) - 1)
                 self.sender.chunk(times[first:], executed[first:])
+                self.chunk_starts.append(int(times[first]))
                 self.chunks += 1
                 self.last_obs_ns = t_obs
                 latency = statistics.median(self.inference_ms)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,8 @@ class EpisodeOptions:
     max_seconds: float | None = None  # None: until the world decides (DEFAULT_SECONDS without one)
     steps: int | None = None  # DDIM steps per chunk (None: the run's)
     send_hz: float = SEND_HZ
-    interpolate: bool = True
+    interpolate: bool = True  # between a chunk's points (False: each held, stepwise)
+    timed: bool = True  # timed points when the board takes them (False: TARGETS always)
 
 
 @dataclass
@@ -52,6 +53,8 @@ class EpisodeOutcome:
     inference_ms: float = 0.0  # median per chunk
     target_hz: float = 0.0  # target messages sent per second
     error: str = ""  # why the policy stopped early ("" when it did not)
+    chunk_starts_ns: list = field(default_factory=list)  # host ns of each chunk's first point
+    timed: bool = False  # the chunks went as timed points (else as streamed TARGETS)
 
 
 class ReplayActor:
@@ -145,7 +148,7 @@ def _episode(options: EpisodeOptions, make_actor, progress) -> EpisodeOutcome:
     with open_recording(record) as rec:
         world = rec.virtual.world if rec.virtual is not None else None
         sender = TargetSender(rec.link, ActionPlan(), rec.link.board.n_joints, options.send_hz,
-                              options.interpolate)
+                              options.interpolate, options.timed)
         actor = make_actor(rec, sender)
         path = rec.recorder.start_episode()
         rec.link.set_mode(catalog.MODE_HOST)
@@ -179,7 +182,7 @@ def _episode(options: EpisodeOptions, make_actor, progress) -> EpisodeOutcome:
     kept = [options.out / e["file"] for e in result.kept]
     return EpisodeOutcome(verdict, reason, float(seconds), kept[-1] if kept else path,
                           status["chunks"], status["inference_ms"], status["target_hz"],
-                          actor.error)
+                          actor.error, list(getattr(actor, "chunk_starts", [])), sender.timed)
 
 
 def status_line(t: float, s: dict) -> str:
