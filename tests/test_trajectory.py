@@ -57,10 +57,6 @@ def points(t0, step, rows, flags=C.POINTS_REPLACE, extra=0):
         con.feed(bytes(host.finish(C.TARGET_POINTS, at + extra)))
 def board_now():
     return vmachine.ticks_us()
-def answers():
-    """(type, acked_type, error, field) of what the board wrote since the last call."""
-    out = con.take()
-    return out.hex()
 fw.run(300)
 while not fw.set_mode(C.MODE_HOST):
     fw.run(1)
@@ -308,6 +304,40 @@ def test_joint_limits_targets_and_watchdog_still_rule(safety):
     assert trace[100] > start
     held = trace[watchdog_ms + 20:]
     assert len(set(held)) == 1 and held[0] < start + 40 * 14
+
+
+RANDOM = r'''
+import random
+random.seed(11)
+fw.run(5)
+worst = 0
+outside = 0
+prev = [jm.goal[i] for i in range(n)]
+for c in range(3000):
+    if random.randrange(8) == 0:
+        k = random.randint(1, PER_FRAME)
+        rows = [[random.randint(-6000, 6000) for i in range(n)] for r in range(k)]
+        t0 = board_now() + random.randint(-100000, 300000)
+        points(t0, random.choice((1, 7, 1000, 20000, 100000, random.randint(1, 200000))), rows,
+               flags=random.choice((0, C.POINTS_REPLACE)))
+    fw.run(1)
+    con.take()
+    for i in range(n):
+        worst = max(worst, abs(jm.goal[i] - prev[i]) - jm.step[i])
+        outside += not jm.lo[i] <= jm.host[i] <= jm.hi[i]
+        prev[i] = jm.goal[i]
+val("random", [worst, outside, fw.cycles, fw.points.count <= trajectory.CAPACITY])
+'''
+
+
+@pytest.mark.micropython
+def test_random_chunks_never_break_the_loop_or_the_limits():
+    """3000 cycles of random chunks (times past and ahead, steps of 1 us to 200 ms,
+    appends and replacements, goals beyond the ranges): the loop runs on, every goal
+    moves within its speed limit and every target stays in its joint's range."""
+    worst, outside, cycles, bounded = run_script(RANDOM)["random"]
+    assert worst <= 0 and outside == 0 and bounded
+    assert cycles >= 3000
 
 
 BLEND = r'''
