@@ -54,7 +54,8 @@ def posed(joints, rot, origin):
     return joints @ rot.T + origin
 
 
-def wait_for(cond, timeout=3.0):
+def wait_for(cond, timeout=10.0):
+    """cond() true within timeout s (long: the machine may be busy; true conditions return at once)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
@@ -227,7 +228,7 @@ def test_udp_listener_drops_and_counts_bad_packets_and_goes_on(sender):
         assert inp.counters.dropped_malformed == len(junk)
         assert "over 8192 bytes" in inp.counters.last_problem
         sender.sendto(wire.encode(make_frame(reference_joints(), seq=10)), addr)
-        got = inp.get(2.0)
+        got = inp.get(10.0)
         assert got is not None and got.seq == 10
         # Stale: captured 2 s ago; out of order: an older seq than one delivered.
         sender.sendto(json.dumps({"side": "right", "seq": 11, "latency_ms": 2000,
@@ -250,7 +251,7 @@ def test_udp_flood_is_bounded_and_counted(sender):
             sender.sendto(d, addr)
             if k % 20 == 19:
                 time.sleep(0.001)  # ~10000 a second: more than the OS's buffer holds at once
-        assert wait_for(lambda: inp.counters.received >= 200, 5.0)
+        assert wait_for(lambda: inp.counters.received >= 200)
         before = -1
         while inp.counters.received != before:  # until the listener has read what arrived
             before = inp.counters.received
@@ -310,13 +311,13 @@ def test_rokoko_studio_stream_gives_both_hands_plain_or_lz4(sender):
     try:
         addr = ("127.0.0.1", inp.port)
         sender.sendto(json.dumps(rokoko_message(right, left)).encode(), addr)
-        a, b = inp.get(2.0), inp.get(2.0)
+        a, b = inp.get(10.0), inp.get(10.0)
         assert (a.side, b.side) == ("right", "left") and a.source == "glove"
         assert np.allclose(a.joints, reference_joints("right"), atol=1e-9)
         assert np.allclose(b.joints, curl(reference_joints("left"), 0.5), atol=1e-9)
         assert np.allclose(a.wrist[:3, :3], rot, atol=1e-9)
         sender.sendto(lz4.frame.compress(json.dumps(rokoko_message(right)).encode()), addr)
-        c = inp.get(2.0)
+        c = inp.get(10.0)
         assert c is not None and c.side == "right"
         sender.sendto(b"\x04\x22\x4d\x18 not lz4 at all", addr)
         sender.sendto(json.dumps({"version": 3, "scene": {"actors": []}}).encode(), addr)
@@ -348,7 +349,7 @@ def test_zmq_publisher_frames_and_garbage():
             return inp.get(0.05)
 
         # A SUB socket gets nothing until its subscription reaches the publisher.
-        assert wait_for(lambda: publish_until_received() is not None, 5.0)
+        assert wait_for(lambda: publish_until_received() is not None)
         pub.send(b"not json")
         pub.send(json.dumps({"side": "left", "joints": "x"}).encode())
         assert wait_for(lambda: inp.counters.dropped_malformed == 2)
@@ -379,17 +380,17 @@ def test_webxr_page_and_websocket_over_https(tmp_path):
         assert oct(os.stat(tmp_path / "certs" / "key.pem").st_mode & 0o777) == "0o600"
         context = ssl.create_default_context(cafile=str(cert))  # verifies 127.0.0.1 is in it
         base = "127.0.0.1:%d" % inp.port
-        page = urllib.request.urlopen("https://%s/" % base, context=context, timeout=5)
+        page = urllib.request.urlopen("https://%s/" % base, context=context, timeout=10)
         html = page.read().decode()
         assert page.headers["Content-Type"].startswith("text/html")
         assert "fillPoses" in html and "hand-tracking" in html and "/ws" in html
         with pytest.raises(urllib.error.HTTPError):
-            urllib.request.urlopen("https://%s/secret" % base, context=context, timeout=5)
+            urllib.request.urlopen("https://%s/secret" % base, context=context, timeout=10)
         wrist = np.eye(4)
         wrist[:3, :3], wrist[:3, 3] = rotation([0, 1, 0], 0.4), [0.1, 1.4, -0.3]
         with connect("wss://%s/ws" % base, ssl=context) as ws:
             ws.send(webxr_message(reference_joints(), wrist, 1))
-            f = inp.get(3.0)
+            f = inp.get(10.0)
             assert f is not None and f.source == "xr" and f.seq == 1
             assert np.allclose(f.joints, reference_joints(), atol=1e-9)
             assert np.allclose(f.wrist, wrist)
@@ -400,11 +401,11 @@ def test_webxr_page_and_websocket_over_https(tmp_path):
         with connect("wss://%s/ws" % base, ssl=context, max_size=None) as ws:
             ws.send("x" * 70000)  # over the limit: the server closes this connection
             with pytest.raises(ConnectionClosed):
-                ws.recv(timeout=3)
+                ws.recv(timeout=10)
         assert wait_for(lambda: inp.counters.dropped_malformed == 4)
         with connect("wss://%s/ws" % base, ssl=context) as ws:  # a new client is served
             ws.send(webxr_message(reference_joints(), wrist, 1))  # its seq counts from 1 again
-            assert inp.get(3.0) is not None
+            assert inp.get(10.0) is not None
     finally:
         inp.stop()
     mtime = cert.stat().st_mtime_ns
@@ -459,7 +460,7 @@ def test_camera_frames_arrive_as_the_worker_sends_them(sender, monkeypatch, tmp_
         sender.sendto(json.dumps({"side": "right", "seq": 1, "latency_ms": 12.5,
                                   "landmarks21": landmarks_of(world).tolist()}).encode(),
                       ("127.0.0.1", inp.port))
-        f = inp.get(2.0)
+        f = inp.get(10.0)
         assert f is not None and f.source == "camera"
         assert np.allclose(f.joints, curl(reference_joints(), 0.6), atol=1e-9)
     finally:
