@@ -53,22 +53,34 @@ def record_demonstration(out: Path, world) -> dict:
 
 
 def collect(root: Path, demos: int, skill: float, say) -> tuple[Path, list]:
-    """Record the demonstrations; index the successful ones in root/demos-success."""
+    """Record the demonstrations; index the successful ones in root/demos-success. Seeds
+    already recorded (root/demos.json) are kept: an interrupted demo goes on from there."""
+    from dexlink.board import BoardError
     from dexlink.record.session import Session
     from dexlink.sim.worldbridge import WorldOptions
 
     good = Session(root / "demos-success", "lift_cube")
-    marks = []
+    done_path = root / "demos.json"
+    done = json.loads(done_path.read_text()) if done_path.is_file() else {}
     for seed in range(demos):
-        entry = record_demonstration(root / "demos", WorldOptions("lift_cube", seed=seed,
-                                                                  skill=skill))
-        marks.append(entry["mark"] or "undecided")
-        if entry["mark"] == "success":
-            target = good.dir / entry["file"]
-            if not target.exists():
-                os.link(root / "demos" / entry["file"], target)
-            good.add(target, **{k: v for k, v in entry.items() if k != "file"})
-        say("  demonstration %d/%d (seed %d): %s" % (seed + 1, demos, seed, marks[-1]))
+        if str(seed) not in done:
+            world = WorldOptions("lift_cube", seed=seed, skill=skill)
+            for attempt in (1, 2):  # a virtual board that failed to start gets one more go
+                try:
+                    entry = record_demonstration(root / "demos", world)
+                    break
+                except BoardError as e:
+                    say("  seed %d: %s%s" % (seed, e, "; again" if attempt == 1 else "; skipped"))
+                    entry = {"mark": "board failed", "file": None}
+            if entry["mark"] == "success":
+                target = good.dir / entry["file"]
+                if not target.exists():
+                    os.link(root / "demos" / entry["file"], target)
+                good.add(target, **{k: v for k, v in entry.items() if k != "file"})
+            done[str(seed)] = entry["mark"] or "undecided"
+            done_path.write_text(json.dumps(done, indent=1))
+        say("  demonstration %d/%d (seed %d): %s" % (seed + 1, demos, seed, done[str(seed)]))
+    marks = [done[str(seed)] for seed in range(demos) if done[str(seed)] != "board failed"]
     return good.dir, marks
 
 
@@ -77,6 +89,9 @@ def train_both(dataset: Path, root: Path, steps: int, batch: int, say) -> dict:
     procs = {}
     for name, obs in POLICIES:
         run = root / "runs" / name
+        if last_log(run, "step") == steps:
+            say("  %s: trained already (%s)" % (name, run))
+            continue
         log = open(root / ("train-%s.log" % name), "w")
         cmd = [sys.executable, "-m", "dexlink", "train", str(dataset), "--out", str(run),
                "--obs", obs, "--steps", str(steps), "--batch-size", str(batch),
@@ -86,13 +101,11 @@ def train_both(dataset: Path, root: Path, steps: int, batch: int, say) -> dict:
     while any(p.poll() is None for p, _, _ in procs.values()):
         time.sleep(10)
         say("  training: " + ", ".join("%s %s" % (n, last_log(run)) for n, (_, run, _) in procs.items()))
-    rates = {}
-    for name, (p, run, log) in procs.items():
+    for name, (p, _, log) in procs.items():
         log.close()
         if p.returncode != 0:
             sys.exit("learn-demo: training %s failed; see %s" % (name, log.name))
-        rates[name] = last_log(run, "samples_per_s")
-    return rates
+    return {name: last_log(root / "runs" / name, "samples_per_s") for name, _ in POLICIES}
 
 
 def last_log(run: Path, key: str | None = None):
