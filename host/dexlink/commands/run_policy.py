@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 
@@ -21,7 +22,9 @@ def register(subparsers) -> None:
                     "host on older firmware). A NaN or infinite action is refused and ends the "
                     "episode. The episode is recorded like `dexlink record` (inspect it with "
                     "`dexlink inspect`); with --sim --world it ends when the world judges the "
-                    "task. In a world the wrist is the world operator's arm.",
+                    "task. In a world the wrist is the world operator's arm. On a terminal, "
+                    "the space bar is an e-stop; a status line each second shows inference "
+                    "time, chunk age and the target rate.",
         epilog="examples:\n  dexlink run-policy runs/cube --sim --world lift_cube --world-seed 7\n"
                "  dexlink run-policy runs/cube --port /dev/ttyACM0 --max-seconds 20 "
                "--out sessions/policy",
@@ -69,7 +72,15 @@ def run_policy(args) -> int:
     print("running %s (%s) on %s" % (args.run, ",".join(policy.config.obs),
                                       "the world %s, seed %d" % (world.task, world.seed)
                                       if world else "the board"), flush=True)
-    outcome = run_policy_episode(policy, options, lambda line: print(line, flush=True))
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    if sys.stdin.isatty():
+        from dexlink.ui.dashboard import Keys
+
+        print("space: e-stop (torque off)", flush=True)
+        with Keys() as keys:
+            outcome = run_policy_episode(policy, options, say, lambda: keys.read(0) == " ")
+    else:
+        outcome = run_policy_episode(policy, options, say)
     print("%s: %s after %.1f s; %d chunks, inference %.0f ms median, %.0f target messages/s"
           % (outcome.path, outcome.verdict or "no verdict", outcome.seconds, outcome.chunks,
              outcome.inference_ms, outcome.target_hz))

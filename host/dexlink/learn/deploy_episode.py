@@ -120,14 +120,17 @@ def check_policy_fits(policy, n_joints: int, cameras) -> None:
 
 
 def run_policy_episode(policy, options: EpisodeOptions,
-                       progress: Callable[[str], None] | None = None) -> EpisodeOutcome:
+                       progress: Callable[[str], None] | None = None,
+                       estop: Callable[[], bool] | None = None) -> EpisodeOutcome:
+    """progress: called once a second with a status line (inference time, chunk age,
+    control rate); estop: polled every 20 ms, True -> torque off now and the episode ends."""
     def make(rec, sender):
         tactile = [c.name for c in rec.recorder.cameras if c.kind == "tactile"]
         check_policy_fits(policy, rec.link.board.n_joints, rec.recorder.cameras)
         live = LiveObservations(policy.config, tactile)
         rec.recorder.taps.append(live)
         return PolicyRunner(policy, live, sender, options.steps)
-    return _episode(options, make, progress)
+    return _episode(options, make, progress, estop)
 
 
 def replay_episode(targets: tuple[np.ndarray, np.ndarray], options: EpisodeOptions,
@@ -140,7 +143,7 @@ def replay_episode(targets: tuple[np.ndarray, np.ndarray], options: EpisodeOptio
     return _episode(options, make, progress)
 
 
-def _episode(options: EpisodeOptions, make_actor, progress) -> EpisodeOutcome:
+def _episode(options: EpisodeOptions, make_actor, progress, estop=None) -> EpisodeOutcome:
     # The hand is powered (HOST mode) only once the cameras run and the episode records:
     # a world's clock starts with torque, so the file holds the whole attempt.
     record = RecordOptions(task=options.task, out=options.out, board=options.board,
@@ -157,11 +160,16 @@ def _episode(options: EpisodeOptions, make_actor, progress) -> EpisodeOutcome:
         t0 = time.monotonic()
         sender.start()
         actor.start()
+        stopped = ""
         try:
             next_report = t0 + 1.0
             while not (world is not None and world.judge() is not None) and not actor.error \
                     and time.monotonic() - t0 < limit:
                 time.sleep(0.02)
+                if estop is not None and estop():
+                    rec.link.estop()
+                    stopped = "e-stop: torque off by the operator"
+                    break
                 if progress and time.monotonic() >= next_report:
                     next_report += 1.0
                     progress(status_line(time.monotonic() - t0, actor.status()))
@@ -174,15 +182,16 @@ def _episode(options: EpisodeOptions, make_actor, progress) -> EpisodeOutcome:
         if verdict is not None:
             rec.recorder.mark(verdict == "success")
             rec.recorder.event("world", "%s: %s" % (verdict, reason))
-        if actor.error:
-            rec.recorder.event("policy", actor.error)
+        error = actor.error or stopped
+        if error:
+            rec.recorder.event("policy", error)
         rec.recorder.stop_episode(keep=True)
         status = actor.status()
     result = rec.result()
     kept = [options.out / e["file"] for e in result.kept]
     return EpisodeOutcome(verdict, reason, float(seconds), kept[-1] if kept else path,
                           status["chunks"], status["inference_ms"], status["target_hz"],
-                          actor.error, list(getattr(actor, "chunk_starts", [])), sender.timed)
+                          error, list(getattr(actor, "chunk_starts", [])), sender.timed)
 
 
 def status_line(t: float, s: dict) -> str:
