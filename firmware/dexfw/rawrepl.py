@@ -13,6 +13,7 @@
 #                          the next boot play this REPL again instead of the firmware.
 # Ctrl-C is an interrupt here, as at any REPL: it stops the code that runs.
 # Not on the loop's path: it may allocate.
+import builtins
 import io
 import os
 import sys
@@ -25,6 +26,7 @@ _CTRL_B = 2
 _CTRL_C = 3
 _CTRL_D = 4
 _CTRL_E = 5
+_compile = getattr(builtins, "compile", None)
 
 
 class RawRepl:
@@ -84,7 +86,9 @@ class RawRepl:
 
     def _run(self, source):
         try:
-            exec(compile(source, "<stdin>", "exec"), self.namespace)
+            # compile() names the code "<stdin>" in tracebacks, as the REPL does; a port
+            # built without it runs the text as it is.
+            exec(_compile(source, "<stdin>", "exec") if _compile else source, self.namespace)
         except SystemExit:
             self._write(b"\x04\x04")
             soft_reset()
