@@ -6,9 +6,16 @@
 # 4 sweeps (_DIAG_EVERY) one chip is asked for its diagnostics instead (its angle is then
 # skipped for one frame); a chip raising the error flag is sent CLEAR_ERROR.
 # Words: bit 15 even parity, bit 14 read (command) / error flag (answer), 13:0 address/data.
+#
+# A sample is one transfer and one pass over the frame (busbytes.chain_collect, viper
+# where the port has it): the answers booked, the next frame's commands written in
+# place (an angle read, or CLEAR_ERROR after an error flag); Python only picks the chip
+# whose diagnostics are asked next, and books the diagnostics that arrive (issue 15: the
+# per-chip Python calls cost ~190 us a chip on an RP2040).
 import array
 
 from dexfw.compat import const
+from dexfw.drivers import busbytes
 from dexfw.drivers.i2cmux import KEEP_BITS, vouch
 from dexproto.catalog import COUNTER_MASK, ST_ENCODER_ERROR, ST_MAGNET_MISSING, ST_MAGNET_WEAK
 
@@ -67,12 +74,17 @@ class AS5048AChain:
         self.cs = cs
         self.joints = tuple(joints)
         self.n = n = len(self.joints)
-        self._tx = bytearray(2 * n)
-        self._rx = bytearray(2 * n)
-        self._asked = bytearray(n)  # what each chip's next answer holds
-        self._magnet = bytearray(n)  # last diagnostic bits per chip
+        # The frame received, the frame sent, and per chip what its next answer holds, its
+        # magnet bits and its joint (busbytes.chain_collect's layout), in one buffer.
+        self._buf = bytearray(7 * n)
+        view = memoryview(self._buf)
+        self._rx = view[0:2 * n]
+        self._tx = view[2 * n:4 * n]
+        for k in range(n):
+            self._buf[6 * n + k] = self.joints[k]
+        self._codes = array.array("H", [CMD_ANGLE, CMD_DIAG, CMD_CLEAR, KEEP_BITS,
+                                        ST_ENCODER_ERROR, ST_MAGNET_MISSING])
         self._vouched = array.array("H", [0] * n)  # angle at the last good diagnosis
-        self._clear = bytearray(n)  # 1: send CLEAR_ERROR to this chip next frame
         self._diag_next = 0
         self._sweeps = 0
         self.errors = 0  # parity errors and error flags since boot
@@ -83,7 +95,7 @@ class AS5048AChain:
         # The first frame's answers are stale: ask for angles once so sample() collects.
         for k in range(self.n):
             self._set_word(k, CMD_ANGLE)
-            self._asked[k] = _ASKED_ANGLE
+            self._buf[4 * self.n + k] = busbytes.CHAIN_ANGLE
         self._transfer()
 
     def _set_word(self, k, word):
@@ -96,59 +108,41 @@ class AS5048AChain:
         self.cs.value(1)
 
     def _plan(self):
-        """Choose each chip's command for this frame."""
-        diag = -1
+        """Every _DIAG_EVERY sweeps, the next chip is asked for its diagnostics (a chip
+        owed a CLEAR_ERROR gets that first)."""
         if self._sweeps == 0:
-            diag = self._diag_next
-            self._diag_next = (diag + 1) % self.n
-        self._sweeps = (self._sweeps + 1) % _DIAG_EVERY  # kept small: it never stops counting
-        for k in range(self.n):
-            if self._clear[k]:
-                self._clear[k] = 0
-                self._set_word(k, CMD_CLEAR)
-            elif k == diag:
+            k = self._diag_next
+            self._diag_next = (k + 1) % self.n
+            if (self._tx[2 * k] << 8) | self._tx[2 * k + 1] != CMD_CLEAR:
                 self._set_word(k, CMD_DIAG)
-            else:
-                self._set_word(k, CMD_ANGLE)
+        self._sweeps = (self._sweeps + 1) % _DIAG_EVERY  # kept small: it never stops counting
 
+    # Small methods: each keeps its frame on the stack (a bigger one gets a heap frame,
+    # a gc_alloc per call: tests/test_vrig_frames.py).
     def sample(self, raw, status):
         """One frame: collect the answers to the previous frame, ask for the next."""
         self._plan()
         self._transfer()
-        for k in range(self.n):
-            self._sample_one(k, raw, status)
+        got = busbytes.chain_collect(self._buf, raw, status, self.n, self._codes)
+        if got:
+            self._book(got, raw, status)
 
-    # Small methods: each keeps its frame on the stack (a bigger one gets a heap frame,
-    # a gc_alloc per call: tests/test_vrig_frames.py).
-    def _sample_one(self, k, raw, status):
+    def _book(self, got, raw, status):
+        """chain_collect's errors, and the diagnostics that arrived."""
+        if got & 0xFF:
+            self.errors = (self.errors + (got & 0xFF)) & COUNTER_MASK
+        if got >> 8:
+            self._diagnosed((got >> 8) - 1, raw, status)
+
+    def _diagnosed(self, k, raw, status):
         j = self.joints[k]
-        status[j] = (status[j] & KEEP_BITS) | self._collect(k, j, raw)
-        self._note_asked(k)
+        status[j] = (status[j] & KEEP_BITS) | self._diagnosis(k)
+        self._vouch(k, raw)
 
-    def _note_asked(self, k):
-        """Remember what chip k was sent this frame: its next answer holds that."""
-        sent = (self._tx[2 * k] << 8) | self._tx[2 * k + 1]
-        if sent == CMD_CLEAR:
-            self._asked[k] = _ASKED_CLEAR
-        elif sent == CMD_DIAG:
-            self._asked[k] = _ASKED_DIAG
-        else:
-            self._asked[k] = _ASKED_ANGLE
+    def _vouch(self, k, raw):
+        vouch(self._buf[5 * self.n + k], raw, self.joints[k], self._vouched, k)
 
-    def _collect(self, k, j, raw):
-        word = (self._rx[2 * k] << 8) | self._rx[2 * k + 1]
-        if parity(word) or word & _FLAG_ERROR:
-            # A parity error, or the chip saw a bad command: clear its flag next frame.
-            self.errors = (self.errors + 1) & COUNTER_MASK
-            if word & _FLAG_ERROR:
-                self._clear[k] = 1
-            return self._magnet[k] | ST_ENCODER_ERROR
-        if self._asked[k] == _ASKED_DIAG:
-            self._diagnosed(k, j, raw, word)
-        elif self._asked[k] == _ASKED_ANGLE and not self._magnet[k] & ST_MAGNET_MISSING:
-            raw[j] = (word & 0x3FFF) << 2
-        return self._magnet[k]
-
-    def _diagnosed(self, k, j, raw, word):
-        self._magnet[k] = diag_bits(word & 0x3FFF)
-        vouch(self._magnet[k], raw, j, self._vouched, k)
+    def _diagnosis(self, k):
+        bits = diag_bits(((self._rx[2 * k] << 8) | self._rx[2 * k + 1]) & 0x3FFF)
+        self._buf[5 * self.n + k] = bits
+        return bits

@@ -1,4 +1,5 @@
-# Byte loops of the servo buses: Feetech checksum, Dynamixel CRC-16 and byte stuffing.
+# Byte loops of the buses: Feetech checksum, Dynamixel CRC-16 and byte stuffing, and the
+# AS5048A chain's frame collected in one pass.
 #
 # Viper where the port has it (dexfw.drivers.busbytes_viper, several times faster on the
 # board); the plain-Python versions are the fallback and the reference the tests compare
@@ -73,10 +74,57 @@ def unstuff_py(buf, start, end):
     return o
 
 
+# The AS5048A chain's frame (dexfw.drivers.as5048a), collected in one pass over its words.
+# buf: the frame received (2n bytes), the frame sent (2n), then per chip k its state:
+# buf[4n + k] what its answer in this frame holds (what it was last sent: CHAIN_ANGLE,
+# CHAIN_DIAG or CHAIN_CLEAR), buf[5n + k] its magnet bits, buf[6n + k] its joint. codes:
+# the command words (angle, diag, clear), then the status bits kept, the error bit and the
+# missing-magnet bit. One buffer: the call's frame stays small (tests/test_vrig_frames.py).
+CHAIN_ANGLE = 0
+CHAIN_DIAG = 1
+CHAIN_CLEAR = 2
+
+
+def chain_collect_py(buf, raw, status, n, codes):
+    """Book every chip's answer (big-endian 16-bit words) into raw / status, note what
+    each was sent this frame, and write the next frame's commands in place: CLEAR_ERROR
+    for a chip whose answer carried the error flag, else an angle read. Returns the parity
+    and flag errors plus 256 * (1 + the chip whose diagnostics arrived), 0 for none."""
+    out = 0
+    t = 2 * n  # the frame sent
+    st = 4 * n  # the chips' state
+    for k in range(n):
+        word = (buf[2 * k] << 8) | buf[2 * k + 1]
+        p = word ^ (word >> 8)
+        p ^= p >> 4
+        p ^= p >> 2
+        p ^= p >> 1
+        sent = (buf[t + 2 * k] << 8) | buf[t + 2 * k + 1]
+        asked = buf[st + k]
+        buf[st + k] = CHAIN_CLEAR if sent == codes[2] else (
+            CHAIN_DIAG if sent == codes[1] else CHAIN_ANGLE)
+        bits = buf[st + n + k]
+        nxt = codes[0]
+        if p & 1 or word & 0x4000:
+            out += 1
+            bits |= codes[4]
+            if word & 0x4000:
+                nxt = codes[2]
+        elif asked == CHAIN_DIAG:
+            out += (k + 1) << 8
+        elif asked == CHAIN_ANGLE and not bits & codes[5]:
+            raw[buf[st + 2 * n + k]] = (word & 0x3FFF) << 2
+        status[buf[st + 2 * n + k]] = (status[buf[st + 2 * n + k]] & codes[3]) | bits
+        buf[t + 2 * k] = nxt >> 8
+        buf[t + 2 * k + 1] = nxt & 0xFF
+    return out
+
+
 sum_bytes = sum_bytes_py
 crc16 = crc16_py
 stuff = stuff_py
 unstuff = unstuff_py
+chain_collect = chain_collect_py
 VIPER = False
 
 try:
@@ -87,8 +135,10 @@ try:
     from dexfw.drivers.busbytes_viper import stuff as _stuff_viper
     from dexfw.drivers.busbytes_viper import sum_bytes as _sum_bytes_viper
     from dexfw.drivers.busbytes_viper import unstuff as _unstuff_viper
+    from dexfw.drivers.busbytes_viper import chain_collect as _chain_collect_viper
 
     sum_bytes = _sum_bytes_viper
+    chain_collect = _chain_collect_viper
     crc16 = _crc16_viper
     stuff = _stuff_viper
     unstuff = _unstuff_viper
@@ -99,5 +149,6 @@ except (ImportError, SyntaxError):
 
 def use_plain():
     """Switch to the plain-Python loops (benchmarks compare the two)."""
-    global sum_bytes, crc16, stuff, unstuff, VIPER
+    global sum_bytes, crc16, stuff, unstuff, chain_collect, VIPER
     sum_bytes, crc16, stuff, unstuff, VIPER = sum_bytes_py, crc16_py, stuff_py, unstuff_py, False
+    chain_collect = chain_collect_py

@@ -1,4 +1,4 @@
-# The byte loops of the servo buses (dexfw.drivers.busbytes) as viper code (MicroPython
+# The byte loops of the buses (dexfw.drivers.busbytes) as viper code (MicroPython
 # only): several times faster on the board than the plain-Python versions.
 #
 # Kept in a module of their own (docs/decisions.md): a port built without the viper
@@ -70,3 +70,43 @@ def unstuff(buf: ptr8, start: int, end: int) -> int:
         b2 = b1
         b1 = b
     return o
+
+
+@micropython.viper
+def chain_collect(buf: ptr8, raw: ptr16, status: ptr8, n: int, codes: ptr16) -> int:
+    """busbytes.chain_collect_py in viper (0, 1, 2: CHAIN_ANGLE, CHAIN_DIAG, CHAIN_CLEAR)."""
+    out = 0
+    t = 2 * n  # the frame sent
+    st = 4 * n  # the chips' state
+    k = 0
+    while k < n:
+        word = (buf[2 * k] << 8) | buf[2 * k + 1]
+        p = word ^ (word >> 8)
+        p ^= p >> 4
+        p ^= p >> 2
+        p ^= p >> 1
+        sent = (buf[t + 2 * k] << 8) | buf[t + 2 * k + 1]
+        asked = buf[st + k]
+        if sent == codes[2]:
+            buf[st + k] = 2
+        elif sent == codes[1]:
+            buf[st + k] = 1
+        else:
+            buf[st + k] = 0
+        j = buf[st + 2 * n + k]
+        bits = buf[st + n + k]
+        nxt = codes[0]
+        if (p & 1) or (word & 0x4000):
+            out += 1
+            bits |= codes[4]
+            if word & 0x4000:
+                nxt = codes[2]
+        elif asked == 1:
+            out += (k + 1) << 8
+        elif asked == 0 and not (bits & codes[5]):
+            raw[j] = (word & 0x3FFF) << 2
+        status[j] = (status[j] & codes[3]) | bits
+        buf[t + 2 * k] = nxt >> 8
+        buf[t + 2 * k + 1] = nxt & 0xFF
+        k += 1
+    return out
