@@ -74,7 +74,15 @@ def host_latency(link: Link, base: list[int], count: int, rate: float) -> tuple[
     time.sleep(0.3)
     samples = tele.drain()
     link.unsubscribe(tele)
-    latency = np.full(count, -1, dtype=np.int64)
+    on_servo, cycle_us = place_commands(link, samples, base, count)
+    latency = np.where(on_servo >= 0, on_servo - sent, -1)
+    return latency, cycle_us
+
+
+def place_commands(link: Link, samples, base: list[int], count: int) -> tuple[np.ndarray, list]:
+    """Per command 1..count, the host time (ns) of the first board cycle whose goals carry
+    its id (-1: never seen), and those cycles' compute times (us)."""
+    on_servo = np.full(count, -1, dtype=np.int64)
     cycle_us = []
     next_k = 1  # the oldest command not seen yet
     for m in samples:
@@ -85,11 +93,11 @@ def host_latency(link: Link, base: list[int], count: int, rate: float) -> tuple[
         # were superseded within one cycle (never on a servo alone) and stay unmeasured.
         for k in range(next_k, min(count, next_k + 64) + 1):
             if (k & 0xFFF) == code:
-                latency[k - 1] = link.clock.to_host_ns(m.board_us, m.host_ns) - sent[k - 1]
+                on_servo[k - 1] = link.clock.to_host_ns(m.board_us, m.host_ns)
                 cycle_us.append(m.cycle_us)
                 next_k = k + 1
                 break
-    return latency, cycle_us
+    return on_servo, cycle_us
 
 
 def teleop_report(link: Link, seconds: float) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from latency import STEP_CDEG, decode, pattern, teleop_report  # noqa: E402
+from latency import STEP_CDEG, pattern, place_commands, teleop_report  # noqa: E402
 
 from dexlink.hwconfig import HANDS, compile_config  # noqa: E402
 from dexlink.inputs.frame import HandInput, InputLimits  # noqa: E402
@@ -78,7 +78,8 @@ def produce(device: SimulatedDevice, inp: HandInput, geometry, seconds: float, s
 def run_interface(link, name, hand, method, seconds, base):
     geometry = load_geometry(hand)
     device = SimulatedDevice(PROFILES[name], geometry, np.random.default_rng(0))
-    retargeter = make_retargeter(hand, method or PROFILES[name].method)
+    retargeter = make_retargeter(hand, method or PROFILES[name].method,
+                                 smoothing=PROFILES[name].smoothing)
     inp = HandInput(InputLimits(queue_size=8)).start()
     stop = threading.Event()
     tele = link.subscribe("TELEMETRY", maxsize=200000)
@@ -102,26 +103,10 @@ def run_interface(link, name, hand, method, seconds, base):
         stop.set()
         producer.join()
     time.sleep(0.3)
-    on_servo = place_on_servo(link, tele.drain(), base, len(stamps), [s[3] for s in stamps])
+    on_servo, _ = place_commands(link, tele.drain(), base, len(stamps))
     link.unsubscribe(tele)
     skipped = inp.counters.received - inp.counters.dropped - len(stamps)
     return stamps, on_servo, retargeter.stats, inp.counters, device, skipped
-
-
-def place_on_servo(link, samples, base, count, sent):
-    """Per command, the host time of the first board cycle that carried it (-1: superseded)."""
-    out = np.full(count, -1, dtype=np.int64)
-    next_k = 1
-    for m in samples:
-        code = decode(m.column("goal_cdeg"), base)
-        if code is None:
-            continue
-        for k in range(next_k, min(count, next_k + 64) + 1):
-            if (k & 0xFFF) == code:
-                out[k - 1] = link.clock.to_host_ns(m.board_us, m.host_ns)
-                next_k = k + 1
-                break
-    return out
 
 
 def ms(values) -> str:

@@ -19,17 +19,6 @@ from dexlink.world.interfaces_hand import HumanHand  # noqa: E402
 ISO16 = hwconfig.HANDS / "iso16.toml"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The optimiser's tensors are tiny: torch's threads only contend (as eval-teleop sets)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def geometry():
     return load_geometry(ISO16)

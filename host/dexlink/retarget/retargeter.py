@@ -10,6 +10,8 @@ Fingertip vectors are scaled by the operator's calibration (calibration.py) firs
 
 The optimiser starts from the last answer and is bounded by the URDF's joint limits; the
 result is clipped to the hand file's ranges again (the bounds have a 1e-3 rad slack).
+`smoothing` (0 < alpha <= 1) low-passes the answer as dex-retargeting's teleop configs do
+(their default 0.2 for camera keypoints; None: off, the answer is the optimiser's).
 A joint the device lost keeps its last tracked position; until every fingertip has been
 seen once the retargeter answers with its last (initially mid-range) posture.
 """
@@ -67,11 +69,12 @@ class RetargetStats:
 def _dex_retargeting():
     try:
         from dex_retargeting import optimizer, seq_retarget
+        from dex_retargeting.optimizer_utils import LPFilter
         from dex_retargeting.robot_wrapper import RobotWrapper
     except ImportError as e:
         raise RetargetError("retargeting needs dex-retargeting (pip install 'dexlink[retarget]'): "
                             "%s" % e) from None
-    return optimizer, seq_retarget, RobotWrapper
+    return optimizer, seq_retarget, RobotWrapper, LPFilter
 
 
 def _load_robot(hand_path: Path, RobotWrapper):
@@ -87,14 +90,18 @@ def _load_robot(hand_path: Path, RobotWrapper):
 class Retargeter:
     """`retarget(frame)` -> joint angles (degrees, hand file order, within its ranges)."""
 
-    def __init__(self, hand_path, method: str = "vector", operator=None):
+    def __init__(self, hand_path, method: str = "vector", operator=None,
+                 smoothing: float | None = None):
         from dexlink import hwconfig
         from dexlink.world.geometry import load_geometry
 
         if method not in METHODS:
             raise RetargetError("unknown retargeting method %r (one of: %s)"
                                 % (method, ", ".join(METHODS)))
+        if smoothing is not None and not 0 < smoothing <= 1:
+            raise RetargetError("smoothing must be in (0, 1], got %r" % (smoothing,))
         self.method = method
+        self.smoothing = smoothing
         self.hand_path = hwconfig.hand_path(hand_path)
         self.geometry = g = load_geometry(self.hand_path)
         self.joint_names = [j.name for j in g.joints]
@@ -119,7 +126,7 @@ class Retargeter:
         return frame_correction(HumanHand.robot(self.geometry).openxr(np.zeros(len(self.joint_names))))
 
     def _build(self):
-        optimizer, seq_retarget, RobotWrapper = _dex_retargeting()
+        optimizer, seq_retarget, RobotWrapper, LPFilter = _dex_retargeting()
         robot = _load_robot(self.hand_path, RobotWrapper)
         names = robot.dof_joint_names
         missing = sorted(set(self.joint_names) - set(names))
@@ -142,12 +149,15 @@ class Retargeter:
             opt.target_link_human_indices = np.array([[points[i] for i in origin],
                                                       [points[i] for i in task]])
         self._indices = opt.target_link_human_indices
-        self._seq = seq_retarget.SeqRetargeting(opt, has_joint_limits=True, lp_filter=None)
+        lp = LPFilter(self.smoothing) if self.smoothing is not None else None
+        self._seq = seq_retarget.SeqRetargeting(opt, has_joint_limits=True, lp_filter=lp)
         self._order = np.array([names.index(j) for j in self.joint_names])
 
     def reset(self) -> None:
         """Start over (a new episode): mid-range posture, no tracked joints remembered."""
         self._seq.reset()
+        if self._seq.filter is not None:
+            self._seq.filter.reset()
         self._last_points = None
         self._seen = np.zeros(len(self.human_tips) + 1, dtype=bool)
         self._last_deg = np.clip(np.degrees(self._seq.joint_limits.mean(1))[self._order],
@@ -182,9 +192,11 @@ class Retargeter:
         return self._last_deg.copy()
 
 
-def make_retargeter(hand_config, method: str = "vector", operator=None) -> Retargeter:
+def make_retargeter(hand_config, method: str = "vector", operator=None,
+                    smoothing: float | None = None) -> Retargeter:
     """A retargeter for a hand (a hand file's name or path); `operator` an
-    OperatorCalibration, a scale (float), or None to calibrate on the first frames."""
+    OperatorCalibration, a scale (float), or None to calibrate on the first frames;
+    `smoothing` a low-pass alpha or None."""
     if isinstance(operator, (int, float)):
         operator = OperatorCalibration.of_scale(float(operator))
-    return Retargeter(hand_config, method, operator)
+    return Retargeter(hand_config, method, operator, smoothing)

@@ -50,6 +50,7 @@ class DeviceProfile:
     occluded_loss: float  # probability per frame that a curled finger's joints are lost
     person_skeleton: bool  # False: the device poses a standard hand, not the person's
     method: str  # retargeting method
+    smoothing: float | None  # low-pass alpha on the retargeted angles (None: off)
     sources: str
 
 
@@ -58,7 +59,7 @@ PROFILES = {
         name="glove", label="data glove (IMU/EMF, Rokoko-style)", rate_hz=100.0,
         latency_s=0.020, jitter_s=0.005, angle_error_deg=5.0, slow_share=0.7, drift_tau_s=2.0,
         landmark_noise_m=0.001, frame_loss=0.005, occluded_loss=0.0, person_skeleton=False,
-        method="vector",
+        method="vector", smoothing=None,
         sources="Rokoko Studio streams up to 100 fps (setting). Rokoko and Manus publish no "
                 "joint-angle accuracy: 5 deg RMS is a guess at the low end of IMU-glove "
                 "validations; latency 20 ms and 0.5 % lost packets are guesses. Gloves stream "
@@ -68,24 +69,26 @@ PROFILES = {
         name="avp", label="Apple Vision Pro hand tracking (avp-stream)", rate_hz=90.0,
         latency_s=0.100, jitter_s=0.025, angle_error_deg=9.6, slow_share=0.7, drift_tau_s=0.5,
         landmark_noise_m=0.002, frame_loss=0.01, occluded_loss=0.0, person_skeleton=True,
-        method="vector",
+        method="vector", smoothing=None,
         sources="Latency: avp-stream's docs give 50-150 ms over WiFi; hand tracking alone "
                 "measured ~128 ms on visionOS 1.1 (UploadVR). No published AVP joint "
                 "accuracy found: the headset-tracking figure used is Meta Quest 2's, 9.6 deg "
                 "mean finger joint-angle error, 1.1 cm fingertip error (Abdlkarim et al., "
                 "Behav Res Methods 2024, doi:10.3758/s13428-022-02051-8). 90 Hz hand "
                 "tracking (visionOS 2). Slow share, landmark jitter and 1 % lost frames are "
-                "guesses. Headsets infer hidden fingers rather than drop them."),
+                "guesses. Headsets infer hidden fingers rather than drop them, and smooth them "
+                "on the device: no smoothing added."),
     "camera": DeviceProfile(
         name="camera", label="webcam + MediaPipe Hands", rate_hz=30.0,
         latency_s=0.065, jitter_s=0.010, angle_error_deg=22.5, slow_share=0.6, drift_tau_s=0.3,
         landmark_noise_m=0.003, frame_loss=0.03, occluded_loss=0.3, person_skeleton=True,
-        method="vector",
+        method="vector", smoothing=0.2,
         sources="MediaPipe vs Vicon over six hand tasks: mean joint-angle RMSE 22.5 deg, "
                 "growing with speed (Sprague et al., Sensors 2025, 25(18):5716). 30 fps "
                 "webcam; latency 65 ms (a frame's exposure and transfer plus ~10 ms palm "
                 "detection measured here: partly a guess); 3 % frames without a detection, "
-                "curled fingers lost 30 % of frames, 3 mm landmark jitter: guesses."),
+                "curled fingers lost 30 % of frames, 3 mm landmark jitter: guesses. Smoothed "
+                "as dex-retargeting's teleop configs do for camera keypoints (alpha 0.2)."),
 }
 INTERFACES = ("exo",) + tuple(PROFILES)
 

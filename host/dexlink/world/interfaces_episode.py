@@ -70,7 +70,7 @@ def run_episode(hand_path, task: str, interface: str, seed: int, skill: float = 
         profile = PROFILES[interface]
         device = SimulatedDevice(profile, operator.planner.geometry,
                                  np.random.default_rng(device_seed(seed, interface)))
-        retargeter = _retargeter(retargeters, world, profile.method)
+        retargeter = _retargeter(retargeters, world, profile.method, profile.smoothing)
         # the operator watches the robot hand: they wait for it to close, one latency more
         operator.habits.settle_s += profile.latency_s + 1.0 / profile.rate_hz
     errors, shape_errors = [], []
@@ -108,12 +108,13 @@ def run_episode(hand_path, task: str, interface: str, seed: int, skill: float = 
         retarget_mean_ms=retargeter.stats.mean_ms if retargeter else 0.0)
 
 
-def _retargeter(cache, world, method) -> Retargeter:
+def _retargeter(cache, world, method, smoothing) -> Retargeter:
     if cache is None:
         cache = {}
-    r = cache.get(method)
+    key = (str(world.hand_path), method, smoothing)
+    r = cache.get(key)
     if r is None:
-        r = cache[method] = Retargeter(world.hand_path, method)
+        r = cache[key] = Retargeter(world.hand_path, method, smoothing=smoothing)
     r.reset()
     r.operator = OperatorCalibration()  # a new person: calibrated on their first frames
     r.stats = type(r.stats)()
