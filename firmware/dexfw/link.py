@@ -68,8 +68,9 @@ class Link:
                 self._reads += 1
                 n = self.console.readinto(self._rx)
                 if not n:
-                    # The host went quiet: mpremote's break-in reads as the REPL message.
-                    return self.breakin.check(r, self.rx_us, self.ticks_us)
+                    # The host went quiet. Bytes of an unfinished frame may be mpremote's
+                    # break-in (dexfw.breakin), which reads as the REPL message.
+                    return self.breakin.check(r, self.rx_us, self.ticks_us) if r.fill else 0
                 self.rx_us = self.ticks_us()
                 self._pos = 0
                 self._end = n
