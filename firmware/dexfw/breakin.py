@@ -6,9 +6,9 @@
 # "raw REPL; CTRL-B to exit\r\n>"; pyboard.py and `dexlink flash` send "\r\x03\x03\r\x01".
 # None of them ever sends 0x00, the frame delimiter.
 #
-# The link calls BreakIn.check() when the console has nothing more to read. It looks at
-# the bytes the FrameReader collected since the last 0x00 (a frame still unfinished) and
-# calls it a break-in when all of these hold:
+# The link calls BreakIn.check() when the console has nothing more to read and the
+# FrameReader holds bytes collected since the last 0x00 (a frame still unfinished). It
+# calls them a break-in when all of these hold:
 #   1. they are only the tools' control keys (Ctrl-A/B/C/D, '\r'), at most MAX_KEYS,
 #      and hold at least one Ctrl-C;
 #   2. they cannot be the start of any valid frame (below);
@@ -30,7 +30,7 @@
 # before it speaks the protocol (its next byte, 0x00, ends the candidate): flash keeps
 # using the REPL message, the orderly way. mpremote waits 10 s: it sees the banner in ~1 s.
 #
-# check() allocates nothing: the loop calls it every cycle the host is silent.
+# check() allocates nothing: the loop may call it every cycle while such bytes wait.
 from dexfw.compat import const
 from dexproto import catalog
 from dexproto.frame import CRC_SIZE, HEADER_SIZE, MAX_BODY
