@@ -19,7 +19,10 @@ limit had to act in. Goal: no goal step at a boundary larger than the speed limi
     .venv/bin/python bench/points.py
     .venv/bin/python bench/points.py --fps 20 --horizon 16 --execute 8 --seconds 6
 
-`boundary_steps(...)` returns the same figures as a dict, for bench/policy.py.
+`boundary_steps(...)` returns the same figures as a dict, for bench/policy.py, and
+`sample_cost(...)` what playing points adds to a cycle: the µs of one Trajectory.sample()
+(segment, weights, blend of every joint, clip) on this host's CPU, viper and plain (a
+133 MHz RP2040 is tens of times slower: bench/firmware.py's caveat).
 """
 from __future__ import annotations
 
@@ -132,16 +135,45 @@ print("RESULT " + json.dumps(out))
 '''
 
 
-def boundary_steps(fps: int = 10, horizon: int = 16, execute: int = 8, seconds: float = 5.0,
-                   latency_ms: float = 30.0, disagree_deg: float = 1.5,
-                   hand: str = "iso16") -> dict:
-    """The figures above for one policy timing; {"speed_limit_step_cdeg", "loop_hz",
-    "viper", "cubic": {...}, "linear": {...}, "stepwise": {...}}."""
-    cfg = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand), "virtual")
-    cycles = int(seconds * cfg["loop"]["hz"]) + 1000
-    source = SCRIPT % {"cfg": dumps(cfg), "fps": fps, "horizon": horizon, "execute": execute,
-                       "latency_us": int(latency_ms * 1000),
-                       "disagree_cdeg": int(disagree_deg * 100), "cycles": cycles}
+COST = r'''
+import json, time, vworld, vmachine
+vworld.manual_clock()
+cfg = json.loads(%(cfg)r)
+vmachine.load_rig(cfg)
+from dexfw import build, trajectory
+from dexfw.bufconsole import BufferConsole
+from dexfw.loop import Firmware
+enc, srv = build.build(vmachine, cfg)
+fw = Firmware(vmachine, BufferConsole(), cfg, enc, srv, 0, b"virtual")
+tr = fw.points
+n = fw.jm.n
+def fill():
+    tr.clear()
+    tr.first = 0
+    for i in range(16):
+        tr._push(i * 20000)
+        for j in range(n):
+            tr.q[i * n + j] = (i * 97 + j * 13) %% 3000
+out = {}
+for name, viper in (("viper", True), ("plain", False)):
+    trajectory.select(viper)
+    best = 1 << 30
+    for rep in range(5):
+        fill()
+        t = 20000
+        start = time.ticks_us()
+        for k in range(2000):
+            tr.sample(t)
+            t += 100  # 2000 cycles over 10 points: segment changes included
+        best = min(best, time.ticks_diff(time.ticks_us(), start))
+    out[name] = best / 2000
+trajectory.select(True)
+print("RESULT " + json.dumps(out))
+'''
+
+
+def _micropython(source: str) -> dict:
+    """Run a script on the simulated rig's paths; its RESULT line as a dict."""
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(str(p) for p in (
         ROOT / "host" / "dexlink" / "sim" / "board", ROOT / "protocol", ROOT / "firmware"))
@@ -154,6 +186,25 @@ def boundary_steps(fps: int = 10, horizon: int = 16, execute: int = 8, seconds: 
         raise SystemExit("bench/points.py: MicroPython failed:\n%s%s" % (proc.stdout, proc.stderr))
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][0]
     return json.loads(line[len("RESULT "):])
+
+
+def sample_cost(hand: str = "iso16") -> dict:
+    """µs per Trajectory.sample() on this host: {"viper": ..., "plain": ...}."""
+    cfg = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand), "virtual")
+    return _micropython(COST % {"cfg": dumps(cfg)})
+
+
+def boundary_steps(fps: int = 10, horizon: int = 16, execute: int = 8, seconds: float = 5.0,
+                   latency_ms: float = 30.0, disagree_deg: float = 1.5,
+                   hand: str = "iso16") -> dict:
+    """The figures above for one policy timing; {"speed_limit_step_cdeg", "loop_hz",
+    "viper", "cubic": {...}, "linear": {...}, "stepwise": {...}}."""
+    cfg = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand), "virtual")
+    cycles = int(seconds * cfg["loop"]["hz"]) + 1000
+    source = SCRIPT % {"cfg": dumps(cfg), "fps": fps, "horizon": horizon, "execute": execute,
+                       "latency_us": int(latency_ms * 1000),
+                       "disagree_cdeg": int(disagree_deg * 100), "cycles": cycles}
+    return _micropython(source)
 
 
 def main() -> None:
@@ -185,6 +236,9 @@ def main() -> None:
             shape, s["max_goal_step_cdeg"], s["max_boundary_step_cdeg"],
             s["max_target_step_cdeg"], s["limited_cycles"], s["cycles"],
             "ok" if s["max_target_step_cdeg"] <= limit else "over the limit"))
+    cost = sample_cost(args.hand)
+    print("Trajectory.sample() per cycle on this host: %.1f µs viper, %.1f µs plain"
+          % (cost["viper"], cost["plain"]))
 
 
 if __name__ == "__main__":

@@ -124,14 +124,19 @@ class Trajectory:
         self._skip = 0  # its first points, already past
         self._keep = 0  # queued points that stay
         self._anchor = False
-        # The cycle's segment as ring indices: points before, after, and after that.
+        # The cycle's segment: ring indices of its start (-1: none prepared; anything that
+        # changes the queue resets it), the points before, after, and after that; its
+        # length in us. Rows and tangents change only when the segment does.
+        self._seg = -1
         self._a = 0
         self._c = 0
         self._d = 0
+        self._h = 1
 
     def clear(self):
         """Forget every point (TARGETS take over, a mode change, the watchdog)."""
         self.count = 0
+        self._seg = -1
 
     def _last(self):
         return (self.first + self.count - 1) & _WRAP
@@ -187,6 +192,7 @@ class Trajectory:
         self.dropped = (self.dropped + self._skip) & C.COUNTER_MASK
         if self._skip >= self._n_points:
             return  # all past: what is queued stays
+        self._seg = -1
         self.count = self._keep
         if self._anchor:
             self._push(now)
@@ -244,6 +250,7 @@ class Trajectory:
         while self.count >= 3 and self.diff(now, self.t[(self.first + 2) & _WRAP]) >= 0:
             self.first = (self.first + 1) & _WRAP
             self.count -= 1
+            self._seg = -1
 
     def _segment(self, now):
         """Prepare k for the segment holding now; False when there is none to blend."""
@@ -255,8 +262,12 @@ class Trajectory:
         if i == self._last():
             self._hold(i)
             return False
-        self._rows(i)
-        self._weights(i, now)
+        if i != self._seg:
+            self._seg = i
+            self._rows(i)
+            self._h = self.diff(self.t[self._c], self.t[i])
+            self._tangents(i, self._h)
+        self._basis(self.diff(now, self.t[i]), self._h)
         return True
 
     def _hold(self, i):
@@ -268,6 +279,7 @@ class Trajectory:
             jm.host[j] = self.q[i * n + j]
             j += 1
         self.count = 0
+        self._seg = -1
 
     def _rows(self, i):
         """k's rows: the points before i, i, after i and after that (ends repeat)."""
@@ -280,12 +292,6 @@ class Trajectory:
         k[_B] = i * n
         k[_C] = self._c * n
         k[_D] = self._d * n
-
-    def _weights(self, i, now):
-        """k's Hermite weights at now in segment i, and its tangent scales."""
-        h = self.diff(self.t[self._c], self.t[i])
-        self._basis(self.diff(now, self.t[i]), h)
-        self._tangents(i, h)
 
     def _tangents(self, i, h):
         """The tangent at a point spans its neighbours (at an end, the segment itself)."""
