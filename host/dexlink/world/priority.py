@@ -2,29 +2,34 @@
 
 The board's interpreter is one process beside the host's on a machine of a few cores;
 its 1 kHz loop overruns whenever it wakes to find both cores taken. The world's work can
-wait a little without harm, so it yields:
+wait a little without harm, so it runs at a lower priority (a higher nice value): the
+physics and tactile threads at WORLD_NICE (short bursts), the RGB-D render process, the
+longest bursts (several ms a frame), at RENDER_NICE. Under contention the board's
+interpreter gets the larger share. SCHED_IDLE for the render process (which a waking
+task preempts at once) was tried and left: on a loaded machine it got no CPU at all
+for seconds, and the camera stalled; at nice 10 it keeps about a tenth of a contended
+core.
 
-- the RGB-D render process runs only on a core nothing else wants (SCHED_IDLE): its
-  frames are bursts of several ms, and the kernel lets a waking task of normal policy
-  preempt an idle-policy one at once, where between normal tasks the running one keeps
-  its slice (EEVDF protects it whatever its nice value);
-- the physics and tactile threads, which hold the host's interpreter lock (an idle-
-  policy thread holding it would stall every other thread of the host), run at nice
-  WORLD_NICE: their bursts are short, and under sustained contention the board's
-  interpreter gets the larger share.
+And in the host process, the collector's full passes stop visiting what the setup made
+(spare_setup_from_collector): one such pass over the ~55,000 objects of a recording held
+the interpreter lock for about 24 ms of CPU, and every camera thread of the host missed
+a frame behind it.
 """
 from __future__ import annotations
 
+import gc
 import os
 import threading
 
 WORLD_NICE = 5
+RENDER_NICE = 10
 
 
-def yield_to_board(nice: int = WORLD_NICE) -> None:
-    """Lower the calling thread's priority to `nice` (Linux keeps one per thread; its
-    new threads inherit it). Never raises it; where that is impossible, nothing."""
-    tid = threading.get_native_id()
+def yield_to_board(nice: int = WORLD_NICE, tid: int | None = None) -> None:
+    """Lower a thread's priority (the calling one's by default) to `nice` (Linux keeps
+    one per thread; new threads inherit their maker's). Never raises it; where that is
+    impossible, nothing."""
+    tid = threading.get_native_id() if tid is None else tid
     try:
         if os.getpriority(os.PRIO_PROCESS, tid) < nice:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
@@ -32,10 +37,18 @@ def yield_to_board(nice: int = WORLD_NICE) -> None:
         pass
 
 
-def run_when_idle() -> None:
-    """The calling thread (and the threads it starts) runs only on a core nothing else
-    wants: SCHED_IDLE, or where there is no such policy, the lowest priority (nice 19)."""
+def process_yields_to_board(nice: int) -> None:
+    """yield_to_board for every thread of this process (Linux lists them in /proc)."""
     try:
-        os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        yield_to_board(19)
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [threading.get_native_id()]
+    for tid in tids:
+        yield_to_board(nice, tid)
+
+
+def spare_setup_from_collector() -> None:
+    """Exempt every object alive now (modules, the world, the recording's set-up: they
+    live as long as the process) from the cyclic collector's passes (gc.freeze; cheap,
+    and repeating it is harmless). What is made later is collected as before."""
+    gc.freeze()

@@ -5,7 +5,7 @@ Measured on the 2-core machine this runs on: in the host process, an RGB-D frame
 640x480 (Mesa's llvmpipe behind EGL: a CPU renderer with a thread per core, plus the
 depth conversion in numpy) took about 160 ms of CPU per second in bursts over both
 cores, and the firmware's loop lost cycles to it. Here the child renders at a lower
-scheduling priority (on a core nothing else wants: dexlink.world.priority) with one
+scheduling priority (dexlink.world.priority.RENDER_NICE) with one
 rasteriser thread, so the board's interpreter always wins the CPU, and the host's camera
 thread only copies the model's state in and the finished frame out.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dexlink.world.priority import run_when_idle
+from dexlink.world.priority import RENDER_NICE, process_yields_to_board
 
 RASTER_THREADS = "1"  # llvmpipe's threads: one core at most, the other stays the board's
 START_TIMEOUT_S = 30.0  # the child imports MuJoCo and makes a GL context (slow when busy)
@@ -182,6 +182,9 @@ def serve(conn: Connection, mem_fd: int) -> None:
     except Exception as e:  # no EGL, no such camera: the host's camera reports it
         conn.send_bytes(("cannot render: %s" % e).encode())
         return
+    # Started at normal priority (a loaded machine would make a slow start slower);
+    # from here on, this process and its rasteriser threads yield.
+    process_yields_to_board(RENDER_NICE)
     conn.send_bytes(b"k")
     try:
         while True:
@@ -200,7 +203,6 @@ def serve(conn: Connection, mem_fd: int) -> None:
 def main(argv) -> int:
     conn_fd, mem_fd = int(argv[0]), int(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the host's; it closes us
-    run_when_idle()  # before the GL context: its rasteriser threads inherit it
     serve(Connection(conn_fd), mem_fd)
     return 0
 

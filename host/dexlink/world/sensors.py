@@ -24,7 +24,7 @@ import numpy as np
 from dexlink.capture.base import Camera
 from dexlink.capture.sim import SimDevice
 from dexlink.capture.tactile import ContactMeter, TactileMeasure
-from dexlink.world.priority import WORLD_NICE, yield_to_board
+from dexlink.world.priority import WORLD_NICE, spare_setup_from_collector, yield_to_board
 from dexlink.world.renderproc import RenderProcess
 from dexlink.world.scene import CAMERA_NAME
 
@@ -189,6 +189,7 @@ class WorldTactileCamera(SimDevice, TactileMeasure, Camera):
     def _open(self):
         super()._open()
         yield_to_board(WORLD_NICE)
+        spare_setup_from_collector()  # a full collection would make every camera late
 
     def _grab(self):
         if not self._next_slot():
@@ -213,6 +214,7 @@ class WorldRGBDCamera(SimDevice, Camera):
     def _open(self):
         super()._open()
         self._renderer = RenderProcess(self.world, self.width, self.height)
+        spare_setup_from_collector()
 
     def _grab(self):
         if not self._next_slot():
