@@ -158,6 +158,7 @@ def test_run_policy_drives_the_hand_in_the_world_and_records_it(trained, capsys)
 
 @pytest.mark.vboard
 @pytest.mark.micropython
+@pytest.mark.slow  # four virtual boards in worlds, one per episode
 def test_eval_writes_results_with_wilson_intervals(trained, capsys):
     out = trained / "eval"
     demo = sorted((trained / "demo").glob("episode_*.mcap"))[0]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    from dexlink.commands.run_policy import add_episode_args
+
     p = subparsers.add_parser(
         "eval", help="success rates of trained policies in a physics world (simulation)",
         description="Run N seeded episodes per policy in a physics world under the virtual "
@@ -35,26 +37,19 @@ def register(subparsers) -> None:
                    help="also replay this recorded demonstration open loop (repeatable)")
     p.add_argument("--skill", type=float, default=0.8, metavar="K",
                    help="the world operator's skill, 0..1: their arm carries the wrist (default 0.8)")
-    p.add_argument("--max-seconds", type=float, metavar="T",
-                   help="end an episode after T s (default: when the world decides)")
-    p.add_argument("--inference-steps", type=int, metavar="N",
-                   help="DDIM steps per chunk (default: each run's)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="CPU threads for inference (default 1)")
+    add_episode_args(p)
     p.set_defaults(func=eval_command)
 
 
 def eval_command(args) -> int:
+    from dexlink.commands.run_policy import check_episode_args
     from dexlink.errors import UserError
 
     if args.episodes < 1:
         raise UserError("--episodes must be at least 1")
     if not 0 <= args.skill <= 1:
         raise UserError("--skill must be between 0 and 1 (got %g)" % args.skill)
-    if args.max_seconds is not None and not args.max_seconds > 0:
-        raise UserError("--max-seconds must be positive")
-    if args.threads < 1:
-        raise UserError("--threads must be at least 1")
+    check_episode_args(args)
     for episode in args.baseline_replay:
         if not episode.is_file():
             raise UserError("%s: no such episode file (--baseline-replay)" % episode)

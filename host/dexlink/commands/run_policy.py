@@ -32,16 +32,32 @@ def register(subparsers) -> None:
     p.add_argument("run", type=Path, metavar="RUN", help="a run directory of dexlink train")
     add_board_args(p)
     add_world_args(p)
-    p.add_argument("--max-seconds", type=float, metavar="T",
-                   help="end the episode after T seconds (default: when the world decides; "
-                        "20 s without a world)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="session directory for the episode (default sessions/policy-<date-time>)")
+    add_episode_args(p)
+    p.set_defaults(func=run_policy)
+
+
+def add_episode_args(p: argparse.ArgumentParser) -> None:
+    """How a policy's episodes run (run-policy and eval)."""
+    p.add_argument("--max-seconds", type=float, metavar="T",
+                   help="end an episode after T seconds (default: when the world decides; "
+                        "20 s without a world)")
     p.add_argument("--inference-steps", type=int, metavar="N",
                    help="DDIM steps per chunk (default: the run's)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="CPU threads for inference (default 1: the board and world keep a core)")
-    p.set_defaults(func=run_policy)
+
+
+def check_episode_args(args) -> None:
+    from dexlink.errors import UserError
+
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise UserError("--max-seconds must be positive")
+    if args.inference_steps is not None and args.inference_steps < 1:
+        raise UserError("--inference-steps must be at least 1")
+    if args.threads < 1:
+        raise UserError("--threads must be at least 1")
 
 
 def run_policy(args) -> int:
@@ -52,12 +68,7 @@ def run_policy(args) -> int:
 
     if args.world and not args.sim:
         raise UserError("--world needs --sim: a world runs under the virtual board")
-    if args.max_seconds is not None and not args.max_seconds > 0:
-        raise UserError("--max-seconds must be positive")
-    if args.inference_steps is not None and args.inference_steps < 1:
-        raise UserError("--inference-steps must be at least 1")
-    if args.threads < 1:
-        raise UserError("--threads must be at least 1")
+    check_episode_args(args)
     world = world_options(args)
     from dexlink.learn import load_policy
     from dexlink.learn.deploy_episode import EpisodeOptions, run_policy_episode

@@ -110,6 +110,32 @@ class LiveObservations:
         return obs
 
 
+class Worker:
+    """One thread running `_run` until `stop()` (its loop waits on `self._stop`)."""
+
+    thread_name = "worker"
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wait(5)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the thread has ended (on its own, or after stop())."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
 class ActionPlan:
     """The goals to come: points (host ns, goals in degrees), a new chunk replacing those
     from its first point's time on."""
@@ -148,12 +174,15 @@ class ActionPlan:
             return goals[i] + w * (goals[i + 1] - goals[i])
 
 
-class TargetSender:
+class TargetSender(Worker):
     """The plan to the board: timestamped points when the link and board take them
     (`timed`), else HOST-mode TARGETS streamed at send_hz."""
 
+    thread_name = "policy-targets"
+
     def __init__(self, link, plan: ActionPlan, n_joints: int, send_hz: float = SEND_HZ,
                  interpolate: bool = True, timed: bool = True):
+        super().__init__()
         self.link, self.plan, self.n = link, plan, n_joints
         self.period = 1.0 / send_hz
         self.interpolate = interpolate
@@ -161,19 +190,11 @@ class TargetSender:
         self.timed = timed and interpolate and hasattr(link, "send_points")
         self.fallback = ""  # why timed points were given up for TARGETS
         self.sent = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._started = time.monotonic()
 
     def start(self) -> None:
         self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._stream, name="policy-targets", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
+        super().start()
 
     def chunk(self, times_ns: np.ndarray, goals: np.ndarray) -> None:
         """A new chunk's points (host ns, evenly spaced, degrees)."""
@@ -193,7 +214,7 @@ class TargetSender:
         """Target messages sent per second so far."""
         return self.sent / max(1e-9, time.monotonic() - self._started)
 
-    def _stream(self) -> None:
+    def _run(self) -> None:
         next_t = time.monotonic()
         while not self._stop.is_set():
             goal = None if self.timed else self.plan.at(time.monotonic_ns(), self.interpolate)
@@ -217,7 +238,7 @@ def resample(times_ns: np.ndarray, goals: np.ndarray, max_step_ns: int
                            for j in range(goals.shape[1])], axis=1)
 
 
-class PolicyRunner:
+class PolicyRunner(Worker):
     """Inference on its own thread: observation of now -> chunk -> sender, again and again.
 
     The next chunk is asked for so that it lands as the executed part of the last one
@@ -225,8 +246,11 @@ class PolicyRunner:
     An error (an action refused, a broken observation) ends it; `.error` says why.
     """
 
+    thread_name = "policy"
+
     def __init__(self, policy, live: LiveObservations, sender: TargetSender,
                  steps: int | None = None, clock=time.monotonic_ns):
+        super().__init__()
         self.policy, self.live, self.sender = policy, live, sender
         self.config = policy.config
         self.steps, self.clock = steps, clock
@@ -235,26 +259,6 @@ class PolicyRunner:
         self.inference_ms: deque = deque(maxlen=50)
         self.chunk_starts: list = []  # host ns of each chunk's first point sent
         self.last_obs_ns = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="policy", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Until the runner has stopped (on an error, or after stop())."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def status(self) -> dict:
         now = self.clock()

@@ -12,7 +12,6 @@ hand drove them through the exoskeleton when the demonstrations were recorded.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,14 @@ import numpy as np
 
 from dexlink.board import BoardOptions
 from dexlink.errors import UserError
-from dexlink.learn.deploy import SEND_HZ, ActionPlan, LiveObservations, PolicyRunner, TargetSender
+from dexlink.learn.deploy import (
+    SEND_HZ,
+    ActionPlan,
+    LiveObservations,
+    PolicyRunner,
+    TargetSender,
+    Worker,
+)
 from dexlink.learn.observation import ACTION, image_feature
 from dexlink.record import schema
 from dexlink.record.recording import WORLD_START_S, RecordOptions, open_recording
@@ -57,26 +63,17 @@ class EpisodeOutcome:
     timed: bool = False  # the chunks went as timed points (else as streamed TARGETS)
 
 
-class ReplayActor:
+class ReplayActor(Worker):
     """The open-loop baseline: a demonstration's goals, timed from the episode's start and
     handed to the sender a short window at a time (a board queues a chunk's worth)."""
 
     WINDOW_NS = 250_000_000
+    thread_name = "replay"
 
     def __init__(self, t_ns: np.ndarray, goals_deg: np.ndarray, sender: TargetSender):
+        super().__init__()
         self.t_ns, self.goals, self.sender = t_ns - t_ns[0], goals_deg, sender
         self.error = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
 
     def _run(self) -> None:
         times = time.monotonic_ns() + self.t_ns
