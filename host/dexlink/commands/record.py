@@ -16,6 +16,8 @@ from dexlink.cli_support import (
     world_options,
 )
 from dexlink.errors import UsageError, UserError
+from dexlink.inputs.spec import INPUT_HELP, parse_input
+from dexlink.inputs.udp import LOOPBACK
 from dexlink.record.recording import (
     DEFAULT_EPISODE_S,
     RecordOptions,
@@ -53,8 +55,19 @@ def register(subparsers) -> None:
                    help="seconds per episode when not interactive (default 10)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="session directory (default sessions/<date-time>)")
-    p.add_argument("--mode", choices=["teleop", "host", "idle"], default="teleop",
-                   help="board mode while recording (default teleop)")
+    p.add_argument("--mode", choices=["teleop", "host", "idle"],
+                   help="board mode while recording (default teleop; host with a host --input)")
+    p.add_argument("--input", metavar="INPUT",
+                   help="what drives the hand: exo (the exoskeleton, default) or a host input "
+                        "retargeted to the hand (%s); its frames, goals and latencies are "
+                        "recorded too (see dexlink teleop)" % INPUT_HELP)
+    p.add_argument("--bind", default=LOOPBACK, metavar="ADDR",
+                   help="with --input: its listener's address (default 127.0.0.1)")
+    p.add_argument("--listen-port", type=int, metavar="P", help="with --input: its own port")
+    p.add_argument("--side", choices=("right", "left"), default="right",
+                   help="with --input: the operator's hand that drives the robot's (default right)")
+    p.add_argument("--method", choices=("vector", "position", "dexpilot"), default="vector",
+                   help="with --input: the retargeting optimiser (default vector)")
     p.add_argument("--tactile", action="append", default=[], metavar="NAME=DEVICE[:PRESET]",
                    help="a visuotactile camera, e.g. index=/dev/video2:digit (presets: %s)"
                         % ", ".join(_presets()))
@@ -100,9 +113,11 @@ def record(args) -> int:
         raise UserError("--world records one episode (it ends when the world judges the "
                         "task); for more, run again with other --world-seed values")
     board = dataclasses.replace(board_options(args), world=world)
+    teleop = teleop_setup(args)
+    mode = args.mode or ("host" if teleop is not None else "teleop")
     options = RecordOptions(
         task=args.task or args.world, out=args.out, board=board, episodes=args.episodes,
-        duration_s=args.duration, mode=MODES[args.mode],
+        duration_s=args.duration, mode=MODES[mode], teleop=teleop,
         tactile=tuple(tactile_spec(t) for t in args.tactile), realsense=args.realsense,
         sim_cameras=args.sim_cameras, telemetry_hz=args.telemetry_hz, foxglove=args.foxglove)
     with open_recording(options) as rec:
@@ -115,6 +130,19 @@ def record(args) -> int:
     result = rec.result()
     print_record_result(result)
     return 0 if result.ok else 1
+
+
+def teleop_setup(args):
+    """The host input of --input (None for the exoskeleton, which needs no host)."""
+    if not args.input:
+        return None
+    spec = parse_input(args.input)
+    if spec.kind == "exo":
+        return None
+    from dexlink.teleop import TeleopOptions, TeleopSetup
+
+    return TeleopSetup(str(spec), method=args.method, bind=args.bind, listen_port=args.listen_port,
+                       session=TeleopOptions(side=args.side))
 
 
 def run_keys(recorder, episodes: int) -> None:

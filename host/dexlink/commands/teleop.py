@@ -106,7 +106,7 @@ def _exo(board_opts, seconds) -> int:
 
 def _host_input(args, spec, board_opts) -> int:
     from dexlink.inputs.spec import open_input
-    from dexlink.teleop import TeleopOptions, open_teleop
+    from dexlink.teleop import TeleopOptions, TeleopSetup, open_teleop
 
     # The hand is known before the board: a missing --hand fails before anything starts.
     if board_opts.hand is None and not board_opts.virtual:
@@ -114,9 +114,10 @@ def _host_input(args, spec, board_opts) -> int:
     hand = resolve_hand(board_opts.hand) if board_opts.hand else default_hand()
     board_opts = dataclasses.replace(board_opts, hand=hand)
     hand_input = open_input(spec, bind=args.bind, port=args.listen_port, loop=args.loop)
-    options = TeleopOptions(side=args.side, rate_hz=args.rate)
+    setup = TeleopSetup(str(spec), method=args.method, session=TeleopOptions(side=args.side,
+                                                                            rate_hz=args.rate))
     with connect(board_opts) as board:
-        session = open_teleop(board, spec, method=args.method, options=options, hand_input=hand_input)
+        session = open_teleop(board, setup, hand_input=hand_input)
         link = board.link
         link.set_mode(catalog.MODE_HOST)
         try:

@@ -100,6 +100,16 @@ class EpisodeWriter:
         t_ns = time.monotonic_ns() if t_ns is None else t_ns
         return self._put(schema.EVENTS, ("event", t_ns, {"kind": kind, "text": text}))
 
+    def add_json(self, topic: str, schema_name: str, t_ns: int, data: bytes) -> bool:
+        """A message already encoded as JSON on its own channel (schema.SCHEMAS[schema_name]),
+        declared on first use."""
+        if topic not in self._channels:
+            with self._lock:
+                if self._mcap is None:
+                    return False
+                self._channel(topic, schema_name)
+        return self._put(topic, ("json", t_ns, data))
+
     def _put(self, topic: str, item) -> bool:
         # Checked and queued under one lock with _drain's closing: an item that found the
         # writer open is on the queue before the workers' end markers, never behind them
@@ -146,6 +156,8 @@ class EpisodeWriter:
             return [(topic, t_ns, schema.telemetry_json(item[3]))]
         if what == "event":
             return [(topic, t_ns, schema.small_json(item[3]))]
+        if what == "json":
+            return [(topic, t_ns, item[3])]
         frame = item[3]
         ok, jpg = cv2.imencode(".jpg", frame.color, self.jpeg_params)
         out = [(topic, t_ns, schema.image_json(frame.camera, t_ns, "jpeg", jpg.tobytes()))]

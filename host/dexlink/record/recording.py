@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dexlink.board import BoardOptions, ConnectedBoard, connect
 from dexlink.errors import UserError, error_text
@@ -33,6 +34,9 @@ from dexlink.record.recorder import Recorder, follow_link
 from dexlink.record.session import Session
 from dexlink.telemetry_rate import telemetry_rate
 from dexproto import catalog
+
+if TYPE_CHECKING:  # imported when a recording has a host input (open_recording)
+    from dexlink.teleop import TeleopSetup
 
 DEFAULT_EPISODE_S = 10.0
 
@@ -64,6 +68,8 @@ class RecordOptions:
     # when no other camera is named)
     telemetry_hz: float | None = None  # telemetry samples per second; None: every loop cycle
     foxglove: int | None = None  # serve a live Foxglove view on this localhost port (0: any)
+    teleop: TeleopSetup | None = None  # a host input driving the hand (mode HOST); its frames,
+    # goals and latencies go into the episodes (dexlink.teleop)
 
     def __post_init__(self):
         if self.episodes < 1 or self.duration_s <= 0:
@@ -71,6 +77,9 @@ class RecordOptions:
                               "duration (got %d episodes of %g s)" % (self.episodes, self.duration_s))
         if self.telemetry_hz is not None and not self.telemetry_hz > 0:
             raise RecordError("the telemetry rate must be positive (got %g Hz)" % self.telemetry_hz)
+        if self.teleop is not None and self.mode != catalog.MODE_HOST:
+            raise RecordError("a host input (%s) drives the hand in HOST mode, not %s"
+                              % (self.teleop.input, catalog.MODE_NAMES[self.mode]))
         if self.world is not None and self.episodes != 1:
             raise RecordError("a world gives one episode (it ends when the world judges the "
                               "task); record %d worlds, one a run, with different seeds"
@@ -126,9 +135,11 @@ class Recording:
     options' mode, and a Recorder into the session following the link, cameras running."""
 
     def __init__(self, options: RecordOptions, directory: Path, session: Session,
-                 board: ConnectedBoard, recorder: Recorder, live=None, live_text: str = ""):
+                 board: ConnectedBoard, recorder: Recorder, live=None, live_text: str = "",
+                 teleop=None):
         self.options, self.directory, self.session = options, directory, session
         self.board, self.recorder = board, recorder
+        self.teleop = teleop  # the dexlink.teleop.TeleopSession driving the hand, or None
         self.live = live  # the Foxglove view (dexlink.live.foxglove.FoxgloveView) or None
         self.live_text = live_text  # where it is, to tell the user
 
@@ -181,17 +192,34 @@ def open_recording(options: RecordOptions) -> Iterator[Recording]:
         recorder.attach_cameras(build_cameras(options, board, recorder))
         stop = threading.Event()
         follow_link(link, recorder, stop)
+        teleop = None
+        if options.teleop is not None:
+            from dexlink.teleop import open_teleop
+            from dexlink.teleop.recording import RecorderTaps
+            teleop = open_teleop(board, options.teleop, taps=RecorderTaps(recorder))
         link.set_mode(options.mode)
         recorder.start_cameras()
         recorder.cameras.wait_running()
         try:
-            yield Recording(options, directory, session, board, recorder, live, live_text)
+            if teleop is not None:
+                start_teleop(teleop)
+            yield Recording(options, directory, session, board, recorder, live, live_text, teleop)
         except OSError as e:  # an episode could not even start (disk full, directory gone)
             raise RecordError("cannot write %s" % error_text(e) if e.filename else str(e)) from None
         finally:
+            if teleop is not None:
+                teleop.stop()  # before the hand goes IDLE: no goal after it
             recorder.close(keep=True)
             stop.set()
             link.set_mode(catalog.MODE_IDLE)
+
+
+def start_teleop(teleop) -> None:
+    """Start a host input's session; a listener that cannot open is the user's to fix."""
+    try:
+        teleop.start()
+    except OSError as e:
+        raise RecordError(error_text(e)) from None
 
 
 def record_session(options: RecordOptions,

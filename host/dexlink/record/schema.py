@@ -13,6 +13,11 @@ from dexproto import catalog
 
 TELEMETRY = "/telemetry"
 EVENTS = "/events"
+# Teleop from a host input (dexlink record --input): the raw hand frames, the retargeted
+# goals sent, and each goal's stage times (dexlink.teleop.latency), logged at on_servo_ns.
+TELEOP_INPUT = "/teleop/input"
+TELEOP_TARGETS = "/teleop/targets"
+TELEOP_LATENCY = "/teleop/latency"
 IMAGE_SCHEMA = "foxglove.CompressedImage"
 
 
@@ -55,8 +60,25 @@ SCHEMAS = {
     "dexlink.Contact": _obj({
         "area": {"type": "number"}, "intensity": {"type": "number"}}, "dexlink.Contact"),
     "dexlink.Event": _obj({
-        "kind": {"type": "string", "enum": ["mode", "fault", "mark", "log", "camera", "link"]},
+        "kind": {"type": "string", "enum": ["mode", "fault", "mark", "log", "camera", "link",
+                                            "teleop"]},
         "text": {"type": "string"}}, "dexlink.Event"),
+    # One hand as dexlink's generic hand-frame JSON (dexlink.inputs.wire): OpenXR's 26 joints
+    # in the wrist frame (null: lost), the wrist pose row-major, the source's seq and t_ns.
+    "dexlink.HandFrame": _obj({
+        "side": {"type": "string", "enum": ["right", "left"]}, "seq": {"type": "integer"},
+        "t_ns": {"type": "integer"}, "source": {"type": "string"},
+        "joints": {"type": "array", "items": {"type": ["array", "null"], "items": {"type": "number"}}},
+        "wrist": {"type": "array", "items": {"type": "number"}}}, "dexlink.HandFrame"),
+    "dexlink.TeleopTarget": _obj({
+        "seq": {"type": "integer"}, "goal_deg": {"type": "array", "items": {"type": "number"}}},
+        "dexlink.TeleopTarget"),
+    "dexlink.TeleopLatency": _obj({
+        "seq": {"type": "integer"}, "captured_ns": {"type": "integer"},
+        "retargeted_ns": {"type": "integer"}, "sent_ns": {"type": "integer"},
+        "on_servo_ns": {"type": "integer"}, "retarget_ms": {"type": "number"},
+        "send_ms": {"type": "number"}, "servo_ms": {"type": "number"},
+        "end_to_end_ms": {"type": "number"}}, "dexlink.TeleopLatency"),
 }
 
 

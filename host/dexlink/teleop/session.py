@@ -115,13 +115,21 @@ class TeleopSession:
 
     def _retarget_loop(self) -> None:
         # Retargeting has a thread of its own: a slow frame (ms) delays no goal already due.
+        # Every frame is seen (a recording keeps them all); only the newest of the operated
+        # hand is retargeted: a backlog is skipped, never worked through late.
         while not self._stop.is_set():
-            frame = self.input.latest(0.05)
+            frame = self.input.get(0.05)
             if frame is None:
                 continue
-            if frame.side != self.options.side:
-                self.counts["other_side"] += 1
-            elif self._retarget(frame):
+            newest = None
+            while frame is not None:
+                self.taps.frame(frame)
+                if frame.side == self.options.side:
+                    newest = frame
+                else:
+                    self.counts["other_side"] += 1
+                frame = self.input.get(0)
+            if newest is not None and self._retarget(newest):
                 self._new_goal.set()
 
     def _send_loop(self) -> None:
@@ -163,7 +171,6 @@ class TeleopSession:
         self._send(goal, meta, fresh)
 
     def _retarget(self, frame: HandFrame) -> bool:
-        self.taps.frame(frame)
         t0 = time.perf_counter()
         try:
             q = np.asarray(self.retargeter.retarget(frame), dtype=float)
