@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -241,7 +242,7 @@ def test_the_render_process_draws_the_world_as_rendering_here_does_and_ends_with
         here.close()
         child.close()
     assert _gone(child.pid)
-    out = subprocess.run([os.sys.executable, "-c", HOST_THAT_DIES, str(HAND)],
+    out = subprocess.run([sys.executable, "-c", HOST_THAT_DIES, str(HAND)],
                          capture_output=True, text=True, timeout=60)
     pid = int(out.stdout)
     deadline = time.monotonic() + 10

@@ -36,7 +36,7 @@ from dexlink.world.priority import RENDER_NICE, process_yields_to_board
 
 RASTER_THREADS = "1"  # llvmpipe's threads: one core at most, the other stays the board's
 START_TIMEOUT_S = 30.0  # the child imports MuJoCo and makes a GL context (slow when busy)
-FRAME_TIMEOUT_S = 5.0
+FRAME_TIMEOUT_S = 30.0  # a hung child; a starved one is late (the camera says stalled)
 
 
 class RenderError(RuntimeError):
@@ -61,8 +61,8 @@ class SharedFrame:
         n = 1 + model.nq + model.nv + model.na + 7 * model.nmocap
         return 8 * n + height * width * 3 + 1 + height * width * 2
 
-    def fields(self, data):
-        """(destination in data, its slice of the state), in the state's order."""
+    def fields(self):
+        """(MjData field, its slice of the state), in the state's order."""
         out, at = [], 0
         for field, size in zip(("time", "qpos", "qvel", "act", "mocap_pos", "mocap_quat"),
                                self.sizes):
@@ -71,11 +71,11 @@ class SharedFrame:
         return out
 
     def put(self, data) -> None:
-        for field, part in self.fields(data):
+        for field, part in self.fields():
             part[:] = np.ravel(getattr(data, field))
 
     def take(self, data) -> None:
-        for field, part in self.fields(data):
+        for field, part in self.fields():
             if field == "time":
                 data.time = part[0]
             else:
