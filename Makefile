@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= decoder
 SECONDS ?= 10
 
-.PHONY: setup ffmpeg-libs test test-fast lint demo learn-demo bench soak fuzz flash clean help
+.PHONY: setup ffmpeg-libs mediapipe-env test test-fast lint demo learn-demo bench soak fuzz flash clean help
 
 help:
 	@echo "make demo    virtual-board session: record a multimodal episode and report it"
@@ -20,6 +20,7 @@ help:
 	@echo "make fuzz    fuzz for FUZZ_SECONDS (default 60) FUZZ_TARGET=decoder (protocol decoders)"
 	@echo "             or FUZZ_TARGET=firmware (the firmware's command path on the simulated rig)"
 	@echo "make flash   PORT=/dev/ttyACM0 HAND=hardware/hands/iso16.toml BOARD=pico"
+	@echo "make mediapipe-env  the webcam input's MediaPipe, in an environment of its own"
 
 setup: $(STAMP)
 
@@ -45,6 +46,15 @@ ffmpeg-libs:
 	    echo "or the LeRobot loader test cannot decode videos"; \
 	  fi; \
 	fi
+
+# The webcam input (dexlink teleop --input camera) runs MediaPipe in a process and environment
+# of its own: mediapipe 0.10.21 carries its hand models in the wheel (newer ones fetch them
+# at run time) and needs numpy < 2. The environment goes in dexlink's config directory,
+# where the camera input looks for it (or set DEXLINK_MEDIAPIPE_PYTHON).
+mediapipe-env: $(STAMP)
+	@dir="$$($(BIN)/python -c 'from dexlink.inputs.camera import mediapipe_env_dir as d; print(d())')"; \
+	  $(PYTHON) -m venv "$$dir" && "$$dir/bin/pip" install --quiet "mediapipe==0.10.21" "numpy<2" && \
+	  "$$dir/bin/python" -c "import mediapipe; print('MediaPipe', mediapipe.__version__, 'in', '$$dir')"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
