@@ -34,6 +34,10 @@ def register(subparsers) -> None:
     add_world_args(p)
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="session directory for the episode (default sessions/policy-<date-time>)")
+    p.add_argument("--tactile", action="append", default=[], metavar="NAME=DEVICE[:PRESET]",
+                   help="a visuotactile camera of a real rig, as `dexlink record` takes it")
+    p.add_argument("--realsense", nargs="?", const="", metavar="SERIAL",
+                   help="an Intel RealSense RGB-D camera (optionally by serial number)")
     add_episode_args(p)
     p.set_defaults(func=run_policy)
 
@@ -64,6 +68,7 @@ def run_policy(args) -> int:
     import time
 
     from dexlink.cli_support import board_options, world_options
+    from dexlink.commands.record import tactile_spec
     from dexlink.errors import UserError
 
     if args.world and not args.sim:
@@ -79,7 +84,9 @@ def run_policy(args) -> int:
     out = args.out or Path("sessions") / ("policy-" + time.strftime("%Y%m%d-%H%M%S"))
     options = EpisodeOptions(dataclasses.replace(board_options(args), world=world), out,
                              task="policy %s" % args.run.name, max_seconds=args.max_seconds,
-                             steps=args.inference_steps)
+                             steps=args.inference_steps,
+                             tactile=tuple(tactile_spec(t) for t in args.tactile),
+                             realsense=args.realsense)
     print("running %s (%s) on %s" % (args.run, ",".join(policy.config.obs),
                                       "the world %s, seed %d" % (world.task, world.seed)
                                       if world else "the board"), flush=True)

@@ -47,6 +47,8 @@ class EpisodeOptions:
     send_hz: float = SEND_HZ
     interpolate: bool = True  # between a chunk's points (False: each held, stepwise)
     timed: bool = True  # timed points when the board takes them (False: TARGETS always)
+    tactile: tuple = ()  # a real rig's cameras, as RecordOptions takes them (a world's: its own)
+    realsense: str | None = None
 
 
 @dataclass
@@ -144,7 +146,8 @@ def _episode(options: EpisodeOptions, make_actor, progress, estop=None) -> Episo
     # The hand is powered (HOST mode) only once the cameras run and the episode records:
     # a world's clock starts with torque, so the file holds the whole attempt.
     record = RecordOptions(task=options.task, out=options.out, board=options.board,
-                           mode=catalog.MODE_IDLE)
+                           mode=catalog.MODE_IDLE, tactile=options.tactile,
+                           realsense=options.realsense)
     with open_recording(record) as rec:
         world = rec.virtual.world if rec.virtual is not None else None
         sender = TargetSender(rec.link, ActionPlan(), rec.link.board.n_joints, options.send_hz,
