@@ -55,6 +55,8 @@ def points(t0, step, rows, flags=C.POINTS_REPLACE, extra=0):
                 struct.pack_into("<h", host.body, at, v)
                 at += 2
         con.feed(bytes(host.finish(C.TARGET_POINTS, at + extra)))
+def heartbeat():
+    con.feed(bytes(host.finish(C.HEARTBEAT, 0)))
 def board_now():
     return vmachine.ticks_us()
 fw.run(300)
@@ -67,11 +69,11 @@ fw.run(20)
 # offset by 1.5 deg (two predictions that disagree), replacing the first from its 9th
 # point on; the goals of every cycle are recorded, with the shape of interpolation given.
 OVERLAP = r'''
-fw._set_loop((1000, 10, 2000, C.WATCHDOG_HOLD))  # the plays below send no HEARTBEAT
 def play(shape):
     fw.points.shape = shape
     for i in range(n):
         jm.host[i] = jm.goal[i]
+    heartbeat()
     fw.run(50)
     base = jm.goal[%(j)d]
     now = board_now()
@@ -94,6 +96,8 @@ def play(shape):
         if not sent_b and board_now() >= tb[0] - 19000:
             points(tb[0], 20000, rb)
             sent_b = True
+        if c %% 50 == 0:
+            heartbeat()  # the watchdog: fed as the link's keeper does
         fw.run(1)
         con.take()
         log.append([fw.sample_us, jm.host[%(j)d], jm.goal[%(j)d], jm.flags[%(j)d]])
@@ -210,6 +214,7 @@ points(t0 + 5000000, 10000, [row])
 points(1 << 30, 10000, [row])
 points(t0, 10000, [row], extra=2)
 points(t0, 10000, [row], flags=0)
+points(t0 + 3000000, 10000, [row], flags=0)
 fw.run(1)
 val("refused", nacks())
 # joint limits: a point past the joint's range is clipped to it
@@ -285,6 +290,7 @@ def test_bad_chunks_are_nacked_with_the_field(safety):
         [t, C.ERR_BAD_VALUE, 0],  # not a board time (2^30)
         [t, C.ERR_BAD_LENGTH, C.NO_JOINT],  # not whole points
         [t, C.ERR_BAD_VALUE, 0],  # an append before the queued points
+        [t, C.ERR_BAD_VALUE, 0],  # an append seconds after them
     ]
     assert safety["mode"] == [[t, C.ERR_BAD_MODE, C.NO_JOINT]]
 
@@ -407,10 +413,13 @@ def test_chunks_drop_past_points_and_split_into_frames():
     assert [m.t0_us for m in msgs] == [1_030_000, 1_030_000 + 15 * 10_000]
     assert [v for m in msgs for (v,) in m.items] == cdeg[3:].ravel().tolist()
     # board times wrap on the wire like the board's ticks
-    (m,) = sender.messages((1 << 30) + 5, 10, cdeg[:1], 0, 1 << 30, replace=False)
+    (m,) = sender.messages((1 << 30) + 5, 10, cdeg[:1], 1 << 30, 1 << 30, replace=False)
     assert m.t0_us == 5 and m.flags == 0
     # all past: nothing sent, every point counted
     assert sender.messages(0, 10, cdeg[:4], 10_000, 1 << 30, True) == []
+    # too far ahead: a time from another clock
+    with pytest.raises(ValueError, match="board_t0_us: 5000 ms ahead of the board's clock"):
+        sender.messages(5_000_000, 10, cdeg[:4], 0, 1 << 30, True)
     assert sender.counts() == {"point_chunks": 3, "point_frames": 3, "points_sent": 18,
                                "points_dropped": 7}
 

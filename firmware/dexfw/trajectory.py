@@ -30,8 +30,6 @@ from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
 CAPACITY = C.POINTS_CAPACITY  # a power of two: ring indices wrap with a mask
 _WRAP = const(31)  # CAPACITY - 1 (checked below)
 HEAD_SIZE = head_size(C.TARGET_POINTS)  # t0_us (u32), step_us (u32), flags (u8)
-# A first point further ahead than this is a clock gone wrong, not a plan: refused.
-MAX_AHEAD_US = 1000000
 # How the goal moves between two points (SHAPE_CUBIC on the board; the others are for
 # the benchmark's comparison): held until the next point, a straight line, or cubic.
 SHAPE_STEP = 0
@@ -160,8 +158,8 @@ class Trajectory:
             return C.ERR_BAD_VALUE << 8 | 1
         if p[BODY + 8] & ~C.POINTS_REPLACE:
             return C.ERR_BAD_VALUE << 8 | 2
-        if self.diff(self._t0, now) > MAX_AHEAD_US:
-            return C.ERR_BAD_VALUE << 8
+        if (p[BODY + 8] or not self.count) and self.diff(self._t0, now) > C.POINTS_MAX_AHEAD_US:
+            return C.ERR_BAD_VALUE << 8  # a chunk that far ahead: a clock gone wrong
         return self._fit(p[BODY + 8] & C.POINTS_REPLACE, now)
 
     def _fit(self, replace, now):
@@ -172,10 +170,15 @@ class Trajectory:
         if replace:
             while keep and self.diff(self.t[(self.first + keep - 1) & _WRAP], self._t0) >= 0:
                 keep -= 1
-        elif keep and self.diff(self._t0, self.t[self._last()]) <= 0:
-            return C.ERR_BAD_VALUE << 8  # an append must come after the queued points
+        elif keep and not self._continues():
+            return C.ERR_BAD_VALUE << 8
         self._keep = keep
         return self._room(now)
+
+    def _continues(self):
+        """An append starts after the last queued point, by at most the longest step."""
+        gap = self.diff(self._t0, self.t[self._last()])
+        return 0 < gap <= C.POINTS_MAX_STEP_US
 
     def _room(self, now):
         """An anchor when nothing kept lies ahead; ERR_BUSY if the points would not fit."""

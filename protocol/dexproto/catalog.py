@@ -80,6 +80,7 @@ ERR_NAMES = ("OK", "unknown type", "bad length", "bad value", "bad mode", "versi
 POINTS_REPLACE = 0x01  # queued points from t0_us on are dropped first; clear: append
 POINTS_CAPACITY = 32
 POINTS_MAX_STEP_US = 1000000  # points at least 1 Hz apart
+POINTS_MAX_AHEAD_US = 1000000  # a chunk further ahead is a clock gone wrong
 
 # FAULT codes
 FAULT_WATCHDOG = 1  # host silent past the watchdog timeout in HOST mode

@@ -91,6 +91,11 @@ class PointSender:
         k, n = cdeg.shape
         late = board_now_us - board_t0_us
         skip = 0 if late < 0 else min(k, int(late // step_us) + 1)
+        if -late > catalog.POINTS_MAX_AHEAD_US:
+            raise ValueError(
+                "board_t0_us: %.0f ms ahead of the board's clock; a chunk starts at most %d ms "
+                "ahead (a time from another clock? map host times with board_time_us)"
+                % (-late / 1000, catalog.POINTS_MAX_AHEAD_US // 1000))
         per = points_per_frame(n)
         out = []
         for start in range(skip, k, per):
