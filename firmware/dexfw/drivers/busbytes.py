@@ -1,5 +1,5 @@
-# Byte loops of the buses: Feetech checksum, Dynamixel CRC-16 and byte stuffing, and the
-# AS5048A chain's frame collected in one pass.
+# Byte loops of the buses: Feetech checksum, Dynamixel CRC-16 and byte stuffing, servo
+# goals into a sync-write, and the AS5048A chain's frame collected in one pass.
 #
 # Viper where the port has it (dexfw.drivers.busbytes_viper, several times faster on the
 # board); the plain-Python versions are the fallback and the reference the tests compare
@@ -120,11 +120,29 @@ def chain_collect_py(buf, raw, status, n, codes):
     return out
 
 
+def goals_into_py(buf, goal, idx, n, conv):
+    """Servo goals into a sync-write packet: for k < n, goal[idx[k]] (cdeg from the servo
+    centre) as counts, centre + round(cdeg * per_turn / 36000) clipped to 0..top, little-
+    endian 16 bits at buf[at + stride * k]. conv: centre, per_turn, top, at, stride."""
+    centre = conv[0]
+    per_turn = conv[1]
+    for k in range(n):
+        c = centre + (goal[idx[k]] * per_turn + 18000) // 36000
+        if c < 0:
+            c = 0
+        elif c > conv[2]:
+            c = conv[2]
+        p = conv[3] + conv[4] * k
+        buf[p] = c & 0xFF
+        buf[p + 1] = c >> 8
+
+
 sum_bytes = sum_bytes_py
 crc16 = crc16_py
 stuff = stuff_py
 unstuff = unstuff_py
 chain_collect = chain_collect_py
+goals_into = goals_into_py
 VIPER = False
 
 try:
@@ -136,9 +154,11 @@ try:
     from dexfw.drivers.busbytes_viper import sum_bytes as _sum_bytes_viper
     from dexfw.drivers.busbytes_viper import unstuff as _unstuff_viper
     from dexfw.drivers.busbytes_viper import chain_collect as _chain_collect_viper
+    from dexfw.drivers.busbytes_viper import goals_into as _goals_into_viper
 
     sum_bytes = _sum_bytes_viper
     chain_collect = _chain_collect_viper
+    goals_into = _goals_into_viper
     crc16 = _crc16_viper
     stuff = _stuff_viper
     unstuff = _unstuff_viper
@@ -149,6 +169,6 @@ except (ImportError, SyntaxError):
 
 def use_plain():
     """Switch to the plain-Python loops (benchmarks compare the two)."""
-    global sum_bytes, crc16, stuff, unstuff, chain_collect, VIPER
+    global sum_bytes, crc16, stuff, unstuff, chain_collect, goals_into, VIPER
     sum_bytes, crc16, stuff, unstuff, VIPER = sum_bytes_py, crc16_py, stuff_py, unstuff_py, False
-    chain_collect = chain_collect_py
+    chain_collect, goals_into = chain_collect_py, goals_into_py

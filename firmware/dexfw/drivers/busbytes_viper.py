@@ -110,3 +110,25 @@ def chain_collect(buf: ptr8, raw: ptr16, status: ptr8, n: int, codes: ptr16) -> 
         buf[t + 2 * k + 1] = nxt & 0xFF
         k += 1
     return out
+
+
+@micropython.viper
+def goals_into(buf: ptr8, goal: ptr16, idx: ptr8, n: int, conv: ptr16):
+    """busbytes.goals_into_py in viper (goal holds int16: ptr16 loads are unsigned)."""
+    centre = conv[0]
+    per_turn = conv[1]
+    top = conv[2]
+    k = 0
+    while k < n:
+        v = goal[idx[k]]
+        if v > 32767:
+            v -= 65536
+        c = centre + (v * per_turn + 18000) // 36000
+        if c < 0:
+            c = 0
+        elif c > top:
+            c = top
+        p = conv[3] + conv[4] * k
+        buf[p] = c & 0xFF
+        buf[p + 1] = c >> 8
+        k += 1

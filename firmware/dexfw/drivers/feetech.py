@@ -6,11 +6,13 @@
 # request: READ for one, SYNC_READ for several; each servo answers with its own status
 # packet whose ERR byte carries its error bits. Register addresses and sizes come from the
 # vendor table (feetech_table), which the simulated servos read too.
+import array
+
 from dexfw.compat import const
 from dexfw.drivers import busbytes, feetech_table
 from dexfw.drivers.feetech_table import (BROADCAST_ID, INST_READ, INST_SYNC_READ,
                                          INST_SYNC_WRITE, INST_WRITE)
-from dexfw.drivers.servobus import ServoBus, cdeg_from_counts, counts_from_cdeg
+from dexfw.drivers.servobus import ServoBus, cdeg_from_counts
 
 _REGS = feetech_table.CONTROL_TABLE
 _ADDRESS = const(0)  # a CONTROL_TABLE entry is (address, size)
@@ -77,6 +79,11 @@ class FeetechBus(ServoBus):
         ServoBus.__init__(self, uart, ids, joints, model, feetech_table, read_group,
                           timeout_polls, 8 * ANSWER_SIZE * read_group, "Feetech", clock)
         self._goals = sync_write_packet(REG_GOAL_POSITION, GOAL_POSITION_SIZE, self.ids)
+        # goals_into's inputs: servo k's joint, and the counts conversion and where servo
+        # k's 2 bytes sit (FF FF FE LEN 83 ADDR L, then ID GOAL(2) per servo).
+        self._joint_of = bytearray(self.joints)
+        self._conv = array.array("H", [self.centre, self.counts_per_turn, self.top,
+                                       _HEAD + 3, GOAL_POSITION_SIZE + 1])
         self._torque_on = sync_write_packet(REG_TORQUE_ENABLE, TORQUE_ENABLE_SIZE, self.ids)
         self._torque_off = sync_write_packet(REG_TORQUE_ENABLE, TORQUE_ENABLE_SIZE, self.ids)
         for k in range(self.n):
@@ -100,18 +107,12 @@ class FeetechBus(ServoBus):
                 packet(servo_id, INST_WRITE, (REG_LOCK, 1)))
 
     def write_goals(self, goal_cdeg):
-        """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint."""
-        for k in range(self.n):
-            self._put_goal(k, goal_cdeg)
+        """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint. Built in
+        the packet made once (busbytes.goals_into: one pass, viper where the port has it)
+        and handed to the UART's TX buffer: nothing waits for the line."""
+        busbytes.goals_into(self._goals, goal_cdeg, self._joint_of, self.n, self._conv)
         finish_packet(self._goals, len(self._goals))
         self.uart.write(self._goals)
-
-    def _put_goal(self, k, goal_cdeg):
-        # Servo k's 2 bytes: FF FF FE LEN 83 ADDR L, then ID GOAL(2) per servo.
-        c = counts_from_cdeg(goal_cdeg[self.joints[k]], self.centre, self.counts_per_turn,
-                             self.top)
-        self._goals[8 + 3 * k] = c & 0xFF
-        self._goals[9 + 3 * k] = c >> 8
 
     def _send_request(self, first, count):
         req = self._req
