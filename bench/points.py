@@ -42,10 +42,14 @@ from dexlink.hwconfig import compile_config, dumps  # noqa: E402
 MICROPYTHON = Path(sys.executable).parent / "micropython"
 SHAPES = ("cubic", "linear", "stepwise")
 
-SCRIPT = r'''
+# The real firmware on the simulated rig behind a BufferConsole, in HOST mode, and the
+# host's side of TARGET_POINTS framed by the board's own FrameWriter (the host's encoder
+# is CPython's): `fw`, `jm`, `con`, send_points(), heartbeat(), board_now(). Shared with
+# tests/test_trajectory.py (rig_script).
+RIG = r'''
 import json, struct, math, random, vworld, vmachine
 vworld.manual_clock()
-cfg = json.loads(%(cfg)r)
+cfg = json.loads(%r)
 vmachine.load_rig(cfg)
 from dexfw import build, trajectory
 from dexfw.bufconsole import BufferConsole
@@ -58,32 +62,45 @@ fw = Firmware(vmachine, con, cfg, enc, srv, 0, b"virtual")
 jm = fw.jm
 n = jm.n
 host = FrameWriter()
-PER = (C.MAX_PAYLOAD - C.HEADER_SIZE - 9) // (2 * n)
+PER_FRAME = (C.MAX_PAYLOAD - C.HEADER_SIZE - 9) // (2 * n)
+def send_points(t0, step, rows, flags=C.POINTS_REPLACE, extra=0):
+    """A chunk as Link.send_points sends it: frames of PER_FRAME points, the later ones
+    appended. extra: bytes past the points (a malformed frame)."""
+    for first in range(0, len(rows), PER_FRAME):
+        struct.pack_into("<IIB", host.body, 0, t0 + first * step, step,
+                         flags if first == 0 else 0)
+        at = 9
+        for r in rows[first:first + PER_FRAME]:
+            for v in r:
+                struct.pack_into("<h", host.body, at, v)
+                at += 2
+        con.feed(bytes(host.finish(C.TARGET_POINTS, at + extra)))
+def heartbeat():
+    con.feed(bytes(host.finish(C.HEARTBEAT, 0)))
+def board_now():
+    return vmachine.ticks_us()
+fw.run(300)
+while not fw.set_mode(C.MODE_HOST):
+    fw.run(1)
+'''
+
+
+def rig_script(cfg: dict, body: str) -> str:
+    """A MicroPython script: the rig for cfg in HOST mode (RIG), then body."""
+    return RIG % dumps(cfg) + body
+
+
+SCRIPT = r'''
 FPS, HORIZON, EXECUTE = %(fps)d, %(horizon)d, %(execute)d
 STEP_US = 1000000 // FPS
 LATENCY_US = %(latency_us)d
 DISAGREE = %(disagree_cdeg)d
 CYCLES = %(cycles)d
 WARMUP = 1000
-def send_points(t0, rows):
-    for first in range(0, len(rows), PER):
-        struct.pack_into("<IIB", host.body, 0, t0 + first * STEP_US, STEP_US,
-                         C.POINTS_REPLACE if first == 0 else 0)
-        at = 9
-        for r in rows[first:first + PER]:
-            for v in r:
-                struct.pack_into("<h", host.body, at, v)
-                at += 2
-        con.feed(bytes(host.finish(C.TARGET_POINTS, at)))
-def heartbeat():
-    con.feed(bytes(host.finish(C.HEARTBEAT, 0)))
 mid = [(jm.lo[j] + jm.hi[j]) // 2 for j in range(n)]
 amp = [min(2000, (jm.hi[j] - jm.lo[j]) // 3) for j in range(n)]
 def ref(t, j):
     return mid[j] + int(amp[j] * math.sin(2 * math.pi * 0.5 * t / 1000000 + j))
-fw.run(300)
-while not fw.set_mode(C.MODE_HOST):
-    fw.run(1)
 def play(shape):
     random.seed(1)
     fw.points.shape = shape
@@ -104,7 +121,7 @@ def play(shape):
             pending = (next_obs, rows, next_obs + LATENCY_US)
             next_obs += period
         if pending is not None and now >= pending[2]:
-            send_points(pending[0], pending[1])
+            send_points(pending[0], STEP_US, pending[1])
             pending = None
             edge_until = now + STEP_US
         if c %% 50 == 0:
@@ -136,15 +153,7 @@ print("RESULT " + json.dumps(out))
 
 
 COST = r'''
-import json, time, vworld, vmachine
-vworld.manual_clock()
-cfg = json.loads(%(cfg)r)
-vmachine.load_rig(cfg)
-from dexfw import build, trajectory
-from dexfw.bufconsole import BufferConsole
-from dexfw.loop import Firmware
-enc, srv = build.build(vmachine, cfg)
-fw = Firmware(vmachine, BufferConsole(), cfg, enc, srv, 0, b"virtual")
+import time
 tr = fw.points
 n = fw.jm.n
 def fill():
@@ -153,7 +162,7 @@ def fill():
     for i in range(16):
         tr._push(i * 20000)
         for j in range(n):
-            tr.q[i * n + j] = (i * 97 + j * 13) %% 3000
+            tr.q[i * n + j] = (i * 97 + j * 13) % 3000
 out = {}
 for name, viper in (("viper", True), ("plain", False)):
     trajectory.select(viper)
@@ -191,7 +200,7 @@ def _micropython(source: str) -> dict:
 def sample_cost(hand: str = "iso16") -> dict:
     """µs per Trajectory.sample() on this host: {"viper": ..., "plain": ...}."""
     cfg = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand), "virtual")
-    return _micropython(COST % {"cfg": dumps(cfg)})
+    return _micropython(rig_script(cfg, COST))
 
 
 def boundary_steps(fps: int = 10, horizon: int = 16, execute: int = 8, seconds: float = 5.0,
@@ -201,9 +210,9 @@ def boundary_steps(fps: int = 10, horizon: int = 16, execute: int = 8, seconds: 
     "viper", "cubic": {...}, "linear": {...}, "stepwise": {...}}."""
     cfg = compile_config(ROOT / "hardware" / "hands" / ("%s.toml" % hand), "virtual")
     cycles = int(seconds * cfg["loop"]["hz"]) + 1000
-    source = SCRIPT % {"cfg": dumps(cfg), "fps": fps, "horizon": horizon, "execute": execute,
+    source = rig_script(cfg, SCRIPT % {"fps": fps, "horizon": horizon, "execute": execute,
                        "latency_us": int(latency_ms * 1000),
-                       "disagree_cdeg": int(disagree_deg * 100), "cycles": cycles}
+                       "disagree_cdeg": int(disagree_deg * 100), "cycles": cycles})
     return _micropython(source)
 
 

@@ -8,6 +8,7 @@ chunks cut into frames; and a round trip through the virtual board.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import time
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_micropython
-from dexlink.hwconfig import HANDS, dumps
+from dexlink.hwconfig import HANDS
 from dexlink.link import Link, LinkError
 from dexlink.link.points import PointSender, check_goals, points_per_frame, to_cdeg
 from dexproto import catalog as C
@@ -26,44 +27,17 @@ from support.firmware_families import FAMILIES
 SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 JOINT = 5
 
-PRELUDE = r'''
-import json, struct, math, vworld, vmachine
-vworld.manual_clock()
-cfg = json.loads(%r)
-vmachine.load_rig(cfg)
-from dexfw import build, trajectory
-from dexfw.bufconsole import BufferConsole
-from dexfw.loop import Firmware
-from dexproto.frame import FrameWriter
-from dexproto import catalog as C
-enc, srv = build.build(vmachine, cfg)
-con = BufferConsole()
-fw = Firmware(vmachine, con, cfg, enc, srv, 0, b"virtual")
-jm = fw.jm
-n = jm.n
-host = FrameWriter()
+# The rig in HOST mode and the host's senders: bench/points.py's, loaded under another name
+# (as test_vrig_frames loads bench/vrig.py); then a way to print values back.
+_spec = importlib.util.spec_from_file_location("bench_points", ROOT / "bench" / "points.py")
+bench_points = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_points)
+SETUP = r'''
 def val(tag, v):
     print("VAL", tag, json.dumps(v))
-PER_FRAME = (C.MAX_PAYLOAD - 3 - 9) // (2 * n)
-def points(t0, step, rows, flags=C.POINTS_REPLACE, extra=0):
-    """A chunk as the host sends it: frames of PER_FRAME points, the later ones appended."""
-    for first in range(0, len(rows), PER_FRAME):
-        struct.pack_into("<IIB", host.body, 0, t0 + first * step, step, flags if first == 0 else 0)
-        at = 9
-        for r in rows[first:first + PER_FRAME]:
-            for v in r:
-                struct.pack_into("<h", host.body, at, v)
-                at += 2
-        con.feed(bytes(host.finish(C.TARGET_POINTS, at + extra)))
-def heartbeat():
-    con.feed(bytes(host.finish(C.HEARTBEAT, 0)))
-def board_now():
-    return vmachine.ticks_us()
-fw.run(300)
-while not fw.set_mode(C.MODE_HOST):
-    fw.run(1)
 fw.run(20)
 '''
+
 
 # Two overlapping chunks of a sine (amplitude 15 deg, 1 s period) at 50 Hz, the second
 # offset by 1.5 deg (two predictions that disagree), replacing the first from its 9th
@@ -89,12 +63,12 @@ def play(shape):
         return times, rows
     ta, ra = chunk(0, 0)
     tb, rb = chunk(8, 150)
-    points(ta[0], 20000, ra)
+    send_points(ta[0], 20000, ra)
     log = []
     sent_b = False
     for c in range(400):
         if not sent_b and board_now() >= tb[0] - 19000:
-            points(tb[0], 20000, rb)
+            send_points(tb[0], 20000, rb)
             sent_b = True
         if c %% 50 == 0:
             heartbeat()  # the watchdog: fed as the link's keeper does
@@ -115,7 +89,8 @@ def _rig_cfg():
 
 
 def run_script(body: str) -> dict:
-    proc = run_micropython(PRELUDE % dumps(_rig_cfg()) + body, paths=[SIM_BOARD], timeout=120)
+    proc = run_micropython(bench_points.rig_script(_rig_cfg(), SETUP + body), paths=[SIM_BOARD],
+                           timeout=120)
     values = {}
     for line in proc.stdout.decode().splitlines():
         if line.startswith("VAL "):
@@ -187,7 +162,7 @@ con.take()
 now = board_now()
 row = [jm.goal[i] for i in range(n)]
 # points already past on arrival are dropped
-points(now - 50000, 20000, [row] * 5)
+send_points(now - 50000, 20000, [row] * 5)
 fw.run(1)
 val("past", [fw.points.dropped, fw.points.count, nacks()])
 def targets(values):
@@ -198,37 +173,37 @@ targets(row)  # TARGETS empty the queue
 fw.run(1)
 con.take()
 t0 = board_now() + 10000
-points(t0, 10000, [row] * 15)
-points(t0 + 150000, 10000, [row] * 15, flags=0)
-points(t0 + 300000, 10000, [row] * 15, flags=0)
+send_points(t0, 10000, [row] * 15)
+send_points(t0 + 150000, 10000, [row] * 15, flags=0)
+send_points(t0 + 300000, 10000, [row] * 15, flags=0)
 fw.run(3)  # (a cycle reads at most 4 x 256 bytes)
 val("overflow", [fw.points.count, fw.points.refused, nacks()])
 fw.run(50)
 val("still_running", fw.cycles)
 # refused: bad step, flags, times, length; an append that goes back
 t0 = board_now() + 10000
-points(t0, 0, [row])
-points(t0, C.POINTS_MAX_STEP_US + 1, [row])
-points(t0, 10000, [row], flags=0x80)
-points(t0 + 5000000, 10000, [row])
-points(1 << 30, 10000, [row])
-points(t0, 10000, [row], extra=2)
-points(t0, 10000, [row], flags=0)
-points(t0 + 3000000, 10000, [row], flags=0)
+send_points(t0, 0, [row])
+send_points(t0, C.POINTS_MAX_STEP_US + 1, [row])
+send_points(t0, 10000, [row], flags=0x80)
+send_points(t0 + 5000000, 10000, [row])
+send_points(1 << 30, 10000, [row])
+send_points(t0, 10000, [row], extra=2)
+send_points(t0, 10000, [row], flags=0)
+send_points(t0 + 3000000, 10000, [row], flags=0)
 fw.run(1)
 val("refused", nacks())
 # joint limits: a point past the joint's range is clipped to it
 hi = jm.hi[%(j)d]
 far = list(row)
 far[%(j)d] = 32000
-points(board_now() + 5000, 5000, [far, far])
+send_points(board_now() + 5000, 5000, [far, far])
 trace = []
 for c in range(60):
     fw.run(1)
     trace.append([jm.host[%(j)d], jm.goal[%(j)d], jm.flags[%(j)d]])
 val("clipped", [trace, hi, jm.step[%(j)d]])
 # TARGETS take over from points
-points(board_now() + 50000, 50000, [row] * 4)
+send_points(board_now() + 50000, 50000, [row] * 4)
 fw.run(1)
 before = fw.points.count
 targets(row)
@@ -240,7 +215,7 @@ fw.run(100)  # the goals slew back to row
 start = jm.goal[%(j)d]
 row = [jm.goal[i] for i in range(n)]
 rows = [[v + 40 * k if i == %(j)d else v for i, v in enumerate(row)] for k in range(15)]
-points(board_now() + 20000, 40000, rows)
+send_points(board_now() + 20000, 40000, rows)
 fw.run(1)
 con.take()
 trace = []
@@ -252,7 +227,7 @@ val("watchdog", [start, trace, fw.watchdog_tripped, fw.watchdog_ms, fw.points.co
                  [f[5] for f in faults]])
 # outside HOST mode: refused
 fw.set_mode(C.MODE_TELEOP)
-points(board_now() + 10000, 10000, [row])
+send_points(board_now() + 10000, 10000, [row])
 fw.run(1)
 val("mode", nacks())
 ''' % {"j": JOINT}
@@ -324,7 +299,7 @@ for c in range(3000):
         k = random.randint(1, PER_FRAME)
         rows = [[random.randint(-6000, 6000) for i in range(n)] for r in range(k)]
         t0 = board_now() + random.randint(-100000, 300000)
-        points(t0, random.choice((1, 7, 1000, 20000, 100000, random.randint(1, 200000))), rows,
+        send_points(t0, random.choice((1, 7, 1000, 20000, 100000, random.randint(1, 200000))), rows,
                flags=random.choice((0, C.POINTS_REPLACE)))
     fw.run(1)
     con.take()
