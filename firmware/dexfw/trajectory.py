@@ -114,7 +114,7 @@ class Trajectory:
         self.count = 0
         self.shape = SHAPE_CUBIC
         self.dropped = 0  # points already past when they arrived
-        self.refused = 0  # chunks refused (NACKed)
+        self.refused = 0  # chunks refused for want of room (NACK busy)
         # The chunk being taken: checked by check(), queued by insert().
         self._t0 = 0
         self._step = 0
