@@ -78,7 +78,7 @@ learn-demo: $(STAMP)
 # Each benchmark at its issue's default length (about 8 minutes in all), except the soak,
 # which has its own target: `make soak` (30 minutes; SOAK_MINUTES=2 for a try).
 SOAK_MINUTES ?= 30
-BENCHES := protocol firmware vboard latency record export world_physics policy world teleop
+BENCHES := protocol firmware vboard latency record export world_physics policy points world teleop
 
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
