@@ -9,8 +9,7 @@ them through two pipes per boot (board/vworldlink.py has the records' layout):
 
 The thread steps the world in real time (mj_step releases the GIL), runs the operator on
 what it sees (every OPERATOR_PERIOD_S), sends the state after every step and applies the
-goals the board sent. It runs at a lower priority than the board's interpreter
-(dexlink.world.priority): the firmware's loop comes first, the world catches up.
+goals the board sent.
 The episode's clock starts when the board first turns a servo's torque on (the operator
 starts the task when the hand is powered); until then the world waits, its state still
 sent, so the encoders read the operator's starting pose.
@@ -34,7 +33,6 @@ from dexlink import hwconfig
 from dexlink.resources import hands_dir
 from dexlink.sim.boardcode import load_board_module
 from dexlink.sim.errors import VirtualBoardError
-from dexlink.world.priority import WORLD_NICE, yield_to_board
 
 log = logging.getLogger("dexlink.sim")
 link = load_board_module("vworldlink")
@@ -125,7 +123,6 @@ class WorldBridge:
     # -- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
         world = self.world
-        yield_to_board(WORLD_NICE)
         cmd = None
         try:
             while not self._stop.is_set():

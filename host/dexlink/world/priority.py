@@ -1,14 +1,14 @@
-"""Scheduling priority of the world's threads and processes.
+"""Scheduling priority of the world's render process, and the host's garbage collector.
 
 The board's interpreter is one process beside the host's on a machine of a few cores;
-its 1 kHz loop overruns whenever it wakes to find both cores taken. The world's work can
-wait a little without harm, so it runs at a lower priority (a higher nice value): the
-physics and tactile threads at WORLD_NICE (short bursts), the RGB-D render process, the
-longest bursts (several ms a frame), at RENDER_NICE. Under contention the board's
-interpreter gets the larger share. SCHED_IDLE for the render process (which a waking
-task preempts at once) was tried and left: on a loaded machine it got no CPU at all
-for seconds, and the camera stalled; at nice 10 it keeps about a tenth of a contended
-core.
+its 1 kHz loop overruns whenever it wakes to find both cores taken. The RGB-D render
+process, the world's longest bursts (several ms a frame), runs at RENDER_NICE: under
+contention the board's interpreter gets the larger share. SCHED_IDLE for it (a waking
+task preempts an idle-policy one at once) was tried and left: on a loaded machine it
+got no CPU for seconds and the camera stalled; at nice 10 it keeps about a tenth of a
+contended core. The physics and tactile threads stay at normal priority: they hold the
+host's interpreter lock in short bursts, and at nice 5 the physics fell behind real time
+on a loaded machine (real-time factor 0.78).
 
 And in the host process, the collector's full passes stop visiting what the setup made
 (spare_setup_from_collector): one such pass over the ~55,000 objects of a recording held
@@ -21,11 +21,10 @@ import gc
 import os
 import threading
 
-WORLD_NICE = 5
 RENDER_NICE = 10
 
 
-def yield_to_board(nice: int = WORLD_NICE, tid: int | None = None) -> None:
+def yield_to_board(nice: int, tid: int | None = None) -> None:
     """Lower a thread's priority (the calling one's by default) to `nice` (Linux keeps
     one per thread; new threads inherit their maker's). Never raises it; where that is
     impossible, nothing."""

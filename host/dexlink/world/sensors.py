@@ -9,9 +9,9 @@
 - RGBDRenderer renders the scene's camera offscreen (EGL, no shadows) into BGR colour and
   depth in millimetres (uint16), the frame types the recorder takes from a RealSense.
 - WorldTactileCamera and WorldRGBDCamera are capture cameras (dexlink.capture) on a
-  World: the recorder and its contact measures take them as they take real ones. Both
-  yield the CPU to the board's interpreter (dexlink.world.priority); the RGB-D camera
-  renders in a child process (dexlink.world.renderproc).
+  World: the recorder and its contact measures take them as they take real ones. The
+  RGB-D camera renders in a child process that yields the CPU to the board's
+  interpreter (dexlink.world.renderproc, dexlink.world.priority).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import numpy as np
 from dexlink.capture.base import Camera
 from dexlink.capture.sim import SimDevice
 from dexlink.capture.tactile import ContactMeter, TactileMeasure
-from dexlink.world.priority import WORLD_NICE, spare_setup_from_collector, yield_to_board
+from dexlink.world.priority import spare_setup_from_collector
 from dexlink.world.renderproc import RenderProcess
 from dexlink.world.scene import CAMERA_NAME
 
@@ -188,7 +188,6 @@ class WorldTactileCamera(SimDevice, TactileMeasure, Camera):
 
     def _open(self):
         super()._open()
-        yield_to_board(WORLD_NICE)
         spare_setup_from_collector()  # a full collection would make every camera late
 
     def _grab(self):
