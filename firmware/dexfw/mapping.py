@@ -79,7 +79,7 @@ def couple_py(q, motor, start, col, coef, b, nm):
 # Per-cycle functions keep few arguments and locals and loop with while (a for over
 # range() takes 3 slots): their frames then fit MicroPython's on-stack limit
 # (tests/test_vrig_frames.py), where a bigger one is a heap allocation per call.
-def clip(motor, lo, hi, n):
+def clip_py(motor, lo, hi, n):
     """Clip motor goals to the motor limits."""
     m = 0
     while m < n:
@@ -90,7 +90,7 @@ def clip(motor, lo, hi, n):
         m += 1
 
 
-def to_servo(motor, direction, offset, servo, n):
+def to_servo_py(motor, direction, offset, servo, n):
     """Motor goals (clipped) into servo-frame goals."""
     m = 0
     while m < n:
@@ -154,6 +154,8 @@ first_change = first_change_py
 follow = follow_py
 slew = slew_py
 couple = couple_py
+clip = clip_py
+to_servo = to_servo_py
 pack_joints = pack_joints_py
 VIPER = False
 
@@ -161,12 +163,14 @@ try:
     # The viper versions live in their own module: a port without the viper emitter
     # refuses a whole module that uses it (SyntaxError at compile time), so only this
     # import fails, and the plain-Python versions above stay in use.
+    from dexfw.mapping_viper import clip as _clip_viper
     from dexfw.mapping_viper import couple as _couple_viper
     from dexfw.mapping_viper import first_change as _first_change_viper
     from dexfw.mapping_viper import follow as _follow_viper
     from dexfw.mapping_viper import map_exo as _map_exo_viper
     from dexfw.mapping_viper import pack_joints as _pack_joints_viper
     from dexfw.mapping_viper import slew as _slew_viper
+    from dexfw.mapping_viper import to_servo as _to_servo_viper
 
     VIPER = True
 except (ImportError, SyntaxError):
@@ -188,13 +192,15 @@ def pack_joints_of(jm):
 
 def select(viper):
     """Use the viper versions (when the port has them) or the plain-Python ones."""
-    global map_exo, first_change, follow, slew, couple, pack_joints
+    global map_exo, first_change, follow, slew, couple, clip, to_servo, pack_joints
     use = viper and VIPER
     map_exo = _map_exo_viper if use else map_exo_py
     first_change = _first_change_viper if use else first_change_py
     follow = _follow_viper if use else follow_py
     slew = _slew_viper if use else slew_py
     couple = _couple_viper if use else couple_py
+    clip = _clip_viper if use else clip_py
+    to_servo = _to_servo_viper if use else to_servo_py
     pack_joints = _pack_joints_viper if use else pack_joints_py
     return use
 

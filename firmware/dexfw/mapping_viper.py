@@ -128,3 +128,36 @@ def first_change(bits: ptr8, prev: ptr8, mask: int, start: int, n: int) -> int:
             return i
         i += 1
     return -1
+
+
+@micropython.viper
+def clip(motor: ptr16, lo: ptr16, hi: ptr16, n: int):
+    """mapping.clip_py in viper."""
+    m = 0
+    while m < n:
+        v = int(motor[m])
+        if v >= 32768:
+            v -= 65536
+        a = int(lo[m])
+        if a >= 32768:
+            a -= 65536
+        b = int(hi[m])
+        if b >= 32768:
+            b -= 65536
+        if v < a:
+            motor[m] = a
+        elif v > b:
+            motor[m] = b
+        m += 1
+
+
+@micropython.viper
+def to_servo(motor: ptr16, direction: ptr16, offset: ptr16, servo: ptr16, n: int):
+    """mapping.to_servo_py in viper (direction: int16, 1 or -1, i.e. 0xFFFF)."""
+    m = 0
+    while m < n:
+        if direction[m] < 32768:
+            servo[m] = int(offset[m]) + int(motor[m])
+        else:
+            servo[m] = int(offset[m]) - int(motor[m])
+        m += 1
