@@ -33,6 +33,7 @@ from dexlink.inputs.reference import curl, reference_joints
 from dexlink.inputs.rokoko import RokokoInput, bone_names
 from dexlink.inputs.spec import open_input, parse_input
 from dexlink.inputs.udp import GenericUdpInput
+from support.waiting import wait_until
 
 # The OpenXR joint each MediaPipe landmark is (the other five OpenXR joints are interpolated).
 XR_OF_MP = [1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14, 15, 17, 18, 19, 20, 22, 23, 24, 25]
@@ -52,16 +53,6 @@ def rotation(axis, angle):
 def posed(joints, rot, origin):
     """Wrist-frame joints placed in a device frame by a rotation and an origin."""
     return joints @ rot.T + origin
-
-
-def wait_for(cond, timeout=10.0):
-    """cond() true within timeout s (long: the machine may be busy; true conditions return at once)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 @pytest.fixture
@@ -224,7 +215,7 @@ def test_udp_listener_drops_and_counts_bad_packets_and_goes_on(sender):
         ]
         for data in junk:
             sender.sendto(data, addr)
-        assert wait_for(lambda: inp.counters.received == len(junk))
+        assert wait_until(lambda: inp.counters.received == len(junk))
         assert inp.counters.dropped_malformed == len(junk)
         assert "over 8192 bytes" in inp.counters.last_problem
         sender.sendto(wire.encode(make_frame(reference_joints(), seq=10)), addr)
@@ -234,7 +225,7 @@ def test_udp_listener_drops_and_counts_bad_packets_and_goes_on(sender):
         sender.sendto(json.dumps({"side": "right", "seq": 11, "latency_ms": 2000,
                                   "joints": reference_joints().tolist()}).encode(), addr)
         sender.sendto(wire.encode(make_frame(reference_joints(), seq=9)), addr)
-        assert wait_for(lambda: inp.counters.dropped_stale == 2)
+        assert wait_until(lambda: inp.counters.dropped_stale == 2)
         assert inp.get(0.2) is None
     finally:
         inp.stop()
@@ -251,7 +242,7 @@ def test_udp_flood_is_bounded_and_counted(sender):
             sender.sendto(d, addr)
             if k % 20 == 19:
                 time.sleep(0.001)  # ~10000 a second: more than the OS's buffer holds at once
-        assert wait_for(lambda: inp.counters.received >= 200)
+        assert wait_until(lambda: inp.counters.received >= 200)
         before = -1
         while inp.counters.received != before:  # until the listener has read what arrived
             before = inp.counters.received
@@ -267,7 +258,7 @@ def test_udp_flood_is_bounded_and_counted(sender):
         # After the flood the listener still takes frames.
         time.sleep(0.2)
         sender.sendto(wire.encode(make_frame(reference_joints(), seq=5000)), addr)
-        assert wait_for(lambda: any(f.seq == 5000 for f in list(inp._queue)))
+        assert wait_until(lambda: any(f.seq == 5000 for f in list(inp._queue)))
     finally:
         inp.stop()
 
@@ -324,7 +315,7 @@ def test_rokoko_studio_stream_gives_both_hands_plain_or_lz4(sender):
         broken = rokoko_message(right)
         del broken["scene"]["actors"][0]["body"]["rightIndexTip"]
         sender.sendto(json.dumps(broken).encode(), addr)
-        assert wait_for(lambda: inp.counters.dropped_malformed == 3)
+        assert wait_until(lambda: inp.counters.dropped_malformed == 3)
         assert "rightIndexTip" in inp.counters.last_problem
     finally:
         inp.stop()
@@ -349,10 +340,10 @@ def test_zmq_publisher_frames_and_garbage():
             return inp.get(0.05)
 
         # A SUB socket gets nothing until its subscription reaches the publisher.
-        assert wait_for(lambda: publish_until_received() is not None)
+        assert wait_until(lambda: publish_until_received() is not None)
         pub.send(b"not json")
         pub.send(json.dumps({"side": "left", "joints": "x"}).encode())
-        assert wait_for(lambda: inp.counters.dropped_malformed == 2)
+        assert wait_until(lambda: inp.counters.dropped_malformed == 2)
     finally:
         inp.stop()
         pub.close(0)
@@ -397,12 +388,12 @@ def test_webxr_page_and_websocket_over_https(tmp_path):
             ws.send("{not json")
             ws.send(b"\x00\x01")
             ws.send(json.dumps({"side": "right", "wrist": [0] * 16, "xr25": [[0, 0]] * 25}))
-            assert wait_for(lambda: inp.counters.dropped_malformed == 3)
+            assert wait_until(lambda: inp.counters.dropped_malformed == 3)
         with connect("wss://%s/ws" % base, ssl=context, max_size=None) as ws:
             ws.send("x" * 70000)  # over the limit: the server closes this connection
             with pytest.raises(ConnectionClosed):
                 ws.recv(timeout=10)
-        assert wait_for(lambda: inp.counters.dropped_malformed == 4)
+        assert wait_until(lambda: inp.counters.dropped_malformed == 4)
         with connect("wss://%s/ws" % base, ssl=context) as ws:  # a new client is served
             ws.send(webxr_message(reference_joints(), wrist, 1))  # its seq counts from 1 again
             assert inp.get(10.0) is not None

@@ -11,7 +11,6 @@ is made from the joint positions rather than taken from ARKit's matrices.
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -21,10 +20,10 @@ from dexlink.inputs.frame import (
     N_JOINTS,
     BadFrame,
     HandFrame,
-    HandInput,
     InputLimits,
     frame_from_world_joints,
 )
+from dexlink.inputs.threaded import ThreadedInput
 
 AVP_PORT = 12345
 POLL_HZ = 250.0  # the app streams at ~90 Hz; polling faster only bounds the added delay
@@ -51,7 +50,7 @@ def frames_from_avp(sample: dict, *, received_ns: int, next_seq, sides=("right",
     return frames
 
 
-class AvpInput(HandInput):
+class AvpInput(ThreadedInput):
     """Polls an avp-stream VisionProStreamer connected to the headset at `ip`."""
 
     source = "avp"
@@ -66,7 +65,6 @@ class AvpInput(HandInput):
         self.ip = ip
         self._streamer_class = VisionProStreamer
         self._streamer = None
-        self._thread: threading.Thread | None = None
 
     def describe(self) -> str:
         return "Apple Vision Pro at %s:%d" % (self.ip, AVP_PORT)
@@ -76,15 +74,8 @@ class AvpInput(HandInput):
             self._streamer = self._streamer_class(ip=self.ip, record=False)
         except Exception as e:  # noqa: BLE001 - avp-stream raises whatever gRPC raised
             raise UserError("cannot reach the Vision Pro at %s: %s" % (self.ip, e)) from None
-        super().start()
-        self._thread = threading.Thread(target=self._poll, name="dexlink-avp", daemon=True)
-        self._thread.start()
+        self.start_worker(self._poll, "avp")
         return self
-
-    def stop(self) -> None:
-        super().stop()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
 
     def _poll(self) -> None:
         last = None

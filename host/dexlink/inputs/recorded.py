@@ -20,7 +20,8 @@ import numpy as np
 
 from dexlink.errors import FileFormatError
 from dexlink.inputs import wire
-from dexlink.inputs.frame import BadFrame, HandFrame, HandInput, InputLimits, problem
+from dexlink.inputs.frame import BadFrame, HandFrame, InputLimits, problem
+from dexlink.inputs.threaded import ThreadedInput
 
 SUFFIXES = (".jsonl", ".npz")
 
@@ -118,7 +119,7 @@ def _read_npz(path: Path) -> list[HandFrame]:
                       valid=np.asarray(cols["valid"][i], dtype=bool)) for i in range(n)]
 
 
-class FileInput(HandInput):
+class FileInput(ThreadedInput):
     """Replays a recording (`--input file:PATH`) at its recorded pace; `loop` starts again at
     the end (each pass continuing the sequence numbers); otherwise the input stops."""
 
@@ -137,21 +138,13 @@ class FileInput(HandInput):
         self.speed = speed
         self.loop = loop
         self.finished = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def describe(self) -> str:
         return "file %s (%d frames)" % (self.path, len(self.frames))
 
     def start(self) -> FileInput:
-        super().start()
-        self._thread = threading.Thread(target=self._replay, name="dexlink-file", daemon=True)
-        self._thread.start()
+        self.start_worker(self._replay, "file")
         return self
-
-    def stop(self) -> None:
-        super().stop()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
 
     def _replay(self) -> None:
         t0 = self.frames[0].t_ns

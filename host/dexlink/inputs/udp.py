@@ -8,17 +8,17 @@ loopback unless told otherwise.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 from dexlink.inputs import wire
-from dexlink.inputs.frame import BadFrame, HandFrame, HandInput, InputLimits
+from dexlink.inputs.frame import BadFrame, HandFrame, InputLimits
+from dexlink.inputs.threaded import ThreadedInput
 
 LOOPBACK = "127.0.0.1"
 GENERIC_UDP_PORT = 14044
 
 
-class DatagramInput(HandInput):
+class DatagramInput(ThreadedInput):
     """Frames from UDP datagrams; subclasses say how one datagram becomes frames (`parse`)."""
 
     source = "udp"
@@ -28,7 +28,6 @@ class DatagramInput(HandInput):
         self.bind = bind
         self.requested_port = port
         self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -48,17 +47,11 @@ class DatagramInput(HandInput):
                           % (self.bind, self.requested_port, e.strerror)) from None
         sock.settimeout(0.1)
         self._sock = sock
-        super().start()
-        self._thread = threading.Thread(target=self._receive, name="dexlink-%s" % self.source,
-                                        daemon=True)
-        self._thread.start()
+        self.start_worker(self._receive, self.source)
         return self
 
     def stop(self) -> None:
         super().stop()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
         if self._sock is not None:
             self._sock.close()
 

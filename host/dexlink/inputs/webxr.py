@@ -101,9 +101,7 @@ class WebXRInput(DatagramInput):
         return [frame_from_webxr(message, received_ns=received_ns, next_seq=self.next_seq)]
 
     def start(self) -> WebXRInput:
-        self._running = True
-        self._thread = threading.Thread(target=self._serve, name="dexlink-webxr", daemon=True)
-        self._thread.start()
+        self.start_worker(self._serve, "webxr")
         self._ready.wait(10.0)
         if self._error is not None:
             self._running = False
@@ -112,14 +110,12 @@ class WebXRInput(DatagramInput):
         return self
 
     def stop(self) -> None:
-        with self._cond:
-            self._running = False
-            self._cond.notify_all()
         if self._loop is not None and self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
+            try:
+                self._loop.call_soon_threadsafe(self._server.close)
+            except RuntimeError:
+                pass  # the loop has already ended
+        super().stop()
 
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()

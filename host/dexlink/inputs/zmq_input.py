@@ -4,8 +4,6 @@ message is the JSON; earlier parts (a topic) are ignored. pyzmq is optional.
 """
 from __future__ import annotations
 
-import threading
-
 from dexlink.errors import UserError
 from dexlink.inputs.frame import InputLimits
 from dexlink.inputs.udp import GenericUdpInput
@@ -52,18 +50,11 @@ class ZmqInput(GenericUdpInput):
             self._ctx.term()
             raise UserError("cannot open ZMQ %s: %s" % (self.endpoint, e)) from None
         self._zsock = sock
-        self._running = True
-        self._thread = threading.Thread(target=self._receive_zmq, name="dexlink-zmq", daemon=True)
-        self._thread.start()
+        self.start_worker(self._receive_zmq, "zmq")
         return self
 
     def stop(self) -> None:
-        with self._cond:
-            self._running = False
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        super().stop()
         if self._zsock is not None:
             self._zsock.close()
             self._ctx.term()

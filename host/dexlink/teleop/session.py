@@ -156,7 +156,8 @@ class TeleopSession:
         now = time.monotonic_ns()
         with self._goal_lock:
             goal, meta = self.goal_deg, self._goal_meta
-        stale = goal is None or (now - meta[2]) / 1e9 > self.options.hold_after_s
+        # Stale by capture time: a backlog retargeted late is not a device still tracking.
+        stale = goal is None or (now - meta[1]) / 1e9 > self.options.hold_after_s
         if stale and not fresh:
             if not self.holding:
                 self.holding = True
