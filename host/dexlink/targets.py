@@ -37,14 +37,27 @@ OVERHEAD_US = 442.0  # per cycle outside the stages: commands, faults, timing (i
 SAMPLE_US = {  # encoder driver class -> (fixed, per joint)
     "AS5600Mux": (0.0, 127.4),  # iso16: 2038 us for 16
     "MT6701Mux": (0.0, 142.0),  # iso22: 3123 us for 22
-    "AS5048AChain": (0.0, 191.2),  # tendon16: 3059 us for 16
+    # GUESS: the one-pass chain (busbytes.chain_collect) is not measured on the emulator
+    # (its per-chip driver measured 3059 us for 16). From the per-operation
+    # figures: 5 method calls (13.6 us), the SPI call (22 us), 2 pin calls, the call into
+    # viper, and per chip ~5x the work of a viper CRC-32 byte (0.61 us) in the pass.
+    "AS5048AChain": (110.0, 3.5),
 }
-MAP_US = (133.0, 41.5)  # fixed + per joint: iso16 797 us, iso22 1046 us
+GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the emulator has not measured
+# Map (calibration, follow, slew limit, coupling, servo frame): 133 us + 41.5 us a joint
+# measured (iso16 797 us, iso22 1046 us), when clip and to_servo were per-motor Python
+# loops. GUESS since they are viper too: the fixed part stays (the calls), per joint
+# ~8 us of viper (map_exo 3, slew 1.5, couple 1.5, clip 1, follow and to_servo 0.5 each).
+MAP_US = (133.0, 8.0)
 COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 797
-SERVO_US = {  # servo driver class -> (fixed, per motor): sync-write + one read-back poll
-    "FeetechBus": (0.0, 83.5),  # iso22: 1838 us for 22 (iso16: 77.4 a servo: the worse kept)
-    "DynamixelBus": (0.0, 121.6),  # tendon16: 1946 us for 16 on two buses
-    "PCA9685Servos": (0.0, 83.5),  # GUESS: not measured; taken as a Feetech servo's
+SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + one poll
+    # GUESS: goals in one pass (busbytes.goals_into) are not measured on the emulator. The
+    # per-servo driver measured 215 us a bus + 64 us a servo (fit of iso16, 1239 us for
+    # 16 on one bus, and iso22, 1838 us for 22 on two); the pass leaves the bus's share
+    # (+15 us for the call) and per servo ~3 us (a viper division and four stores).
+    "FeetechBus": (230.0, 3.0),
+    "DynamixelBus": (215.0, 94.75),  # tendon16: 1946 us for 16 on two buses (Feetech's fixed)
+    "PCA9685Servos": (215.0, 64.0),  # GUESS: not measured; taken as the per-servo Feetech
 }
 TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
 # The x86 core bench/firmware.py runs on against the emulated RP2040: emulated us per x86
@@ -169,14 +182,16 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
         sample += _linear(SAMPLE_US[g["cls"]], len(g["joints"]))
     for g in cfg["servos"]:
         servo += _linear(SERVO_US[g["cls"]], len(g["joints"]))
-        if g["cls"] == "PCA9685Servos":
-            guessed.append(g["cls"])
+    for g in cfg["encoders"] + cfg["servos"]:
+        if g["cls"] in GUESSED and "the %s's cost" % g["cls"] not in guessed:
+            guessed.append("the %s's cost" % g["cls"])
     mapping = _linear(MAP_US, n)
     if cfg.get("coupling"):
         mapping += COUPLING_US_PER_MOTOR * len(cfg["motors"])
     telemetry = _linear(TELEMETRY_US, n) / cfg["loop"]["telemetry_decimation"]
     stages = {"overhead": OVERHEAD_US, "sample": sample, "map": mapping, "servo": servo,
               "telemetry": telemetry}
+    guessed.append("the map stage's cost per joint")
     return stages, guessed
 
 
