@@ -161,6 +161,10 @@ def test_teleop_command_reports_and_refuses_clearly(tmp_path, capsys):
     assert "--hand" in capsys.readouterr().err
     assert main(["teleop", "--input", "glove", "--sim", "--rate", "50"]) == 1
     assert "at least 100" in capsys.readouterr().err
+    assert main(["teleop", "--input", "exo", "--sim", "--seconds", "1"]) == 0
+    out = capsys.readouterr().out
+    samples = int(out.split("(")[-1].split()[0])
+    assert "TELEOP mode on the board" in out and samples > 20  # the board's own telemetry
     path = write_recording(tmp_path / "hands.npz", seconds=0.7, side="left")
     stats = tmp_path / "stats.json"
     assert main(["teleop", "--input", "file:%s" % path, "--sim", "--side", "left",

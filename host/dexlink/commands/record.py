@@ -24,6 +24,7 @@ from dexlink.record.recording import (
     TactileCameraSpec,
     open_recording,
 )
+from dexlink.retarget import METHODS
 from dexlink.ui.reports import print_record_progress, print_record_result
 
 KEYS_HELP = ("keys: s start, k stop and keep, d stop and discard, y mark success, "
@@ -66,7 +67,7 @@ def register(subparsers) -> None:
     p.add_argument("--listen-port", type=int, metavar="P", help="with --input: its own port")
     p.add_argument("--side", choices=("right", "left"), default="right",
                    help="with --input: the operator's hand that drives the robot's (default right)")
-    p.add_argument("--method", choices=("vector", "position", "dexpilot"), default="vector",
+    p.add_argument("--method", choices=METHODS, default="vector",
                    help="with --input: the retargeting optimiser (default vector)")
     p.add_argument("--tactile", action="append", default=[], metavar="NAME=DEVICE[:PRESET]",
                    help="a visuotactile camera, e.g. index=/dev/video2:digit (presets: %s)"

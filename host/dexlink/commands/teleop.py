@@ -15,9 +15,8 @@ from dexlink.cli_support import add_board_args, add_world_args, board_options, w
 from dexlink.errors import UserError
 from dexlink.inputs.spec import INPUT_HELP, parse_input
 from dexlink.inputs.udp import LOOPBACK
+from dexlink.retarget import METHODS
 from dexproto import catalog
-
-METHODS = ("vector", "position", "dexpilot")
 
 
 def register(subparsers) -> None:
@@ -94,13 +93,25 @@ def _until(seconds, done=lambda: False, every=None):
 def _exo(board_opts, seconds) -> int:
     with connect(board_opts) as board:
         link = board.link
+        telemetry = link.subscribe("TELEMETRY")
         link.set_mode(catalog.MODE_TELEOP)
         print("teleop from the exoskeleton on %s (TELEOP mode on the board); Ctrl-C stops"
               % link.url, flush=True)
+        started = time.monotonic()
+        samples = [0]
+
+        def count():  # the board's own word that it drives the hand (drained once a second)
+            while (msg := telemetry.get(timeout=0)) is not None:
+                samples[0] += msg.fields["mode"] == catalog.MODE_TELEOP
+
         try:
-            _until(seconds)
+            _until(seconds, every=count)
         finally:
             link.set_mode(catalog.MODE_IDLE)
+        count()
+        link.unsubscribe(telemetry)
+    print("the board drove the hand from the exoskeleton for %.1f s (%d telemetry samples "
+          "in TELEOP mode)" % (time.monotonic() - started, samples[0]))
     return 0
 
 
