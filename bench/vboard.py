@@ -11,8 +11,13 @@ For iso16, the same figures again under each injected fault (a few seconds each,
 no-fault run of the same length for comparison). Throughput: a program holding the console
 writes (board -> host) or reads (host -> board) as fast as it can through the pseudo-terminal.
 
+With --target BOARD the virtual board runs at that real board's speed (dexlink.targets:
+the firmware's interpretation scaled, the buses' time waited out): the figures are the
+loop rate such a board holds, printed beside the cost model's.
+
     .venv/bin/python bench/vboard.py                # 60 s per hand
     .venv/bin/python bench/vboard.py --seconds 5    # a quick look
+    .venv/bin/python bench/vboard.py --target pico --seconds 10
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import serial
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 sys.path.insert(0, str(ROOT / "protocol"))
+from dexlink import targets  # noqa: E402
 from dexlink.link import Link, NackError  # noqa: E402
 from dexlink.sim import VirtualBoard  # noqa: E402
 from dexlink.sim.flashing import flash_virtual  # noqa: E402
@@ -187,20 +193,38 @@ def throughput(seconds: float) -> tuple[float, float]:
     return out_rate, in_rate
 
 
+def hwconfig_joints(hand: str) -> list:
+    from dexlink.hwconfig import load_hand
+    return load_hand(hand)["joints"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog="example: .venv/bin/python bench/vboard.py --seconds 5")
     p.add_argument("--seconds", type=float, default=60.0, help="seconds per hand (default 60)")
+    p.add_argument("--target", choices=[*targets.TARGETS, targets.VIRTUAL],
+                   default=targets.VIRTUAL,
+                   help="run at this real board's speed (default virtual: this host's full speed)")
+    p.add_argument("--hands", default=",".join(h for h, _ in HANDS),
+                   help="comma-separated hands (default %(default)s)")
     args = p.parse_args()
+    hands = [(h, len(hwconfig_joints(h))) for h in args.hands.split(",")]
     load = os.getloadavg()
     print("host: %d CPUs, load average %.1f / %.1f / %.1f (1/5/15 min): the virtual board "
           "shares them" % (os.cpu_count(), *load))
     print("baseline (empty cycle, bare interpreter, %d Hz deadlines): %s"
           % (HZ, baseline(min(args.seconds, 10))))
-    for hand, n in HANDS:
+    timed = args.target != targets.VIRTUAL
+    for hand, n in hands:
+        if timed:
+            model = targets.hand_cost(hand, args.target)
+            print("%s timed as a %s: the cost model holds %d Hz (cycle %.0f us)%s"
+                  % (hand, args.target, model.holds_hz, model.cycle_us,
+                     "; it guesses " + ", ".join(model.guessed) if model.guessed else ""))
         with VirtualBoard() as board:
-            flash_virtual(board, ROOT / "hardware" / "hands" / ("%s.toml" % hand))
-            r, under = teleop(board, args.seconds, faults=hand == "iso16")
+            flash_virtual(board, ROOT / "hardware" / "hands" / ("%s.toml" % hand),
+                          target=args.target)
+            r, under = teleop(board, args.seconds, faults=hand == "iso16" and not timed)
         print("%s (%d joints) at %d Hz for %.0f s: loop %.1f Hz (board clock) / %.1f Hz (host "
               "clock); cycle median %d us, p99 %d us, worst %d us; overruns %d of %d cycles "
               "(%.2f %%); telemetry %.1f frames/s"
@@ -211,6 +235,8 @@ def main() -> int:
             print("  %s, fault %-18s loop %.1f Hz, cycle median %d us, p99 %d us, overruns %.2f %%"
                   % (hand, name + ":", f["rate_host"], f["median"], f["p99"],
                      100 * f["overruns"] / max(1, f["cycles"])))
+    if timed:
+        return 0
     out_rate, in_rate = throughput(min(args.seconds, 5))
     print("serial throughput through the pty: board -> host %.2f MB/s, host -> board %.2f MB/s"
           % (out_rate / 1e6, in_rate / 1e6))
