@@ -24,6 +24,19 @@ def test_each_board_states_the_rates_the_model_gives(board):
     assert stated == model, "hardware/boards/%s.toml [holds_hz] is not the model's" % board
 
 
+def test_the_readme_board_table_says_the_same():
+    rows = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and cells[0].strip("`") in targets.TARGETS:
+            rows[cells[0].strip("`")] = [int(c) for c in cells[2:]]
+        elif line.startswith("| board |"):
+            header = [c.split()[0] for c in cells[2:]]
+    assert header == HANDS and set(rows) == set(targets.TARGETS)
+    for board, rates in rows.items():
+        assert dict(zip(HANDS, rates)) == targets.stated_rates(board), board
+
+
 def test_every_real_board_has_a_model_and_the_virtual_one_none():
     boards = set(hwconfig.shipped_names(hwconfig.BOARDS))
     assert boards - {targets.VIRTUAL} == set(targets.TARGETS)
