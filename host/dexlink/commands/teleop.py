@@ -136,12 +136,15 @@ def _host_input(args, spec, board_opts) -> int:
             print("teleop from %s -> %s (HOST mode, %s, %s retargeting); Ctrl-C stops"
                   % (hand_input.describe(), link.url, "timed points" if session.timed else "targets",
                      args.method), flush=True)
-            finished = getattr(hand_input, "finished", None)
-            _until(args.seconds, done=lambda: finished is not None and finished.is_set(),
+            finished = getattr(hand_input, "finished", None)  # a recording replayed to its end
+            failed = getattr(hand_input, "failed", lambda: "")  # a worker process that died
+            _until(args.seconds, done=lambda: (finished is not None and finished.is_set()) or failed(),
                    every=lambda: print(session.status_line(), flush=True))
         finally:
             session.stop()
             link.set_mode(catalog.MODE_IDLE)
+        if failed():
+            raise UserError("--input %s: %s" % (spec, failed()))
         stats = session.stats()
         world = board.virtual.world if board.virtual is not None else None
         if world is not None:

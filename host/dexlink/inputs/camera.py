@@ -16,6 +16,7 @@ from pathlib import Path
 from dexlink.errors import UserError
 from dexlink.inputs.certs import config_dir
 from dexlink.inputs.frame import InputLimits
+from dexlink.inputs.mediapipe_worker import NO_SOURCE  # the worker's top level is stdlib only
 from dexlink.inputs.udp import LOOPBACK, GenericUdpInput
 
 MEDIAPIPE_VERSION = "0.10.21"
@@ -59,6 +60,14 @@ class CameraInput(GenericUdpInput):
 
     def describe(self) -> str:
         return "camera %s through MediaPipe (udp://%s:%d)" % (self.video or self.camera, self.bind, self.port)
+
+    def failed(self) -> str:
+        """Why frames will not come any more ("" while the worker runs)."""
+        if self.worker is None or self.worker.poll() is None:
+            return ""
+        if self.worker.returncode == NO_SOURCE:
+            return "the MediaPipe worker cannot open %s" % (self.video or "camera %d" % self.camera)
+        return "the MediaPipe worker exited with status %d" % self.worker.returncode
 
     def start(self) -> CameraInput:
         super().start()

@@ -43,7 +43,19 @@ def host_names(bind: str) -> list[str]:
             names.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None))
         except OSError:
             pass
+        names.update(_outbound_address())
     return sorted(names)
+
+
+def _outbound_address() -> list[str]:
+    """The address this machine's LAN interface has: the one a headset on the network uses.
+    (Connecting a UDP socket sends nothing; it only picks the route.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: never answered, only routed
+            return [s.getsockname()[0]]
+        except OSError:
+            return []
 
 
 def ensure_certificate(names: list[str], directory: Path | None = None) -> tuple[Path, Path]:

@@ -19,6 +19,8 @@ import socket
 import sys
 import time
 
+NO_SOURCE = 3  # exit status: the camera or video would not open (MediaPipe itself loaded)
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -38,7 +40,7 @@ def main(argv=None) -> int:
     if not capture.isOpened():
         print("mediapipe_worker: cannot open %s" % (args.video or "camera %d" % args.camera),
               file=sys.stderr)
-        return 1
+        return NO_SOURCE
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     hands = mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=args.max_hands,
                                      model_complexity=0, min_detection_confidence=0.5,

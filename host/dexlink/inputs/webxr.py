@@ -91,7 +91,11 @@ class WebXRInput(DatagramInput):
         return self._bound_port or self.requested_port
 
     def describe(self) -> str:
-        return "WebXR page on https://%s:%d/" % (self.bind, self.port)
+        hosts = [self.bind]
+        if self.bind in ("0.0.0.0", "::", ""):  # every address: name those a headset can use
+            hosts = [h for h in host_names(self.bind) if h not in ("localhost", "::1")] or hosts
+        return "WebXR page on %s" % " or ".join(
+            "https://%s:%d/" % ("[%s]" % h if ":" in h else h, self.port) for h in hosts)
 
     def parse(self, data, received_ns: int) -> list[HandFrame]:
         try:
