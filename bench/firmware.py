@@ -248,10 +248,12 @@ def print_model(measured: dict) -> None:
         print("  %-16s %9s" % ("holds Hz", "") + "".join("%12d" % c.holds_hz for c in costs))
         print("  %-16s %9s" % ("headroom @%d Hz" % costs[0].hz, "") + "".join(
             "%11.0f%%" % (100 * c.headroom) for c in costs))
-        print("  x86 cycle x %.0f (emulated RP2040 us per x86 us) = %.0f emulated us; the "
-              "table's: %.0f" % (targets.EMULATED_PER_X86,
-                                 x86["cycle_dec10"] * targets.EMULATED_PER_X86,
-                                 costs[0].cpu_us / costs[0].target.factor))
+        # This host's x86 us, as the reference host's (the speed probe), x the calibration.
+        ref_us = x86["cycle_dec10"] * targets.X86_PROBE_US / measured[hand]["probe"]
+        print("  x86 cycle %.1f us = %.1f us on the reference host (speed probe) x %.0f "
+              "(emulated RP2040 us per x86 us) = %.0f emulated us; the table's: %.0f"
+              % (x86["cycle_dec10"], ref_us, targets.EMULATED_PER_X86,
+                 ref_us * targets.EMULATED_PER_X86, costs[0].cpu_us / costs[0].target.factor))
         guessed = sorted({g for c in costs for g in c.guessed})
         if guessed:
             print("  the model guesses: " + "; ".join(guessed))

@@ -2,17 +2,11 @@
 # machine.I2C / SPI / UART take the id and the speed only (passing pins is refused
 # there); the board description's pin numbers say where to wire, and the chip-select
 # pin is the one made here, named the port's way (hal_mimxrt, hal_stm32 give PIN_NAME).
-import time
-
 import machine
 
-from dexfw.stdioconsole import StdioConsole as Console  # noqa: F401  (the HAL's Console)
-
-ticks_us = time.ticks_us
-ticks_diff = time.ticks_diff
-ticks_add = time.ticks_add
-sleep_us = time.sleep_us
-VIRTUAL = False
+# The clock, the console and the rest as the other boards have them.
+from dexfw.hal_machine import (VIRTUAL, Console, sleep_us, ticks_add,  # noqa: F401
+                               ticks_diff, ticks_us)
 
 
 def I2C(id, scl, sda, freq):
