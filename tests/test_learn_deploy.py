@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from dexlink.cli import main as cli
-from dexlink.learn.deploy import ActionPlan, ActionRefused, check_finite, resample
+from dexlink.learn.deploy import (
+    ActionPlan,
+    ActionRefused,
+    LiveObservations,
+    check_finite,
+    resample,
+)
 from dexlink.learn.evaluate import wilson
 from dexlink.learn.observation import CONTACT, STATE, History, episode_streams, frame_times
 from dexlink.record import schema
@@ -49,6 +55,42 @@ def test_a_new_chunk_replaces_the_plan_from_its_first_point():
     assert plan.at(125)[0] == pytest.approx(25.0)
     times, goals = resample(np.array([0, 100_000_000]), np.array([[0.0], [10.0]]), 50_000_000)
     assert list(times) == [0, 50_000_000, 100_000_000] and list(goals[:, 0]) == [0, 5, 10]
+    # A recording's uneven points (a 700 ms gap) become even ones, no more than a board queues.
+    uneven = np.array([0, 10, 20, 720, 730]) * 1_000_000
+    times, goals = resample(uneven, uneven[:, None] / 1e6, 50_000_000)
+    assert len(set(np.diff(times))) <= 2 and times[-1] == uneven[-1] and len(times) <= 31
+    assert np.allclose(goals[:, 0], times / 1e6)
+
+
+def test_live_observations_hold_what_the_policy_observes():
+    """A vision-only policy needs no contact stream; one with touch waits for every camera's."""
+    from dexlink.capture.base import Contact, Frame
+    from dexlink.learn.config import FeatureSpec, PolicyConfig
+
+    def config(contact):
+        spec = FeatureSpec(["observation.state"], [2], CONTACT if contact else None,
+                           2 if contact else 0, ["observation.images.rgb"], ["action"], [2])
+        return PolicyConfig(fps=10.0, features=spec)
+
+    class Telemetry:
+        def column(self, name):
+            return [100, 200] if name == "present_cdeg" else [150, 250]
+
+    image = np.zeros((4, 6, 3), np.uint8)
+    image[..., 0] = 255  # blue in the camera's BGR
+    for contact in (False, True):
+        live = LiveObservations(config(contact), ["index"])
+        live.telemetry(Telemetry(), 1_000_000_000)
+        live.frame(Frame("rgbd", 0, 1_000_000_000, image), "rgbd")
+        assert live.ready() is not contact
+        live.frame(Frame("index", 0, 1_000_000_000, image, contact=Contact(0.5, 9.0)), "tactile")
+        assert live.ready()
+        obs = live.observation(1_050_000_000)
+        assert obs[STATE].tolist() == [[1.0, 2.0]] * 2
+        assert obs["observation.images.rgb"][0][0, 0].tolist() == [0, 0, 255]  # RGB now
+        assert (CONTACT in obs) is contact and "action" not in obs
+        if contact:
+            assert obs[CONTACT].tolist() == [[0.5, 9.0]] * 2
 
 
 def test_wilson_intervals_match_the_formula():

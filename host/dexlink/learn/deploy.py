@@ -41,10 +41,12 @@ from dexlink.learn.observation import (
 )
 from dexlink.link import LinkError
 from dexlink.record import schema
+from dexproto import catalog
 
 SEND_HZ = 100.0  # HOST-mode TARGETS per second while the board takes no timed points
 KEEP_S = 0.5  # history kept beyond the observation horizon
 MAX_STEP_NS = 50_000_000  # timed points at most this far apart (the step field is 16-bit µs)
+MAX_POINTS = catalog.POINTS_CAPACITY - 1  # timed points per chunk (what a board queues of one)
 
 
 class ActionRefused(UserError):
@@ -70,7 +72,8 @@ class LiveObservations:
         self.contact = spec.contact_key is not None
         self.cameras = set(spec.cameras)
         self.needed = [STATE] + list(spec.cameras)
-        self.history = History(config.fps, config.obs_horizon, sorted(tactile_cameras), KEEP_S)
+        self.history = History(config.fps, config.obs_horizon,
+                               sorted(tactile_cameras) if self.contact else [], KEEP_S)
         if self.contact:
             self.needed += [CONTACT_STREAM + c for c in sorted(tactile_cameras)]
         self._lock = threading.Lock()
@@ -225,15 +228,17 @@ class TargetSender(Worker):
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 
 
-def resample(times_ns: np.ndarray, goals: np.ndarray, max_step_ns: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Evenly spaced points at most max_step_ns apart, linear between the given ones (a
-    10 fps chunk's 100 ms is more than TARGET_POINTS' step field holds)."""
+def resample(times_ns: np.ndarray, goals: np.ndarray, max_step_ns: int,
+             max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """The same span as evenly spaced points, linear between the given ones: as close as
+    the given points are (a recording's are not even), at most max_step_ns apart (a 10 fps
+    chunk's 100 ms is more than TARGET_POINTS' step field holds), at most max_points."""
     if len(times_ns) < 2:
         return times_ns, goals
-    k = int(np.ceil((times_ns[1] - times_ns[0]) / max_step_ns))
-    fine = times_ns[0] + np.round(np.arange((len(times_ns) - 1) * k + 1)
-                                  * (times_ns[1] - times_ns[0]) / k).astype(np.int64)
+    span = int(times_ns[-1] - times_ns[0])
+    step = min(max_step_ns, float(np.median(np.diff(times_ns))))
+    n = min(max(2, int(np.ceil(span / max(step, 1.0))) + 1), max_points)
+    fine = times_ns[0] + np.round(np.arange(n) * span / (n - 1)).astype(np.int64)
     return fine, np.stack([np.interp(fine, times_ns, goals[:, j])
                            for j in range(goals.shape[1])], axis=1)
 
