@@ -59,6 +59,10 @@ SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + o
     "DynamixelBus": (215.0, 94.75),  # tendon16: 1946 us for 16 on two buses (Feetech's fixed)
     "PCA9685Servos": (215.0, 64.0),  # GUESS: not measured; taken as the per-servo Feetech
 }
+# GUESS: a servo bus's answer parsed every cycle (the read-back: ~16 method and function
+# calls at 10-14 us, and the checks), which the emulated figures lack: their null HAL
+# never answers. Per servo bus with read-back (not the PCA9685's).
+READBACK_US = 200.0
 TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
 # The x86 core bench/firmware.py runs on against the emulated RP2040: emulated us per x86
 # us, per stage 136-167 (iso16, iso22, tendon16 on this project's build host, 2026-12-01;
@@ -182,6 +186,8 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
         sample += _linear(SAMPLE_US[g["cls"]], len(g["joints"]))
     for g in cfg["servos"]:
         servo += _linear(SERVO_US[g["cls"]], len(g["joints"]))
+        if g["cls"] != "PCA9685Servos":
+            servo += READBACK_US
     for g in cfg["encoders"] + cfg["servos"]:
         if g["cls"] in GUESSED and "the %s's cost" % g["cls"] not in guessed:
             guessed.append("the %s's cost" % g["cls"])
@@ -192,6 +198,8 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
     stages = {"overhead": OVERHEAD_US, "sample": sample, "map": mapping, "servo": servo,
               "telemetry": telemetry}
     guessed.append("the map stage's cost per joint")
+    if any(g["cls"] != "PCA9685Servos" for g in cfg["servos"]):
+        guessed.append("the read-back's cost")
     return stages, guessed
 
 
