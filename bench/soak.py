@@ -5,25 +5,31 @@ same board, link, recorder and cameras, through dexlink.record.recording.open_re
 Prints, for the whole run: loop overruns (the firmware's STATS), link drops (the host
 decoder's drops, sequence gaps, disconnects; the board's receive drops), telemetry lost
 (gaps in the cycle numbers recorded in each episode), camera drops, memory of the host
-process (RSS) and of the board (interpreter heap from STATS heap_alloc / heap_free, and
-the interpreter process's RSS), sampled along the way, and episode files written vs
-valid: every file re-opened, complete, with as many messages per stream as the recorder
-wrote. Loop figures come with a baseline from the same run (cameras on, not recording). The
+process (RSS, its trend, and the trend of each episode's lowest RSS: what stays once a
+backlog is written; the Python heap by tracemalloc, and what grew most between the end
+of the first episode and the end of the run, by traceback), the host's CPU time and page
+faults, memory of the board (interpreter heap from STATS heap_alloc / heap_free, and the
+interpreter process's RSS), sampled along the way, and episode files written vs valid:
+every file re-opened, complete, with as many messages per stream as the recorder wrote.
+Loop figures come with a baseline from the same run (cameras on, not recording). The
 goal is no growth and nothing lost.
 
     .venv/bin/python bench/soak.py                    # 30 minutes
     .venv/bin/python bench/soak.py --minutes 0.5      # a try
     .venv/bin/python bench/soak.py --minutes 2 --episode-seconds 20 --keep out/soak
+    .venv/bin/python bench/soak.py --minutes 5 --tracemalloc 0   # no tracing's cost
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
 import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +40,9 @@ from dexlink.record.reader import read_episode
 from dexlink.record.recording import RecordOptions, open_recording
 from dexlink.record.schema import TELEMETRY
 from dexproto import catalog
+from dexproto.stream import make
+
+STATS_TIMEOUT_S = 2.0  # a host that falls behind (tracing, a loaded machine) answers late
 
 MB_PER_MINUTE = 300  # what the simulated cameras and telemetry write (measured: ~270)
 
@@ -49,21 +58,69 @@ def rss_mb(pid: int | str | None = "self") -> float:
     return float("nan")
 
 
+class PythonHeap:
+    """What the host's Python code holds, by tracemalloc: its size over time, and two
+    snapshots (after the first episode is written, and at the end) compared by traceback,
+    to name whatever grew between them."""
+
+    IGNORED = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>",
+               "<unknown>", tracemalloc.__file__)
+
+    def __init__(self, frames: int):
+        self.frames = frames
+        self.first: tracemalloc.Snapshot | None = None
+        self.last: tracemalloc.Snapshot | None = None
+        self.first_t = self.last_t = 0.0
+        if frames:
+            tracemalloc.start(frames)
+
+    def traced_mb(self) -> float:
+        return tracemalloc.get_traced_memory()[0] / 1e6 if self.frames else float("nan")
+
+    def snapshot(self, t_s: float) -> None:
+        """A snapshot: the first one kept, and the latest one."""
+        if not self.frames:
+            return
+        snap = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, f) for f in self.IGNORED])
+        if self.first is None:
+            self.first, self.first_t = snap, t_s
+        else:
+            self.last, self.last_t = snap, t_s
+
+    def growth(self, top: int = 8) -> list[tracemalloc.StatisticDiff]:
+        """What grew most between the first and the latest snapshot, by traceback."""
+        if self.first is None or self.last is None:
+            return []
+        diffs = self.last.compare_to(self.first, "traceback")
+        return sorted((d for d in diffs if d.size_diff > 0), key=lambda d: -d.size_diff)[:top]
+
+    def stop(self) -> None:
+        if self.frames:
+            tracemalloc.stop()
+
+
 @dataclass
 class Sample:
     t_s: float
     host_mb: float
+    traced_mb: float
     board_mb: float
     heap_alloc: int
     heap_free: int
     cycles: int
     overruns: int
+    episode: int = 0  # episodes started when it was taken
 
 
-def take_sample(t0: float, board, link) -> Sample:
-    s = link.get_stats().fields
-    return Sample(time.monotonic() - t0, rss_mb(), rss_mb(board.interpreter_pid),
-                  s["heap_alloc"], s["heap_free"], s["cycles"], s["overruns"])
+def board_stats(link) -> dict:
+    return link.request(make("GET_STATS"), timeout=STATS_TIMEOUT_S).fields
+
+
+def take_sample(t0: float, board, link, heap: PythonHeap, episode: int = 0) -> Sample:
+    s = board_stats(link)
+    return Sample(time.monotonic() - t0, rss_mb(), heap.traced_mb(), rss_mb(board.interpreter_pid),
+                  s["heap_alloc"], s["heap_free"], s["cycles"], s["overruns"], episode)
 
 
 def slope_per_hour(samples: list[Sample], key: str) -> float:
@@ -75,28 +132,43 @@ def slope_per_hour(samples: list[Sample], key: str) -> float:
     return float(np.polyfit(t, y, 1)[0])
 
 
+def floors(samples: list[Sample], key: str) -> list[Sample]:
+    """Each episode's lowest sample: what the host comes back down to once a backlog (a
+    queue filled while the machine was busy) is written. Growth of these is kept memory."""
+    lowest: dict[int, Sample] = {}
+    for s in samples:
+        if s.episode not in lowest or getattr(s, key) < getattr(lowest[s.episode], key):
+            lowest[s.episode] = s
+    return sorted(lowest.values(), key=lambda s: s.t_s)
+
+
 def run(args, out: Path):
     """Record back to back until the time is up; returns what the report needs."""
     options = RecordOptions(task="soak", out=out, duration_s=args.episode_seconds,
                             mode=catalog.MODE_TELEOP, sim_cameras=True,
                             board=BoardOptions(hand=Path(args.hand) if args.hand else None))
     samples, writers = [], []
+    heap = PythonHeap(args.tracemalloc)
     with open_recording(options) as rec:
         board, link, recorder, session = rec.virtual, rec.link, rec.recorder, rec.session
         t0 = time.monotonic()
         decimation = link.get_config().fields["telemetry_decimation"]
-        stats0, link0 = link.get_stats().fields, link.stats_snapshot()
+        stats0, link0 = board_stats(link), link.stats_snapshot()
         cams0 = {c.name: (c.stats.captured, c.stats.missed, c.stats.refused)
                  for c in recorder.cameras}
-        samples.append(take_sample(t0, board, link))
+        samples.append(take_sample(t0, board, link, heap))
         # Baseline, same run: the loop with cameras running, nothing recorded.
         baseline_s = min(10.0, args.minutes * 6)
         time.sleep(baseline_s)
-        samples.append(take_sample(t0, board, link))
+        samples.append(take_sample(t0, board, link, heap))
         t_rec = time.monotonic()
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
         deadline = t_rec + args.minutes * 60
         next_sample = t_rec + args.every
         while time.monotonic() < deadline - 1:  # no episode shorter than a second
+            if len(writers) == 1:  # the first episode warmed up arenas, queues, caches:
+                recorder.wait_finished()  # compare from here, nothing queued, ...
+                heap.snapshot(time.monotonic() - t0)
             recorder.start_episode()
             writers.append(recorder.current)
             end = min(deadline, time.monotonic() + args.episode_seconds)
@@ -105,29 +177,33 @@ def run(args, out: Path):
                 recorder.check_cameras()
                 if time.monotonic() >= next_sample:
                     next_sample += args.every
-                    samples.append(take_sample(t0, board, link))
+                    samples.append(take_sample(t0, board, link, heap, len(writers)))
                     print_progress(samples[-1], len(writers), recorder)
             recorder.stop_episode(keep=True)
         recorder.wait_finished()
-        samples.append(take_sample(t0, board, link))
-        stats1, link1 = link.get_stats().fields, link.stats_snapshot()
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        heap.snapshot(time.monotonic() - t0)  # ... to here, nothing queued either
+        samples.append(take_sample(t0, board, link, heap, len(writers) + 1))
+        stats1, link1 = board_stats(link), link.stats_snapshot()
         load = os.getloadavg()
         cams = {c.name: tuple(now - then for now, then in zip(
             (c.stats.captured, c.stats.missed, c.stats.refused), cams0[c.name]))
             for c in recorder.cameras}
         problems = recorder.check_cameras()
         vb_stats = dict(board.stats)
-    return dict(samples=samples, writers=writers, session=session, stats=(stats0, stats1),
+    heap.stop()
+    return dict(heap=heap, usage=(usage0, usage1), samples=samples, writers=writers,
+                session=session, stats=(stats0, stats1),
                 link=(link0, link1), cams=cams, problems=problems, vboard=vb_stats,
                 decimation=decimation, errors=list(recorder.errors), load=load,
                 wall_s=time.monotonic() - t_rec, baseline_s=baseline_s)
 
 
 def print_progress(s: Sample, episodes: int, recorder) -> None:
-    print("  %6.0f s  episode %3d  host RSS %6.1f MB  board RSS %5.1f MB  heap %7d used "
-          "%7d free  overruns %d  | %s" % (s.t_s, episodes, s.host_mb, s.board_mb, s.heap_alloc,
-                                          s.heap_free, s.overruns, recorder.status_line()),
-          flush=True)
+    print("  %6.0f s  episode %3d  host RSS %6.1f MB (Python %5.1f MB)  board RSS %5.1f MB  heap "
+          "%7d used %7d free  overruns %d  | %s"
+          % (s.t_s, episodes, s.host_mb, s.traced_mb, s.board_mb, s.heap_alloc, s.heap_free,
+             s.overruns, recorder.status_line()), flush=True)
 
 
 def check_files(session, writers, decimation: int):
@@ -210,12 +286,23 @@ def report(r: dict, args) -> None:
           % (sum(w for w, _ in written.values()),
              ", ".join("%s %d" % kv for kv in stream_drops.items()) or "none"))
     # Warm-up: the first episode (allocator arenas, queues and caches reach their size).
-    warm_t = samples[1].t_s + min(args.episode_seconds, (samples[-1].t_s - samples[1].t_s) / 2)
-    warm = [s for s in samples if s.t_s >= warm_t]
+    warm = [s for s in samples if s.episode >= 2]
+    if len(warm) < 3:  # a short try: the second half
+        warm = [s for s in samples if s.t_s >= (samples[1].t_s + samples[-1].t_s) / 2]
     first, last = samples[0], samples[-1]
-    print("host RSS:   %.1f MB at start, %.1f MB at end; after warm-up (%.0f s) %.1f -> %.1f MB, "
-          "trend %+.1f MB/h" % (first.host_mb, last.host_mb, warm[0].t_s, warm[0].host_mb,
-                                last.host_mb, slope_per_hour(warm, "host_mb")))
+    kept = floors(warm, "host_mb")
+    print("host RSS:   %.1f MB at start, %.1f MB at end; after warm-up (%.0f s) %.1f -> %.1f MB "
+          "(min %.1f, max %.1f), trend %+.1f MB/h; each episode's lowest %.1f -> %.1f MB, "
+          "trend %+.1f MB/h (what stays once backlogs are written)"
+          % (first.host_mb, last.host_mb, warm[0].t_s, warm[0].host_mb, last.host_mb,
+             min(s.host_mb for s in warm), max(s.host_mb for s in warm),
+             slope_per_hour(warm, "host_mb"), kept[0].host_mb, kept[-1].host_mb,
+             slope_per_hour(kept, "host_mb")))
+    u0, u1 = r["usage"]
+    print("host CPU:   %.2f s a second, user and system, all threads; %.0f minor page faults a "
+          "second" % ((u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime) / r["wall_s"],
+                      (u1.ru_minflt - u0.ru_minflt) / r["wall_s"]))
+    print_python_heap(r["heap"], warm)
     print("board:      heap used %d -> %d bytes (min %d, max %d), free %d -> %d; trend %+.0f "
           "bytes/h; interpreter RSS %.1f -> %.1f MB (trend %+.1f MB/h)"
           % (first.heap_alloc, last.heap_alloc, min(s.heap_alloc for s in samples),
@@ -230,6 +317,28 @@ def report(r: dict, args) -> None:
         print("  problem: " + p)
 
 
+def print_python_heap(heap: PythonHeap, warm: list[Sample]) -> None:
+    """The Python heap's trend, and what grew most between the two snapshots."""
+    if not heap.frames:
+        print("python:     not traced (--tracemalloc 0)")
+        return
+    kept = floors(warm, "traced_mb")
+    print("python:     traced by tracemalloc %.1f -> %.1f MB after warm-up, trend %+.1f MB/h; "
+          "each episode's lowest %.1f -> %.1f MB, trend %+.1f MB/h"
+          % (warm[0].traced_mb, warm[-1].traced_mb, slope_per_hour(warm, "traced_mb"),
+             kept[0].traced_mb, kept[-1].traced_mb, slope_per_hour(kept, "traced_mb")))
+    growth = heap.growth()
+    if not growth:
+        print("            nothing grew between the snapshots compared")
+        return
+    print("            grew most from %.0f s to %.0f s, nothing queued at either (by traceback):"
+          % (heap.first_t, heap.last_t))
+    for d in growth:
+        where = " <- ".join("%s:%d" % (Path(f.filename).name, f.lineno)
+                            for f in reversed(d.traceback[-4:]))
+        print("            %+9.1f kB %+7d blocks  %s" % (d.size_diff / 1e3, d.count_diff, where))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -240,12 +349,18 @@ def main(argv=None) -> int:
                    help="length of each episode (default 60)")
     p.add_argument("--every", type=float, default=10.0, metavar="S",
                    help="seconds between memory samples (default 10)")
+    p.add_argument("--tracemalloc", type=int, default=1, metavar="FRAMES",
+                   help="trace the host's Python allocations with this many frames a traceback "
+                        "(default 1: by line; 0: off, for loop and loss figures without "
+                        "tracing's cost to the host)")
     p.add_argument("--hand", metavar="HAND.toml", help="hand to simulate (default iso16)")
     p.add_argument("--keep", type=Path, metavar="DIR", help="keep the session here (default: "
                    "a temporary directory, removed at the end)")
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.episode_seconds <= 0 or args.every <= 0:
         p.error("--minutes, --episode-seconds and --every must be positive")
+    if args.tracemalloc < 0:
+        p.error("--tracemalloc must be 0 (off) or a number of frames")
     where = args.keep or Path(tempfile.gettempdir())
     while not where.exists():  # a directory yet to be made: its nearest parent
         where = where.parent

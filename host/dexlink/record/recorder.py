@@ -15,6 +15,7 @@ from dexlink import __version__
 from dexlink.capture.base import CameraSet
 from dexlink.link import EVENT as LINK_EVENT
 from dexlink.record.episode import EpisodeWriter
+from dexlink.record.native_heap import give_back, hold_mmap_threshold
 from dexlink.record.schema import TELEMETRY
 from dexlink.record.session import Session
 from dexproto import catalog
@@ -44,6 +45,7 @@ class RateMeter:
 class Recorder:
     def __init__(self, session: Session, cameras: CameraSet | None = None,
                  metadata: dict | None = None):
+        hold_mmap_threshold()  # frames and chunks must not pile up in malloc's heaps
         self.session = session
         self.attach_cameras(cameras or CameraSet([]))
         self.metadata = {"dexlink_version": __version__, **(metadata or {})}
@@ -207,6 +209,8 @@ class Recorder:
             self.finished.append(entry)
         except Exception as e:  # keep the session going; say what was lost
             self.errors.append("%s: %s" % (w.path.name, e))
+        finally:
+            give_back()
 
     def wait_finished(self, timeout: float | None = None) -> None:
         for t in list(self._closers):
