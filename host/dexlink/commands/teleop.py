@@ -160,9 +160,9 @@ def _report(stats: dict, path: Path | None) -> None:
     print("input: %d received, dropped %d malformed, %d stale, %d flood%s" % (
         i["received"], i["dropped_malformed"], i["dropped_stale"], i["dropped_flood"],
         " (last: %s)" % i["last_problem"] if i["last_problem"] else ""))
-    print("frames retargeted %d (%d failed), goals sent %d at %.0f/s, holds %d" % (
-        stats["frames_used"], stats["retarget_failed"], stats["sent"], stats["send_rate_hz"],
-        stats["holds"]))
+    print("frames retargeted %d (%d failed), goals sent %d at %.0f/s (%d late, dropped), holds %d"
+          % (stats["frames_used"], stats["retarget_failed"], stats["sent"], stats["send_rate_hz"],
+             stats["points_dropped"], stats["holds"]))
     for stage in ("retarget_ms", "send_ms", "servo_ms", "end_to_end_ms"):
         s = lat[stage]
         if s.get("n"):

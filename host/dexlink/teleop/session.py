@@ -237,7 +237,11 @@ class TeleopSession:
         return (self.counts["sent"] - 1) / max(1e-9, time.monotonic() - self._first_sent)
 
     def stats(self) -> dict:
+        # Timed points that reached the board after their time were dropped by the link, not
+        # applied late: many means lead_s is too short for this link.
+        link_stats = self.link.stats_snapshot() if hasattr(self.link, "stats_snapshot") else {}
         return {"input": self.input.counters.as_dict(), **self.counts,
+                "points_dropped": link_stats.get("points_dropped", 0),
                 "holding": self.holding, "send_rate_hz": round(self.rate_hz(), 1),
                 "timed_points": self.timed, "retarget_compute_ms": percentiles(list(self.retarget_ms)),
                 "latency": self.latency.summary(), "last_error": self.last_error}
