@@ -87,8 +87,8 @@ class GelShader:
         """The gel image for a (rows, cols) depth grid (m). The shading is worked out at
         twice the taxel resolution and only the change is scaled up to the image (an
         imprint is smooth at that scale): about 0.3 ms a pressed pad."""
-        if not depth_m.any():
-            return self.background.copy()
+        if not depth_m.any():  # read-only, so it can be every untouched frame (no copy)
+            return self.background
         rows, cols = depth_m.shape
         d = cv2.resize(depth_m.astype(np.float32), (2 * cols, 2 * rows),
                        interpolation=cv2.INTER_LINEAR)
