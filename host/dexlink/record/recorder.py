@@ -191,7 +191,8 @@ class Recorder:
         closer = threading.Thread(target=self._finish, args=(w, keep, mark, missed),
                                   name="episode-finish", daemon=False)
         closer.start()
-        self._closers.append(closer)
+        with self._lock:  # the finished ones go: a long session keeps those still writing
+            self._closers = [t for t in self._closers if t.is_alive()] + [closer]
         self.last_switch_s = time.monotonic() - t0
         return closer
 
@@ -215,7 +216,8 @@ class Recorder:
     def wait_finished(self, timeout: float | None = None) -> None:
         for t in list(self._closers):
             t.join(timeout)
-        self._closers = [t for t in self._closers if t.is_alive()]
+        with self._lock:
+            self._closers = [t for t in self._closers if t.is_alive()]
 
     def close(self, keep: bool = True) -> None:
         self.stop_episode(keep)
