@@ -10,9 +10,9 @@ device's own rate. When the board takes timed points (protocol 1.2, `Link.send_p
 each goal goes as a point `lead_s` ahead, which the firmware interpolates to; otherwise as
 plain TARGETS.
 
-The watchdog: when no good frame came for `hold_after_s` (the device stopped, the
-operator's hand left its view, every frame was dropped as bad) the session stops sending
-goals. The hand holds its last one (the link's keeper keeps the board's own watchdog fed
+The watchdog: when no usable frame was captured in the last `hold_after_s` (the device
+stopped, the operator's hand left its view, every frame was dropped as bad) the session
+stops sending goals. The hand holds its last one (the link's keeper keeps the board's own watchdog fed
 with heartbeats), and the session says so; when frames come back the hand glides to the
 new goal over `resume_s` instead of jumping. Nothing a frame holds can stop the thread: a
 frame the retargeter cannot use is counted and skipped.
