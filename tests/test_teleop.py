@@ -123,9 +123,9 @@ def test_hand_holds_when_the_device_stops_and_the_session_survives_bad_input(rig
             send(k / 20)
             time.sleep(0.01)
         assert wait_until(lambda: not session.holding and session.counts["sent"] > 10)
-        # The device stops: within hold_after_s the session stops sending; the hand holds.
-        time.sleep(0.4)
-        assert session.holding and session.counts["holds"] == 1
+        # The device stops: hold_after_s after its last frame the session stops sending and
+        # the hand holds. (A busy machine may have made it hold a moment earlier too.)
+        assert wait_until(lambda: session.holding) and session.counts["holds"] >= 1
         sent = session.counts["sent"]
         time.sleep(0.2)
         assert session.counts["sent"] == sent
