@@ -26,8 +26,8 @@ BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 HOT = {
     "vmachine": {"ticks_us", "writeto", "readfrom_into", "readfrom_mem_into", "write_readinto",
                  "_board_ticks", "sleep_us", "_took", "_blocked_us", "readinto", "write"},
-    "vtarget": {"enter", "leave", "settle", "_pass", "i2c_us", "spi_us", "uart_us", "calibrate",
-                "probe_us", "_recent_best", "step", "hooked"},
+    "vtarget": {"enter", "leave", "settle", "idle", "_pass", "i2c_us", "spi_us", "uart_us", "calibrate",
+                "probe_us", "_recent_median", "_imbalance", "step", "hooked"},
     "vi2c": {"find", "_behind_muxes", "read_into", "refresh", "counts", "write", "set_pointer"},
     "vspi": {"write_readinto", "_selected", "transfer", "_word", "_command", "_read", "_angle",
              "parity"},

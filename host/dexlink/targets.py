@@ -70,10 +70,12 @@ TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us,
 # time by this, times the target's slowdown: +-15 % between stages, +-25 % between hosts.
 EMULATED_PER_X86 = 155.0
 # Inside the virtual board the same firmware's x86 time between machine calls is ~2.6x
-# the bench's (bench/sim-board measurements, 2026-12-01: the simulated devices run
-# between the stretches and evict the caches, and status packets are parsed, which the
-# bench's null HAL never answers): the virtual board scales by this instead, so that iso16
-# timed as a pico runs at the model's rate. Uncertainty +-30 %, mostly the host's load.
+# the bench's (2026-12-01: the simulated devices run between the stretches and evict the
+# caches, and status packets are parsed, which the bench's null HAL never answers): the
+# virtual board scales by this instead. Checked: bench/vboard.py --target pico, iso16,
+# median cycle 7.7 ms as the model's 7.7 ms, 102 Hz (the model rounds to 130 Hz: the
+# board overruns and its deadlines slip); iso16spi 280 Hz against the model's 390. With
+# 2 cores at load average ~10; uncertainty +-30 %, mostly the host's load.
 VBOARD_EMULATED_PER_X86 = 60.0
 # The speed probe (sim/board/vtarget.probe_us) on that host in that state (bench/firmware.py
 # prints it beside the iso16 cycle): the virtual board scales the factor by this over the

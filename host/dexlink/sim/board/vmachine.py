@@ -66,6 +66,7 @@ def sleep_us(us):
     vtarget.settle()
     if us > 0:
         vworld.advance_us(us * 1000000 // (1000000 + vfaults.clock_ppm))
+    vtarget.idle()
     vtarget.leave(0)
 
 

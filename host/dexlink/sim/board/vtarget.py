@@ -8,8 +8,10 @@
 # on the target (its software, and a bus transfer that blocks the CPU there). The time
 # owed is let pass (settle) before the board clock is read, so the loop's own timing,
 # its rate and its overruns are the target's. The simulated devices' x86 time, inside
-# the calls, is nobody's: it is not charged. Without a target (the virtual board's full
-# speed) every hook returns at once. Integers only: nothing here allocates.
+# the calls, has passed on the board clock already: it is taken off what is owed (the
+# call's own cost on the target is target_us), as is a wait that overshot. Without a
+# target (the virtual board's full speed) every hook returns at once. Integers only:
+# nothing here allocates.
 import time
 
 import vworld
@@ -38,6 +40,8 @@ _owed_q = 0  # target time not yet let pass, in 1/1024 us
 _factor_now_q = 1024  # target us per x86 us of this host as it runs now, x1024
 _hook_q = 0  # x86 time of the hooks themselves in each stretch, 1/1024 us
 _calibrated_at = 0
+_entered = 0  # x86 time the current machine call began
+_inside_q = 0  # x86 time inside machine calls, 1/1024 us (calibrate() reads it)
 calls = 0  # machine calls bracketed so far (bench/vboard.py reports them a cycle)
 
 
@@ -65,9 +69,10 @@ def configure(cfg):
 def enter():
     """A machine call begins: the firmware ran since the last one; on the target that
     stretch, less the hooks' own share, takes factor times longer than it did here."""
-    global _owed_q
+    global _owed_q, _entered
     if active:
-        d = _ticks_diff(_ticks_us(), _mark)
+        _entered = _ticks_us()
+        d = _ticks_diff(_entered, _mark)
         if d > CLAMP_X86_US:
             d = CLAMP_X86_US
         d <<= 10
@@ -75,17 +80,20 @@ def enter():
 
 
 def leave(target_us):
-    """A machine call ends, having cost target_us on the target."""
-    global _owed_q, _mark, calls
+    """A machine call ends, having cost target_us on the target; the x86 time it took
+    here (the simulated devices' work) has passed on the board clock already."""
+    global _owed_q, _mark, _inside_q, calls
     if active:
-        _owed_q += target_us << 10
-        calls += 1
         _mark = _ticks_us()
+        inside = _ticks_diff(_mark, _entered) << 10
+        _inside_q += inside
+        _owed_q += (target_us << 10) - inside
+        calls += 1
 
 
 def settle():
     """Let the owed time pass (before the board clock is read, or the board sleeps)."""
-    global _owed_q, _mark
+    global _owed_q, _mark, _entered
     if not active:
         return
     if _owed_q >= 1024:
@@ -94,7 +102,13 @@ def settle():
         _pass(us)
     if _ticks_diff(_ticks_us(), _calibrated_at) > RECALIBRATE_US:
         calibrate()
-    _mark = _ticks_us()
+    _mark = _entered = _ticks_us()  # what was paid is not the call's own time
+
+
+def idle():
+    """The board slept on purpose (sleep_us): that time is nobody's debt or credit."""
+    global _mark, _entered
+    _mark = _entered = _ticks_us()
 
 
 def owed_us():
@@ -145,31 +159,50 @@ _probe = _Probe()
 
 
 def probe_us():
-    """The x86 time of PROBE_STEPS steps of the probe (the least of three runs)."""
-    best = 1 << 30
-    for _ in range(3):
-        t0 = _ticks_us()
-        for i in range(PROBE_STEPS):
-            _probe.step(i)
-        d = _ticks_diff(_ticks_us(), t0)
-        if d < best:
-            best = d
-    return best if best > 0 else 1
+    """The x86 time of PROBE_STEPS steps of the probe, run as the firmware's stretches run:
+    once, from where the board last waited (cold caches, a busy host)."""
+    t0 = _ticks_us()
+    for i in range(PROBE_STEPS):
+        _probe.step(i)
+    d = _ticks_diff(_ticks_us(), t0)
+    return d if d > 0 else 1
 
 
-_probes = [0] * 8  # the last probes: their least is this host's speed (a busy host
-_probe_at = 0  # preempts some of them; it cannot make one faster)
+_probes = [0] * 9  # the last probes: their median is this host's speed now (a preempted
+_probe_at = 0  # probe is an outlier, not the rule)
 
 
-def _recent_best(us):
+def _recent_median(us):
+    """The median of the last probes (fewer at first), with no list made."""
     global _probe_at
     _probes[_probe_at] = us
     _probe_at = (_probe_at + 1) % len(_probes)
     best = us
-    for p in _probes:
-        if 0 < p < best:
-            best = p
+    best_gap = 1 << 30
+    i = 0
+    while i < len(_probes):  # the probe with as many above it as below it
+        gap = _imbalance(_probes[i])
+        if gap < best_gap:
+            best = _probes[i]
+            best_gap = gap
+        i += 1
     return best
+
+
+def _imbalance(p):
+    """|probes below p - probes above p| (no probe yet: never the median)."""
+    if not p:
+        return 1 << 30
+    n = 0
+    i = 0
+    while i < len(_probes):
+        q = _probes[i]
+        if q and q < p:
+            n += 1
+        elif q > p:
+            n -= 1
+        i += 1
+    return n if n >= 0 else -n
 
 
 def calibrate():
@@ -181,11 +214,13 @@ def calibrate():
     _factor_now_q = 2048  # enter() then owes exactly the stretch: the hooks' time
     _hook_q = 0
     _owed_q = 0
+    inside = _inside_q
     _mark = _ticks_us()
     for _ in range(PROBE_STEPS):
         _probe.hooked()
-    _hook_q = _owed_q // PROBE_STEPS
-    _factor_now_q = factor_x1024 * probe_ref_us // _recent_best(probe_us())
+    # enter() owed each stretch, leave() credited each call's inside: add that back
+    _hook_q = (_owed_q + _inside_q - inside) // PROBE_STEPS
+    _factor_now_q = factor_x1024 * probe_ref_us // _recent_median(probe_us())
     _owed_q = owed
     _calibrated_at = _ticks_us()
     _mark = _calibrated_at
