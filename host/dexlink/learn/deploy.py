@@ -262,7 +262,7 @@ class PolicyRunner(Worker):
         self.error = ""
         self.chunks = 0
         self.inference_ms: deque = deque(maxlen=50)
-        self.chunk_starts: list = []  # host ns of each chunk's first point sent
+        self.chunk_starts: list = []  # host ns at which each chunk was handed to the sender
         self.last_obs_ns = 0
 
     def status(self) -> dict:
@@ -292,7 +292,7 @@ class PolicyRunner(Worker):
                 # now so interpolation starts where the hand is told to be.
                 first = max(0, int(np.searchsorted(times, self.clock(), side="right")) - 1)
                 self.sender.chunk(times[first:], executed[first:])
-                self.chunk_starts.append(int(times[first]))
+                self.chunk_starts.append(self.clock())
                 self.chunks += 1
                 self.last_obs_ns = t_obs
                 latency = statistics.median(self.inference_ms)

@@ -61,7 +61,7 @@ class EpisodeOutcome:
     inference_ms: float = 0.0  # median per chunk
     target_hz: float = 0.0  # target messages sent per second
     error: str = ""  # why the policy stopped early ("" when it did not)
-    chunk_starts_ns: list = field(default_factory=list)  # host ns of each chunk's first point
+    chunk_starts_ns: list = field(default_factory=list)  # host ns each chunk was handed over
     timed: bool = False  # the chunks went as timed points (else as streamed TARGETS)
 
 
