@@ -10,9 +10,9 @@ import pytest
 from conftest import ROOT, run_micropython
 from dexlink import cli, hwconfig, targets
 from dexlink.flash import FlashError, timed_config
-from dexlink.hwconfig import compile_config, dumps
+from dexlink.hwconfig import compile_config
+from support.loop_script import SIM_BOARD, loop_script
 
-SIM_BOARD = ROOT / "host" / "dexlink" / "sim" / "board"
 HANDS = hwconfig.shipped_names(hwconfig.HANDS)
 
 
@@ -112,10 +112,7 @@ def test_target_on_the_command_line(capsys):
 
 
 TIMED = '''
-import json, gc, vworld, vmachine, vtarget
-vworld.manual_clock()
-cfg = json.loads(%r)
-vmachine.load_rig(cfg)
+import vtarget
 res = {"active": vtarget.active, "name": vtarget.name}
 # One AS5600 read through its mux: the bus time, on the board clock.
 i2c = vmachine.I2C(0, 5, 4, 400000)
@@ -127,6 +124,7 @@ res["i2c_us"] = vmachine.ticks_diff(vmachine.ticks_us(), t0)
 # A servo's answer is on the line only after the request, the turnaround and the reply.
 uart = vmachine.UART(1, 1000000, 8, 9)
 line = vworld.bus("uart", 1)
+line.servos[1].regs[line.REG_RETURN_DELAY] = 250  # factory 500 us (the driver set 0)
 ping = bytes([0xFF, 0xFF, 1, 2, 1, 0xFB])
 t0 = vmachine.ticks_us()
 uart.write(ping)
@@ -135,12 +133,6 @@ while not uart.any():
     vmachine.sleep_us(10)
 res["answer_us"] = vmachine.ticks_diff(vmachine.ticks_us(), t0)
 # The loop in TELEOP: nothing allocated while timed.
-from dexfw.bufconsole import BufferConsole
-from dexfw import build
-from dexfw.loop import Firmware
-enc, srv = build.build(vmachine, cfg)
-con = BufferConsole()
-fw = Firmware(vmachine, con, cfg, enc, srv, 0, b"virtual")
 fw.run(50)
 while not fw.set_mode(1):
     fw.run(1)
@@ -160,7 +152,7 @@ print("RESULT", json.dumps(res))
 
 def _timed(hand, target):
     cfg = timed_config(hand, "virtual", calibration=False, target=target)
-    proc = run_micropython(TIMED % dumps(cfg), paths=[SIM_BOARD], timeout=120)
+    proc = run_micropython(loop_script(cfg, TIMED), paths=[SIM_BOARD], timeout=120)
     line = [ln for ln in proc.stdout.decode().splitlines() if ln.startswith("RESULT")][0]
     return json.loads(line[len("RESULT "):])
 
@@ -257,15 +249,8 @@ def test_the_viper_kernels_match_their_plain_twins():
 
 
 PACED = '''
-import json, time, vmachine
-cfg = json.loads(%r)
-vmachine.load_rig(cfg)
-from dexfw.bufconsole import BufferConsole
-from dexfw import build
-from dexfw.loop import Firmware
-enc, srv = build.build(vmachine, cfg)
-con = BufferConsole()
-fw = Firmware(vmachine, con, cfg, enc, srv, 0, b"virtual")
+import time
+vworld.manual_clock(False)  # the real clock: the board waits as the target would
 fw.run(5)
 fw.set_mode(1)
 t0 = time.ticks_us()
@@ -279,7 +264,7 @@ def test_iso16_timed_as_a_pico_holds_the_pico_rate_not_1khz():
     """On the real clock: the loop asks 1 kHz; a Pico-timed board holds about the model's
     rate (wide bounds: the host's load moves the x86 measure it scales)."""
     cfg = timed_config("iso16", "virtual", calibration=False, target="pico")
-    proc = run_micropython(PACED % dumps(cfg), paths=[SIM_BOARD], timeout=120)
+    proc = run_micropython(loop_script(cfg, PACED), paths=[SIM_BOARD], timeout=120)
     line = [ln for ln in proc.stdout.decode().splitlines() if ln.startswith("RESULT")][0]
     rate = float(line.split()[1])
     model = targets.hand_cost("iso16", "pico").max_hz
