@@ -5,7 +5,8 @@ from the hand's power-on, past the world's verdict) from a virtual board running
 firmware, with the world's four tactile cameras (60 fps) and its RGB-D camera (30 fps).
 Prints the world's real-time factor (world time / wall time since the hand was powered),
 the mean MuJoCo step cost, each camera's frame cost (RGB-D: the round trip to its render
-process), achieved rate and dropped frames, and the loop's rate and overruns (the
+process), achieved rate and dropped frames (late: a frame slot went by without a frame;
+refused: the recorder's queue was full), and the loop's rate and overruns (the
 firmware's STATS). With --cpu, per thread of the host, the interpreter and the render
 process: CPU used and time spent waiting for a core.
 Run B, the baseline, records as long from the kinematic rig with its simulated cameras
@@ -169,7 +170,8 @@ def camera_rows(rec, c0, c1, wall_s: float) -> list[dict]:
     for c in rec.recorder.cameras:
         cap, missed, refused = (b - a for a, b in zip(c0[c.name], c1[c.name]))
         rows.append(dict(name=c.name, kind=c.kind, fps=c.fps, size="%dx%d" % (c.width, c.height),
-                         captured=cap, rate=cap / wall_s, dropped=missed + refused))
+                         captured=cap, rate=cap / wall_s, dropped=missed + refused,
+                         late=missed, refused=refused))
     return rows
 
 
@@ -267,12 +269,13 @@ def main(argv=None) -> int:
     print("  real-time factor %.3f (%.2f s of world in %.2f s), %d physics steps, "
           "mean step %.0f us, states dropped %d"
           % (a["rtf"], a["world_s"], a["wall"], a["steps"], a["step_us"], a["states_dropped"]))
-    print("  %-8s %-8s %6s %9s %9s %9s %8s" % ("camera", "size", "fps", "frame us", "captured",
-                                              "achieved", "dropped"))
+    print("  %-8s %-8s %6s %9s %9s %9s %8s %6s %8s" % (
+        "camera", "size", "fps", "frame us", "captured", "achieved", "dropped", "late",
+        "refused"))
     for c in a["cams"]:
-        print("  %-8s %-8s %6g %9.0f %9d %8.1f %8d"
+        print("  %-8s %-8s %6g %9.0f %9d %8.1f %8d %6d %8d"
               % (c["name"], c["size"], c["fps"], a["frame_us"][c["name"]], c["captured"],
-                 c["rate"], c["dropped"]))
+                 c["rate"], c["dropped"], c["late"], c["refused"]))
     print("  loop with the world:    " + loop_line(a["loop"]))
     if args.cpu:
         print("\n".join(cpu_lines(a["cpu"])))
