@@ -113,3 +113,39 @@ def add_foxglove_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--foxglove", nargs="?", type=int, const=8765, metavar="PORT",
                    help="serve a live view to Foxglove (WebSocket, localhost only) on PORT "
                         "(default 8765): joints, images, contact, events, the hand in 3D")
+
+
+def tactile_spec(text: str):
+    """--tactile NAME=DEVICE[:PRESET] (record, run-policy): a TactileCameraSpec."""
+    from dexlink.errors import UserError
+    from dexlink.record.recording import TactileCameraSpec
+
+    name, sep, dev = text.partition("=")
+    if not sep or not name or not dev:
+        raise UserError("--tactile %r: expected NAME=DEVICE[:PRESET], e.g. "
+                        "index=/dev/video2:digit" % text)
+    device, _, preset = dev.partition(":")
+    return TactileCameraSpec(name, device, preset or "digit")
+
+
+def add_policy_episode_args(p: argparse.ArgumentParser) -> None:
+    """How a policy's episodes run (run-policy, eval)."""
+    p.add_argument("--max-seconds", type=float, metavar="T",
+                   help="end an episode after T seconds (default: when the world decides; "
+                        "20 s without a world)")
+    p.add_argument("--inference-steps", type=int, metavar="N",
+                   help="DDIM steps per chunk (default: the run's)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="CPU threads for inference (default 1: the board and world keep a core)")
+
+
+def check_policy_episode_args(args: argparse.Namespace) -> None:
+    """add_policy_episode_args' options, refused in one line when out of range."""
+    from dexlink.errors import UserError
+
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise UserError("--max-seconds must be positive")
+    if args.inference_steps is not None and args.inference_steps < 1:
+        raise UserError("--inference-steps must be at least 1")
+    if args.threads < 1:
+        raise UserError("--threads must be at least 1")

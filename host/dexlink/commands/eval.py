@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from dexlink.commands.run_policy import add_episode_args
+    from dexlink.cli_support import add_policy_episode_args
 
     p = subparsers.add_parser(
         "eval", help="success rates of trained policies in a physics world (simulation)",
@@ -37,19 +37,19 @@ def register(subparsers) -> None:
                    help="also replay this recorded demonstration open loop (repeatable)")
     p.add_argument("--skill", type=float, default=0.8, metavar="K",
                    help="the world operator's skill, 0..1: their arm carries the wrist (default 0.8)")
-    add_episode_args(p)
+    add_policy_episode_args(p)
     p.set_defaults(func=eval_command)
 
 
 def eval_command(args) -> int:
-    from dexlink.commands.run_policy import check_episode_args
+    from dexlink.cli_support import check_policy_episode_args
     from dexlink.errors import UserError
 
     if args.episodes < 1:
         raise UserError("--episodes must be at least 1")
     if not 0 <= args.skill <= 1:
         raise UserError("--skill must be between 0 and 1 (got %g)" % args.skill)
-    check_episode_args(args)
+    check_policy_episode_args(args)
     for episode in args.baseline_replay:
         if not episode.is_file():
             raise UserError("%s: no such episode file (--baseline-replay)" % episode)

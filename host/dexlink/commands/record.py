@@ -13,6 +13,7 @@ from dexlink.cli_support import (
     add_foxglove_arg,
     add_world_args,
     board_options,
+    tactile_spec,
     world_options,
 )
 from dexlink.errors import UsageError, UserError
@@ -21,7 +22,6 @@ from dexlink.inputs.udp import LOOPBACK
 from dexlink.record.recording import (
     DEFAULT_EPISODE_S,
     RecordOptions,
-    TactileCameraSpec,
     open_recording,
 )
 from dexlink.retarget import METHODS
@@ -88,16 +88,6 @@ def register(subparsers) -> None:
 def _presets():
     from dexlink.capture.tactile import PRESETS
     return PRESETS
-
-
-def tactile_spec(text: str) -> TactileCameraSpec:
-    """--tactile NAME=DEVICE[:PRESET]."""
-    name, sep, dev = text.partition("=")
-    if not sep or not name or not dev:
-        raise UserError("--tactile %r: expected NAME=DEVICE[:PRESET], e.g. "
-                        "index=/dev/video2:digit" % text)
-    device, _, preset = dev.partition(":")
-    return TactileCameraSpec(name, device, preset or "digit")
 
 
 def record(args) -> int:

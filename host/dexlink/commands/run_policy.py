@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from dexlink.cli_support import add_board_args, add_world_args
+    from dexlink.cli_support import add_board_args, add_policy_episode_args, add_world_args
 
     p = subparsers.add_parser(
         "run-policy", help="run a trained policy on the hand for one recorded episode",
@@ -38,42 +38,24 @@ def register(subparsers) -> None:
                    help="a visuotactile camera of a real rig, as `dexlink record` takes it")
     p.add_argument("--realsense", nargs="?", const="", metavar="SERIAL",
                    help="an Intel RealSense RGB-D camera (optionally by serial number)")
-    add_episode_args(p)
+    add_policy_episode_args(p)
     p.set_defaults(func=run_policy)
-
-
-def add_episode_args(p: argparse.ArgumentParser) -> None:
-    """How a policy's episodes run (run-policy and eval)."""
-    p.add_argument("--max-seconds", type=float, metavar="T",
-                   help="end an episode after T seconds (default: when the world decides; "
-                        "20 s without a world)")
-    p.add_argument("--inference-steps", type=int, metavar="N",
-                   help="DDIM steps per chunk (default: the run's)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="CPU threads for inference (default 1: the board and world keep a core)")
-
-
-def check_episode_args(args) -> None:
-    from dexlink.errors import UserError
-
-    if args.max_seconds is not None and not args.max_seconds > 0:
-        raise UserError("--max-seconds must be positive")
-    if args.inference_steps is not None and args.inference_steps < 1:
-        raise UserError("--inference-steps must be at least 1")
-    if args.threads < 1:
-        raise UserError("--threads must be at least 1")
 
 
 def run_policy(args) -> int:
     import time
 
-    from dexlink.cli_support import board_options, world_options
-    from dexlink.commands.record import tactile_spec
+    from dexlink.cli_support import (
+        board_options,
+        check_policy_episode_args,
+        tactile_spec,
+        world_options,
+    )
     from dexlink.errors import UserError
 
     if args.world and not args.sim:
         raise UserError("--world needs --sim: a world runs under the virtual board")
-    check_episode_args(args)
+    check_policy_episode_args(args)
     world = world_options(args)
     from dexlink.learn import load_policy
     from dexlink.learn.deploy_episode import EpisodeOptions, run_policy_episode
