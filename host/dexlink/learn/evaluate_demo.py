@@ -3,7 +3,8 @@ training, evaluation, the success table.
 
     python -m dexlink.learn.evaluate_demo --out out/learn-demo
 
-1. Demonstrations: `--demos` lift_cube episodes recorded as `dexlink record --sim --world`
+1. Demonstrations: `--demos` episodes of --task (lift_cube; feel_lift is the world's touch
+   task) recorded as `dexlink record --sim --world`
    records them (seeds 0..demos-1, the simulated operator at --skill); the ones the world
    judged a success are indexed in DIR/demos-success (the operator's own success rate is
    reported: a policy is measured against it).
@@ -52,19 +53,19 @@ def record_demonstration(out: Path, world) -> dict:
     return result.kept[-1] if result.kept else {"mark": "", "file": None}
 
 
-def collect(root: Path, demos: int, skill: float, say) -> tuple[Path, list]:
+def collect(root: Path, task: str, demos: int, skill: float, say) -> tuple[Path, list]:
     """Record the demonstrations; index the successful ones in root/demos-success. Seeds
     already recorded (root/demos.json) are kept: an interrupted demo goes on from there."""
     from dexlink.board import BoardError
     from dexlink.record.session import Session
     from dexlink.sim.worldbridge import WorldOptions
 
-    good = Session(root / "demos-success", "lift_cube")
+    good = Session(root / "demos-success", task)
     done_path = root / "demos.json"
     done = json.loads(done_path.read_text()) if done_path.is_file() else {}
     for seed in range(demos):
         if str(seed) not in done:
-            world = WorldOptions("lift_cube", seed=seed, skill=skill)
+            world = WorldOptions(task, seed=seed, skill=skill)
             for attempt in (1, 2):  # a virtual board that failed to start gets one more go
                 try:
                     entry = record_demonstration(root / "demos", world)
@@ -121,6 +122,7 @@ def last_log(run: Path, key: str | None = None):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("out/learn-demo"))
+    ap.add_argument("--task", default="lift_cube", help="the world's task (default lift_cube)")
     ap.add_argument("--demos", type=int, default=20, help="demonstrations recorded (default 20)")
     ap.add_argument("--skill", type=float, default=0.9, help="the operator's skill (default 0.9)")
     ap.add_argument("--steps", type=int, default=800, help="training steps per policy (default 800)")
@@ -145,9 +147,9 @@ def main(argv=None) -> int:
     timings, t_all = {}, time.monotonic()
 
     t = time.monotonic()
-    say("[1/4] recording %d demonstrations of lift_cube (simulated operator, skill %g)"
-        % (args.demos, args.skill))
-    session, marks = collect(root, args.demos, args.skill, say)
+    say("[1/4] recording %d demonstrations of %s (simulated operator, skill %g)"
+        % (args.demos, args.task, args.skill))
+    session, marks = collect(root, args.task, args.demos, args.skill, say)
     timings["collect_s"] = time.monotonic() - t
     wins = marks.count("success")
     if wins < 2:
@@ -171,7 +173,7 @@ def main(argv=None) -> int:
     demo = sorted(Path(session).glob("*.mcap"))[0]
     contenders = [Contender.policy(root / "runs" / n, "%s policy" % n) for n, _ in POLICIES]
     contenders.append(Contender.replay(demo))
-    results = evaluate(contenders, EvalOptions("lift_cube", args.episodes, EVAL_SEED,
+    results = evaluate(contenders, EvalOptions(args.task, args.episodes, EVAL_SEED,
                                                root / "eval", args.skill),
                        lambda line: say("  " + line))
     timings["eval_s"] = time.monotonic() - t
