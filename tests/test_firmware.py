@@ -213,10 +213,11 @@ for trial in range(40):
     if out[0] != out[1]: mism.append(("map", trial))
     goal = arr("h", [random.getrandbits(15) - 16384 for i in range(n)])
     tgt = arr("h", [random.getrandbits(15) - 16384 for i in range(n)])
-    step = arr("h", [random.getrandbits(10) + 1 for i in range(n)])
+    step = arr("h", [random.choice((random.getrandbits(10) + 1, 32767)) for i in range(n)])
+    q8 = random.randint(256, 1024)
     res = []
     for f in (mapping.slew_py, mapping._slew_viper):
-        g = arr("h", goal); fl = bytearray(n); f(g, tgt, step, fl, n)
+        g = arr("h", goal); fl = bytearray(n); f(g, tgt, step, fl, n, q8)
         res.append((list(g), list(fl)))
     if res[0] != res[1]: mism.append(("slew", trial))
     res = []
@@ -728,3 +729,41 @@ val("after", [fw.period_us, jm.step[0], fw.decimation, fw.watchdog_us])
                                          watchdog_ms=80, watchdog_action=0))
     assert r.values["before"] == [1000, 36]
     assert r.values["after"] == [4000, 144, 2, 80000]  # 36 cdeg/ms over 4 ms
+
+
+def test_a_loop_that_runs_late_still_slews_at_max_speed(tmp_path):
+    """The slew limit follows the measured time between cycles: a 1 kHz hand whose
+    encoders take 2.5 ms (the loop overruns, ~350 Hz) moves at max_speed_dps, not a third
+    of it; one stall of 1 s moves a goal no more than 4 periods' worth."""
+    body = '''
+set_exo(5, 0)                         # -10 deg (the joint's low end)
+fw.run(40)
+send(%r)
+fw.run(3)
+set_exo(5, 24000)                     # 90 deg (its high end): 100 deg to go
+slow = enc[0].sample
+def late_sample(raw, status):
+    fakehal.sleep_us(2500)
+    slow(raw, status)
+enc[0].sample = late_sample
+s, k = servo_of(5)
+fw.run(2)
+g0, t0 = jm.goal[5], fw.sample_us
+fw.run(30)
+val("late", [jm.goal[5] - g0, fakehal.ticks_diff(fw.sample_us, t0), jm.exo[5], fw.overruns])
+enc[0].sample = slow
+set_exo(5, 0)
+fw.run(1)
+fakehal.sleep_us(1000000)
+g1 = jm.goal[5]
+fw.run(1)
+val("stall", [jm.goal[5] - g1, jm.step[5]])
+'''
+    r = run_fw(tmp_path, body % hexframe("SET_MODE", seq=3, mode=C.MODE_TELEOP))
+    moved, took_us, exo, overruns = r.values["late"]
+    assert overruns >= 30 and took_us > 30 * 2500
+    assert abs(moved) < abs(exo)  # still slewing at the end: the limit acted throughout
+    dps = abs(moved) / 100 / (took_us / 1e6)
+    assert 0.97 * 360 <= dps <= 360.5, dps  # iso16: max_speed_dps = 360
+    moved, step = r.values["stall"]
+    assert 0 < abs(moved) <= 4 * step

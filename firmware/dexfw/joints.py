@@ -31,7 +31,8 @@ class JointMap:
         self.lo = _h(n)
         self.hi = _h(n)
         self.speed = array("H", [1] * n)
-        self.step = _h(n, 1)
+        self.step = _h(n, 1)  # slew limit over one configured period
+        self.slew_q8 = 256  # time since the last cycle, 1/256 periods (the loop sets it)
         self.hz = hz
         for i in range(n):
             j = joints[i]
@@ -95,7 +96,8 @@ class JointMap:
         self.step[i] = self._step(speed)
 
     def _step(self, speed):
-        """Slew limit per cycle (cdeg) from cdeg/ms and the loop rate; at least 1."""
+        """Slew limit per configured period (cdeg) from cdeg/ms and the loop rate; at
+        least 1. slew() scales it by the time the cycle really took (slew_q8)."""
         return max(1, min(32767, speed * 1000 // self.hz))
 
     def set_rate(self, hz):
@@ -129,7 +131,7 @@ class JointMap:
         mapping.follow(self.goal, self.flags, self.goal, self.target, self.n)
 
     def slew(self):
-        mapping.slew(self.goal, self.target, self.step, self.flags, self.n)
+        mapping.slew(self.goal, self.target, self.step, self.flags, self.n, self.slew_q8)
 
     def drive(self):
         """Goals -> motors (coupling) -> servo frame."""

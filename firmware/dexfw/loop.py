@@ -52,7 +52,8 @@ class Firmware:
         self.overruns = 0
         self.cycle_us = 0
         self.worst_us = 0
-        self.sample_us = 0
+        self.sample_us = hal.ticks_us()
+        self.prev_sample_us = self.sample_us
         self.watchdog_tripped = False
         self.last_rx_us = hal.ticks_us()
         # Telemetry packs the joints straight into the link's body, after its head.
@@ -80,6 +81,7 @@ class Firmware:
     # tests/test_vrig_frames.py).
     def cycle(self, now):
         """One loop cycle at board time now (when sampling starts)."""
+        self.prev_sample_us = self.sample_us
         self.sample_us = now
         self._commands()
         self._sense(now)
@@ -89,7 +91,7 @@ class Firmware:
         elif mode == C.MODE_HOST:
             self._watchdog(now)
         if self.torque_on:
-            self._drive()
+            self._drive(now)
         self._poll_servos()
         self.faults.check_servos(now)
         self.cycles = (self.cycles + 1) & MASK30
@@ -104,12 +106,28 @@ class Firmware:
         self.jm.map_exo()
         self.faults.check_encoders(now)
 
-    def _drive(self):
+    def _drive(self, now):
         jm = self.jm
+        jm.slew_q8 = self._elapsed_q8(now)
         jm.slew()
         jm.drive()
         for bus in self.servos:
             bus.write_goals(jm.servo_goal)
+
+    def _elapsed_q8(self, now):
+        """The time since the last cycle in 1/256 periods, clamped to 1..4 periods.
+
+        The slew limit follows it, not the configured period: a board that cannot hold
+        its rate still moves at max speed. Early cycles never slow the hand (the loop
+        catches up on its deadlines), a stall never makes it jump.
+        """
+        p = self.period_us
+        dt = self.hal.ticks_diff(now, self.prev_sample_us)
+        if dt < p:
+            return 256
+        if dt > p << 2:
+            return 1024
+        return (dt << 8) // p
 
     def _poll_servos(self):
         jm = self.jm

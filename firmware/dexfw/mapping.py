@@ -53,11 +53,16 @@ def follow_py(src, flags, goal, target, n):
         target[i] = goal[i] if flags[i] & ST_HELD else src[i]
 
 
-def slew_py(goal, target, step, flags, n):
-    """Move each goal toward its target by at most step per cycle (flags ST_LIMITED)."""
+def slew_py(goal, target, step, flags, n, q8):
+    """Move each goal toward its target by at most step * q8 / 256 (flags ST_LIMITED).
+
+    step is the limit over one configured period; q8 the time since the last cycle in
+    1/256 periods (256 when the loop keeps its rate), so a loop that runs late still
+    moves at the joint's max speed. step < 2^15 and q8 <= 1024: the product < 2^25.
+    """
     for i in range(n):
         d = target[i] - goal[i]
-        s = step[i]
+        s = (step[i] * q8) >> 8
         if d > s:
             d = s
             flags[i] |= ST_LIMITED

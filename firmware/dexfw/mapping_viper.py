@@ -53,7 +53,7 @@ def follow(src: ptr16, flags: ptr8, goal: ptr16, target: ptr16, n: int):
 
 
 @micropython.viper
-def slew(goal: ptr16, target: ptr16, step: ptr16, flags: ptr8, n: int):
+def slew(goal: ptr16, target: ptr16, step: ptr16, flags: ptr8, n: int, q8: int):
     """mapping.slew_py in viper."""
     for i in range(n):
         g = int(goal[i])
@@ -62,7 +62,7 @@ def slew(goal: ptr16, target: ptr16, step: ptr16, flags: ptr8, n: int):
         t = int(target[i])
         if t >= 32768:
             t -= 65536
-        s = int(step[i])
+        s = (int(step[i]) * q8) >> 8
         d = t - g
         if d > s:
             d = s
