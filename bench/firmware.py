@@ -133,8 +133,11 @@ for viper in (True, False):
     def sample():
         for e in fw.encoders:
             e.sample(jm.raw, jm.enc_status)
-    def mapping_():
-        jm.map_exo(); jm.follow_exo(); jm.slew(); jm.drive()
+    def mapping_():  # as Firmware.cycle calls them (teleop)
+        mapping.map_exo_of(jm)
+        mapping.follow(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
+        mapping.slew(jm.goal, jm.target, jm.step, jm.flags, jm.n, jm.slew_q8)
+        jm.drive()
     def servo():
         for b in fw.servos:
             b.write_goals(jm.servo_goal)
@@ -151,6 +154,9 @@ for viper in (True, False):
     r["cycle_dec10"] = per_call_us(cycle)
     fw.decimation = 1
     r["cycle_dec1"] = per_call_us(cycle)
+    # What the cycle costs outside the stages (commands, fault checks, the steps' calls).
+    r["overhead"] = r["cycle_dec10"] - (r["sample"] + r["map"] + r["servo"]
+                                        + r["telemetry"] / 10)
     out["viper" if viper else "python"] = r
 import vtarget
 out["probe"] = min(vtarget.probe_us() for _ in range(5))
@@ -182,7 +188,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     print("Loop cost per cycle under the MicroPython Unix port (this host's CPU), us")
-    stages = ("sample", "map", "servo", "telemetry", "cycle_dec10", "cycle_dec1")
+    stages = ("sample", "map", "servo", "telemetry", "cycle_dec10", "cycle_dec1", "overhead")
     print("%-9s %-7s" % ("hand", "code") + "".join("%13s" % s for s in stages))
     measured = {}
     for hand, _ in HANDS:
@@ -191,7 +197,8 @@ def main(argv=None):
         for code in ("viper", "python"):
             print("%-9s %-7s" % (hand, code) + "".join("%13.1f" % res[code][s] for s in stages))
         print("%-9s %-7s" % (hand, "speedup") + "".join(
-            "%12.2fx" % (res["python"][s] / res["viper"][s]) for s in stages))
+            "%12.2fx" % (res["python"][s] / res["viper"][s]) if res["viper"][s] > 0
+            else "%13s" % "-" for s in stages))
     iso16 = measured["iso16"]
     print("speed probe (sim/board/vtarget.probe_us) %d us beside the iso16 cycle %.1f us: this "
           "host now runs at %.2fx the reference host (probe %d us there)"
@@ -218,7 +225,7 @@ def main(argv=None):
 
 
 MODEL_STAGES = (("sample", "sample"), ("map", "map"), ("servo", "servo"),
-                ("telemetry", "telemetry"), ("overhead", None))
+                ("telemetry", "telemetry"), ("overhead", "overhead"))
 
 
 def print_model(measured: dict) -> None:

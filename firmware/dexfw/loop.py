@@ -14,6 +14,7 @@ from dexfw.applyonce import SLOT_CONFIG, SLOT_JOINT, SLOT_MODE, SLOT_TARGETS, Ap
 from dexfw.faults import SLOW_FAULT_US, FaultReporter
 from dexfw.joints import JointMap
 from dexfw.link import Link, head_format
+from dexfw.mapping import ENCODER_BAD
 from dexfw.trajectory import Trajectory
 from dexproto import catalog as C
 from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
@@ -52,8 +53,7 @@ class Firmware:
         self.overruns = 0
         self.cycle_us = 0
         self.worst_us = 0
-        self.sample_us = hal.ticks_us()
-        self.prev_sample_us = self.sample_us
+        self.sample_us = hal.ticks_us()  # when the last cycle began
         self.watchdog_tripped = False
         self.last_rx_us = hal.ticks_us()
         # Telemetry packs the joints straight into the link's body, after its head.
@@ -79,70 +79,63 @@ class Firmware:
     # A cycle is split in steps small enough that each call's frame stays on the stack
     # (MicroPython puts a bigger one on the heap: an allocation per call,
     # tests/test_vrig_frames.py).
+    # Every call costs on a microcontroller (issue 15, emulated RP2040: a method call
+    # 13.6 us, a function call 10.3 us): the steps call the mapping kernels directly,
+    # not through JointMap's one-line methods, and the encoder check goes into FaultReporter
+    # only when a status bit changed (one first_change pass, as it would do itself).
     def cycle(self, now):
         """One loop cycle at board time now (when sampling starts)."""
-        self.prev_sample_us = self.sample_us
         self.sample_us = now
         self._commands()
-        self._sense(now)
+        self._sense()
         mode = self.mode
         if mode == C.MODE_TELEOP:
-            self.jm.follow_exo()
+            jm = self.jm
+            mapping.follow(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
         elif mode == C.MODE_HOST:
             self._watchdog(now)
         if self.torque_on:
-            self._drive(now)
-        self._poll_servos()
-        self.faults.check_servos(now)
+            self._drive()
+        self._servos()
         self.cycles = (self.cycles + 1) & MASK30
-        self._report(mode)
+        self._decimate += 1
+        if self._decimate >= self.decimation:
+            self._report(mode)
         if self.config_error is not None:
             self.faults.every(now, C.FAULT_CONFIG, SLOW_FAULT_US)
 
-    def _sense(self, now):
+    # (The steps read the time from sample_us: an argument more would take their frames
+    # past the on-stack limit.)
+    def _sense(self):
         """Encoders -> joint angles, and FAULT on an encoder that went bad."""
-        for enc in self.encoders:
-            enc.sample(self.jm.raw, self.jm.enc_status)
-        self.jm.map_exo()
-        self.faults.check_encoders(now)
-
-    def _drive(self, now):
         jm = self.jm
-        jm.slew_q8 = self._elapsed_q8(now)
-        jm.slew()
+        for enc in self.encoders:
+            enc.sample(jm.raw, jm.enc_status)
+        mapping.map_exo_of(jm)
+        if mapping.first_change(jm.flags, self.faults.prev_bad, ENCODER_BAD, 0, jm.n) >= 0:
+            self.faults.check_encoders(self.sample_us)
+
+    def _drive(self):
+        jm = self.jm
+        mapping.slew(jm.goal, jm.target, jm.step, jm.flags, jm.n, jm.slew_q8)
         jm.drive()
         for bus in self.servos:
             bus.write_goals(jm.servo_goal)
 
-    def _elapsed_q8(self, now):
-        """The time since the last cycle in 1/256 periods, clamped to 1..4 periods.
-
-        The slew limit follows it, not the configured period: a board that cannot hold
-        its rate still moves at max speed. Early cycles never slow the hand (the loop
-        catches up on its deadlines), a stall never makes it jump.
-        """
-        p = self.period_us
-        dt = self.hal.ticks_diff(now, self.prev_sample_us)
-        if dt < p:
-            return 256
-        if dt > p << 2:
-            return 1024
-        return (dt << 8) // p
-
-    def _poll_servos(self):
+    def _servos(self):
+        """Read-back polls, and FAULT on a servo that went bad."""
         jm = self.jm
         for bus in self.servos:
             bus.poll(jm.present, jm.servo_status)
+        self.faults.check_servos(self.sample_us)
 
     def _report(self, mode):
-        """Telemetry (RAW_SAMPLE when calibrating) every `decimation` cycles."""
-        self._decimate += 1
-        if self._decimate >= self.decimation:
-            self._decimate = 0
-            if mode == C.MODE_CALIBRATE:
-                replies.send_raw(self)
-            else:
-                self._send_telemetry()
+        """Telemetry (RAW_SAMPLE when calibrating): every `decimation` cycles."""
+        self._decimate = 0
+        if mode == C.MODE_CALIBRATE:
+            replies.send_raw(self)
+        else:
+            self._send_telemetry()
 
     def _send_telemetry(self):
         replies.send_telemetry(self)
@@ -332,13 +325,25 @@ class Firmware:
         hal = self.hal
         ticks_us = hal.ticks_us
         ticks_diff = hal.ticks_diff
+        jm = self.jm
         deadline = ticks_us()
         count = 0
         while self.running:
             start = ticks_us()
+            # The slew limit follows the time since the last cycle began, not the
+            # configured period: a board that cannot hold its rate still moves the hand
+            # at max speed. Clamped to 1..4 periods (in 1/256 periods): an early cycle
+            # never slows the hand (the loop catches up on its deadlines), a stall never
+            # makes it jump.
+            p = self.period_us
+            dt = ticks_diff(start, self.sample_us)
+            jm.slew_q8 = 256 if dt <= p else 1024 if dt >= p << 2 else (dt << 8) // p
             self.cycle(start)
             end = ticks_us()
-            self._account(ticks_diff(end, start))
+            took = ticks_diff(end, start)
+            self.cycle_us = took
+            if took > self.worst_us:
+                self.worst_us = took
             deadline = hal.ticks_add(deadline, self.period_us)
             wait = ticks_diff(deadline, end)
             if wait > 0:
@@ -351,11 +356,6 @@ class Firmware:
             count += 1
             if count == max_cycles:
                 break
-
-    def _account(self, took):
-        self.cycle_us = took
-        if took > self.worst_us:
-            self.worst_us = took
 
     def stop(self):
         """Torque off: the firmware is leaving (REPL, or an error)."""

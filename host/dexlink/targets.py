@@ -33,7 +33,11 @@ from dexlink import hwconfig
 # tendon16 (AS5048A chain + XL330, coupled). Per-stage microseconds, fitted per driver
 # class (per joint, or fixed + per joint where two hands give two points). The emulator
 # has no flash-cache misses: a real RP2040 is 1.2-1.7x slower (TARGETS["pico"]).
-OVERHEAD_US = 442.0  # per cycle outside the stages: commands, faults, timing (iso16; iso22 440)
+# Per cycle outside the stages: commands, faults, timing: measured 442 us (iso16; iso22
+# 440). GUESS since the loop skips FaultReporter.check_encoders (and its _encoder_change)
+# when no encoder bit changed and calls _report only on a telemetry cycle: 2.9 method
+# calls fewer a cycle at the 13.6 us each (not emulated since).
+OVERHEAD_US = 442.0 - 2.9 * 13.6
 SAMPLE_US = {  # encoder driver class -> (fixed, per joint)
     "AS5600Mux": (0.0, 127.4),  # iso16: 2038 us for 16
     "MT6701Mux": (0.0, 142.0),  # iso22: 3123 us for 22
@@ -46,9 +50,11 @@ SAMPLE_US = {  # encoder driver class -> (fixed, per joint)
 GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the emulator has not measured
 # Map (calibration, follow, slew limit, coupling, servo frame): 133 us + 41.5 us a joint
 # measured (iso16 797 us, iso22 1046 us), when clip and to_servo were per-motor Python
-# loops. GUESS since they are viper too: the fixed part stays (the calls), per joint
-# ~8 us of viper (map_exo 3, slew 1.5, couple 1.5, clip 1, follow and to_servo 0.5 each).
-MAP_US = (133.0, 8.0)
+# loops. GUESS since they are viper too: per joint ~8 us of viper (map_exo 3, slew 1.5,
+# couple 1.5, clip 1, follow and to_servo 0.5 each); the fixed part is the calls, less
+# three method calls at 13.6 us since the loop calls map_exo_of, follow and slew itself
+# (not through JointMap.map_exo, follow_exo, slew).
+MAP_US = (133.0 - 3 * 13.6, 8.0)
 COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 797
 SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + one poll
     # GUESS: goals in one pass (busbytes.goals_into) are not measured on the emulator. The
