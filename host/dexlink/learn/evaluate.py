@@ -32,7 +32,9 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or n successes a bound is exactly 0 or 1 (rounding would leave a hair off it).
+    return (0.0 if successes == 0 else max(0.0, centre - half),
+            1.0 if successes == n else min(1.0, centre + half))
 
 
 @dataclass
@@ -172,8 +174,8 @@ def plot_results(results: dict, path: Path) -> Path:
 
     policies = results["policies"]
     rates = [100 * p["success_rate"] for p in policies]
-    lo = [r - 100 * p["ci95"][0] for r, p in zip(rates, policies)]
-    hi = [100 * p["ci95"][1] - r for r, p in zip(rates, policies)]
+    lo = [max(0.0, r - 100 * p["ci95"][0]) for r, p in zip(rates, policies)]
+    hi = [max(0.0, 100 * p["ci95"][1] - r) for r, p in zip(rates, policies)]
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(policies), 4), dpi=100)
     colours = ["#888888" if p["kind"] == "replay" else "#3b75af" for p in policies]
     ax.bar(range(len(policies)), rates, yerr=[lo, hi], capsize=6, color=colours)
