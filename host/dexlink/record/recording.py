@@ -197,9 +197,11 @@ def open_recording(options: RecordOptions) -> Iterator[Recording]:
             from dexlink.teleop import open_teleop
             from dexlink.teleop.recording import RecorderTaps
             teleop = open_teleop(board, options.teleop, taps=RecorderTaps(recorder))
-        link.set_mode(options.mode)
         recorder.start_cameras()
         recorder.cameras.wait_running()
+        # Power the hand only once the cameras run: a world's clock starts with torque, and
+        # cameras slow to start (a loaded machine) would otherwise cut the episode's start.
+        link.set_mode(options.mode)
         try:
             if teleop is not None:
                 start_teleop(teleop)
