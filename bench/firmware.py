@@ -6,6 +6,8 @@ over a null HAL: buses that accept every transfer at once and answer nothing, so
 figures are the interpreter's work alone (building packets, mapping, framing), without
 the simulated devices' cost. Stages: sampling (encoder drivers), mapping (calibration,
 slew limit, coupling, servo frame), servo packet (sync-write built + read-back poll),
+read-back (one Feetech answer parsed, put in the receive buffer: the null HAL answers
+nothing),
 telemetry frame (pack, CRC-32, COBS, write), and a whole cycle (telemetry every 10th
 cycle, as configured, and every cycle). With viper and with the plain-Python fallbacks.
 NB: the Unix port runs on this host's CPU: a 133 MHz RP2040 is tens of times slower.
@@ -96,6 +98,7 @@ from dexfw import mapping, build
 from dexfw.loop import Firmware
 from dexfw.bufconsole import BufferConsole
 from dexproto import frame, cobsbuf
+from dexfw.drivers import busbytes, feetech
 cfg = json.loads(%r)
 N = %d
 
@@ -123,6 +126,8 @@ out = {}
 for viper in (True, False):
     mapping.select(viper)
     framing(viper)
+    if not viper:
+        busbytes.use_plain()
     enc, srv = build.build(nullhal, cfg)
     con = BufferConsole()
     fw = Firmware(nullhal, con, cfg, enc, srv, 0, b"bench")
@@ -142,6 +147,16 @@ for viper in (True, False):
         for b in fw.servos:
             b.write_goals(jm.servo_goal)
             b.poll(jm.present, jm.servo_status)
+    # The read-back: one Feetech answer per bus parsed (the null HAL's UART never
+    # answers, so an answer is put in the receive buffer). Other servo buses: 0.
+    answers = [(b, feetech.packet(b.ids[0], 0, bytes(feetech.READ_LEN)))
+               for b in fw.servos if isinstance(b, feetech.FeetechBus)]
+    def readback():
+        for b, a in answers:
+            b._rxn = cobsbuf.copy_into(a, 0, len(a), b._rx, 0)
+            b._awaited[0] = 1
+            b._n_awaited = 1
+            b._parse(jm.present, jm.servo_status)
     def telemetry():
         fw._send_telemetry()
         con.tx_len = 0
@@ -149,7 +164,8 @@ for viper in (True, False):
         fw.cycle(time.ticks_us())
         con.tx_len = 0
     r = {"sample": per_call_us(sample), "map": per_call_us(mapping_),
-         "servo": per_call_us(servo), "telemetry": per_call_us(telemetry)}
+         "servo": per_call_us(servo), "telemetry": per_call_us(telemetry),
+         "readback": per_call_us(readback) if answers else 0.0}
     fw.decimation = 10
     r["cycle_dec10"] = per_call_us(cycle)
     fw.decimation = 1
@@ -188,7 +204,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     print("Loop cost per cycle under the MicroPython Unix port (this host's CPU), us")
-    stages = ("sample", "map", "servo", "telemetry", "cycle_dec10", "cycle_dec1", "overhead")
+    stages = ("sample", "map", "servo", "readback", "telemetry", "cycle_dec10", "cycle_dec1",
+              "overhead")
     print("%-9s %-7s" % ("hand", "code") + "".join("%13s" % s for s in stages))
     measured = {}
     for hand, _ in HANDS:

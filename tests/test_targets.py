@@ -248,6 +248,70 @@ def test_the_viper_kernels_match_their_plain_twins():
     assert len(same) == 200 and all(same)
 
 
+STS_ANSWERS = '''
+import array, json
+from dexfw.drivers import busbytes
+import dexfw.drivers.busbytes_viper as bv
+seed = 777
+def rnd():
+    global seed
+    seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+    return seed >> 8
+n = 6
+ids = (3, 9, 1, 20, 7, 12)
+kinds = {"answers": 0, "bad": 0, "echo": 0, "partial": 0}
+same = []
+for trial in range(300):
+    rx = bytearray()
+    while len(rx) < 120:
+        r = rnd() % 8
+        if r == 0:  # garbage
+            rx.append(rnd() & 0xFF)
+            continue
+        sid = 0xFE if r == 1 else ids[rnd() % n] if r > 2 else rnd() % 40
+        size = 12 if r != 2 else 6 + rnd() % 10
+        pkt = bytearray([0xFF, 0xFF, sid, size - 4, rnd() % 3 if rnd() & 1 else 0])
+        for i in range(size - 6):
+            pkt.append(rnd() & 0xFF)
+        pkt.append(0xFF ^ (sum(pkt[2:]) & 0xFF))
+        if rnd() % 6 == 0:
+            pkt[5 + rnd() % (size - 5)] ^= 0x10  # a bad checksum (or a bad size)
+            kinds["bad"] += 1
+        kinds["echo" if sid == 0xFE else "answers"] += 1
+        rx += pkt
+    rxn = len(rx) - (rnd() % 8 if trial % 2 else 0)
+    kinds["partial"] += rxn < len(rx)
+    book0 = bytearray(b"\\xff" * 256 + bytes(2 * n))
+    for k in range(n):
+        book0[ids[k]] = k
+        book0[256 + k] = rnd() & 1
+        book0[256 + n + k] = (k * 5) % n
+    outs = []
+    for fn in (busbytes.sts_answers_py, bv.sts_answers):
+        io = array.array("H", [rxn, 2048, 4096, n, 9, 9, 12, 4, 15, 10, 0xFF ^ 0x70, 0x20, 0x40])
+        book = bytearray(book0)
+        present = array.array("h", [-32768] * n)
+        status = bytearray([0x75] * n)
+        load = array.array("h", [1] * n)
+        got = fn(rx, io, book, present, status, load)
+        outs.append([got, list(io), bytes(book).hex(), list(present), list(status), list(load)])
+    same.append(outs[0] == outs[1])
+print("RESULT", json.dumps([same, kinds]))
+'''
+
+
+@pytest.mark.micropython
+def test_the_servo_answer_kernel_matches_its_plain_twin():
+    """busbytes.sts_answers (Feetech status packets in one pass): viper and plain Python
+    book the same answers from buffers of good answers, bad checksums, echoes, unawaited
+    ids, garbage and a partial packet at the end."""
+    proc = run_micropython(STS_ANSWERS, timeout=120)
+    line = [ln for ln in proc.stdout.decode().splitlines() if ln.startswith("RESULT")][0]
+    same, kinds = json.loads(line[len("RESULT "):])
+    assert len(same) == 300 and all(same)
+    assert min(kinds.values()) > 50, kinds
+
+
 PACED = '''
 import time
 vworld.manual_clock(False)  # the real clock: the board waits as the target would

@@ -68,7 +68,19 @@ SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + o
 # GUESS: a servo bus's answer parsed every cycle (the read-back: ~16 method and function
 # calls at 10-14 us, and the checks), which the emulated figures lack: their null HAL
 # never answers. Per servo bus with read-back (not the PCA9685's).
-READBACK_US = 200.0
+READBACK_US = {
+    "DynamixelBus": 200.0,
+    # GUESS: 200 us as above, less the ten per-packet calls one viper pass replaced
+    # (busbytes.sts_answers; _size_at, _packet, _check, _answer, _answered, _store
+    # and sum_bytes, two sign_magnitude and cdeg_from_counts: 7 method calls at 13.6 us
+    # and 3 function calls at 10.3 us), plus the kernel's call (10.3 us) and its work on
+    # a 12-byte answer (~25 us: a viper CRC-32 byte is 0.61 us). Not emulated. Cross-
+    # check: bench/firmware.py's read-back stage, x86 us scaled to the reference host
+    # by the speed probe, x EMULATED_PER_X86, gave ~280 before and ~60 after (loaded
+    # host, 2026-12-01); this keeps the call count's larger figure, as viper gains less
+    # on armv6m than on x86 (issue 15).
+    "FeetechBus": 200.0 - (7 * 13.6 + 3 * 10.3) + 10.3 + 25.0,
+}
 TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
 # The x86 core bench/firmware.py runs on against the emulated RP2040: emulated us per x86
 # us, per stage 136-167 (iso16, iso22, tendon16 on this project's build host, 2026-12-01;
@@ -194,8 +206,7 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
         sample += _linear(SAMPLE_US[g["cls"]], len(g["joints"]))
     for g in cfg["servos"]:
         servo += _linear(SERVO_US[g["cls"]], len(g["joints"]))
-        if g["cls"] != "PCA9685Servos":
-            servo += READBACK_US
+        servo += READBACK_US.get(g["cls"], 0.0)
     for g in cfg["encoders"] + cfg["servos"]:
         if g["cls"] in GUESSED and "the %s's cost" % g["cls"] not in guessed:
             guessed.append("the %s's cost" % g["cls"])

@@ -137,12 +137,66 @@ def goals_into_py(buf, goal, idx, n, conv):
         buf[p + 1] = c >> 8
 
 
+# Feetech STS status packets in one pass (FeetechBus._parse). book: servo id -> index
+# (256 bytes, 0xFF: none), then 1 per servo awaited, then each servo's joint. io (16-bit):
+# in: 0 bytes in rx (out: bytes used up), 1 centre, 2 counts per turn, 3 servos, 6 answer size, 7 load offset
+# in the data, 8 position sign bit, 9 load sign bit, 10 status bits kept, 11 bad-checksum
+# bit, 12 error bit; out: 4 answers booked, 5 bad checksums. Six arguments: the caller's
+# frame stays on the stack (tests/test_vrig_frames.py).
+STS_RXN = 0
+STS_BOOKED = 4
+STS_BAD = 5
+
+
+def sts_answers_py(rx, io, book, present, status, load):
+    """Book every whole status packet in rx[0:io[0]] (an answer awaited from a servo:
+    present position in cdeg from the centre, load, status bits; a bad checksum is
+    counted and flagged; an echo or an unawaited answer is skipped); a partial packet is
+    kept. Returns how many bytes were used up (also left in io[0])."""
+    rxn = io[0]
+    n = io[3]
+    io[4] = io[5] = 0
+    p = 0
+    while rxn - p >= 6:
+        size = rx[p + 3] + 4
+        if rx[p] != 0xFF or rx[p + 1] != 0xFF or rx[p + 2] == 0xFF or size < 6:
+            p += 1  # no packet starts here: resynchronise byte by byte
+            continue
+        if rxn - p < size:
+            break  # the rest has not arrived yet
+        k = book[rx[p + 2]]
+        if size == io[6] and k != 0xFF and book[256 + k]:  # else an echo, or not awaited
+            book[256 + k] = 0
+            io[4] += 1
+            j = book[256 + n + k]
+            ok = (0xFF ^ sum_bytes_py(rx, p + 2, p + size - 1)) == rx[p + size - 1]
+            if not ok:
+                io[5] += 1
+                status[j] = (status[j] & io[10]) | io[11]
+            else:
+                status[j] = (status[j] & io[10]) | (io[12] if rx[p + 4] else 0)
+                d = p + 5
+                v = rx[d] | (rx[d + 1] << 8)
+                if v & (1 << io[8]):
+                    v = -(v & ((1 << io[8]) - 1))
+                present[j] = ((v - io[1]) * 36000 + (io[2] >> 1)) // io[2]
+                d += io[7]
+                v = rx[d] | (rx[d + 1] << 8)
+                if v & (1 << io[9]):
+                    v = -(v & ((1 << io[9]) - 1))
+                load[k] = v
+        p += size
+    io[0] = p
+    return p
+
+
 sum_bytes = sum_bytes_py
 crc16 = crc16_py
 stuff = stuff_py
 unstuff = unstuff_py
 chain_collect = chain_collect_py
 goals_into = goals_into_py
+sts_answers = sts_answers_py
 VIPER = False
 
 try:
@@ -155,10 +209,12 @@ try:
     from dexfw.drivers.busbytes_viper import unstuff as _unstuff_viper
     from dexfw.drivers.busbytes_viper import chain_collect as _chain_collect_viper
     from dexfw.drivers.busbytes_viper import goals_into as _goals_into_viper
+    from dexfw.drivers.busbytes_viper import sts_answers as _sts_answers_viper
 
     sum_bytes = _sum_bytes_viper
     chain_collect = _chain_collect_viper
     goals_into = _goals_into_viper
+    sts_answers = _sts_answers_viper
     crc16 = _crc16_viper
     stuff = _stuff_viper
     unstuff = _unstuff_viper
@@ -169,6 +225,6 @@ except (ImportError, SyntaxError):
 
 def use_plain():
     """Switch to the plain-Python loops (benchmarks compare the two)."""
-    global sum_bytes, crc16, stuff, unstuff, chain_collect, goals_into, VIPER
+    global sum_bytes, crc16, stuff, unstuff, chain_collect, goals_into, sts_answers, VIPER
     sum_bytes, crc16, stuff, unstuff, VIPER = sum_bytes_py, crc16_py, stuff_py, unstuff_py, False
-    chain_collect, goals_into = chain_collect_py, goals_into_py
+    chain_collect, goals_into, sts_answers = chain_collect_py, goals_into_py, sts_answers_py

@@ -132,3 +132,54 @@ def goals_into(buf: ptr8, goal: ptr16, idx: ptr8, n: int, conv: ptr16):
         buf[p] = c & 0xFF
         buf[p + 1] = c >> 8
         k += 1
+
+
+@micropython.viper
+def sts_answers(rx: ptr8, io: ptr16, book: ptr8, present: ptr16, status: ptr8,
+                load: ptr16) -> int:
+    """busbytes.sts_answers_py in viper."""
+    rxn = io[0]
+    n = io[3]
+    io[4] = 0
+    io[5] = 0
+    p = 0
+    while rxn - p >= 6:
+        size = rx[p + 3] + 4
+        if rx[p] != 0xFF or rx[p + 1] != 0xFF or rx[p + 2] == 0xFF or size < 6:
+            p += 1
+            continue
+        if rxn - p < size:
+            break
+        k = book[rx[p + 2]]
+        if size == io[6] and k != 0xFF and book[256 + k]:
+            book[256 + k] = 0
+            io[4] = io[4] + 1
+            j = book[256 + n + k]
+            s = 0
+            i = p + 2
+            while i < p + size - 1:
+                s += rx[i]
+                i += 1
+            if (0xFF ^ (s & 0xFF)) != rx[p + size - 1]:
+                io[5] = io[5] + 1
+                status[j] = (status[j] & io[10]) | io[11]
+            else:
+                e = 0
+                if rx[p + 4]:
+                    e = io[12]
+                status[j] = (status[j] & io[10]) | e
+                d = p + 5
+                v = rx[d] | (rx[d + 1] << 8)
+                b = 1 << io[8]
+                if v & b:
+                    v = 0 - (v & (b - 1))
+                present[j] = ((v - io[1]) * 36000 + (io[2] >> 1)) // io[2]
+                d += io[7]
+                v = rx[d] | (rx[d + 1] << 8)
+                b = 1 << io[9]
+                if v & b:
+                    v = 0 - (v & (b - 1))
+                load[k] = v
+        p += size
+    io[0] = p
+    return p

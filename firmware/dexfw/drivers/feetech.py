@@ -12,7 +12,8 @@ from dexfw.compat import const
 from dexfw.drivers import busbytes, feetech_table
 from dexfw.drivers.feetech_table import (BROADCAST_ID, INST_READ, INST_SYNC_READ,
                                          INST_SYNC_WRITE, INST_WRITE)
-from dexfw.drivers.servobus import ServoBus, cdeg_from_counts
+from dexfw.drivers.servobus import KEEP_BITS, ServoBus
+from dexproto.catalog import COUNTER_MASK, ST_SERVO_BAD_CHECKSUM, ST_SERVO_ERROR
 
 _REGS = feetech_table.CONTROL_TABLE
 _ADDRESS = const(0)  # a CONTROL_TABLE entry is (address, size)
@@ -61,13 +62,6 @@ def sync_write_packet(addr, length, ids):
     return packet(BROADCAST_ID, INST_SYNC_WRITE, params)
 
 
-def sign_magnitude(value, sign_bit):
-    """An STS signed field (sign-and-magnitude, sign at bit `sign_bit`) as an int."""
-    if value & (1 << sign_bit):
-        return -(value & ((1 << sign_bit) - 1))
-    return value
-
-
 class FeetechBus(ServoBus):
     MIN_PACKET = _HEAD + 1
     READ1_SIZE = _HEAD + 2  # the answer to a one-byte READ
@@ -95,6 +89,18 @@ class FeetechBus(ServoBus):
             self._req = packet(BROADCAST_ID, INST_SYNC_READ, bytearray(2 + read_group))
             self._req[_HEAD] = REG_PRESENT_POSITION
             self._req[_HEAD + 1] = READ_LEN
+        # busbytes.sts_answers' inputs: the ids, the awaited flags (ServoBus's _awaited is
+        # a view into them) and the joints in one buffer; the conversions in io.
+        n = self.n
+        self._book = bytearray(256 + 2 * n)
+        for i in range(256):
+            self._book[i] = self._index_of[i]
+        for k in range(n):
+            self._book[256 + n + k] = self.joints[k]
+        self._awaited = memoryview(self._book)[256:256 + n]
+        self._io = array.array("H", [0, self.centre, self.counts_per_turn, n, 0, 0,
+                                     ANSWER_SIZE, LOAD_AT, POSITION_SIGN_BIT, LOAD_SIGN_BIT,
+                                     KEEP_BITS, ST_SERVO_BAD_CHECKSUM, ST_SERVO_ERROR])
         self._set_eeprom_byte(REG_RETURN_DELAY, 0)  # answer at once, not after 500 us
 
     def _read1_packet(self, servo_id, addr):
@@ -123,7 +129,19 @@ class FeetechBus(ServoBus):
         finish_packet(req, len(req))
         self.uart.write(req)
 
-    # ---- framing (ServoBus._parse and _find_status call these) ----------------------
+    def _parse(self, present_cdeg, status):
+        """ServoBus._parse in one pass over the receive buffer (busbytes.sts_answers:
+        viper where the port has it; each answer booked as _packet would)."""
+        # (No locals: the call's 8 slots and the arguments' 3 are the on-stack limit.)
+        self._io[0] = self._rxn
+        busbytes.sts_answers(self._rx, self._io, self._book, present_cdeg, status, self.load)
+        self._n_awaited -= self._io[4]
+        if self._io[5]:
+            self.bad_checksums = (self.bad_checksums + self._io[5]) & COUNTER_MASK
+        if self._io[0]:
+            self._consume(self._io[0])
+
+    # ---- framing (ServoBus._find_status calls these at setup) --------------------------
     def _size_at(self, rx, p):
         if rx[p] != 0xFF or rx[p + 1] != 0xFF or rx[p + 2] == 0xFF:
             return 0
@@ -136,18 +154,3 @@ class FeetechBus(ServoBus):
     def _status_id(self, rx, p):
         return rx[p + 2]  # an answer and an echo look alike: callers tell them by size
 
-    def _packet(self, rx, p, size):
-        if size == ANSWER_SIZE and rx[p + 2] != BROADCAST_ID:  # else an echo: skip it
-            ok = self._check(rx, p, size)
-            self._answer(p, ok)
-
-    def _answer(self, p, ok):
-        k = self._answered(self._rx[p + 2], ok, self._rx[p + 4])
-        if k >= 0:
-            self._store(k, self._rx, p + _HEAD, self._present_out)
-
-    def _store(self, k, rx, d, present_cdeg):
-        pos = sign_magnitude(rx[d] | (rx[d + 1] << 8), POSITION_SIGN_BIT)
-        present_cdeg[self.joints[k]] = cdeg_from_counts(pos, self.centre, self.counts_per_turn)
-        d += LOAD_AT
-        self.load[k] = sign_magnitude(rx[d] | (rx[d + 1] << 8), LOAD_SIGN_BIT)
