@@ -167,7 +167,7 @@ def run(args, out: Path):
         next_sample = t_rec + args.every
         while time.monotonic() < deadline - 1:  # no episode shorter than a second
             if len(writers) == 1:  # the first episode warmed up arenas, queues, caches:
-                recorder.wait_finished()  # compare from here, nothing queued, ...
+                recorder.wait_finished()  # compare from here, no episode being written, ...
                 heap.snapshot(time.monotonic() - t0)
             recorder.start_episode()
             writers.append(recorder.current)
@@ -182,7 +182,7 @@ def run(args, out: Path):
             recorder.stop_episode(keep=True)
         recorder.wait_finished()
         usage1 = resource.getrusage(resource.RUSAGE_SELF)
-        heap.snapshot(time.monotonic() - t0)  # ... to here, nothing queued either
+        heap.snapshot(time.monotonic() - t0)  # ... to here, none either
         samples.append(take_sample(t0, board, link, heap, len(writers) + 1))
         stats1, link1 = board_stats(link), link.stats_snapshot()
         load = os.getloadavg()
@@ -331,7 +331,7 @@ def print_python_heap(heap: PythonHeap, warm: list[Sample]) -> None:
     if not growth:
         print("            nothing grew between the snapshots compared")
         return
-    print("            grew most from %.0f s to %.0f s, nothing queued at either (by traceback):"
+    print("            grew most from %.0f s to %.0f s, no episode being written at either (by traceback):"
           % (heap.first_t, heap.last_t))
     for d in growth:
         where = " <- ".join("%s:%d" % (Path(f.filename).name, f.lineno)
