@@ -242,7 +242,8 @@ def main(argv=None):
 
 
 MODEL_STAGES = (("sample", "sample"), ("map", "map"), ("servo", "servo"),
-                ("telemetry", "telemetry"), ("overhead", "overhead"))
+                ("telemetry", "telemetry"), ("telemetry_present", None),
+                ("overhead", "overhead"))
 
 
 def print_model(measured: dict) -> None:
@@ -260,7 +261,9 @@ def print_model(measured: dict) -> None:
         print("  %-16s %9s" % ("stage", "x86") + "".join("%12s" % t for t in names))
         for stage, key in MODEL_STAGES:
             here = x86[key] / (dec if stage == "telemetry" else 1) if key else None
-            print("  %-16s %9s" % (stage if stage != "telemetry" else "telemetry/%d" % dec,
+            label = {"telemetry": "telemetry/%d" % dec,
+                     "telemetry_present": "  viper present"}.get(stage, stage)
+            print("  %-16s %9s" % (label,
                                    "%.1f" % here if here is not None else "-")
                   + "".join("%12.0f" % c.stages[stage] for c in costs))
         print("  %-16s %9s" % ("I2C/SPI waits", "-") + "".join("%12.0f" % c.blocking_us

@@ -188,8 +188,9 @@ def test_mapping_on_cpython_matches_the_formula():
 
 
 def test_mapping_viper_equals_python_under_micropython(tmp_path):
-    """Viper and plain-Python mapping, slew, coupling and packing agree on many inputs,
-    including zeros at the wrap, bad encoders, limits, negative coefficients."""
+    """Viper and plain-Python mapping, slew, coupling, packing and the present positions
+    (servo frame back, unread marks) agree on many inputs, including zeros at the wrap,
+    bad encoders, limits, negative coefficients, unknown positions, blind servos."""
     body = '''
 from array import array
 import random
@@ -240,6 +241,16 @@ for trial in range(40):
         body = bytearray(300); end = f(body, 5, goal, tgt, q, st, st, n, 20)
         res.append((end, bytes(body)))
     if res[0] != res[1]: mism.append(("pack", trial))
+    servo = arr("h", [random.choice((-32768, random.getrandbits(15) - 16384)) for i in range(n)])
+    sign = arr("h", [random.choice((1, -1)) for i in range(n)])
+    blind = bytearray([random.choice((0, 0, 1)) for i in range(n)])
+    res = []
+    for fs, fm in ((mapping.from_servo_py, mapping.mark_unread_py),
+                   (mapping._from_servo_viper, mapping._mark_unread_viper)):
+        pm = arr("h", [7] * n); rep = bytearray(n)
+        u = fs(servo, sign, lo, pm, n); fm(st, pm, blind, rep, 0x10, n)
+        res.append((u, list(pm), list(rep)))
+    if res[0] != res[1]: mism.append(("present", trial))
 val("viper", mapping.VIPER)
 val("mismatch", mism)
 '''

@@ -152,13 +152,8 @@ class JointMap:
         that has not answered yet is only marked in what goes to the host, so a dataset
         can drop its placeholder present position (PRESENT_UNKNOWN).
         """
-        m = 0
-        while m < self.nm:  # few locals, no range(): the frame stays on the stack
-            s = self.servo_status[m]
-            if self.present_motor[m] == UNKNOWN and not self.blind[m]:
-                s |= bit
-            self.report_status[m] = s
-            m += 1
+        mapping.mark_unread(self.servo_status, self.present_motor, self.blind,
+                            self.report_status, bit, self.nm)
 
     def unknown_present(self):
         """How many motors that can report their position have not reported it yet."""

@@ -103,7 +103,7 @@ def to_servo_py(motor, direction, offset, servo, n):
         m += 1
 
 
-def from_servo(servo, direction, offset, out, n):
+def from_servo_py(servo, direction, offset, out, n):
     """Servo-frame present positions back to the motor frame; return how many are unknown."""
     unknown = 0
     m = 0
@@ -115,6 +115,18 @@ def from_servo(servo, direction, offset, out, n):
             out[m] = servo[m] - offset[m] if direction[m] > 0 else offset[m] - servo[m]
         m += 1
     return unknown
+
+
+def mark_unread_py(sstatus, present, blind, report, bit, nm):
+    """report = sstatus, plus `bit` on motors whose present position is UNKNOWN and that
+    can report one (blind[m] == 0)."""
+    m = 0
+    while m < nm:
+        s = sstatus[m]
+        if present[m] == UNKNOWN and not blind[m]:
+            s |= bit
+        report[m] = s
+        m += 1
 
 
 def pack_joints_py(body, at, exo, goal, present, flags, sstatus, n, nm):
@@ -162,6 +174,8 @@ couple = couple_py
 clip = clip_py
 to_servo = to_servo_py
 pack_joints = pack_joints_py
+from_servo = from_servo_py
+mark_unread = mark_unread_py
 VIPER = False
 
 try:
@@ -172,7 +186,9 @@ try:
     from dexfw.mapping_viper import couple as _couple_viper
     from dexfw.mapping_viper import first_change as _first_change_viper
     from dexfw.mapping_viper import follow as _follow_viper
+    from dexfw.mapping_viper import from_servo as _from_servo_viper
     from dexfw.mapping_viper import map_exo as _map_exo_viper
+    from dexfw.mapping_viper import mark_unread as _mark_unread_viper
     from dexfw.mapping_viper import pack_joints as _pack_joints_viper
     from dexfw.mapping_viper import slew as _slew_viper
     from dexfw.mapping_viper import to_servo as _to_servo_viper
@@ -198,6 +214,7 @@ def pack_joints_of(jm):
 def select(viper):
     """Use the viper versions (when the port has them) or the plain-Python ones."""
     global map_exo, first_change, follow, slew, couple, clip, to_servo, pack_joints
+    global from_servo, mark_unread
     use = viper and VIPER
     map_exo = _map_exo_viper if use else map_exo_py
     first_change = _first_change_viper if use else first_change_py
@@ -207,6 +224,8 @@ def select(viper):
     clip = _clip_viper if use else clip_py
     to_servo = _to_servo_viper if use else to_servo_py
     pack_joints = _pack_joints_viper if use else pack_joints_py
+    from_servo = _from_servo_viper if use else from_servo_py
+    mark_unread = _mark_unread_viper if use else mark_unread_py
     return use
 
 

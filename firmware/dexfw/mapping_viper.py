@@ -161,3 +161,41 @@ def to_servo(motor: ptr16, direction: ptr16, offset: ptr16, servo: ptr16, n: int
         else:
             servo[m] = int(offset[m]) - int(motor[m])
         m += 1
+
+
+@micropython.viper
+def from_servo(servo: ptr16, direction: ptr16, offset: ptr16, out: ptr16, n: int) -> int:
+    """mapping.from_servo_py in viper (0x8000: UNKNOWN, as ptr16 loads it)."""
+    unknown = 0
+    m = 0
+    while m < n:
+        s = int(servo[m])
+        if s == 0x8000:
+            out[m] = s
+            unknown += 1
+        else:
+            if s >= 32768:
+                s -= 65536
+            o = int(offset[m])
+            if o >= 32768:
+                o -= 65536
+            d = int(direction[m])
+            if d != 0 and d < 32768:  # > 0 (ptr16 loads are unsigned)
+                out[m] = s - o
+            else:
+                out[m] = o - s
+        m += 1
+    return unknown
+
+
+@micropython.viper
+def mark_unread(sstatus: ptr8, present: ptr16, blind: ptr8, report: ptr8, bit: int,
+                nm: int):
+    """mapping.mark_unread_py in viper."""
+    m = 0
+    while m < nm:
+        s = sstatus[m]
+        if int(present[m]) == 0x8000 and not blind[m]:
+            s |= bit
+        report[m] = s
+        m += 1

@@ -82,6 +82,12 @@ READBACK_US = {
     "FeetechBus": 200.0 - (7 * 13.6 + 3 * 10.3) + 10.3 + 25.0,
 }
 TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
+# GUESS: since those figures, two plain per-motor loops inside each TELEMETRY are viper
+# (mapping.from_servo and mark_unread: the present positions in the motor frame and the
+# unread marks). Per motor less: two loop iterations (3.1 us each) and ~7 array loads and
+# stores (~1 us each, a guess) against ~1 us of viper; per frame one function call more
+# (10.3 us). Kept apart from TELEMETRY_US, which is the calibration. Not emulated.
+TELEMETRY_PRESENT_US = (10.3, -(2 * 3.1 + 7 * 1.0 - 1.0))
 # The x86 core bench/firmware.py runs on against the emulated RP2040: emulated us per x86
 # us, per stage 136-167 (iso16, iso22, tendon16 on this project's build host, 2026-12-01;
 # the issue's own host measured 124 for a whole cycle). The virtual board scales its x86
@@ -213,10 +219,13 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
     mapping = _linear(MAP_US, n)
     if cfg.get("coupling"):
         mapping += COUPLING_US_PER_MOTOR * len(cfg["motors"])
-    telemetry = _linear(TELEMETRY_US, n) / cfg["loop"]["telemetry_decimation"]
+    dec = cfg["loop"]["telemetry_decimation"]
+    telemetry = _linear(TELEMETRY_US, n) / dec
     stages = {"overhead": OVERHEAD_US, "sample": sample, "map": mapping, "servo": servo,
-              "telemetry": telemetry}
+              "telemetry": telemetry,
+              "telemetry_present": _linear(TELEMETRY_PRESENT_US, len(cfg["motors"])) / dec}
     guessed.append("the map stage's cost per joint")
+    guessed.append("the viper present positions' saving in telemetry")
     if any(g["cls"] != "PCA9685Servos" for g in cfg["servos"]):
         guessed.append("the read-back's cost")
     return stages, guessed
