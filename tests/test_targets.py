@@ -176,7 +176,7 @@ def test_the_timed_board_waits_out_the_buses_and_allocates_nothing():
 
 
 # ---- the per-cycle kernels: viper against the plain twins ---------------------------------
-KERNELS = '''
+KERNEL_PRELUDE = '''
 import array, json
 from dexfw import mapping
 from dexfw.drivers import busbytes
@@ -187,6 +187,8 @@ def rnd():
     global seed
     seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
     return seed >> 8
+'''
+KERNELS = KERNEL_PRELUDE + '''
 n = 16
 codes = array.array("H", [0xFFFF, 0x7FFD, 0x4001, 0xF8, 0x04, 0x01])
 same = []
@@ -248,15 +250,8 @@ def test_the_viper_kernels_match_their_plain_twins():
     assert len(same) == 200 and all(same)
 
 
-STS_ANSWERS = '''
-import array, json
-from dexfw.drivers import busbytes
-import dexfw.drivers.busbytes_viper as bv
+STS_ANSWERS = KERNEL_PRELUDE + '''
 seed = 777
-def rnd():
-    global seed
-    seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-    return seed >> 8
 n = 6
 ids = (3, 9, 1, 20, 7, 12)
 kinds = {"answers": 0, "bad": 0, "echo": 0, "partial": 0}
