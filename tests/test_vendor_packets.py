@@ -128,6 +128,7 @@ class LoopPort:
 # (silent) are waited for and left alone. The read-back answers come from the driver
 # module's own packet builder: their parsing is checked against the simulated servos.
 DRIVER_SCRIPT = """
+from array import array
 from dexfw.drivers import %(module)s
 from dexfw.drivers.%(module)s import %(cls)s
 def reply(buf):
@@ -136,7 +137,7 @@ def reply(buf):
 bus = %(cls)s(uart, ids=%(ids)r, joints=(0, 1, 2), timeout_polls=1, clock=time)
 bus.torque(1)
 bus.torque(0)
-bus.write_goals(%(goals)r)
+bus.write_goals(array("h", %(goals)r))  # the loop's goals are an array, as here
 for _ in range(3):
     bus.poll(present, status)
 group = %(cls)s(uart, ids=%(ids)r, joints=(0, 1, 2), read_group=2, timeout_polls=1, clock=time)
