@@ -196,6 +196,7 @@ def run_world(args, out: Path) -> dict:
         s0, c0, h0, steps0 = rec.link.get_stats(), camera_counts(rec), time.monotonic(), \
             bridge.stats["steps"]
         cpu = CpuUse(vb.interpreter_pid)
+        sched = scheduling(vb.interpreter_pid)
         wt0 = world.time
         step_t.n, step_t.total_s = 0, 0.0
         for t in frame_t.values():
@@ -213,7 +214,8 @@ def run_world(args, out: Path) -> dict:
                       states_dropped=bridge.stats["states_dropped"],
                       loop=loop_figures(rec.link, s0, s1, wall),
                       cams=camera_rows(rec, c0, c1, wall),
-                      frame_us={n: t.mean_us for n, t in frame_t.items()}, cpu=cpu_rows)
+                      frame_us={n: t.mean_us for n, t in frame_t.items()}, cpu=cpu_rows,
+                      sched=sched)
     res = rec.result()
     result["errors"] = res.errors
     return result
@@ -234,6 +236,17 @@ def run_baseline(args, out: Path, seconds: float) -> dict:
                       cams=camera_rows(rec, c0, c1, wall), cpu=cpu_rows)
     result["errors"] = rec.result().errors
     return result
+
+
+def scheduling(pid: int) -> str:
+    """How the board's interpreter is scheduled (sim.interpreter.favour_board: real-time
+    where the host may, else nice -5, else as it is): the overrun figures depend on it."""
+    try:
+        if os.sched_getscheduler(pid) == os.SCHED_FIFO:
+            return "SCHED_FIFO"
+        return "nice %d" % os.getpriority(os.PRIO_PROCESS, pid)
+    except OSError:
+        return "unknown"
 
 
 def loop_line(lp: dict) -> str:
@@ -277,6 +290,7 @@ def main(argv=None) -> int:
               % (c["name"], c["size"], c["fps"], a["frame_us"][c["name"]], c["captured"],
                  c["rate"], c["dropped"], c["late"], c["refused"]))
     print("  loop with the world:    " + loop_line(a["loop"]))
+    print("  board interpreter scheduled: %s" % a["sched"])
     if args.cpu:
         print("\n".join(cpu_lines(a["cpu"])))
     print("B: kinematic rig, simulated cameras, %.1f s" % b["wall"])
