@@ -226,3 +226,22 @@ def test_opencv_camera_crops_gelsight_frames_measures_contact_and_reports_the_en
     assert pressed.area == pytest.approx(np.pi * 80 ** 2 / (458 * 344), rel=0.1)
     assert pressed.intensity == pytest.approx(110, abs=10)
     assert cs.problems()["index"].startswith("disconnected")
+
+
+def test_a_late_frame_is_jitter_and_a_skipped_slot_is_a_loss():
+    from dexlink.capture.base import CameraStats
+    cam = Camera.__new__(Camera)  # only the counting: no device, no thread
+    cam.stats = CameraStats()
+    period = 10_000_000
+
+    def frames(times_ms):
+        for t in times_ms:
+            cam._count_missed(int((1000 + t) * 1e6), period)
+            cam.stats.captured += 1
+
+    frames([0, 10, 20, 36, 40, 50])  # the fourth 6 ms late, the rest on time
+    assert cam.stats.missed == 0
+    frames([70, 80, 90])  # the slot at 60 ms never came
+    assert cam.stats.missed == 1
+    frames([100, 116, 120, 130])  # one late again, then on time: still one lost
+    assert cam.stats.missed == 1

@@ -51,6 +51,7 @@ class CameraStats:
     error: str = ""
     last_t_ns: int = 0
     first_t_ns: int = 0
+    deficit: int = 0  # frames due minus frames come, at the last frame
     recent: list = field(default_factory=list)  # capture times of the last frames, for rates
 
     @property
@@ -144,8 +145,13 @@ class Camera:
         s = self.stats
         if not s.first_t_ns:
             s.first_t_ns = t_ns
+        # A frame's deficit (slots due minus frames come) counts once the next frame shows
+        # it too: one late by more than half a period, then on time, was jitter (counting
+        # its deficit at once made every such frame a loss that never happened).
         due = (t_ns - s.first_t_ns + period_ns // 2) // period_ns + 1
-        s.missed = max(s.missed, due - (s.captured + 1))
+        deficit = due - (s.captured + 1)
+        s.missed = max(s.missed, min(deficit, s.deficit))
+        s.deficit = deficit
         s.last_t_ns = t_ns
         s.recent.append(t_ns)
         if len(s.recent) > 64:
