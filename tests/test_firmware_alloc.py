@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import ROOT, run_micropython
-from dexlink.hwconfig import dumps
 from dexproto import catalog as C
 from dexproto.stream import encode, make
 from support.firmware_families import FAMILIES
+from support.loop_script import loop_script
 
 pytestmark = pytest.mark.micropython
 
@@ -28,17 +28,8 @@ def _host_frames(n_joints):
     return b"".join(encode(m, seq=i) for i, m in enumerate(frames)).hex()
 
 
+# After support.loop_script's prelude (fw, con, cfg on the simulated rig).
 MEASURE = '''
-import json, gc, vworld, vmachine
-vworld.manual_clock()
-cfg = json.loads(%r)
-vmachine.load_rig(cfg)
-from dexfw.bufconsole import BufferConsole
-from dexfw import build
-from dexfw.loop import Firmware
-enc, srv = build.build(vmachine, cfg)
-con = BufferConsole()
-fw = Firmware(vmachine, con, cfg, enc, srv, 0, b"virtual")
 host_frames = bytes.fromhex(%r)
 def steady(mode, chunks):
     for k in range(chunks):
@@ -94,7 +85,7 @@ print("RESULT", json.dumps(results), fw.link.tx_dropped, con.tx_overflow)
 def test_steady_state_loop_allocates_nothing(family):
     import json
     cfg = FAMILIES[family]()
-    proc = run_micropython(MEASURE % (dumps(cfg), _host_frames(len(cfg["joints"]))),
+    proc = run_micropython(loop_script(cfg, MEASURE % _host_frames(len(cfg["joints"]))),
                            paths=[SIM_BOARD], timeout=120)
     lines = proc.stdout.decode().splitlines()
     grown, playing, dropped, refused = (int(v) for v in [
