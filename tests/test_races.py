@@ -103,6 +103,7 @@ class TelemetryWithheld:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = "socket://127.0.0.1:%d" % self.server.getsockname()[1]
         self.rebooted = threading.Event()
+        self._released = threading.Event()
         self._highest = -1
         self._ended = threading.Event()
         self._host: socket.socket | None = None
@@ -128,11 +129,16 @@ class TelemetryWithheld:
         if self.rebooted.is_set() or not decoded or decoded[0].name != "TELEMETRY":
             return True
         cycle = decoded[0].cycle
-        if cycle < self._highest:
+        if cycle < self._highest or self._released.is_set():
             self.rebooted.set()
             return True
         self._highest = cycle
         return False
+
+    def release(self) -> None:
+        """Let telemetry through from now on: the board has rebooted (its new counter may
+        pass the old one's before its first telemetry arrives: the old board ran briefly)."""
+        self._released.set()
 
     def _to_board(self) -> None:
         self._host.settimeout(0.05)
@@ -170,7 +176,10 @@ def test_a_board_reset_right_after_the_first_open_is_noticed(tmp_path):
             with Link(relay.url) as link:
                 events = link.subscribe(EVENT)
                 link.set_mode(catalog.MODE_TELEOP)
+                boots = board.stats["boots"]
                 board.inject("reset")
+                assert board.wait_for(lambda b: b.stats["boots"] > boots, 10)
+                relay.release()
                 assert relay.rebooted.wait(10)
                 wait_event(events, "board_reset", timeout=5)
                 wait_event(events, "reconnected")
