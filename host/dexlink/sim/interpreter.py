@@ -163,8 +163,8 @@ def favour_board(pid: int) -> None:
     machine (bench/world.py, 10 s, recording): 1-3 % of cycles overran at normal priority
     with or without the world, nice -5 changed nothing (the interpreter still waited
     ~68 ms a second for a core), SCHED_FIFO brought them to 0.03-0.06 %. The loop sleeps
-    between cycles (a quarter of a core at 1 kHz), so it cannot starve the host; the
-    kernel keeps a share for ordinary tasks besides. Where neither is allowed (an ordinary
+    between cycles (a quarter of a core at 1 kHz); a program spinning on the board holds
+    one core, less the share the kernel keeps for ordinary tasks. Where neither is allowed (an ordinary
     user), it runs as it is: the loop's overrun count says what that costs."""
     try:
         os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(BOARD_FIFO_PRIORITY))
