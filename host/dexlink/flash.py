@@ -200,7 +200,8 @@ def open_port(port: str, busy_wait_s: float = BUSY_WAIT_S) -> serial.Serial:
             raise FlashError("cannot open %s: %s" % (port, e)) from None
 
 
-def _read_for(s: serial.Serial, seconds: float, until: bytes) -> bytes:
+def read_for(s: serial.Serial, seconds: float, until: bytes) -> bytes:
+    """What the port sends within `seconds`, stopping early once `until` has come."""
     data = b""
     deadline = time.monotonic() + seconds
     while until not in data and time.monotonic() < deadline:
@@ -212,7 +213,7 @@ def _raw_repl(s: serial.Serial, seconds: float) -> tuple[bool, bytes]:
     """Ctrl-C, Ctrl-A: does a MicroPython REPL answer? (Harmless data to running firmware.)"""
     s.reset_input_buffer()
     s.write(b"\r\x03\x03\r\x01")
-    seen = _read_for(s, seconds, RAW_BANNER)
+    seen = read_for(s, seconds, RAW_BANNER)
     return RAW_BANNER in seen, seen
 
 
@@ -232,23 +233,30 @@ def _hello(s: serial.Serial, seconds: float):
     return None
 
 
+def stop_firmware(s: serial.Serial, progress) -> bytes | None:
+    """If dexlink firmware answers HELLO on the port, send it the REPL message (it stops,
+    torque off) and return what came up to the friendly prompt; None if none answers."""
+    reply = _hello(s, 1.5)
+    if reply is None:
+        return None
+    progress("the board runs dexlink firmware %d.%d.%d: asking it to hand the port to the REPL"
+             % (reply.fw_major, reply.fw_minor, reply.fw_patch))
+    s.write(b"\x00" + encode(make("REPL")))
+    # Wait for the friendly prompt: keys sent earlier would reach the firmware as data.
+    return read_for(s, 3.0, b">>> ")
+
+
 def reach_repl(port: str, progress) -> None:
     """Leave the board at its raw REPL, handing the port back from running firmware."""
     with open_port(port) as s:
         ok, seen = _raw_repl(s, 0.5)
         if ok:
             return
-        reply = _hello(s, 1.5)
-        if reply is None:
+        if stop_firmware(s, progress) is None:
             raise FlashError(
                 "%s answers neither the MicroPython REPL nor dexlink firmware (it sent %r): "
                 "is this a MicroPython board? Flash MicroPython onto it first, or reset it "
                 "holding the safe-boot pin" % (port, seen[-60:]))
-        progress("the board runs dexlink firmware %d.%d.%d: asking it to hand the port to the REPL"
-                 % (reply.fw_major, reply.fw_minor, reply.fw_patch))
-        s.write(b"\x00" + encode(make("REPL")))
-        # Wait for the friendly prompt: keys sent earlier would reach the firmware as data.
-        _read_for(s, 3.0, b">>> ")
         ok, seen = _raw_repl(s, 2.0)
         if not ok:
             raise FlashError("%s: the firmware did not hand the port back to the REPL (it sent "
@@ -295,10 +303,10 @@ def reboot_and_verify(port: str, image: Image, progress):
     """Soft-reboot into main.py, then HELLO: this version and this config, or FlashError."""
     with open_port(port) as s:
         s.write(b"\r\x03\x02")  # the friendly REPL, where Ctrl-D reboots into main.py
-        _read_for(s, 2.0, b">>> ")
+        read_for(s, 2.0, b">>> ")
         s.reset_input_buffer()
         s.write(b"\x04")
-        if b"soft reboot" not in _read_for(s, 3.0, b"soft reboot"):
+        if b"soft reboot" not in read_for(s, 3.0, b"soft reboot"):
             raise FlashError("%s did not soft-reboot after the copy" % port)
     progress("rebooted; waiting for the firmware's HELLO")
     # The session's own handshake: its frames carry no 0x03, which a booting board would

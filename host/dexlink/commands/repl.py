@@ -66,8 +66,7 @@ def repl(args) -> int:
 
 def hand_over(port: str, progress) -> None:
     """Leave the board on `port` at its friendly REPL, or raise UserError saying why not."""
-    from dexlink.flash import FlashError, _hello, _read_for, open_port
-    from dexproto.stream import encode, make
+    from dexlink.flash import FlashError, open_port, read_for, stop_firmware
 
     try:
         s = open_port(port)  # no such port, or a busy one: said plainly
@@ -76,20 +75,16 @@ def hand_over(port: str, progress) -> None:
     with s:
         s.reset_input_buffer()
         s.write(BREAK_IN)  # a REPL answers at once; firmware waits for 1 s of quiet...
-        seen = _read_for(s, 0.5, PROMPT)
+        seen = read_for(s, 0.5, PROMPT)
         stopped = False
         if PROMPT not in seen:
-            reply = _hello(s, 1.5)  # ...which HELLO's leading 0x00 ends
-            if reply is not None:
-                progress("%s runs dexlink firmware %d.%d.%d: sending it the REPL message"
-                         % (port, reply.fw_major, reply.fw_minor, reply.fw_patch))
-                s.write(b"\x00" + encode(make("REPL")))
-                seen = _read_for(s, 3.0, PROMPT)
-                stopped = True
+            answer = stop_firmware(s, progress)  # HELLO's leading 0x00 ends the break-in
+            if answer is not None:
+                seen, stopped = answer, True
             else:
                 progress("no dexlink firmware answers on %s: sending the break-in" % port)
                 s.write(BREAK_IN)
-                seen = _read_for(s, BREAK_IN_WAIT_S, PROMPT)
+                seen = read_for(s, BREAK_IN_WAIT_S, PROMPT)
     if PROMPT not in seen:
         raise UserError("%s: no MicroPython REPL answered (it sent %r); reset the board "
                         "holding its safe-boot pin, or flash it" % (port, seen[-60:]))
