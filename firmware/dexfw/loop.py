@@ -3,17 +3,17 @@
 #
 # The loop's other jobs live beside it: dexfw.faults (edge-triggered, rate-limited
 # FAULTs), dexfw.applyonce (a retried command is not applied twice), dexfw.replies (the
-# replies and telemetry, packed in place), dexfw.joints + dexfw.mapping (the per-joint
-# arithmetic).
+# replies and telemetry, packed in place), dexfw.settings (the configuration commands),
+# dexfw.joints + dexfw.mapping (the per-joint arithmetic).
 #
 # Nothing in cycle() allocates once warmed up (tests/test_firmware_alloc.py holds it to
 # zero bytes per cycle under the MicroPython interpreter): arrays made in __init__,
 # replies packed in place, no floats, no slices, no varargs.
-from dexfw import config, mapping, replies
-from dexfw.applyonce import SLOT_CONFIG, SLOT_JOINT, SLOT_MODE, SLOT_TARGETS, ApplyOnce
+from dexfw import config, mapping, replies, settings
+from dexfw.applyonce import SLOT_MODE, SLOT_TARGETS, ApplyOnce
 from dexfw.faults import SLOW_FAULT_US, FaultReporter
 from dexfw.joints import JointMap
-from dexfw.link import Link, head_format
+from dexfw.link import Link
 from dexfw.mapping import ENCODER_BAD
 from dexfw.trajectory import Trajectory
 from dexproto import catalog as C
@@ -21,8 +21,6 @@ from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
 
 MASK30 = C.COUNTER_MASK  # counters stay small ints on 32-bit ports
 DEFAULT_LOOP = (1000, 10, 250, C.WATCHDOG_HOLD)
-SET_CONFIG_FORMAT = head_format(C.SET_CONFIG)
-SET_JOINT_FORMAT = head_format(C.SET_JOINT)
 
 
 class Firmware:
@@ -224,11 +222,11 @@ class Firmware:
         elif t == C.GET_CONFIG:
             replies.send_config(self)
         elif t == C.SET_CONFIG:
-            self._set_config(seq)
+            settings.set_config(self, seq)
         elif t == C.GET_JOINT:
-            self._get_joint(seq)
+            settings.get_joint(self, seq)
         elif t == C.SET_JOINT:
-            self._set_joint(seq)
+            settings.set_joint(self, seq)
         elif t == C.REPL:
             link.ack(t, seq)
             self.running = False
@@ -287,37 +285,6 @@ class Firmware:
             return
         self.once.forget()
         replies.send_hello_reply(self)
-
-    def _set_config(self, seq):
-        values = self.link.unpack(SET_CONFIG_FORMAT)
-        bad = config.bad_loop_field(values)
-        if bad >= 0:
-            self.link.nack(C.SET_CONFIG, seq, C.ERR_BAD_VALUE, bad)
-            return
-        if not self.once.repeated(SLOT_CONFIG, seq):
-            self._set_loop(values)
-            self.once.remember(SLOT_CONFIG, seq)
-        self.link.ack(C.SET_CONFIG, seq)
-
-    def _get_joint(self, seq):
-        i = self.link.payload[BODY]
-        if i >= self.jm.n:
-            self.link.nack(C.GET_JOINT, seq, C.ERR_BAD_VALUE, 0)
-            return
-        replies.send_joint(self, i)
-
-    def _set_joint(self, seq):
-        values = self.link.unpack(SET_JOINT_FORMAT)
-        bad = config.bad_joint_field(values, self.jm.n)
-        if bad >= 0:
-            self.link.nack(C.SET_JOINT, seq, C.ERR_BAD_VALUE, bad)
-            return
-        slot = SLOT_JOINT + values[0]
-        if not self.once.repeated(slot, seq):
-            self.jm.set_joint(*values)
-            self.jm.limit_goals()
-            self.once.remember(slot, seq)
-        self.link.ack(C.SET_JOINT, seq)
 
     # ---- timing ----------------------------------------------------------------------
     def run(self, max_cycles=0):
