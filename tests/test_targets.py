@@ -166,7 +166,9 @@ def test_the_timed_board_waits_out_the_buses_and_allocates_nothing():
     # bits) at 400 kHz, two machine calls' software, and this script's own statements
     # between them at the Pico's speed (a few x86 microseconds, scaled)
     bus = (20 + 29) * 1e6 / 400000
-    assert bus + 2 * t["call_us"] <= pico["i2c_us"] <= bus + 2 * t["call_us"] + 600
+    # (At least the bus time: a wait that overshot on a loaded host is credited back and can
+    # take some of the calls' software time with it; one CI run measured 135 us.)
+    assert bus <= pico["i2c_us"] <= bus + 2 * t["call_us"] + 600
     assert pico["at_once"] == 0  # not before the line carried it
     # request (6 bytes) + turnaround + return delay (factory 500 us) + answer (6 bytes)
     assert 60 + t["turnaround_us"] + 500 + 60 <= pico["answer_us"] <= 1000
