@@ -3,6 +3,8 @@ the error it leaves even when the "human" is the robot itself (what the exoskele
 not have), joint limits, per-operator calibration, lost joints, left hands, timing."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -57,9 +59,54 @@ def test_the_robots_own_fingertips_leave_degrees_of_joint_error(geometry, vector
     print("vector retargeting, robot's own fingertips: %.1f deg mean joint error, %.2f ms/frame"
           % (mean, vector.stats.mean_ms))
     # Four fingertip vectors cannot pin sixteen joints: several degrees off (~5 measured
-    # elsewhere), where the exoskeleton's joint i is the hand's joint i.
-    assert 1.5 < mean < 10.0
+    # elsewhere; 4.5 here), where the exoskeleton's joint i is the hand's joint i.
+    assert 1.5 < mean < 5.0
     assert vector.stats.frames == len(errors) and vector.stats.mean_ms > 0
+
+
+@pytest.mark.parametrize("method", ["vector", "position", "dexpilot"])
+def test_the_numpy_objective_is_dex_retargetings_own(method):
+    """Each evaluation's loss and gradient equal dex-retargeting's torch ones (DexPilot's
+    pinch projection state too) at random postures, targets and last answers."""
+    ours = make_retargeter("iso16", method, operator=1.0)
+    theirs = make_retargeter("iso16", method, operator=1.0, objective="torch")
+    a, b = ours._seq.optimizer, theirs._seq.optimizer
+    lo, hi = ours._seq.joint_limits.T
+    rng = np.random.default_rng(3)
+    rows = len(ours.human_tips) if method == "position" else a.target_link_human_indices.shape[1]
+    pinched = False
+    for k in range(12):
+        q = rng.uniform(lo, hi)
+        last = rng.uniform(lo, hi).astype(np.float32)
+        target = (rng.normal(0, 0.05, (rows, 3)) * (0.3 if k % 2 else 1.0)).astype(np.float32)
+        ga, gb = np.zeros(q.size), np.zeros(q.size)
+        va = a.get_objective_function(target, np.array([]), last)(q, ga)
+        vb = b.get_objective_function(target, np.array([]), last)(q, gb)
+        assert va == pytest.approx(vb, rel=1e-6)
+        assert np.allclose(ga, gb, rtol=1e-6, atol=1e-9 * np.abs(gb).max())
+        if method == "dexpilot":
+            assert (a.projected == b.projected).all()
+            pinched |= bool(b.projected.any())
+    assert pinched or method != "dexpilot"  # the pinch branch was taken
+
+
+def test_the_numpy_objective_answers_alike_for_a_fraction_of_the_time(geometry, vector):
+    """Same answers, frame after frame, as with dex-retargeting's torch objective, for well
+    under half the CPU time a frame (thread time: what other work on the machine does
+    not change)."""
+    robot = HumanHand.robot(geometry)
+    torch_objective = make_retargeter("iso16", "vector", operator=1.0, objective="torch")
+    frames = [make_frame(robot.openxr(q)) for q in grasp_sweep(geometry, steps=12)]
+    cpu = {}
+    answers = {}
+    for name, r in (("numpy", vector), ("torch", torch_objective)):
+        r.reset()
+        t0 = time.thread_time()
+        answers[name] = np.array([r.retarget(f) for f in frames])
+        cpu[name] = (time.thread_time() - t0) / len(frames)
+    print("CPU a frame: numpy %.2f ms, torch %.2f ms" % (1e3 * cpu["numpy"], 1e3 * cpu["torch"]))
+    assert np.abs(answers["numpy"] - answers["torch"]).max() < 0.05
+    assert cpu["numpy"] < 0.5 * cpu["torch"]
 
 
 @pytest.mark.parametrize("method", ["position", "dexpilot"])
@@ -123,3 +170,5 @@ def test_lost_joints_hold_then_fill_from_their_last_position(geometry, vector):
 def test_an_unknown_method_is_a_user_error():
     with pytest.raises(UserError, match="unknown retargeting method 'ik'"):
         make_retargeter("iso16", "ik")
+    with pytest.raises(UserError, match="unknown objective 'jax'"):
+        make_retargeter("iso16", objective="jax")

@@ -7,6 +7,9 @@ Methods (dex-retargeting 0.5's, SLSQP through nlopt on pinocchio kinematics):
 - "dexpilot": DexPilot's wrist -> tip and tip -> tip vectors, thumb-finger pairs pulled
   together once they are closer than 3 cm (so a pinch closes on the robot).
 Fingertip vectors are scaled by the operator's calibration (calibration.py) first.
+Each evaluation's loss and gradient are computed in numpy (objectives.py; the same values
+as dex-retargeting's torch code, a fraction of the time): its optimiser classes, SLSQP and
+their settings stay. `objective="torch"` runs dex-retargeting's own instead.
 
 The optimiser starts from the last answer and is bounded by the URDF's joint limits; the
 result is clipped to the hand file's ranges again (the bounds have a 1e-3 rad slack).
@@ -31,6 +34,9 @@ from dexlink.retarget.calibration import OperatorCalibration, robot_lengths
 from dexlink.retarget.skeleton import WRIST, frame_correction, human_finger, palm_points
 
 METHODS = ("vector", "position", "dexpilot")
+# Who computes each evaluation's loss and gradient: "numpy" (objectives.py: the same loss,
+# ~10x cheaper an evaluation) or "torch" (dex-retargeting's own, kept to compare against).
+OBJECTIVES = ("numpy", "torch")
 # SLSQP evaluations a frame at most. Warm-started from the last frame, it converges across
 # frames; uncapped, a headset's noisy frames took ~20 evaluations (twice the time) for no
 # gain in joint error (11.8 vs 11.7 deg measured on simulated Vision Pro frames).
@@ -70,7 +76,7 @@ class RetargetStats:
                 "p99_ms": self.percentile_ms(99), "max_ms": self.percentile_ms(100)}
 
 
-def _dex_retargeting():
+def _dex_retargeting(objective: str):
     try:
         from dex_retargeting import optimizer, seq_retarget
         from dex_retargeting.optimizer_utils import LPFilter
@@ -78,7 +84,12 @@ def _dex_retargeting():
     except ImportError as e:
         raise RetargetError("retargeting needs dex-retargeting (pip install 'dexlink[retarget]'): "
                             "%s" % e) from None
-    return optimizer, seq_retarget, RobotWrapper, LPFilter
+    if objective == "numpy":
+        from dexlink.retarget.objectives import OPTIMIZERS
+    else:
+        OPTIMIZERS = {"vector": optimizer.VectorOptimizer, "position": optimizer.PositionOptimizer,
+                      "dexpilot": optimizer.DexPilotOptimizer}
+    return OPTIMIZERS, seq_retarget, RobotWrapper, LPFilter
 
 
 def _load_robot(hand_path: Path, RobotWrapper):
@@ -95,7 +106,7 @@ class Retargeter:
     """`retarget(frame)` -> joint angles (degrees, hand file order, within its ranges)."""
 
     def __init__(self, hand_path, method: str = "vector", operator=None,
-                 smoothing: float | None = None):
+                 smoothing: float | None = None, objective: str = "numpy"):
         from dexlink import hwconfig
         from dexlink.world.geometry import load_geometry
 
@@ -104,7 +115,10 @@ class Retargeter:
                                 % (method, ", ".join(METHODS)))
         if smoothing is not None and not 0 < smoothing <= 1:
             raise RetargetError("smoothing must be in (0, 1], got %r" % (smoothing,))
+        if objective not in OBJECTIVES:
+            raise RetargetError("unknown objective %r (one of: %s)" % (objective, ", ".join(OBJECTIVES)))
         self.method = method
+        self.objective = objective
         self.smoothing = smoothing
         self.hand_path = hwconfig.hand_path(hand_path)
         self.geometry = g = load_geometry(self.hand_path)
@@ -130,7 +144,7 @@ class Retargeter:
         return frame_correction(HumanHand.robot(self.geometry).openxr(np.zeros(len(self.joint_names))))
 
     def _build(self):
-        optimizer, seq_retarget, RobotWrapper, LPFilter = _dex_retargeting()
+        optimizers, seq_retarget, RobotWrapper, LPFilter = _dex_retargeting(self.objective)
         robot = _load_robot(self.hand_path, RobotWrapper)
         names = robot.dof_joint_names
         missing = sorted(set(self.joint_names) - set(names))
@@ -138,15 +152,15 @@ class Retargeter:
             raise RetargetError("%s: URDF lacks joints %s" % (self.hand_path, ", ".join(missing)))
         n = len(self.robot_tips)
         if self.method == "vector":
-            opt = optimizer.VectorOptimizer(
+            opt = optimizers["vector"](
                 robot, names, target_origin_link_names=["palm"] * n,
                 target_task_link_names=self.robot_tips,
                 target_link_human_indices=np.array([[WRIST] * n, self.human_tips]))
         elif self.method == "position":
-            opt = optimizer.PositionOptimizer(robot, names, target_link_names=self.robot_tips,
+            opt = optimizers["position"](robot, names, target_link_names=self.robot_tips,
                                               target_link_human_indices=np.array(self.human_tips))
         else:
-            opt = optimizer.DexPilotOptimizer(robot, names, finger_tip_link_names=self.robot_tips,
+            opt = optimizers["dexpilot"](robot, names, finger_tip_link_names=self.robot_tips,
                                               wrist_link_name="palm")
             origin, task = opt.generate_link_indices(n)
             points = [WRIST] + self.human_tips
@@ -198,10 +212,10 @@ class Retargeter:
 
 
 def make_retargeter(hand_config, method: str = "vector", operator=None,
-                    smoothing: float | None = None) -> Retargeter:
+                    smoothing: float | None = None, objective: str = "numpy") -> Retargeter:
     """A retargeter for a hand (a hand file's name or path); `operator` an
     OperatorCalibration, a scale (float), or None to calibrate on the first frames;
-    `smoothing` a low-pass alpha or None."""
+    `smoothing` a low-pass alpha or None; `objective` numpy or torch (OBJECTIVES)."""
     if isinstance(operator, (int, float)):
         operator = OperatorCalibration.of_scale(float(operator))
-    return Retargeter(hand_config, method, operator, smoothing)
+    return Retargeter(hand_config, method, operator, smoothing, objective)
