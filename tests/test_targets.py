@@ -131,7 +131,7 @@ for trial in range(200):
         outs.append([got, bytes(buf).hex(), list(raw), list(status)])
     goal = array.array("h", [(rnd() % 65536) - 32768 for _ in range(n)])
     idx = bytearray((k * 3) % n for k in range(n))
-    conv = array.array("H", [2048, 4096, 4095, 8, 3])
+    conv = array.array("H", [2048, 4096, 4095, 8, 3, rnd() & 0xFF, 7 + 3 * n])
     for fn in (busbytes.goals_into_py, bv.goals_into):
         pkt = bytearray(8 + 3 * n)
         fn(pkt, goal, idx, n, conv)

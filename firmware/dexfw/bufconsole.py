@@ -28,6 +28,10 @@ class BufferConsole:
         self.tx_len = 0
         return out
 
+    def any(self):
+        """Bytes waiting to be read (the loop reads only when some do)."""
+        return self.rx_end - self.rx_start
+
     def readinto(self, buf):
         n = min(len(buf), self.rx_end - self.rx_start)
         if n <= 0:

@@ -54,6 +54,7 @@ class Firmware:
         self.sample_us = hal.ticks_us()  # when the last cycle began
         self.watchdog_tripped = False
         self.last_rx_us = hal.ticks_us()
+        self._waiting = self.link.waiting
         # Telemetry packs the joints straight into the link's body, after its head.
         self.jm.pack_body = self.link.body
         self.jm.pack_at = replies.TELEMETRY_HEAD_SIZE
@@ -79,12 +80,14 @@ class Firmware:
     # tests/test_vrig_frames.py).
     # Every call costs on a microcontroller (issue 15, emulated RP2040: a method call
     # 13.6 us, a function call 10.3 us): the steps call the mapping kernels directly,
-    # not through JointMap's one-line methods, and the encoder check goes into FaultReporter
-    # only when a status bit changed (one first_change pass, as it would do itself).
+    # not through JointMap's one-line methods, the encoder check goes into FaultReporter
+    # only when a status bit changed (one first_change pass, as it would do itself), and
+    # the console is read only when bytes wait (Link.waiting).
     def cycle(self, now):
         """One loop cycle at board time now (when sampling starts)."""
         self.sample_us = now
-        self._commands()
+        if self._waiting() or self.link.reader.fill:
+            self._commands()
         self._sense()
         mode = self.mode
         if mode == C.MODE_TELEOP:

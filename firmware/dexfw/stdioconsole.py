@@ -17,17 +17,18 @@ class StdioConsole:
         self._poll.register(sys.stdin, select.POLLIN)
         self._one = bytearray(1)
 
-    def _ready(self):
+    def any(self):
+        """1 when a byte waits (the loop reads only then; ipoll allocates nothing)."""
         for _ in self._poll.ipoll(0):
-            return True
-        return False
+            return 1
+        return 0
 
     def readinto(self, buf):
         """Bytes waiting, up to len(buf); 0 when none (sys.stdin gives one byte at a time)."""
         n = 0
         size = len(buf)
         one = self._one
-        while n < size and self._ready():
+        while n < size and self.any():
             if not self._in.readinto(one):
                 break
             buf[n] = one[0]

@@ -108,21 +108,27 @@ class AS5048AChain:
         self.cs.value(1)
 
     def _plan(self):
-        """Every _DIAG_EVERY sweeps, the next chip is asked for its diagnostics (a chip
-        owed a CLEAR_ERROR gets that first)."""
-        if self._sweeps == 0:
-            k = self._diag_next
-            self._diag_next = (k + 1) % self.n
-            if (self._tx[2 * k] << 8) | self._tx[2 * k + 1] != CMD_CLEAR:
-                self._set_word(k, CMD_DIAG)
-        self._sweeps = (self._sweeps + 1) % _DIAG_EVERY  # kept small: it never stops counting
+        """Every _DIAG_EVERY sweeps (sample calls it when _sweeps is 0), the next chip is
+        asked for its diagnostics (a chip owed a CLEAR_ERROR gets that first)."""
+        k = self._diag_next
+        self._diag_next = (k + 1) % self.n
+        if (self._tx[2 * k] << 8) | self._tx[2 * k + 1] != CMD_CLEAR:
+            self._set_word(k, CMD_DIAG)
+        self._sweeps = 1 % _DIAG_EVERY  # kept small: it never stops counting
 
     # Small methods: each keeps its frame on the stack (a bigger one gets a heap frame,
     # a gc_alloc per call: tests/test_vrig_frames.py).
     def sample(self, raw, status):
         """One frame: collect the answers to the previous frame, ask for the next."""
-        self._plan()
-        self._transfer()
+        # _plan's work comes one sweep in _DIAG_EVERY, and the transfer is written out
+        # here: two method calls fewer on most sweeps (13.6 us each on an RP2040, issue 15).
+        if self._sweeps == 0:
+            self._plan()
+        else:
+            self._sweeps = (self._sweeps + 1) % _DIAG_EVERY
+        self.cs.value(0)
+        self.spi.write_readinto(self._tx, self._rx)
+        self.cs.value(1)
         got = busbytes.chain_collect(self._buf, raw, status, self.n, self._codes)
         if got:
             self._book(got, raw, status)

@@ -123,9 +123,13 @@ def chain_collect_py(buf, raw, status, n, codes):
 def goals_into_py(buf, goal, idx, n, conv):
     """Servo goals into a sync-write packet: for k < n, goal[idx[k]] (cdeg from the servo
     centre) as counts, centre + round(cdeg * per_turn / 36000) clipped to 0..top, little-
-    endian 16 bits at buf[at + stride * k]. conv: centre, per_turn, top, at, stride."""
+    endian 16 bits at buf[at + stride * k]. conv: centre, per_turn, top, at, stride, base,
+    chk: the Feetech checksum goes to buf[chk], 0xFF ^ the low byte of (base + the goal
+    bytes), base being the sum of the packet's other bytes from its id on (the checksum in
+    the same pass: two calls fewer a cycle than finish_packet's)."""
     centre = conv[0]
     per_turn = conv[1]
+    s = conv[5]
     for k in range(n):
         c = centre + (goal[idx[k]] * per_turn + 18000) // 36000
         if c < 0:
@@ -135,6 +139,8 @@ def goals_into_py(buf, goal, idx, n, conv):
         p = conv[3] + conv[4] * k
         buf[p] = c & 0xFF
         buf[p + 1] = c >> 8
+        s += (c & 0xFF) + (c >> 8)
+    buf[conv[6]] = 0xFF ^ (s & 0xFF)
 
 
 # Feetech STS status packets in one pass (FeetechBus._parse). book: servo id -> index

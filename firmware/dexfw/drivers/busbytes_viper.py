@@ -118,6 +118,7 @@ def goals_into(buf: ptr8, goal: ptr16, idx: ptr8, n: int, conv: ptr16):
     centre = conv[0]
     per_turn = conv[1]
     top = conv[2]
+    s = int(conv[5])
     k = 0
     while k < n:
         v = goal[idx[k]]
@@ -131,7 +132,9 @@ def goals_into(buf: ptr8, goal: ptr16, idx: ptr8, n: int, conv: ptr16):
         p = conv[3] + conv[4] * k
         buf[p] = c & 0xFF
         buf[p + 1] = c >> 8
+        s += (c & 0xFF) + (c >> 8)
         k += 1
+    buf[conv[6]] = 0xFF ^ (s & 0xFF)
 
 
 @micropython.viper

@@ -76,15 +76,21 @@ class FeetechBus(ServoBus):
         # goals_into's inputs: servo k's joint, and the counts conversion and where servo
         # k's 2 bytes sit (FF FF FE LEN 83 ADDR L, then ID GOAL(2) per servo).
         self._joint_of = bytearray(self.joints)
+        # Then the sum of the packet's fixed bytes (id to the last id, goals left zero)
+        # and the checksum's place: goals_into writes the checksum too.
+        size = len(self._goals)
         self._conv = array.array("H", [self.centre, self.counts_per_turn, self.top,
-                                       _HEAD + 3, GOAL_POSITION_SIZE + 1])
+                                       _HEAD + 3, GOAL_POSITION_SIZE + 1,
+                                       busbytes.sum_bytes_py(self._goals, 2, size - 1) & 0xFF,
+                                       size - 1])
         self._torque_on = sync_write_packet(REG_TORQUE_ENABLE, TORQUE_ENABLE_SIZE, self.ids)
         self._torque_off = sync_write_packet(REG_TORQUE_ENABLE, TORQUE_ENABLE_SIZE, self.ids)
         for k in range(self.n):
             self._torque_on[_HEAD + 2 + (TORQUE_ENABLE_SIZE + 1) * k + 1] = 1
         finish_packet(self._torque_on, len(self._torque_on))
-        if read_group == 1:
-            self._req = packet(self.ids[0], INST_READ, (REG_PRESENT_POSITION, READ_LEN))
+        if read_group == 1:  # a READ per servo, made once: nothing to fill in a cycle
+            self._reads = tuple(packet(i, INST_READ, (REG_PRESENT_POSITION, READ_LEN))
+                                for i in self.ids)
         else:
             self._req = packet(BROADCAST_ID, INST_SYNC_READ, bytearray(2 + read_group))
             self._req[_HEAD] = REG_PRESENT_POSITION
@@ -114,18 +120,17 @@ class FeetechBus(ServoBus):
 
     def write_goals(self, goal_cdeg):
         """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint. Built in
-        the packet made once (busbytes.goals_into: one pass, viper where the port has it)
-        and handed to the UART's TX buffer: nothing waits for the line."""
+        the packet made once (busbytes.goals_into: one pass with the checksum, viper where
+        the port has it) and handed to the UART's TX buffer: nothing waits for the line."""
         busbytes.goals_into(self._goals, goal_cdeg, self._joint_of, self.n, self._conv)
-        finish_packet(self._goals, len(self._goals))
         self.uart.write(self._goals)
 
     def _send_request(self, first, count):
-        req = self._req
         if count == 1:
-            req[2] = self.ids[first]
-        else:
-            self._fill_ids(req, 7, first, count)  # FF FF FE LEN 82 ADDR L IDs
+            self.uart.write(self._reads[first])
+            return
+        req = self._req
+        self._fill_ids(req, 7, first, count)  # FF FF FE LEN 82 ADDR L IDs
         finish_packet(req, len(req))
         self.uart.write(req)
 

@@ -69,6 +69,7 @@ class ServoBus:
         self.bad_checksums = 0  # answers that failed their checksum, since boot
         self.load = array.array("h", [0] * n)  # last load / current read, servo units
         self._rx = bytearray(rx_size)
+        self._rx_size = rx_size
         self._rxn = 0
         self._chunk = bytearray(_CHUNK)
         self._awaited = bytearray(n)  # 1: an answer from servo k is due
@@ -98,6 +99,11 @@ class ServoBus:
         # Bytes waiting on the UART go through a small chunk: a memoryview at an offset
         # into _rx would be a new object every call.
         waiting = self.uart.any()
+        if waiting and not self._rxn and waiting <= self._rx_size:
+            # The usual case, the buffer empty: the bytes go straight in (no copy, and
+            # two calls and a pass of the loop below fewer, issue 15's per-call costs).
+            self._rxn = self.uart.readinto(self._rx, waiting) or 0
+            return
         while waiting > 0:
             room = len(self._rx) - self._rxn
             if room == 0:  # garbage filled the buffer: start over
