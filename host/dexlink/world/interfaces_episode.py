@@ -62,7 +62,8 @@ def run_episode(hand_path, task: str, interface: str, seed: int, skill: float = 
                 retargeters: dict | None = None, time_limit_s: float | None = None) -> EpisodeResult:
     """Run one episode; `retargeters` caches one Retargeter per method across episodes."""
     world = World(hand_path, task, seed)
-    operator = Operator(world, skill=skill, seed=seed)
+    # Through a device the robot's fingers are not the person's: they watch and correct them.
+    operator = Operator(world, skill=skill, seed=seed, mirrored=interface == "exo")
     limit = world.task.time_limit_s if time_limit_s is None else min(time_limit_s,
                                                                       world.task.time_limit_s)
     device = retargeter = None

@@ -21,6 +21,7 @@ import numpy as np
 
 from dexlink.world.grasps import GraspPlanner, grasp_orientation
 from dexlink.world.handpose import rotate
+from dexlink.world.operator_sight import HandSight, PinchShift
 from dexlink.world.tasks.base import yaw_of
 
 PREGRASP_UP_M = 0.06  # the hand comes down onto the object from this high
@@ -29,6 +30,7 @@ SLIP_SEEN_M = 0.015  # the object lagging the hand by this much is a slip anyone
 # (less is a settling in the grip: a held cube sinks ~1 cm into the fingers as it rises)
 REACTION_S = 0.25  # from seeing to doing
 MAX_REGRIPS = 2  # after that, a slip is let run: a miss, tried again from the start
+REAIM_M = 0.008  # an object this far from where the hand comes down again has moved: go over it
 TREMOR_HZ = 9.0
 
 
@@ -96,7 +98,8 @@ def slerp(a, b, s):
 class Operator:
     """Does world.task with world's hand; `command(t, view)` with view = task_state()."""
 
-    def __init__(self, world, skill: float = 0.8, seed: int = 0):
+    def __init__(self, world, skill: float = 0.8, seed: int = 0, mirrored: bool = True):
+        self.world = world
         self.task = world.task
         self.hand = world.hand
         self.skill = float(skill)
@@ -115,14 +118,31 @@ class Operator:
         self.slip_seen_at = None
         self.regrips = 0
         self.attempts = 0
+        self.last_t: float | None = None
+        # mirrored: the robot's fingers are where the person's own are (the exoskeleton), and
+        # the habits above already say where contact comes. Otherwise (a device through
+        # retargeting) they correct their pinch by what they see of the robot's
+        # (operator_sight).
+        self.pinch = None
+        if self.grasp.kind == "pinch" and not mirrored:
+            sight = HandSight(world, self.planner.hand, self.grasp.axis_in_hand)
+            self.pinch = PinchShift(sight, self.grasp.closing)
 
     # --- what the rig reads --------------------------------------------------------------
     def command(self, t: float, view: dict) -> Command:
         if self.phase == "start":
             self._begin(t, view)
-        self._advance(t, view)
+        dt = 0.0 if self.last_t is None else t - self.last_t
+        self.last_t = t
+        self._advance(t, view, dt)
         tremor = self.habits.tremor_deg * np.sin(2 * np.pi * TREMOR_HZ * t + self.tremor_phase)
-        q = np.clip(self.q, self.lo, self.hi)
+        q = self.q
+        if self.pinch is not None:
+            if self.phase in ("reach", "descend") and not self.pinch.sight.fingers_on(
+                    self.task.target):
+                self.pinch.follow(dt, self.q)
+            q = self.pinch.posture(q)
+        q = np.clip(q, self.lo, self.hi)
         return Command(t, np.degrees(q) + tremor, self.pos.copy(), self.quat.copy(), self.phase)
 
     def _begin(self, t, view):
@@ -131,6 +151,8 @@ class Operator:
         self._enter("settle" if self.grasp.kind == "roll" else "reach", t)
 
     def _enter(self, phase, t):
+        if self.pinch is not None and phase in ("regrip", "release", "reach"):
+            self.q = self.pinch.reopen(self.q)  # the extra closing goes as they open
         self.phase, self.phase_t0 = phase, t
         self.from_pos, self.from_quat = self.pos.copy(), self.quat.copy()
         self.from_q = self.q.copy()
@@ -152,7 +174,10 @@ class Operator:
         h = self.habits
         face = self._face_yaw(yaw_of(view["object_quat"])) + h.yaw_rad
         quat = grasp_orientation(self.hand, self.grasp, face)
-        pos = np.asarray(view["object_pos"]) + h.aim_m - rotate(quat, self.grasp.object_in_hand)
+        in_hand = self.grasp.object_in_hand
+        if self.pinch is not None:  # the robot's pinch centre, as they have seen it
+            in_hand = in_hand + self.pinch.aim
+        pos = np.asarray(view["object_pos"]) + h.aim_m - rotate(quat, in_hand)
         return pos, quat
 
     def _face_yaw(self, object_yaw):
@@ -163,13 +188,13 @@ class Operator:
         return object_yaw + k * np.pi / 2 - want
 
     # --- the gestures ---------------------------------------------------------------------
-    def _advance(self, t, view):
+    def _advance(self, t, view, dt):
         if self.grasp.kind == "roll":
             self._turn(t, view)
         else:
-            self._lift(t, view)
+            self._lift(t, view, dt)
 
-    def _lift(self, t, view):
+    def _lift(self, t, view, dt):
         h, g = self.habits, self.grasp
         if self.phase == "reach":
             pos, quat = self._aim(view)
@@ -181,7 +206,13 @@ class Operator:
                 self._enter("close", t)
         elif self.phase == "close":
             if self._move(t, h.close_s, q=self._closed()):
-                self._enter("settle", t)
+                landed = self.pinch is None or self.pinch.sight.landed(self.task.target)
+                self._enter("settle" if landed else "tighten", t)
+        elif self.phase == "tighten":  # the robot's fingertips are not on it yet: close on
+            got = self.pinch.tighten(t, dt, self.task.target, self.squeeze, REACTION_S,
+                                     2 * self.task.object_half)
+            if got:  # missed: open, go over it again
+                self._enter("settle" if got == "landed" else "rise", t)
         elif self.phase == "settle":
             if t - self.phase_t0 >= h.settle_s:
                 self.lift_from = (self.pos.copy(), np.array(view["object_pos"]),
@@ -196,7 +227,12 @@ class Operator:
         elif self.phase == "regrip":  # set it back down and let go, to grasp it anew
             down = self.lift_from[0] + [0, 0, view["object_pos"][2] - self.lift_from[1][2]]
             if self._move(t, 0.6, pos=down, q=g.open):
-                self._enter("descend", t)
+                aim, _ = self._aim(view)  # it moved (knocked, dropped aside): go over it again
+                moved = np.linalg.norm((aim - self.pos)[:2]) > REAIM_M
+                self._enter("rise" if moved else "descend", t)
+        elif self.phase == "rise":
+            if self._move(t, 0.5, pos=self.from_pos + [0, 0, PREGRASP_UP_M]):
+                self._enter("reach", t)
         elif self.phase == "hold":
             if self._watch_slip(t, view):
                 return
