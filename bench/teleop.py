@@ -2,31 +2,36 @@
 
 For each simulated device (dexlink.world.interfaces: glove, avp, camera) a producer thread
 makes its frames at the device's rate (the operator opening and closing the hand, with the
-device's error) and hands them to a `HandInput` queue, stamped when received; the consumer
-takes each one, retargets it (dex-retargeting on the generated URDF) and sends HOST-mode
-TARGETS over the link. Stages per frame, on the host clock:
+device's error) and sends them as UDP datagrams (dexlink.inputs.wire) to a real listener
+(GenericUdpInput), which stamps each on arrival. The real `TeleopSession` takes them from
+there: its retargeting thread retargets the newest (dex-retargeting on the generated URDF)
+and sends the goal at once, its send thread repeats the last goal at 100 Hz; as timed
+points (`lead_s` ahead) when the board takes them, else as TARGETS (--targets).
+Stages per frame, on the host clock:
 
     received -> taken (queue) -> retargeted -> sent -> on the servo
 
-"On the servo" is placed as in bench/latency.py: each command carries an id in 0.1-degree
+"On the servo" is placed as in bench/latency.py: each goal carries an id in 0.1-degree
 steps of twelve joints (so the first telemetry sample showing it names it), the sample's
-board time mapped to the host clock. The command sent is that id pattern, not the
-retargeted angles (whose jumps the firmware's slew limit would smear over cycles): the
-host stages are the real ones, the link carries a frame of the same size. The device's own
-latency (capture -> received) is its published figure, printed beside, not measured.
-A live session takes the newest frame and skips older ones (`HandInput.latest`): a slow
-stage shows as skipped frames, not as a growing queue. The exoskeleton has no host in the
-loop: its latency is one board cycle (printed too).
+board time mapped to the host clock. The goal sent is that id pattern, not the retargeted
+angles (whose jumps the firmware's slew limit would smear over cycles): the host stages are
+the real ones, the link carries a frame of the same size. With timed points "on the servo"
+is when the firmware's interpolation reaches the point, `lead_s` after it was sent. The
+device's own latency (capture -> received) is its published figure, printed beside, not
+measured. The exoskeleton has no host in the loop: its latency is one board cycle (printed
+too). Telemetry comes every board cycle (1 kHz) for exact placement: ten times a live
+session's, so the host's threads have more to do here than in use.
 
 Goals: retargeting <= 5 ms a frame; received -> servo p99 <= 10 ms beyond the device's own.
-Sustained rate: frames a second the host stages could take back to back.
+Sustained rate: frames a second the retargeting could take back to back.
 
     python bench/teleop.py                       # 5 s per interface
-    python bench/teleop.py --seconds 10 --inputs avp --method dexpilot
+    python bench/teleop.py --seconds 10 --inputs avp --method dexpilot --targets
 """
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import threading
 import time
@@ -37,14 +42,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from latency import STEP_CDEG, pattern, place_commands, teleop_report  # noqa: E402
+from latency import STEP_CDEG, decode, pattern, place_commands, teleop_report  # noqa: E402
 
 from dexlink.hwconfig import HANDS, compile_config  # noqa: E402
-from dexlink.inputs.frame import HandInput, InputLimits  # noqa: E402
+from dexlink.inputs import wire  # noqa: E402
+from dexlink.inputs.udp import LOOPBACK, GenericUdpInput  # noqa: E402
 from dexlink.link import Link  # noqa: E402
 from dexlink.retarget import make_retargeter  # noqa: E402
 from dexlink.sim import VirtualBoard  # noqa: E402
 from dexlink.sim.flashing import flash_virtual  # noqa: E402
+from dexlink.teleop import TeleopOptions, TeleopSession, TeleopTaps  # noqa: E402
 from dexlink.world import grasps  # noqa: E402
 from dexlink.world.geometry import load_geometry  # noqa: E402
 from dexlink.world.interfaces import PROFILES, SimulatedDevice  # noqa: E402
@@ -53,11 +60,12 @@ from dexproto import catalog  # noqa: E402
 GRASP_PERIOD_S = 2.0  # open -> closed -> open
 
 
-def produce(device: SimulatedDevice, inp: HandInput, geometry, seconds: float, stop) -> None:
-    """The device's frames at its rate, received (stamped) as an adapter would."""
+def produce(device: SimulatedDevice, port: int, geometry, seconds: float, stop) -> None:
+    """The device's frames at its rate, sent as datagrams to the listener on `port`."""
     opened = np.degrees(grasps.posture(geometry, grasps.POWER_OPEN))
     closed = np.degrees(grasps.posture(geometry, grasps.POWER_CLOSED))
     period = 1.0 / device.profile.rate_hz
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     t0 = time.monotonic()
     k = 0
     while not stop.is_set() and time.monotonic() - t0 < seconds:
@@ -67,48 +75,76 @@ def produce(device: SimulatedDevice, inp: HandInput, geometry, seconds: float, s
             time.sleep(left)
         t = time.monotonic() - t0
         s = 0.5 - 0.5 * np.cos(2 * np.pi * t / GRASP_PERIOD_S)
-        frame = device.sample(t, opened + s * (closed - opened), np.eye(4), time.monotonic_ns())
+        frame = device.sample(t, opened + s * (closed - opened), np.eye(4))
         if frame is not None:
-            inp.admit()
-            inp.offer(frame)
+            sock.sendto(wire.encode(frame), (LOOPBACK, port))
         k += 1
-    inp.stop()
+    sock.close()
 
 
-def run_interface(link, name, hand, method, seconds, base):
+class IdGoals:
+    """The real retargeter in the session's place, answering each frame with the next goal
+    id (bench/latency.pattern, in degrees) once it has retargeted it."""
+
+    def __init__(self, retargeter, base):
+        self.retargeter = retargeter
+        self.joint_names = retargeter.joint_names
+        self.base = base
+        self.stamps = []  # per goal id k = 1, 2, ...: (received, taken, retargeted) ns
+        self.cpu = []  # the retargeting thread's CPU time per frame (what a quiet machine takes)
+
+    def retarget(self, frame):
+        taken, cpu0 = time.monotonic_ns(), time.thread_time_ns()
+        self.retargeter.retarget(frame)
+        self.cpu.append(time.thread_time_ns() - cpu0)
+        self.stamps.append((frame.t_ns, taken, time.monotonic_ns()))
+        return np.array(pattern(len(self.stamps), self.base), dtype=float) / 100
+
+
+class SentTimes(TeleopTaps):
+    """When each goal id first went to the link (the session repeats it until the next)."""
+
+    def __init__(self, goals: IdGoals):
+        self.goals = goals
+        self.sent: dict[int, int] = {}
+
+    def target(self, t_ns, seq, goal_deg):
+        k = len(self.goals.stamps)
+        code = decode([int(round(v * 100)) for v in goal_deg], self.goals.base)
+        if k and code == k & 0xFFF and k not in self.sent:
+            self.sent[k] = t_ns
+
+
+def run_interface(link, name, hand, method, seconds, base, options: TeleopOptions):
     geometry = load_geometry(hand)
     device = SimulatedDevice(PROFILES[name], geometry, np.random.default_rng(0))
-    retargeter = make_retargeter(hand, method or PROFILES[name].method,
-                                 smoothing=PROFILES[name].smoothing)
-    inp = HandInput(InputLimits(queue_size=8)).start()
-    stop = threading.Event()
+    goals = IdGoals(make_retargeter(hand, method or PROFILES[name].method,
+                                    smoothing=PROFILES[name].smoothing), base)
+    taps = SentTimes(goals)
+    inp = GenericUdpInput(0)
     tele = link.subscribe("TELEMETRY", maxsize=200000)
-    producer = threading.Thread(target=produce, args=(device, inp, geometry, seconds, stop),
+    stop = threading.Event()
+    session = TeleopSession(link, inp, goals, options, taps).start()
+    producer = threading.Thread(target=produce, args=(device, inp.port, geometry, seconds, stop),
                                 daemon=True)
-    stamps = []  # (received, taken, retargeted, sent) ns per command
-    cpu = []  # the retargeting thread's CPU time per frame (what a quiet machine would take)
     producer.start()
     try:
-        while True:
-            frame = inp.latest(timeout=1.0)  # a live session takes the newest, skips the rest
-            if frame is None:
-                if not inp.running:
-                    break
-                continue
-            taken, cpu0 = time.monotonic_ns(), time.thread_time_ns()
-            retargeter.retarget(frame)
-            done = time.monotonic_ns()
-            cpu.append(time.thread_time_ns() - cpu0)
-            link.send_targets(pattern(len(stamps) + 1, base))
-            stamps.append((frame.t_ns, taken, done, time.monotonic_ns()))
+        producer.join()
+        time.sleep(0.1)
     finally:
         stop.set()
-        producer.join()
+        session.stop()
     time.sleep(0.3)
-    on_servo, _ = place_commands(link, tele.drain(), base, len(stamps))
+    count = len(goals.stamps)
+    on_servo, _ = place_commands(link, tele.drain(), base, count)
     link.unsubscribe(tele)
-    skipped = inp.counters.received - inp.counters.dropped - len(stamps)
-    return stamps, on_servo, retargeter.stats, inp.counters, device, skipped, cpu
+    sent = np.array([taps.sent.get(k, -1) for k in range(1, count + 1)], dtype=np.int64)
+    stamps = np.column_stack([np.array(goals.stamps, dtype=np.int64).reshape(-1, 3), sent])
+    stamps[sent < 0] = -1  # never sent (the session stopped first): not measured
+    skipped = inp.counters.received - inp.counters.dropped - count
+    stats = session.stats()
+    return (stamps, on_servo, goals.retargeter.stats, inp.counters, device, skipped, goals.cpu,
+            stats["points_dropped"])
 
 
 def ms(values) -> str:
@@ -116,28 +152,32 @@ def ms(values) -> str:
     return "%6.2f %6.2f" % (np.median(v), np.percentile(v, 99)) if len(v) else "     -      -"
 
 
-def report(name, stamps, on_servo, stats, counters, device, skipped, cpu, seconds):
+def report(name, stamps, on_servo, stats, counters, device, skipped, cpu, points_dropped, seconds):
     s = np.array(stamps, dtype=np.int64)
     p = device.profile
-    placed = on_servo >= 0
+    sent = s[s[:, 3] >= 0]
+    placed = (on_servo >= 0) & (s[:, 3] >= 0)
     e2e = on_servo[placed] - s[placed, 0]
-    host = s[:, 3] - s[:, 0]
+    host = s[placed, 3] - s[placed, 0]
     print("%-7s %3.0f Hz  device %3.0f ms | queue %s | retarget %s | send %s | link->servo %s | "
           "received->servo %s" % (
-              name, p.rate_hz, 1e3 * p.latency_s, ms(s[:, 1] - s[:, 0]), ms(s[:, 2] - s[:, 1]),
-              ms(s[:, 3] - s[:, 2]), ms(on_servo[placed] - s[placed, 3]), ms(e2e)))
-    sustained = 1e9 / max(1.0, float(np.mean(s[:, 3] - s[:, 1])))
+              name, p.rate_hz, 1e3 * p.latency_s, ms(sent[:, 1] - sent[:, 0]),
+              ms(sent[:, 2] - sent[:, 1]), ms(sent[:, 3] - sent[:, 2]),
+              ms(on_servo[placed] - s[placed, 3]), ms(e2e)))
+    sustained = 1e9 / max(1.0, float(np.mean(sent[:, 3] - sent[:, 1])))
     p99 = float(np.percentile(e2e, 99)) / 1e6 if len(e2e) else float("nan")
     print("        frames %d in %.0f s (%.1f/s; %d lost by the device, %d dropped by the input, "
           "%d skipped for a newer one), "
-          "%d placed on the servo; retarget mean %.2f ms p99 %.2f ms [goal <= 5] (CPU median, p99 %s); "
+          "%d placed on the servo (%d timed points late, dropped); "
+          "retarget mean %.2f ms p99 %.2f ms [goal <= 5] (CPU median, p99 %s); "
           "host stages could sustain %.0f frames/s; received->servo p99 %.2f ms [goal <= 10]; "
           "with the device: ~%.0f ms" % (
               len(s), seconds, len(s) / seconds, device.lost, counters.dropped, skipped,
-              int(placed.sum()),
+              int(placed.sum()), points_dropped,
               stats.mean_ms, stats.percentile_ms(99), ms(cpu).strip(), sustained, p99,
               1e3 * p.latency_s + p99))
-    return {"retarget_ms": stats.mean_ms, "e2e_p99_ms": p99, "host_median_ms": np.median(host) / 1e6}
+    return {"retarget_ms": stats.mean_ms, "e2e_p99_ms": p99,
+            "host_median_ms": np.median(host) / 1e6 if len(host) else float("nan")}
 
 
 def main(argv=None) -> int:
@@ -148,11 +188,12 @@ def main(argv=None) -> int:
     p.add_argument("--method", choices=["vector", "position", "dexpilot"],
                    help="retargeting method (default: each device's)")
     p.add_argument("--hand", default=str(HANDS / "iso16.toml"), help="hand to flash")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--targets", action="store_true",
+                   help="send plain TARGETS, not timed points (what a board before protocol 1.2 takes)")
+    p.add_argument("--lead-ms", type=float, default=TeleopOptions.lead_s * 1e3,
+                   help="a timed point's time ahead of now (default %(default)g)")
     args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
+    options = TeleopOptions(lead_s=args.lead_ms / 1e3, timed_points=not args.targets)
     names = [n for n in args.inputs.split(",") if n]
     unknown = [n for n in names if n not in PROFILES]
     if unknown:
@@ -172,7 +213,7 @@ def main(argv=None) -> int:
             print("per stage, median and p99 in ms (simulation devices, real retargeting, real "
                   "link and firmware):")
             for name in names:
-                run = run_interface(link, name, args.hand, args.method, args.seconds, base)
+                run = run_interface(link, name, args.hand, args.method, args.seconds, base, options)
                 results[name] = report(name, *run, args.seconds)
             link.set_mode(catalog.MODE_IDLE)
     ok = all(r["retarget_ms"] <= 5.0 and r["e2e_p99_ms"] <= 10.0 for r in results.values())

@@ -3,10 +3,11 @@
     session = TeleopSession(link, hand_input, retargeter, TeleopOptions(...))
     session.start() ... session.stats() ... session.stop()
 
-One thread takes the newest frame of the operated hand and retargets it; another sends
-goals at `rate_hz` (100 by default), a new goal the moment it is ready and the last one
-again at every tick without one, so the board gets goals at the full rate whatever the
-device's own rate. When the board takes timed points (protocol 1.2, `Link.send_points`),
+One thread takes the newest frame of the operated hand, retargets it and sends the new goal
+at once (no hand-over to another thread on the way: each one costs a wake-up, a few ms on a
+busy machine); another sends the last goal again at every tick of `rate_hz` (100 by
+default) without a new one, so the board gets goals at the full rate whatever the device's
+own rate. When the board takes timed points (protocol 1.2, `Link.send_points`),
 each goal goes as a point `lead_s` ahead, which the firmware interpolates to; otherwise as
 plain TARGETS.
 
@@ -38,7 +39,12 @@ class TeleopOptions:
     side: str = "right"  # the operator's hand that drives the robot's
     rate_hz: float = RATE_HZ  # goals sent per second
     hold_after_s: float = 0.25  # no good frame for this long: the hand holds
-    lead_s: float = 0.005  # a timed point's time ahead of now: the link's own delay and a bit
+    # A timed point's time ahead of now: the link's own delay and a bit (USB ~1 ms, the
+    # board's read at its next 1 kHz cycle <= 1 ms). Every goal reaches the servo this late,
+    # so no longer than that; a point that arrives after its time is dropped, and the goal
+    # goes again at the next tick (bench/teleop.py --lead-ms: none dropped at 2 ms on a
+    # loaded machine, the virtual board).
+    lead_s: float = 0.003
     resume_s: float = 0.3  # after a hold, the first goal's lead: a glide, not a jump
     timed_points: bool = True  # use send_points when the board takes them
 
@@ -80,7 +86,8 @@ class TeleopSession:
         self._first_sent = 0.0
         self._resume = False
         self._goal_lock = threading.Lock()
-        self._new_goal = threading.Event()
+        self._send_lock = threading.Lock()  # one tick at a time: the two threads both send
+        self._fresh_at = 0.0  # time.monotonic() of the last new goal sent
 
     def _board_takes_points(self) -> bool:
         board = getattr(self.link, "board", None)
@@ -130,25 +137,26 @@ class TeleopSession:
                     self.counts["other_side"] += 1
                 frame = self.input.get(0)
             if newest is not None and self._retarget(newest):
-                self._new_goal.set()
+                with self._send_lock:
+                    self.tick(True)
+                    self._fresh_at = time.monotonic()
 
     def _send_loop(self) -> None:
-        # A goal goes out at every tick, and at once when a new one is ready between ticks
-        # (the next tick a period after it): rate_hz goals at least, whatever the device's rate.
+        # The last goal again at every tick, the ticks a period apart and a period after the
+        # last new goal (which the retargeting thread sent): rate_hz goals at least,
+        # whatever the device's rate.
         period = 1.0 / self.options.rate_hz
         next_t = time.monotonic()
-        while not self._stop.is_set():
-            fresh = self._new_goal.wait(max(0.0, next_t - time.monotonic()))
-            if fresh:
-                self._new_goal.clear()
-            self.tick(fresh)
+        while not self._stop.wait(max(0.0, next_t - time.monotonic())):
+            with self._send_lock:
+                if self._fresh_at > next_t - period:  # a new goal went out since the last tick
+                    next_t = self._fresh_at + period
+                    continue
+                self.tick(False)
             now = time.monotonic()
-            if fresh and now < next_t:
-                next_t = now + period
-            else:
-                next_t += period
-                if next_t < now - 2 * period:  # far behind (a stalled machine): start afresh
-                    next_t = now
+            next_t += period
+            if next_t < now - 2 * period:  # far behind (a stalled machine): start afresh
+                next_t = now
 
     def tick(self, fresh: bool) -> None:
         """One goal out: the new one (fresh) or the last again; or a hold when the operated
