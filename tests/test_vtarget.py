@@ -4,6 +4,8 @@ loop's rate on the real clock about the cost model's (dexlink.targets)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -34,6 +36,18 @@ def test_target_on_the_command_line(capsys):
         cli.main(["sim", "--target", "z80"])
     assert "invalid choice" in capsys.readouterr().err
 
+
+
+@pytest.mark.micropython
+@pytest.mark.vboard
+def test_the_session_names_the_target_it_runs_as():
+    """The dashboard's first line (and the rich one's head) is the board: a timed virtual
+    board says which target it runs as."""
+    r = subprocess.run([sys.executable, "-m", "dexlink.cli", "session", "--sim", "--target",
+                        "pico", "--duration", "0.5", "--every", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].startswith("virtual as pico: firmware"), r.stdout[:300]
 
 TIMED = '''
 import vtarget

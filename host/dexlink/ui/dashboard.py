@@ -112,6 +112,7 @@ def run_live(state: SessionState, duration: float | None, refresh_hz: float = 10
 def run_plain(state: SessionState, duration: float | None, every_s: float = 1.0, out=None) -> None:
     """A summary line (and the joints) every every_s seconds: for pipes and logs."""
     out = out or sys.stdout
+    print(state.link.describe_board(), file=out)  # which board (a virtual one: the target it runs as)
     end = time.monotonic() + duration if duration else None
     next_print = time.monotonic() + every_s
     while end is None or time.monotonic() < end:
