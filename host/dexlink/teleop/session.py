@@ -51,7 +51,8 @@ class TeleopOptions:
 
 class TeleopTaps:
     """What a recording wants of a session. The methods are called on the session's threads
-    (frame: retargeting; target, event: sending; latency: telemetry) and must not block."""
+    (frame: retargeting; target, event: retargeting or sending, one at a time; latency:
+    telemetry) and must not block."""
 
     def frame(self, frame: HandFrame) -> None: ...
 
