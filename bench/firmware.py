@@ -142,7 +142,7 @@ for viper in (True, False):
         mapping.map_exo_of(jm)
         mapping.follow(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
         mapping.slew(jm.goal, jm.target, jm.step, jm.flags, jm.n, jm.slew_q8)
-        jm.drive()
+        mapping.drive_of(jm)
     def servo():
         for b in fw.servos:
             b.write_goals(jm.servo_goal)
@@ -243,7 +243,8 @@ def main(argv=None):
 
 MODEL_STAGES = (("sample", "sample"), ("map", "map"), ("servo", "servo"),
                 ("telemetry", "telemetry"), ("telemetry_present", None),
-                ("overhead", "overhead"))
+                ("overhead", "overhead"), ("run_loop", None), ("console", None),
+                ("machine_calls", None))
 
 
 def print_model(measured: dict) -> None:
@@ -262,7 +263,8 @@ def print_model(measured: dict) -> None:
         for stage, key in MODEL_STAGES:
             here = x86[key] / (dec if stage == "telemetry" else 1) if key else None
             label = {"telemetry": "telemetry/%d" % dec,
-                     "telemetry_present": "  viper present"}.get(stage, stage)
+                     "telemetry_present": "  viper present", "run_loop": "run loop",
+                     "console": "USB console", "machine_calls": "machine calls"}.get(stage, stage)
             print("  %-16s %9s" % (label,
                                    "%.1f" % here if here is not None else "-")
                   + "".join("%12.0f" % c.stages[stage] for c in costs))

@@ -228,9 +228,14 @@ for trial in range(40):
     start = arr("H", [0, 3, 3, 5]); col = bytearray([0, 5, 23, 1, 2])
     coef = arr("h", [4096, -2048, 6144, 1, -4096]); b = arr("h", [100, -5, 0])
     q = arr("h", [random.getrandbits(15) - 16384 for i in range(n)])
+    mtab = arr("h", [])  # per motor: b, lo, hi, direction, servo offset
+    for i in range(3):
+        mtab.extend(arr("h", [b[i], -random.getrandbits(15), random.getrandbits(15),
+                              random.choice((1, -1)), random.getrandbits(12) - 2048]))
     res = []
-    for f in (mapping.couple_py, mapping._couple_viper):
-        m = arr("h", [0] * 3); f(q, m, start, col, coef, b, 3); res.append(list(m))
+    for f in (mapping.to_motors_py, mapping._to_motors_viper):
+        m = arr("h", [0] * 3); sg = arr("h", [0] * 3)
+        f(q, m, start, col, coef, mtab, sg, 3); res.append((list(m), list(sg)))
     if res[0] != res[1]: mism.append(("couple", trial))
     prev = bytearray([random.choice((0, 0, 1, 4)) for i in range(n)])
     res = [[f(st, prev, 7, s0, n) for s0 in (0, 5, n)]

@@ -49,16 +49,21 @@ class JointMap:
         self.blind = bytearray(nm)  # 1: the motor's servo cannot report its position
         self.mdir = _h(nm)
         self.moff = _h(nm)
-        self.mlo = _h(nm)
-        self.mhi = _h(nm)
         for m in range(nm):
-            mt = motors[m]
-            self.mdir[m] = mt["direction"]
-            self.moff[m] = mt["offset_cdeg"]
-            self.mlo[m] = mt["min_cdeg"]
-            self.mhi[m] = mt["max_cdeg"]
+            self.mdir[m] = motors[m]["direction"]
+            self.moff[m] = motors[m]["offset_cdeg"]
         self.coupled = coupling is not None
         self._make_coupling(coupling)
+        # mapping.to_motors' table: per motor its b (coupling), limits, direction and
+        # servo offset.
+        self.mtab = _h(mapping.MOTOR_FIELDS * nm)
+        for m in range(nm):
+            t = mapping.MOTOR_FIELDS * m
+            self.mtab[t + mapping.MOTOR_B] = self.cb[m]
+            self.mtab[t + mapping.MOTOR_LO] = motors[m]["min_cdeg"]
+            self.mtab[t + mapping.MOTOR_HI] = motors[m]["max_cdeg"]
+            self.mtab[t + mapping.MOTOR_DIR] = self.mdir[m]
+            self.mtab[t + mapping.MOTOR_OFF] = self.moff[m]
         self.limit_goals()
 
     def _make_coupling(self, coupling):
@@ -135,10 +140,7 @@ class JointMap:
 
     def drive(self):
         """Goals -> motors (coupling) -> servo frame."""
-        mapping.couple(self.goal, self.motor, self.cstart, self.ccol, self.ccoef, self.cb,
-                       self.nm)
-        mapping.clip(self.motor, self.mlo, self.mhi, self.nm)
-        mapping.to_servo(self.motor, self.mdir, self.moff, self.servo_goal, self.nm)
+        mapping.drive_of(self)
 
     def read_present(self):
         """Present positions in the motor frame; return how many are still unknown."""

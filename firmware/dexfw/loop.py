@@ -21,6 +21,10 @@ from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
 
 MASK30 = C.COUNTER_MASK  # counters stay small ints on 32-bit ports
 DEFAULT_LOOP = (1000, 10, 250, C.WATCHDOG_HOLD)
+# The servo read-back polls at most this often: at 1 kHz every other cycle. A poll and its
+# answer are about a quarter of an RP2040's cycle (issue 15); each servo is then read
+# every 2 ms x servos / read_group (32 ms for 16 servos), telemetry goes out every 10 ms.
+READBACK_HZ = 500
 
 
 class Firmware:
@@ -71,6 +75,8 @@ class Firmware:
     def _set_loop(self, values):
         self.hz, self.decimation, self.watchdog_ms, self.watchdog_action = values
         self.period_us = 1000000 // self.hz
+        self._poll_every = max(1, self.hz // READBACK_HZ)  # cycles from a poll to the next
+        self._poll_in = 0
         self.watchdog_us = self.watchdog_ms * 1000
         self.jm.set_rate(self.hz)
 
@@ -97,7 +103,10 @@ class Firmware:
             self._watchdog(now)
         if self.torque_on:
             self._drive()
-        self._servos()
+        self._poll_in -= 1
+        if self._poll_in <= 0:
+            self._poll_in = self._poll_every
+            self._servos()
         self.cycles = (self.cycles + 1) & MASK30
         self._decimate += 1
         if self._decimate >= self.decimation:
@@ -119,7 +128,7 @@ class Firmware:
     def _drive(self):
         jm = self.jm
         mapping.slew(jm.goal, jm.target, jm.step, jm.flags, jm.n, jm.slew_q8)
-        jm.drive()
+        mapping.drive_of(jm)
         for bus in self.servos:
             bus.write_goals(jm.servo_goal)
 
@@ -295,6 +304,8 @@ class Firmware:
         hal = self.hal
         ticks_us = hal.ticks_us
         ticks_diff = hal.ticks_diff
+        ticks_add = hal.ticks_add
+        sleep_us = hal.sleep_us
         jm = self.jm
         deadline = ticks_us()
         count = 0
@@ -314,10 +325,10 @@ class Firmware:
             self.cycle_us = took
             if took > self.worst_us:
                 self.worst_us = took
-            deadline = hal.ticks_add(deadline, self.period_us)
+            deadline = ticks_add(deadline, self.period_us)
             wait = ticks_diff(deadline, end)
             if wait > 0:
-                hal.sleep_us(wait)
+                sleep_us(wait)
             elif wait < 0:
                 self.overruns = (self.overruns + 1) & MASK30
                 self.faults.overrun(end, self.overruns)

@@ -72,15 +72,6 @@ def slew_py(goal, target, step, flags, n, q8):
         goal[i] += d
 
 
-def couple_py(q, motor, start, col, coef, b, nm):
-    """motor[m] = sum(coef * q[col]) / 4096 + b[m] over row m's entries start[m]:start[m+1]."""
-    for m in range(nm):
-        acc = 2048
-        for k in range(start[m], start[m + 1]):
-            acc += coef[k] * q[col[k]]
-        motor[m] = (acc >> 12) + b[m]
-
-
 # Per-cycle functions keep few arguments and locals and loop with while (a for over
 # range() takes 3 slots): their frames then fit MicroPython's on-stack limit
 # (tests/test_vrig_frames.py), where a bigger one is a heap allocation per call.
@@ -95,11 +86,32 @@ def clip_py(motor, lo, hi, n):
         m += 1
 
 
-def to_servo_py(motor, direction, offset, servo, n):
-    """Motor goals (clipped) into servo-frame goals."""
+# to_motors' table per motor: its offset b (coupling), limits, direction, servo offset.
+MOTOR_B, MOTOR_LO, MOTOR_HI, MOTOR_DIR, MOTOR_OFF = 0, 1, 2, 3, 4
+MOTOR_FIELDS = 5
+
+
+def to_motors_py(q, motor, start, col, coef, mtab, servo, nm):
+    """Joint goals q -> motor goals -> servo frame, in one pass (the loop's drive step: one
+    call where coupling, clipping and the servo frame took three, issue 15). motor[m] =
+    sum(coef * q[col]) / 4096 + b over row m's entries start[m]:start[m+1] (kept to
+    int16), clipped to lo..hi; servo[m] = offset +- motor[m] by direction (b, lo, hi,
+    direction, offset: mtab[5 * m:5 * m + 5])."""
     m = 0
-    while m < n:
-        servo[m] = offset[m] + motor[m] if direction[m] > 0 else offset[m] - motor[m]
+    while m < nm:
+        acc = 2048
+        k = start[m]
+        while k < start[m + 1]:
+            acc += coef[k] * q[col[k]]
+            k += 1
+        t = MOTOR_FIELDS * m
+        v = (((acc >> 12) + mtab[t] + 32768) & 0xFFFF) - 32768
+        if v < mtab[t + 1]:
+            v = mtab[t + 1]
+        elif v > mtab[t + 2]:
+            v = mtab[t + 2]
+        motor[m] = v
+        servo[m] = mtab[t + 4] + v if mtab[t + 3] > 0 else mtab[t + 4] - v
         m += 1
 
 
@@ -170,9 +182,8 @@ map_exo = map_exo_py
 first_change = first_change_py
 follow = follow_py
 slew = slew_py
-couple = couple_py
 clip = clip_py
-to_servo = to_servo_py
+to_motors = to_motors_py
 pack_joints = pack_joints_py
 from_servo = from_servo_py
 mark_unread = mark_unread_py
@@ -183,7 +194,6 @@ try:
     # refuses a whole module that uses it (SyntaxError at compile time), so only this
     # import fails, and the plain-Python versions above stay in use.
     from dexfw.mapping_viper import clip as _clip_viper
-    from dexfw.mapping_viper import couple as _couple_viper
     from dexfw.mapping_viper import first_change as _first_change_viper
     from dexfw.mapping_viper import follow as _follow_viper
     from dexfw.mapping_viper import from_servo as _from_servo_viper
@@ -191,7 +201,7 @@ try:
     from dexfw.mapping_viper import mark_unread as _mark_unread_viper
     from dexfw.mapping_viper import pack_joints as _pack_joints_viper
     from dexfw.mapping_viper import slew as _slew_viper
-    from dexfw.mapping_viper import to_servo as _to_servo_viper
+    from dexfw.mapping_viper import to_motors as _to_motors_viper
 
     VIPER = True
 except (ImportError, SyntaxError):
@@ -204,6 +214,12 @@ def map_exo_of(jm):
     map_exo(jm.raw, jm.enc_status, jm.zero, jm.dscale, jm.lo, jm.hi, jm.exo, jm.flags, jm.n)
 
 
+def drive_of(jm):
+    """to_motors over a JointMap's arrays: goals -> motors (coupling, limits) -> servo
+    frame. A plain global call, as map_exo_of."""
+    to_motors(jm.goal, jm.motor, jm.cstart, jm.ccol, jm.ccoef, jm.mtab, jm.servo_goal, jm.nm)
+
+
 def pack_joints_of(jm):
     """pack_joints of a JointMap's arrays into jm.pack_body at jm.pack_at (set by the
     loop: the telemetry body); the index after the last byte. One argument, as above."""
@@ -213,16 +229,15 @@ def pack_joints_of(jm):
 
 def select(viper):
     """Use the viper versions (when the port has them) or the plain-Python ones."""
-    global map_exo, first_change, follow, slew, couple, clip, to_servo, pack_joints
-    global from_servo, mark_unread
+    global map_exo, first_change, follow, slew, clip, pack_joints
+    global from_servo, mark_unread, to_motors
     use = viper and VIPER
     map_exo = _map_exo_viper if use else map_exo_py
     first_change = _first_change_viper if use else first_change_py
     follow = _follow_viper if use else follow_py
     slew = _slew_viper if use else slew_py
-    couple = _couple_viper if use else couple_py
     clip = _clip_viper if use else clip_py
-    to_servo = _to_servo_viper if use else to_servo_py
+    to_motors = _to_motors_viper if use else to_motors_py
     pack_joints = _pack_joints_viper if use else pack_joints_py
     from_servo = _from_servo_viper if use else from_servo_py
     mark_unread = _mark_unread_viper if use else mark_unread_py

@@ -74,29 +74,6 @@ def slew(goal: ptr16, target: ptr16, step: ptr16, flags: ptr8, n: int, q8: int):
 
 
 @micropython.viper
-def couple(q: ptr16, motor: ptr16, start: ptr16, col: ptr8, coef: ptr16, b: ptr16,
-           nm: int):
-    """mapping.couple_py in viper."""
-    for m in range(nm):
-        acc = 2048
-        k = int(start[m])
-        end = int(start[m + 1])
-        while k < end:
-            c = int(coef[k])
-            if c >= 32768:
-                c -= 65536
-            v = int(q[col[k]])
-            if v >= 32768:
-                v -= 65536
-            acc += c * v
-            k += 1
-        v = int(b[m])
-        if v >= 32768:
-            v -= 65536
-        motor[m] = (acc >> 12) + v
-
-
-@micropython.viper
 def pack_joints(body: ptr8, at: int, exo: ptr16, goal: ptr16, present: ptr16, flags: ptr8,
                 sstatus: ptr8, n: int, nm: int) -> int:
     """mapping.pack_joints_py in viper."""
@@ -152,14 +129,43 @@ def clip(motor: ptr16, lo: ptr16, hi: ptr16, n: int):
 
 
 @micropython.viper
-def to_servo(motor: ptr16, direction: ptr16, offset: ptr16, servo: ptr16, n: int):
-    """mapping.to_servo_py in viper (direction: int16, 1 or -1, i.e. 0xFFFF)."""
+def to_motors(q: ptr16, motor: ptr16, start: ptr16, col: ptr8, coef: ptr16, mtab: ptr16,
+              servo: ptr16, nm: int):
+    """mapping.to_motors_py in viper (mtab per motor: b, lo, hi, direction, offset)."""
     m = 0
-    while m < n:
-        if direction[m] < 32768:
-            servo[m] = int(offset[m]) + int(motor[m])
+    while m < nm:
+        acc = 2048
+        k = int(start[m])
+        end = int(start[m + 1])
+        while k < end:
+            c = int(coef[k])
+            if c >= 32768:
+                c -= 65536
+            v = int(q[col[k]])
+            if v >= 32768:
+                v -= 65536
+            acc += c * v
+            k += 1
+        t = 5 * m
+        v = int(mtab[t])
+        if v >= 32768:
+            v -= 65536
+        v = (((acc >> 12) + v + 32768) & 0xFFFF) - 32768
+        a = int(mtab[t + 1])
+        if a >= 32768:
+            a -= 65536
+        c = int(mtab[t + 2])
+        if c >= 32768:
+            c -= 65536
+        if v < a:
+            v = a
+        elif v > c:
+            v = c
+        motor[m] = v
+        if mtab[t + 3] < 32768:
+            servo[m] = int(mtab[t + 4]) + v
         else:
-            servo[m] = int(offset[m]) - int(motor[m])
+            servo[m] = int(mtab[t + 4]) - v
         m += 1
 
 

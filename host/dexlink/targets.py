@@ -11,7 +11,8 @@ its uncertainty), read by
 - bench/firmware.py, which prints the model beside the x86 costs it measures.
 
 The model of one cycle on a target:
-    cpu    = (overhead + sample + map + servo + telemetry / decimation)  [emulated RP2040 us]
+    cpu    = (overhead + sample + map + servo + telemetry / decimation
+              + run loop + USB console + real machine calls)  [emulated RP2040 us]
              x the target's slowdown against the emulated RP2040 (its pessimistic end)
     cycle  = cpu + the I2C and SPI bus time (machine.I2C / machine.SPI block for the
              whole transfer on rp2, esp32, mimxrt and stm32: the CPU waits it out)
@@ -33,19 +34,69 @@ from dexlink import hwconfig
 # tendon16 (AS5048A chain + XL330, coupled). Per-stage microseconds, fitted per driver
 # class (per joint, or fixed + per joint where two hands give two points). The emulator
 # has no flash-cache misses: a real RP2040 is 1.2-1.7x slower (TARGETS["pico"]).
+
+# Per-operation costs on the emulated RP2040 (issue 15): the changes to the cycle since
+# the calibration are counted with these (each labelled GUESS: not emulated since).
+METHOD_US = 13.6  # a method call
+FUNCTION_US = 10.3  # a function call
+LOOP_US = 3.1  # an empty loop iteration (FOR_ITER, STORE_FAST, JUMP: three bytecodes)
+OPCODE_US = LOOP_US / 3  # GUESS: a simple bytecode (a load, a store, a compare)
+# Software cost of one machine-class call (I2C, SPI, UART) and of time.ticks_us on the
+# emulated RP2040 (issue 15: readfrom_mem_into 22 us, ticks_us 5.7 us; SPI and UART calls:
+# GUESS, taken as the I2C call's).
+CALL_US = 22.0
+TICKS_US = 5.7
+BUILTIN_US = TICKS_US  # GUESS: a builtin's call (len, min, ticks_diff) as ticks_us's
 # Per cycle outside the stages: commands, faults, timing: measured 442 us (iso16; iso22
-# 440). GUESS since the loop skips FaultReporter.check_encoders (and its _encoder_change)
-# when no encoder bit changed and calls _report only on a telemetry cycle: 2.9 method
-# calls fewer a cycle at the issue's 13.6 us each (not emulated since).
-OVERHEAD_US = 442.0 - 2.9 * 13.6
+# 440). GUESS since (not emulated), counted per call and bytecode:
+# - the loop skips FaultReporter.check_encoders (and its _encoder_change) when no encoder
+#   bit changed and calls _report only on a telemetry cycle: 2.9 method calls fewer;
+# - the console is read only when bytes wait (Link.waiting, the console's any()): a quiet
+#   cycle calls any() where it called _commands, Link.start_cycle, Link.next_frame and
+#   the console's readinto (with its len and min): 3 method and 2 builtin calls fewer,
+#   and ~52 bytecodes (their bodies' ~63 less any()'s and the test's ~11);
+# - FaultReporter.check_servos makes its first pass itself: 1 method call fewer;
+# - the servo poll's countdown (dexfw.loop READBACK_HZ): ~14 bytecodes more.
+OVERHEAD_US = (442.0 - 2.9 * METHOD_US - (3 * METHOD_US + 2 * BUILTIN_US + 52 * OPCODE_US)
+               - METHOD_US + 14 * OPCODE_US)
+# GUESS: the emulated cycle is bench/firmware.py's fw.cycle(ticks_us()) call in a loop;
+# Firmware.run's own work a cycle is not in it: ~69 bytecodes (its deadline, slew time
+# and timing statistics), one ticks_us more and five two-argument time calls
+# (ticks_diff x3, ticks_add, sleep_us), less the bench's loop pass (3 bytecodes and
+# its ~13 around the call) and its closure call.
+RUN_LOOP_US = (69 - 3 - 13) * OPCODE_US + TICKS_US + 5 * BUILTIN_US - FUNCTION_US
+# GUESS: the board's USB console (dexfw.stdioconsole) answers any() through select's
+# ipoll (taken as a machine call, CALL_US) and a loop pass, where the bench's memory
+# console (which the calibration ran) reads two attributes (~5 bytecodes).
+CONSOLE_US = CALL_US + LOOP_US - 5 * OPCODE_US
+# GUESS: the calibration's null HAL answers the bus calls in Python (a method call and
+# ~2 bytecodes); a real machine call that moves data costs CALL_US (22 us, issue 15's
+# readfrom_mem_into). Per driver class, (fixed, per joint) such calls a cycle: I2C mux
+# sweeps select and read each sensor and unselect once; the SPI chain is one transfer
+# (its chip-select pin calls taken as the null HAL's); a servo bus writes its goals and
+# one request (its answer's read is in READBACK_US); the PCA9685 one register write a
+# servo.
+MACHINE_CALLS = {"AS5600Mux": (1, 2), "MT6701Mux": (1, 2), "AS5048AChain": (1, 0),
+                 "FeetechBus": (2, 0), "DynamixelBus": (2, 0), "PCA9685Servos": (0, 1)}
+# The loop polls the servo buses at most READBACK_HZ times a second (dexfw.loop: at 1 kHz
+# every other cycle). GUESS: of a bus's fixed cost (SERVO_US), writing the goals comes
+# every cycle: write_goals' call, goals_into's, the UART write (the null HAL's method,
+# ~2 bytecodes) and ~12 bytecodes; the rest, its request and the read-back (READBACK_US),
+# and the request's machine call come with a poll. The PCA9685 has no poll.
+READBACK_HZ = 500
+WRITE_GOALS_US = METHOD_US + FUNCTION_US + (METHOD_US + 2 * OPCODE_US) + 12 * OPCODE_US
+POLLED = {"FeetechBus", "DynamixelBus"}
+MACHINE_CALL_EXTRA_US = CALL_US - (METHOD_US + 2 * OPCODE_US)
 SAMPLE_US = {  # encoder driver class -> (fixed, per joint)
     "AS5600Mux": (0.0, 127.4),  # iso16: 2038 us for 16
     "MT6701Mux": (0.0, 142.0),  # iso22: 3123 us for 22
     # GUESS: the one-pass chain (busbytes.chain_collect) is not measured on the emulator
     # (its per-chip driver measured 3059 us for 16). From the issue's per-operation
     # figures: 5 method calls (13.6 us), the SPI call (22 us), 2 pin calls, the call into
-    # viper, and per chip ~5x the work of a viper CRC-32 byte (0.61 us) in the pass.
-    "AS5048AChain": (110.0, 3.5),
+    # viper, and per chip ~5x the work of a viper CRC-32 byte (0.61 us) in the pass. Less
+    # since: the transfer written out in sample (a method call) and _plan called one
+    # sweep in four (3/4 of a method call).
+    "AS5048AChain": (110.0 - 1.75 * METHOD_US, 3.5),
 }
 GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the emulator has not measured
 # Map (calibration, follow, slew limit, coupling, servo frame): 133 us + 41.5 us a joint
@@ -54,14 +105,23 @@ GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the 
 # couple 1.5, clip 1, follow and to_servo 0.5 each); the fixed part is the calls, less
 # three method calls at 13.6 us since the loop calls map_exo_of, follow and slew itself
 # (not through JointMap.map_exo, follow_exo, slew).
-MAP_US = (133.0 - 3 * 13.6, 8.0)
+# GUESS since: the drive step is one kernel (mapping.drive_of -> to_motors: coupling,
+# limits and servo frame in one pass) where JointMap.drive called couple, clip and
+# to_servo: a method and a function call fewer, and ~23 bytecodes of arguments (the
+# per-motor passes saved in viper not counted).
+MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 23 * OPCODE_US), 8.0)
 COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 797
 SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + one poll
     # GUESS: goals in one pass (busbytes.goals_into) are not measured on the emulator. The
     # per-servo driver measured 215 us a bus + 64 us a servo (fit of iso16, 1239 us for
     # 16 on one bus, and iso22, 1838 us for 22 on two); the pass leaves the bus's share
-    # (+15 us for the call) and per servo ~3 us (a viper division and four stores).
-    "FeetechBus": (230.0, 3.0),
+    # (+15 us for the call) and per servo ~3 us (a viper division and four stores). Less
+    # since: the checksum in goals_into's pass and the READ packets made once, where each
+    # packet was finished by finish_packet, sum_bytes and len (2 function calls and a
+    # builtin, twice a cycle, and ~19 and ~25 bytecodes around them); per servo two more
+    # viper adds (~0.6 us, a CRC-32 byte's).
+    "FeetechBus": (230.0 - 2 * (2 * FUNCTION_US + BUILTIN_US) - (19 + 25) * OPCODE_US,
+                   3.0 + 0.6),
     "DynamixelBus": (215.0, 94.75),  # tendon16: 1946 us for 16 on two buses (Feetech's fixed)
     "PCA9685Servos": (215.0, 64.0),  # GUESS: not measured; taken as the per-servo Feetech
 }
@@ -79,7 +139,10 @@ READBACK_US = {
     # by the speed probe, x EMULATED_PER_X86, gave ~280 before and ~60 after (loaded
     # host, 2026-12-01); this keeps the call count's larger figure, as viper gains less
     # on armv6m than on x86 (issue 15).
-    "FeetechBus": 200.0 - (7 * 13.6 + 3 * 10.3) + 10.3 + 25.0,
+    # Plus the answer's bytes read from the UART, which the null HAL never gave: one
+    # readinto straight into the empty buffer (a machine call, 22 us) and its test (~8
+    # bytecodes).
+    "FeetechBus": 200.0 - (7 * 13.6 + 3 * 10.3) + 10.3 + 25.0 + CALL_US + 8 * OPCODE_US,
 }
 TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
 # GUESS: since those figures, two plain per-motor loops inside each TELEMETRY are viper
@@ -105,11 +168,6 @@ VBOARD_EMULATED_PER_X86 = 60.0
 # prints it beside the iso16 cycle): the virtual board scales the factor by this over the
 # probe's time where it runs, so a slower or busier host does not slow the target down.
 X86_PROBE_US = 46
-# Software cost of one machine-class call (I2C, SPI, UART) and of time.ticks_us on the
-# emulated RP2040 (issue 15: readfrom_mem_into 22 us, ticks_us 5.7 us; SPI and UART calls:
-# GUESS, taken as the I2C call's).
-CALL_US = 22.0
-TICKS_US = 5.7
 
 
 @dataclass(frozen=True)
@@ -203,16 +261,37 @@ def _linear(table: tuple, n: int) -> float:
     return table[0] + table[1] * n
 
 
+def poll_share(hz: int) -> float:
+    """The servo polls a cycle at a loop rate of hz (dexfw.loop's READBACK_HZ rule)."""
+    return 1.0 / max(1, hz // READBACK_HZ)
+
+
+def machine_calls(group: dict) -> int:
+    """The data-moving machine calls a cycle of one driver group (MACHINE_CALLS)."""
+    fixed, per_joint = MACHINE_CALLS[group["cls"]]
+    if group["cls"].endswith("Mux") and group.get("args", {}).get("mux_addr") is None:
+        fixed, per_joint = 0, 1  # no mux to select: a read a sensor
+    return fixed + per_joint * len(group["joints"])
+
+
 def emulated_stages(cfg: dict) -> tuple[dict, list]:
     """(stage -> emulated RP2040 us per cycle, guessed driver classes) of a compiled config."""
     guessed = []
     n = len(cfg["joints"])
     sample = servo = 0.0
+    calls = sum(machine_calls(g) for g in cfg["encoders"] + cfg["servos"])
+    polls = poll_share(cfg["loop"]["hz"])
     for g in cfg["encoders"]:
         sample += _linear(SAMPLE_US[g["cls"]], len(g["joints"]))
     for g in cfg["servos"]:
-        servo += _linear(SERVO_US[g["cls"]], len(g["joints"]))
-        servo += READBACK_US.get(g["cls"], 0.0)
+        fixed, per_motor = SERVO_US[g["cls"]]
+        servo += per_motor * len(g["joints"])
+        if g["cls"] in POLLED:
+            servo += WRITE_GOALS_US + polls * (fixed - WRITE_GOALS_US
+                                               + READBACK_US.get(g["cls"], 0.0))
+            calls -= 1 - polls  # the request's machine call: with a poll
+        else:
+            servo += fixed
     for g in cfg["encoders"] + cfg["servos"]:
         if g["cls"] in GUESSED and "the %s's cost" % g["cls"] not in guessed:
             guessed.append("the %s's cost" % g["cls"])
@@ -223,8 +302,13 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
     telemetry = _linear(TELEMETRY_US, n) / dec
     stages = {"overhead": OVERHEAD_US, "sample": sample, "map": mapping, "servo": servo,
               "telemetry": telemetry,
-              "telemetry_present": _linear(TELEMETRY_PRESENT_US, len(cfg["motors"])) / dec}
+              "telemetry_present": _linear(TELEMETRY_PRESENT_US, len(cfg["motors"])) / dec,
+              "run_loop": RUN_LOOP_US, "console": CONSOLE_US,
+              "machine_calls": calls * MACHINE_CALL_EXTRA_US}
     guessed.append("the map stage's cost per joint")
+    guessed.append("the calls saved since the calibration, the run loop, the USB console, "
+                   "the real machine calls and the goals' share of a servo bus (counted "
+                   "per operation)")
     guessed.append("the viper present positions' saving in telemetry")
     if any(g["cls"] != "PCA9685Servos" for g in cfg["servos"]):
         guessed.append("the read-back's cost")

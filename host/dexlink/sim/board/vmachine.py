@@ -263,6 +263,10 @@ except ImportError:
     class Console(StdioConsole):
         """Minimal stand-in: the boards' stdio console, applying pending fault injections."""
 
+        def any(self):
+            vfaults.poll()  # the loop asks every cycle, and reads only when bytes wait
+            return StdioConsole.any(self)
+
         def readinto(self, buf):
             vfaults.poll()
             return StdioConsole.readinto(self, buf)
