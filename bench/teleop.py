@@ -23,7 +23,7 @@ too). Telemetry comes every board cycle (1 kHz) for exact placement: ten times a
 session's, so the host's threads have more to do here than in use.
 
 Goals: retargeting <= 5 ms a frame; received -> servo p99 <= 10 ms beyond the device's own.
-Sustained rate: frames a second the retargeting could take back to back.
+Sustained rate: frames a second the host stages (retarget, send) could take back to back.
 
     python bench/teleop.py                       # 5 s per interface
     python bench/teleop.py --seconds 10 --inputs avp --method dexpilot --targets
@@ -49,6 +49,7 @@ from dexlink.inputs import wire  # noqa: E402
 from dexlink.inputs.udp import LOOPBACK, GenericUdpInput  # noqa: E402
 from dexlink.link import Link  # noqa: E402
 from dexlink.retarget import make_retargeter  # noqa: E402
+from dexlink.retarget.retargeter import OBJECTIVES  # noqa: E402
 from dexlink.sim import VirtualBoard  # noqa: E402
 from dexlink.sim.flashing import flash_virtual  # noqa: E402
 from dexlink.teleop import TeleopOptions, TeleopSession, TeleopTaps  # noqa: E402
@@ -115,10 +116,10 @@ class SentTimes(TeleopTaps):
             self.sent[k] = t_ns
 
 
-def run_interface(link, name, hand, method, seconds, base, options: TeleopOptions):
+def run_interface(link, name, hand, method, objective, seconds, base, options: TeleopOptions):
     geometry = load_geometry(hand)
     device = SimulatedDevice(PROFILES[name], geometry, np.random.default_rng(0))
-    goals = IdGoals(make_retargeter(hand, method or PROFILES[name].method,
+    goals = IdGoals(make_retargeter(hand, method or PROFILES[name].method, objective=objective,
                                     smoothing=PROFILES[name].smoothing), base)
     taps = SentTimes(goals)
     inp = GenericUdpInput(0)
@@ -188,6 +189,8 @@ def main(argv=None) -> int:
     p.add_argument("--method", choices=["vector", "position", "dexpilot"],
                    help="retargeting method (default: each device's)")
     p.add_argument("--hand", default=str(HANDS / "iso16.toml"), help="hand to flash")
+    p.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVES[0],
+                   help="who computes the optimiser's loss (default %(default)s; torch: dex-retargeting's)")
     p.add_argument("--targets", action="store_true",
                    help="send plain TARGETS, not timed points (what a board before protocol 1.2 takes)")
     p.add_argument("--lead-ms", type=float, default=TeleopOptions.lead_s * 1e3,
@@ -213,7 +216,8 @@ def main(argv=None) -> int:
             print("per stage, median and p99 in ms (simulation devices, real retargeting, real "
                   "link and firmware):")
             for name in names:
-                run = run_interface(link, name, args.hand, args.method, args.seconds, base, options)
+                run = run_interface(link, name, args.hand, args.method, args.objective, args.seconds,
+                                    base, options)
                 results[name] = report(name, *run, args.seconds)
             link.set_mode(catalog.MODE_IDLE)
     ok = all(r["retarget_ms"] <= 5.0 and r["e2e_p99_ms"] <= 10.0 for r in results.values())
