@@ -111,6 +111,9 @@ GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the 
 # per-motor passes saved in viper not counted).
 MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 23 * OPCODE_US), 8.0)
 COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 797
+# GUESS: ServoBus.poll reads the UART itself since (the calibration's poll called
+# _receive): a method call fewer a poll, Feetech and Dynamixel alike.
+POLL_SAVED_US = METHOD_US
 SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + one poll
     # GUESS: goals in one pass (busbytes.goals_into) are not measured on the emulator. The
     # per-servo driver measured 215 us a bus + 64 us a servo (fit of iso16, 1239 us for
@@ -120,9 +123,9 @@ SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + o
     # packet was finished by finish_packet, sum_bytes and len (2 function calls and a
     # builtin, twice a cycle, and ~19 and ~25 bytecodes around them); per servo two more
     # viper adds (~0.6 us, a CRC-32 byte's).
-    "FeetechBus": (230.0 - 2 * (2 * FUNCTION_US + BUILTIN_US) - (19 + 25) * OPCODE_US,
-                   3.0 + 0.6),
-    "DynamixelBus": (215.0, 94.75),  # tendon16: 1946 us for 16 on two buses (Feetech's fixed)
+    "FeetechBus": (230.0 - 2 * (2 * FUNCTION_US + BUILTIN_US) - (19 + 25) * OPCODE_US
+                   - POLL_SAVED_US, 3.0 + 0.6),
+    "DynamixelBus": (215.0 - POLL_SAVED_US, 94.75),  # tendon16: 1946 us for 16 on two buses
     "PCA9685Servos": (215.0, 64.0),  # GUESS: not measured; taken as the per-servo Feetech
 }
 # GUESS: a servo bus's answer parsed every cycle (the read-back: ~16 method and function
@@ -164,6 +167,7 @@ EMULATED_PER_X86 = 155.0
 # board overruns and its deadlines slip); iso16spi 280 Hz against the model's 390. With
 # 2 cores at load average ~10; uncertainty +-30 %, mostly the host's load.
 VBOARD_EMULATED_PER_X86 = 60.0
+VBOARD_UNCERTAINTY = 0.3
 # The speed probe (sim/board/vtarget.probe_us) on that host in that state (bench/firmware.py
 # prints it beside the iso16 cycle): the virtual board scales the factor by this over the
 # probe's time where it runs, so a slower or busier host does not slow the target down.

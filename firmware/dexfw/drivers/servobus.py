@@ -85,7 +85,13 @@ class ServoBus:
 
     def poll(self, present_cdeg, status):
         """Collect answers that arrived; when the request is done, send the next one."""
-        self._receive()
+        waiting = self.uart.any()
+        if waiting and not self._rxn and waiting <= self._rx_size:
+            # The usual case, the buffer empty: the bytes go straight in (no copy, and
+            # the calls of _receive's loop saved: issue 15's per-call costs).
+            self._rxn = self.uart.readinto(self._rx, waiting) or 0
+        elif waiting:
+            self._receive_more(waiting)
         if self._rxn:
             self._parse(present_cdeg, status)
         if self._n_awaited:
@@ -96,14 +102,11 @@ class ServoBus:
         self._request()
 
     def _receive(self):
-        # Bytes waiting on the UART go through a small chunk: a memoryview at an offset
+        self._receive_more(self.uart.any())
+
+    def _receive_more(self, waiting):
+        # Bytes behind those in _rx go through a small chunk: a memoryview at an offset
         # into _rx would be a new object every call.
-        waiting = self.uart.any()
-        if waiting and not self._rxn and waiting <= self._rx_size:
-            # The usual case, the buffer empty: the bytes go straight in (no copy, and
-            # two calls and a pass of the loop below fewer, issue 15's per-call costs).
-            self._rxn = self.uart.readinto(self._rx, waiting) or 0
-            return
         while waiting > 0:
             room = len(self._rx) - self._rxn
             if room == 0:  # garbage filled the buffer: start over
