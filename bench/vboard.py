@@ -13,11 +13,15 @@ writes (board -> host) or reads (host -> board) as fast as it can through the ps
 
 With --target BOARD the virtual board runs at that real board's speed (dexlink.targets:
 the firmware's interpretation scaled, the buses' time waited out): the figures are the
-loop rate such a board holds, printed beside the cost model's.
+loop rate such a board holds, printed beside the cost model's, and at the end, over the
+hands run, how far the board's CPU time per cycle is from the model's: their geometric
+mean says where targets.VBOARD_EMULATED_PER_X86 would centre them, the spread around it
+is what targets.VBOARD_UNCERTAINTY must cover (the x86 time of viper-heavy paths shrinks
+more than the target's, see targets.py).
 
     .venv/bin/python bench/vboard.py                # 60 s per hand
     .venv/bin/python bench/vboard.py --seconds 5    # a quick look
-    .venv/bin/python bench/vboard.py --target pico --seconds 10
+    .venv/bin/python bench/vboard.py --target pico --seconds 10 --hands iso16,iso16spi,iso22,tendon16
 """
 from __future__ import annotations
 
@@ -193,6 +197,32 @@ def throughput(seconds: float) -> tuple[float, float]:
     return out_rate, in_rate
 
 
+def compare(hand: str, model, rate_hz: float) -> float:
+    """Print the board's rate against the model's; return the board's CPU time per cycle
+    (its cycle less the I2C/SPI waits, the same on both) over the model's."""
+    cpu = 1e6 / rate_hz - model.blocking_us
+    ratio = cpu / model.cpu_us
+    u = targets.VBOARD_UNCERTAINTY
+    print("  against the model: loop %.0f Hz / %.0f Hz = %.2f; CPU %.0f us / %.0f us a cycle = "
+          "%.2f (%s +-%.0f %%)" % (rate_hz, model.max_hz, rate_hz / model.max_hz, cpu,
+                                   model.cpu_us, ratio,
+                                   "within" if abs(ratio - 1) <= u else "OUTSIDE", 100 * u))
+    return ratio
+
+
+def summarize(target: str, against: dict) -> None:
+    """The geometric mean of the CPU ratios (where the factor would centre them) and the
+    spread around it."""
+    mean = float(np.exp(np.mean(np.log(list(against.values())))))
+    spread = [v / mean for v in against.values()]
+    print("virtual board as a %s against the cost model, CPU a cycle: %s; geometric mean %.2f "
+          "(VBOARD_EMULATED_PER_X86 %.0f would centre it: about %.0f), spread around it "
+          "%.2f-%.2f (VBOARD_UNCERTAINTY +-%.0f %%)"
+          % (target, ", ".join("%s %.2f" % kv for kv in against.items()), mean,
+             targets.VBOARD_EMULATED_PER_X86, targets.VBOARD_EMULATED_PER_X86 / mean,
+             min(spread), max(spread), 100 * targets.VBOARD_UNCERTAINTY))
+
+
 def hwconfig_joints(hand: str) -> list:
     from dexlink.hwconfig import load_hand
     return load_hand(hand)["joints"]
@@ -215,6 +245,7 @@ def main() -> int:
     print("baseline (empty cycle, bare interpreter, %d Hz deadlines): %s"
           % (HZ, baseline(min(args.seconds, 10))))
     timed = args.target != targets.VIRTUAL
+    against = {}  # hand -> the board's CPU time per cycle over the model's
     for hand, n in hands:
         if timed:
             model = targets.hand_cost(hand, args.target)
@@ -231,11 +262,14 @@ def main() -> int:
               % (hand, n, HZ, args.seconds, r["rate_board"], r["rate_host"], r["median"],
                  r["p99"], r["worst"], r["overruns"], r["cycles"],
                  100 * r["overruns"] / max(1, r["cycles"]), r["telemetry_hz"]))
+        if timed:
+            against[hand] = compare(hand, model, r["rate_board"])
         for name, f in under:
             print("  %s, fault %-18s loop %.1f Hz, cycle median %d us, p99 %d us, overruns %.2f %%"
                   % (hand, name + ":", f["rate_host"], f["median"], f["p99"],
                      100 * f["overruns"] / max(1, f["cycles"])))
     if timed:
+        summarize(args.target, against)
         return 0
     out_rate, in_rate = throughput(min(args.seconds, 5))
     print("serial throughput through the pty: board -> host %.2f MB/s, host -> board %.2f MB/s"

@@ -78,6 +78,16 @@ def reads(late_us):
 res["i2c_us"] = reads(0)  # the manual clock: what was charged, and nothing else
 res["i2c_us_after_late"] = reads(3000)
 vworld.manual_clock(False)  # the real clock: the host's own time passes on the board's
+# A stretch the host stalled (3 ms, far past CLAMP_X86_US; no credit is left from the
+# manual clock): that real time passes on the board clock once, not again as the target's
+# interpretation. (Board time less real time: a preemption anywhere adds to both.)
+t0 = vmachine.ticks_us()
+r0 = vworld._ticks_us()
+while vworld._ticks_diff(vworld._ticks_us(), r0) < 3000:
+    pass
+board = vmachine.ticks_diff(vmachine.ticks_us(), t0)
+res["stall_extra_us"] = board - vworld._ticks_diff(vworld._ticks_us(), r0)
+res["clamp_us"] = vtarget.CLAMP_X86_US * vtarget._factor_now_q >> 10
 res["real_i2c_us"] = reads(0) + reads(3000)
 vworld.manual_clock()
 # A servo's answer is on the line only after the request, the turnaround and the reply.
@@ -131,6 +141,9 @@ def test_the_timed_board_waits_out_the_buses_and_allocates_nothing():
     # measured 135 us: the credit of a slow call had cancelled part of the next ones'.
     for key in ("i2c_us", "i2c_us_after_late", "real_i2c_us"):
         assert min(pico[key]) >= least, (key, pico[key])
+    # A host stall is the host's: charged as a stretch would be, not as CLAMP_X86_US of
+    # work (that was milliseconds of a Pico's time for every preemption on a busy host)
+    assert pico["stall_extra_us"] < pico["clamp_us"] / 4, pico["stall_extra_us"]
     # On the manual clock only what was charged passes: the statements between the calls
     # are a few x86 microseconds, scaled (the quickest of five: a preempted one is not)
     assert min(pico["i2c_us"]) <= least + 600 and min(pico["i2c_us_after_late"]) <= least + 600

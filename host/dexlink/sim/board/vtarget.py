@@ -36,8 +36,9 @@ ticks_call_us = 0  # time.ticks_us on the target
 uart_txbuf = 256  # bytes a UART write buffers without blocking
 turnaround_us = 0  # half-duplex line turned round before a servo answers
 # A stretch between two machine calls longer than this on x86 is the host's scheduler
-# (or boot-time work), not the loop: charge no more of it (a 1 ms preemption would
-# otherwise become a tenth of a second on a Pico); on the real clock the rest is credit.
+# (or boot-time work), not the loop: it is charged as the mean stretch so far (charged in
+# full, a 1 ms preemption would become a tenth of a second on a Pico, and even clamped
+# here every preemption cost the board milliseconds); on the real clock its time is credit.
 CLAMP_X86_US = 60
 SPIN_US = 3000  # the last this many microseconds of a wait are spun, not slept
 RECALIBRATE_US = 250000  # this host's speed is measured again this often
@@ -80,6 +81,8 @@ def configure(cfg):
     ticks_call_us = t["ticks_us"]
     uart_txbuf = t["uart_txbuf"]
     turnaround_us = t["turnaround_us"]
+    for _ in range(len(_probes) - 1):  # a full set at once: one preempted probe is not the speed
+        _recent_median(probe_us())
     calibrate()
     _mark = _ticks_us()
 
@@ -91,7 +94,12 @@ def enter():
     if active:
         _entered = _ticks_us()
         d = _ticks_diff(_entered, _mark)
-        c = (((d if d < CLAMP_X86_US else CLAMP_X86_US) << 10) - _hook_q) * _factor_now_q >> 10
+        if d <= CLAMP_X86_US:
+            c = ((d << 10) - _hook_q) * _factor_now_q >> 10
+        elif calls:  # preempted: its own work is not known; the mean stretch's is the guess
+            c = charged_q // calls
+        else:
+            c = ((CLAMP_X86_US << 10) - _hook_q) * _factor_now_q >> 10
         charged_q += c
         if not vworld._manual:  # the stretch has passed on the board clock (a preemption too)
             c -= d << 10
