@@ -5,7 +5,8 @@ Part 1 runs the real loop (dexfw) and the real drivers under `.venv/bin/micropyt
 over a null HAL: buses that accept every transfer at once and answer nothing, so the
 figures are the interpreter's work alone (building packets, mapping, framing), without
 the simulated devices' cost. Stages: sampling (encoder drivers), mapping (calibration,
-slew limit, coupling, servo frame), servo packet (sync-write built + read-back poll),
+slew limit, coupling, servo frame), servo packet (sync-write built every cycle + the
+read-back poll, which the loop runs at most 500 times a second: at 1 kHz half a poll),
 read-back (one Feetech answer parsed, put in the receive buffer: the null HAL answers
 nothing),
 telemetry frame (pack, CRC-32, COBS, write), and a whole cycle (telemetry every 10th
@@ -14,8 +15,11 @@ NB: the Unix port runs on this host's CPU: a 133 MHz RP2040 is tens of times slo
 
 Part 2 is the cost model of the real boards (dexlink.targets): per hand and stage the
 x86 cost measured here beside the modelled cost on each target (calibrated on an emulated
-RP2040, issue 15), the cycle with the I2C/SPI waits, the rate each board holds and the
-headroom against the hand's configured rate; where the model guesses, it says so.
+RP2040, issue 15, and the changes since counted per call and bytecode at the issue's
+per-operation costs), what the calibration lacked (the run loop, the USB console's poll,
+real machine calls in place of the null HAL's), the cycle with the I2C/SPI waits, the
+rate each board holds and the headroom against the hand's configured rate; where the
+model guesses, it says so.
 It also prints this host's speed probe (sim/board/vtarget.probe_us) beside the iso16
 cycle: the virtual board timed as a target scales by their ratio (targets.X86_PROBE_US).
 
@@ -143,9 +147,11 @@ for viper in (True, False):
         mapping.follow(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
         mapping.slew(jm.goal, jm.target, jm.step, jm.flags, jm.n, jm.slew_q8)
         mapping.drive_of(jm)
-    def servo():
+    def goals():
         for b in fw.servos:
             b.write_goals(jm.servo_goal)
+    def poll():
+        for b in fw.servos:
             b.poll(jm.present, jm.servo_status)
     # The read-back: one Feetech answer per bus parsed (the null HAL's UART never
     # answers, so an answer is put in the receive buffer). Other servo buses: 0.
@@ -164,7 +170,8 @@ for viper in (True, False):
         fw.cycle(time.ticks_us())
         con.tx_len = 0
     r = {"sample": per_call_us(sample), "map": per_call_us(mapping_),
-         "servo": per_call_us(servo), "telemetry": per_call_us(telemetry),
+         "servo": per_call_us(goals) + per_call_us(poll) / fw._poll_every,
+         "telemetry": per_call_us(telemetry),
          "readback": per_call_us(readback) if answers else 0.0}
     fw.decimation = 10
     r["cycle_dec10"] = per_call_us(cycle)
