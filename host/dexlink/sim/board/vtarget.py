@@ -56,12 +56,8 @@ _hook_q = 0  # x86 time of the hooks themselves in each stretch, 1/1024 us
 _calibrated_at = 0
 _entered = 0  # x86 time the current machine call began
 _inside_q = 0  # x86 time inside machine calls, 1/1024 us (calibrate() reads it)
-# So far (bench/vboard.py explains a cycle with them), in 1/1024 us: the interpretation
-# charged, the calls' own cost charged, credit dropped past CREDIT_MAX_US.
-calls = 0  # machine calls bracketed
-charged_q = 0
-calls_q = 0
-dropped_q = 0
+calls = 0  # machine calls bracketed so far
+charged_q = 0  # the interpretation charged so far, 1/1024 us (a preempted stretch: the mean)
 
 
 def configure(cfg):
@@ -109,7 +105,7 @@ def enter():
 def leave(target_us):
     """A machine call ends, having cost target_us on the target; on the real clock the
     x86 time it took here (the simulated devices' work) has passed already."""
-    global _owed_q, _floor_q, _mark, _inside_q, calls, calls_q
+    global _owed_q, _floor_q, _mark, _inside_q, calls
     if active:
         _mark = _ticks_us()
         inside = _ticks_diff(_mark, _entered) << 10
@@ -117,7 +113,6 @@ def leave(target_us):
         if vworld._manual:  # the host's time is not the board's
             inside = 0
         t = target_us << 10
-        calls_q += t
         _owed_q += t - inside
         if t > inside:
             _floor_q += t - inside
@@ -127,7 +122,7 @@ def leave(target_us):
 def settle():
     """Let the owed time pass (before the board clock is read, or the board sleeps): all
     of it, and never less than the calls' own cost since the last settle."""
-    global _owed_q, _floor_q, _mark, _entered, dropped_q
+    global _owed_q, _floor_q, _mark, _entered
     if not active:
         return
     pay = _owed_q if _owed_q > _floor_q else _floor_q
@@ -136,7 +131,6 @@ def settle():
         pay >>= 10
         _owed_q -= (pay + _pass(pay)) << 10
     if _owed_q < _CREDIT_MIN_Q:
-        dropped_q += _CREDIT_MIN_Q - _owed_q
         _owed_q = _CREDIT_MIN_Q
     if _ticks_diff(_ticks_us(), _calibrated_at) > RECALIBRATE_US:
         calibrate()
@@ -244,12 +238,11 @@ def calibrate():
     """Measure this host's speed and the hooks' cost now; the clock moves on meanwhile
     but nothing of it is owed (nor are the hooks' calls counted)."""
     global active, _factor_now_q, _hook_q, _owed_q, _floor_q, _mark, _calibrated_at
-    global calls, charged_q, calls_q
+    global calls, charged_q
     owed = _owed_q
     floor = _floor_q
     n = calls
     charged = charged_q
-    called = calls_q
     active = True
     _hook_q = 0
     _hook_q = _hook_cost()
@@ -258,7 +251,6 @@ def calibrate():
     _floor_q = floor
     calls = n
     charged_q = charged
-    calls_q = called
     _calibrated_at = _ticks_us()
     _mark = _calibrated_at
 
