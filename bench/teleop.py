@@ -169,7 +169,7 @@ def report(name, stamps, on_servo, stats, counters, device, skipped, cpu, points
     p99 = float(np.percentile(e2e, 99)) / 1e6 if len(e2e) else float("nan")
     print("        frames %d in %.0f s (%.1f/s; %d lost by the device, %d dropped by the input, "
           "%d skipped for a newer one), "
-          "%d placed on the servo (%d timed points late, dropped); "
+          "%d placed on the servo (%d timed points late when sent, sent again); "
           "retarget mean %.2f ms p99 %.2f ms [goal <= 5] (CPU median, p99 %s); "
           "host stages could sustain %.0f frames/s; received->servo p99 %.2f ms [goal <= 10]; "
           "with the device: ~%.0f ms" % (

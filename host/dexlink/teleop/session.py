@@ -41,9 +41,9 @@ class TeleopOptions:
     hold_after_s: float = 0.25  # no good frame for this long: the hand holds
     # A timed point's time ahead of now: the link's own delay and a bit (USB ~1 ms, the
     # board's read at its next 1 kHz cycle <= 1 ms). Every goal reaches the servo this late,
-    # so no longer than that; a point that arrives after its time is dropped, and the goal
-    # goes again at the next tick (bench/teleop.py --lead-ms: none dropped at 2 ms on a
-    # loaded machine, the virtual board).
+    # so no longer than that; a point that reaches the board after its time is dropped, and
+    # the goal goes again at the next tick (bench/teleop.py --lead-ms: none dropped at 2 ms
+    # on a loaded machine, the virtual board).
     lead_s: float = 0.003
     resume_s: float = 0.3  # after a hold, the first goal's lead: a glide, not a jump
     timed_points: bool = True  # use send_points when the board takes them
@@ -202,9 +202,12 @@ class TeleopSession:
         cdeg = np.round(goal * 100).astype(int)
         try:
             if self.timed and self.link.clock.synced:
-                lead = self.options.resume_s if self._resume else self.options.lead_s
-                t0 = self.link.board_time_us() + int(lead * 1e6)
-                self.link.send_points(t0, 10_000, goal[None, :], replace=True)
+                lead = int(1e6 * (self.options.resume_s if self._resume else self.options.lead_s))
+                # A point past its time before it went (this thread was held up: a busy
+                # machine) is dropped: once more from now, rather than no goal until the next tick.
+                for _ in range(2):
+                    if self.link.send_points(self.link.board_time_us() + lead, 10_000, goal[None, :]):
+                        break
             else:
                 self.link.send_targets(cdeg)
         except Exception as e:  # noqa: BLE001 - a link that is down now may be back next tick
