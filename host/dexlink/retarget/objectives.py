@@ -121,6 +121,10 @@ class DexPilotOptimizer(optimizer.DexPilotOptimizer):
     projected: its target becomes a short fixed distance along the human vector, weighted
     200 (400), until it is farther than escape_dist; wrist vectors weigh n_pairs + n_fingers."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss = VectorLoss(self, self.huber_loss.beta)
+
     def _pinch(self, target_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pairs = len(self.projected)
         thumb = pairs - len(self.s2_project_index_task)  # thumb-finger pairs come first
@@ -138,10 +142,6 @@ class DexPilotOptimizer(optimizer.DexPilotOptimizer):
         reference[:pairs] = np.where(on[:, None], direction * self.projected_dist[:, None],
                                      scaled[:pairs])
         return reference.astype(np.float32), weight.astype(np.float32)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.loss = VectorLoss(self, self.huber_loss.beta)
 
     def get_objective_function(self, target_vector, fixed_qpos, last_qpos):
         reference, weight = self._pinch(target_vector)
