@@ -79,12 +79,15 @@ CONSOLE_US = CALL_US + LOOP_US - 5 * OPCODE_US
 MACHINE_CALLS = {"AS5600Mux": (1, 2), "MT6701Mux": (1, 2), "AS5048AChain": (1, 0),
                  "FeetechBus": (2, 0), "DynamixelBus": (2, 0), "PCA9685Servos": (0, 1)}
 # The loop polls the servo buses at most READBACK_HZ times a second (dexfw.loop: at 1 kHz
-# every other cycle). GUESS: of a bus's fixed cost (SERVO_US), writing the goals comes
+# every other cycle): the read-back (READBACK_US) and the request's machine call come
+# with a poll. GUESS: of the Feetech bus's fixed cost (SERVO_US), writing the goals comes
 # every cycle: write_goals' call, goals_into's, the UART write (the null HAL's method,
-# ~2 bytecodes) and ~12 bytecodes; the rest, its request and the read-back (READBACK_US),
-# and the request's machine call come with a poll. The PCA9685 has no poll.
+# ~2 bytecodes) and ~12 bytecodes; the rest is its request, with a poll. The Dynamixel's
+# fixed cost is all taken as every cycle's (its goals and request are framed alike, CRC
+# and stuffing: no share counted). The PCA9685 has no poll.
 READBACK_HZ = 500
-WRITE_GOALS_US = METHOD_US + FUNCTION_US + (METHOD_US + 2 * OPCODE_US) + 12 * OPCODE_US
+WRITE_GOALS_US = {"FeetechBus": METHOD_US + FUNCTION_US + (METHOD_US + 2 * OPCODE_US)
+                  + 12 * OPCODE_US}
 POLLED = {"FeetechBus", "DynamixelBus"}
 MACHINE_CALL_EXTRA_US = CALL_US - (METHOD_US + 2 * OPCODE_US)
 SAMPLE_US = {  # encoder driver class -> (fixed, per joint)
@@ -131,8 +134,12 @@ SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + o
 # GUESS: a servo bus's answer parsed every cycle (the read-back: ~16 method and function
 # calls at 10-14 us, and the checks), which the emulated figures lack: their null HAL
 # never answers. Per servo bus with read-back (not the PCA9685's).
+# Both: plus the answer's bytes read from the UART, which the null HAL never gave: one
+# readinto straight into the empty buffer (a machine call, 22 us) and its test (~8
+# bytecodes).
+ANSWER_READ_US = CALL_US + 8 * OPCODE_US
 READBACK_US = {
-    "DynamixelBus": 200.0,
+    "DynamixelBus": 200.0 + ANSWER_READ_US,
     # GUESS: 200 us as above, less the ten per-packet calls one viper pass replaced
     # (busbytes.sts_answers; _size_at, _packet, _check, _answer, _answered, _store
     # and sum_bytes, two sign_magnitude and cdeg_from_counts: 7 method calls at 13.6 us
@@ -142,10 +149,7 @@ READBACK_US = {
     # by the speed probe, x EMULATED_PER_X86, gave ~280 before and ~60 after (loaded
     # host, 2026-12-01); this keeps the call count's larger figure, as viper gains less
     # on armv6m than on x86 (issue 15).
-    # Plus the answer's bytes read from the UART, which the null HAL never gave: one
-    # readinto straight into the empty buffer (a machine call, 22 us) and its test (~8
-    # bytecodes).
-    "FeetechBus": 200.0 - (7 * 13.6 + 3 * 10.3) + 10.3 + 25.0 + CALL_US + 8 * OPCODE_US,
+    "FeetechBus": 200.0 - (7 * 13.6 + 3 * 10.3) + 10.3 + 25.0 + ANSWER_READ_US,
 }
 TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
 # GUESS: since those figures, two plain per-motor loops inside each TELEMETRY are viper
@@ -306,8 +310,8 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
         fixed, per_motor = SERVO_US[g["cls"]]
         servo += per_motor * len(g["joints"])
         if g["cls"] in POLLED:
-            servo += WRITE_GOALS_US + polls * (fixed - WRITE_GOALS_US
-                                               + READBACK_US.get(g["cls"], 0.0))
+            goals = WRITE_GOALS_US.get(g["cls"], fixed)
+            servo += goals + polls * (fixed - goals + READBACK_US[g["cls"]])
             calls -= 1 - polls  # the request's machine call: with a poll
         else:
             servo += fixed
