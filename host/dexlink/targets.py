@@ -186,9 +186,12 @@ EMULATED_PER_X86 = 155.0
 # bytes, 155-220 for calls, loop passes and ticks_us, so x86 time rather overstates a
 # viper-heavy cycle. The difference lies in what no emulation measured for this firmware:
 # the chain (GUESS) and the stages every hand shares (map, servo, telemetry, overhead, run
-# loop, console: older figures less GUESSed savings), most of a light cycle. The model is
-# likely pessimistic there; only the emulator can settle it. Meanwhile the virtual board
-# shows those hands faster than the model does (bench/vboard.py flags them).
+# loop, console: older figures less GUESSed savings), most of a light cycle. Booked by
+# stage in the board (iso16spi, once, 2026-12-01): sampling, mapping and servos 707 us
+# against the model's 923, the rest of a cycle (overhead, run loop, console, telemetry)
+# ~300 us against 871. The model is likely pessimistic there; only the emulator can
+# settle it. Meanwhile the virtual board shows those hands faster than the model does
+# (bench/vboard.py flags them).
 VBOARD_EMULATED_PER_X86 = 60.0
 VBOARD_UNCERTAINTY = 0.3  # of the CPU time a cycle, virtual board against the model
 # The speed probe (sim/board/vtarget.probe_us) on that host in that state (bench/firmware.py
