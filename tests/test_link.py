@@ -21,7 +21,7 @@ from dexlink.link import (
 from dexproto import catalog
 from dexproto.stream import make
 from support.fakeboard import FakeBoard
-from support.waiting import wait_for
+from support.waiting import wait_for, wait_until
 
 pytestmark = pytest.mark.micropython
 
@@ -125,6 +125,35 @@ def test_a_failed_write_marks_the_port_lost():
     finally:
         port.close()
     assert not port.is_open
+
+
+def test_frames_avoid_ctrl_c_where_a_sequence_number_can():
+    """A frame reaching a booting board must not hold 0x03 (Ctrl-C) where the sequence
+    number can avoid it; a body holding 0x03 itself goes at once with the next number."""
+    import threading
+
+    from dexlink.link.requests import Sender
+    from dexlink.link.stats import LinkStats
+    from dexproto.stream import StreamDecoder
+
+    port = Transport("loop://")
+    port.open()
+    got, ended = bytearray(), threading.Event()
+    port.start_reader(lambda data, _ns: got.extend(data), ended)
+    try:
+        sender = Sender(port, LinkStats())
+        plain = [sender.send(make("GET_STATS")) for _ in range(200)]
+        goals = make("TARGETS", items=[(3,)] * 16)  # 0x03 in every goal: no number helps
+        held = [sender.send(goals) for _ in range(3)]
+        assert wait_until(lambda: len(StreamDecoder().feed(bytes(got))) == 203, timeout=5)
+    finally:
+        ended.set()
+        port.close()
+    frames = bytes(got).split(b"\x00")
+    assert sum(b"\x03" in f for f in frames) == 3  # only the goals' frames hold one
+    msgs = StreamDecoder().feed(bytes(got))
+    assert [m.seq for m in msgs] == plain + held
+    assert held == [(plain[-1] + 1 + k) & 0xFFFF for k in range(3)]
 
 
 def test_statistics_count_drops_and_gaps(tmp_path):
