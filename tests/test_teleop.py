@@ -210,7 +210,8 @@ def test_record_with_a_host_input_keeps_frames_goals_and_latencies(tmp_path, cap
                                 t_ns=first["t_ns"])
     assert frame.side == "right" and t == frame.t_ns and frame.joints.shape == (26, 3)
     targets = topics[schema.TELEOP_TARGETS]
-    assert len(targets) >= 50 and all(len(d["goal_deg"]) == 16 for _, d in targets)
+    # A goal a retargeted frame (the newest waiting one: fewer than frames on a loaded host).
+    assert len(targets) >= 10 and all(len(d["goal_deg"]) == 16 for _, d in targets)
     latencies = topics[schema.TELEOP_LATENCY]
     assert latencies and all(d["captured_ns"] <= d["retargeted_ns"] <= d["sent_ns"] <= d["on_servo_ns"]
                              and t == d["on_servo_ns"] for t, d in latencies)
