@@ -159,7 +159,8 @@ PACED = '''
 import time
 vworld.manual_clock(False)  # the real clock: the board waits as the target would
 fw.run(5)
-fw.set_mode(1)
+while not fw.set_mode(1):  # TELEOP once the servos' positions are known: the whole cycle
+    fw.run(1)
 t0 = time.ticks_us()
 fw.run(30)
 print("RESULT", 30 * 1000000 / time.ticks_diff(time.ticks_us(), t0))
@@ -168,11 +169,12 @@ print("RESULT", 30 * 1000000 / time.ticks_diff(time.ticks_us(), t0))
 
 @pytest.mark.micropython
 def test_iso16_timed_as_a_pico_holds_the_pico_rate_not_1khz():
-    """On the real clock: the loop asks 1 kHz; a Pico-timed board holds about the model's
-    rate (wide bounds: the host's load moves the x86 measure it scales)."""
+    """On the real clock, in TELEOP: the loop asks 1 kHz; a Pico-timed board holds about
+    the model's rate (iso16 is a hand the factor is fitted on: within its uncertainty,
+    targets.VBOARD_UNCERTAINTY, and what the host's load adds; measured 0.95-0.98)."""
     cfg = timed_config("iso16", "virtual", calibration=False, target="pico")
     proc = run_micropython(loop_script(cfg, PACED), paths=[SIM_BOARD], timeout=120)
     line = [ln for ln in proc.stdout.decode().splitlines() if ln.startswith("RESULT")][0]
     rate = float(line.split()[1])
     model = targets.hand_cost("iso16", "pico").max_hz
-    assert model / 4 < rate < model * 2
+    assert model / 2 < rate < model * 1.5, (rate, model)
