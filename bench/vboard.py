@@ -16,8 +16,8 @@ the firmware's interpretation scaled, the buses' time waited out): the figures a
 loop rate such a board holds, printed beside the cost model's, and at the end, over the
 hands run, how far the board's CPU time per cycle is from the model's: their geometric
 mean says where targets.VBOARD_EMULATED_PER_X86 would centre them, the spread around it
-is what targets.VBOARD_UNCERTAINTY must cover (the x86 time of viper-heavy paths shrinks
-more than the target's, see targets.py).
+is what targets.VBOARD_UNCERTAINTY must cover (the board follows the firmware's x86
+costs, the model its tables: targets.py says where they part).
 
     .venv/bin/python bench/vboard.py                # 60 s per hand
     .venv/bin/python bench/vboard.py --seconds 5    # a quick look
