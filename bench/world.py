@@ -32,6 +32,7 @@ from pathlib import Path
 from dexlink.board import BoardOptions
 from dexlink.record.recording import RecordOptions, open_recording
 from dexlink.sim.worldbridge import WorldOptions
+from dexlink.world.sensors import WorldTactileCamera
 
 RTF_GOAL = 0.98  # world time per wall second counted as real time
 RATE_GOAL = 0.95  # achieved / nominal frame rate counted as "at its rate"
@@ -185,7 +186,10 @@ def run_world(args, out: Path) -> dict:
         time_calls(world, "step", step_t)
         frame_t = {c.name: Timer() for c in rec.recorder.cameras}
         for c in rec.recorder.cameras:
-            time_frames(c, frame_t[c.name])
+            if not isinstance(c, WorldTactileCamera):
+                time_frames(c, frame_t[c.name])
+        sources = {id(c.source): c.source for c in rec.recorder.cameras
+                   if isinstance(c, WorldTactileCamera)}
         rec.recorder.start_episode()
         give_up = time.monotonic() + WORLD_START_S
         while bridge.started_at is None and time.monotonic() < give_up:
@@ -201,11 +205,17 @@ def run_world(args, out: Path) -> dict:
         step_t.n, step_t.total_s = 0, 0.0
         for t in frame_t.values():
             t.n, t.total_s = 0, 0.0
+        made0 = {k: (src.made, src.made_s) for k, src in sources.items()}
         while time.monotonic() - h0 < args.seconds:  # past the verdict: the world goes on
             time.sleep(0.02)
         s1, c1, h1 = rec.link.get_stats(), camera_counts(rec), time.monotonic()
         wt1, steps1 = world.time, bridge.stats["steps"]
         cpu_rows = cpu.rows(h1 - h0)
+        for c in rec.recorder.cameras:  # the tactile frames' cost: shared by their source
+            if isinstance(c, WorldTactileCamera):
+                n0, s0_ = made0[id(c.source)]
+                frame_t[c.name].n = c.source.made - n0
+                frame_t[c.name].total_s = c.source.made_s - s0_
         verdict = world.judge()
         rec.recorder.stop_episode(keep=True)
         wall = h1 - h0

@@ -244,3 +244,49 @@ def test_every_hand_has_a_tactile_camera_per_fingertip_and_none_elsewhere(hand):
     assert world.tactile_fingers == with_tips
     for f in world.tactile_fingers:
         assert WorldTactileCamera(world, f).name == f
+
+
+def test_a_held_up_tactile_camera_still_gets_every_exposure_of_the_physics():
+    # The pads are read when the physics evaluates its tactile sensor (every 1/60 s of
+    # world time) and kept: a camera whose thread is held up (a long pause of the host's
+    # interpreter) delivers every exposure afterwards, stamped with its world time, and
+    # loses none. A camera paced by its own thread lost every slot of the pause.
+    from dexlink.capture.base import CameraSet
+    from dexlink.capture.tactile import ContactMeter
+    from dexlink.world.sensors import WorldTactileCamera
+    world = grasp_and_lift(0, CLOSED)
+    pressed = max(world.fingers, key=lambda f: world.tactile_depth(f).max())
+    world.time_origin_ns = time.monotonic_ns() - int(world.time * 1e9)
+    t_held = world.time
+    held, frames = [], []
+
+    def sink(fr):
+        frames.append(fr)
+        if len(frames) == 1:  # the host's pause, right after the first frame
+            held.append(True)
+            time.sleep(0.2)  # twelve frame slots
+        return True
+    cam = WorldTactileCamera(world, pressed)
+    cams = CameraSet([cam]).start(sink)
+    try:
+        deadline = time.monotonic() + 10
+        while not held and time.monotonic() < deadline:
+            time.sleep(0.005)
+        world.step_to(t_held + 0.1)  # about six exposures, made while the camera is held up
+        exposures = [e for e in world.exposures if e.t_ns > world.time_origin_ns + t_held * 1e9]
+        while time.monotonic() < deadline and not (
+                {e.t_ns for e in exposures} <= {fr.t_ns for fr in frames}):
+            time.sleep(0.01)
+    finally:
+        cams.stop()
+    assert len(exposures) >= 5
+    got = [fr for fr in frames if fr.t_ns in {e.t_ns for e in exposures}]
+    assert [fr.t_ns for fr in got] == [e.t_ns for e in exposures]  # each once, in order
+    gaps = np.diff([e.t_ns for e in exposures]) / 1e9
+    assert np.all(np.abs(gaps - 1 / 60) < world.timestep)  # on the sensor's schedule
+    assert cam.stats.missed == 0
+    # Shaded and measured in the tactile process as the recorder's meter measures it.
+    meter = ContactMeter()
+    meter.set_reference(cam.shader.background)
+    assert got[-1].contact.area > 0.001
+    assert got[-1].contact == meter.measure(got[-1].color)

@@ -52,6 +52,7 @@ class CameraStats:
     last_t_ns: int = 0
     first_t_ns: int = 0
     deficit: int = 0  # frames due minus frames come, at the last frame
+    counted_from: int = 0  # frames captured before the count of due slots (re)started
     recent: list = field(default_factory=list)  # capture times of the last frames, for rates
 
     @property
@@ -109,35 +110,46 @@ class Camera:
             self.stats.state = STOPPED
 
     def _run(self) -> None:
-        try:
-            self._open()
-        except Exception as e:  # any backend error: report it by name and stop this camera
-            self._fail(FAILED, e)
+        if not self._begin():
             return
-        self.stats.state = RUNNING
-        period_ns = int(1e9 / self.fps)
-        seq = 0
         try:
             while not self._stop.is_set():
-                got = self._grab()
-                t_ns = time.monotonic_ns()
-                if got is None:
-                    if self._stop.is_set():
-                        break
-                    self._fail(DISCONNECTED, "the device returned no frame")
+                if not self._deliver(self._grab()):
                     return
-                self._count_missed(t_ns, period_ns)
-                color, depth = got
-                frame = Frame(self.name, seq, t_ns, color, depth, self.depth_scale,
-                              self._measure(color))
-                seq += 1
-                self.stats.captured += 1
-                if not self._sink(frame):
-                    self.stats.refused += 1
         except Exception as e:
             self._fail(DISCONNECTED, e)
         finally:
             self._close()
+
+    def _begin(self) -> bool:
+        """Open the device; False (and the camera failed, by name) when it cannot be."""
+        try:
+            self._open()
+        except Exception as e:  # any backend error: report it by name and stop this camera
+            self._fail(FAILED, e)
+            return False
+        self.stats.state = RUNNING
+        self._period_ns = int(1e9 / self.fps)
+        self._seq = 0
+        return True
+
+    def _deliver(self, got, t_ns: int | None = None) -> bool:
+        """Stamp (now, or t_ns: when the frame was taken), count, measure and hand on what
+        a grab gave; False when the camera ends (stopping, or no frame: disconnected)."""
+        t_ns = time.monotonic_ns() if t_ns is None else t_ns
+        if got is None:
+            if not self._stop.is_set():
+                self._fail(DISCONNECTED, "the device returned no frame")
+            return False
+        self._count_missed(t_ns, self._period_ns)
+        color, depth = got
+        frame = Frame(self.name, self._seq, t_ns, color, depth, self.depth_scale,
+                      self._measure(color))
+        self._seq += 1
+        self.stats.captured += 1
+        if not self._sink(frame):
+            self.stats.refused += 1
+        return True
 
     def _count_missed(self, t_ns: int, period_ns: int) -> None:
         # Frames due since the first one, at the nominal rate, minus frames that came:
@@ -149,13 +161,19 @@ class Camera:
         # it too: one late by more than half a period, then on time, was jitter (counting
         # its deficit at once made every such frame a loss that never happened).
         due = (t_ns - s.first_t_ns + period_ns // 2) // period_ns + 1
-        deficit = due - (s.captured + 1)
+        deficit = due - (s.captured - s.counted_from + 1)
         s.missed = max(s.missed, min(deficit, s.deficit))
         s.deficit = deficit
         s.last_t_ns = t_ns
         s.recent.append(t_ns)
         if len(s.recent) > 64:
             del s.recent[:32]
+
+    def count_from_here(self) -> None:
+        """The frames' schedule changed (a simulated world started or stopped stepping):
+        count due frame slots from the next frame on, not across the change."""
+        s = self.stats
+        s.first_t_ns, s.deficit, s.counted_from = 0, 0, s.captured
 
     def _fail(self, state: str, error) -> None:
         self.stats.state = state

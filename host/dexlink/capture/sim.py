@@ -14,6 +14,7 @@ Both pace themselves to their frame rate on the host monotonic clock.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -21,7 +22,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from dexlink.capture.base import Camera
+from dexlink.capture.base import DISCONNECTED, RUNNING, STALLED, STARTING, STOPPED, Camera, Frame
 from dexlink.capture.tactile import ContactMeter, TactileMeasure
 
 JointSource = Callable[[], Sequence[int] | None]
@@ -92,6 +93,111 @@ class SimDevice:
         if self._unplugged:
             raise OSError("the device is gone (unplugged)")
         return True
+
+
+class FrameClock:
+    """One thread that makes the frames of several simulated cameras from one source.
+
+    Why not a thread each: in one Python process every frame is built from many short
+    calls that release and retake the interpreter lock (each numpy or OpenCV call), and
+    each retaking waits for the lock and then for a core. Four tactile threads waking
+    at once on a busy 2-core host made about 40 such hand-overs a frame each; traced
+    (bench/world.py, the lock's hand-overs probed), a late tactile frame had spent over
+    half its lateness waiting to retake the lock, 1.4 ms of it computing.
+
+    source.frames(cameras) waits for what is due and returns [(t_ns, [(color, depth) per
+    camera]), ...]: every frame it has, oldest first, each stamped with when it was
+    taken; source.close() is called when the last camera has left.
+    """
+
+    def __init__(self, source, name: str = "camera-clock"):
+        self.source = source
+        self.name = name
+        self._cameras: list[ClockedCamera] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, camera: "ClockedCamera") -> threading.Thread:
+        """Run this camera (opened already) from the next frame on; the clock's thread."""
+        with self._lock:
+            self._cameras.append(camera)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            return self._thread
+
+    def _running(self) -> list:
+        """The cameras to make frames for; the stopped ones leave (closed, told so)."""
+        with self._lock:
+            gone = [c for c in self._cameras if c._stop.is_set() or c.stats.state != RUNNING]
+            self._cameras = [c for c in self._cameras if c not in gone]
+            if not self._cameras:
+                self._thread = None
+                self.source.close()
+            running = list(self._cameras)
+        for c in gone:
+            c._leave()
+        return running
+
+    def _run(self) -> None:
+        while True:
+            cameras = [c for c in self._running() if c._check_plugged()]
+            if not cameras:
+                if not self._running():
+                    return
+                continue
+            try:
+                ticks = self.source.frames(cameras)
+            except Exception as e:  # the source failed: every camera on it says why
+                for c in cameras:
+                    c._fail(DISCONNECTED, e)
+                continue
+            for t_ns, frames in ticks:
+                for c, got in zip(cameras, frames):
+                    if c.stats.state != RUNNING:
+                        continue
+                    try:
+                        c._deliver_made(got, t_ns)
+                    except Exception as e:  # a sink that raises ends that camera only
+                        c._fail(DISCONNECTED, e)
+
+
+class ClockedCamera(SimDevice, Camera):
+    """A simulated camera whose frames a FrameClock makes (no thread of its own)."""
+
+    clock: FrameClock
+
+    def start(self, sink: Callable[[Frame], bool]) -> "Camera":
+        self._sink = sink
+        self._left = threading.Event()
+        if self._begin():
+            self._thread = self.clock.add(self)
+        else:
+            self._left.set()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if getattr(self, "_left", None) is not None:
+            self._left.wait(timeout)
+        if self.stats.state in (STARTING, RUNNING, STALLED):
+            self.stats.state = STOPPED
+
+    def _deliver_made(self, made, t_ns: int) -> bool:
+        """Hand on what the clock's source made for this camera (a (color, depth) grab)."""
+        return self._deliver(made, t_ns)
+
+    def _check_plugged(self) -> bool:
+        if self._unplugged:
+            self._fail(DISCONNECTED, "the device is gone (unplugged)")
+            return False
+        return True
+
+    def _leave(self) -> None:
+        try:
+            self._close()
+        finally:
+            self._left.set()
 
 
 class SimTactileCamera(SimDevice, TactileMeasure, Camera):

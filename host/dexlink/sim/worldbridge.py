@@ -167,6 +167,8 @@ class WorldBridge:
         self._torque_mask = mask
         if mask and self.started_at is None:
             self.started_at = time.monotonic()
+            # The world's clock on the host's: what its tactile exposures are stamped with.
+            self.world.time_origin_ns = int((self.started_at - self.world.time) * 1e9)
 
     def _send_state(self, t: float, exo_deg=None) -> None:
         if exo_deg is None:

@@ -82,55 +82,52 @@ class SharedFrame:
                 getattr(data, field)[:] = part.reshape(getattr(data, field).shape)
 
 
-class RenderProcess:
-    """A World's camera rendered in a child process: render() -> (BGR uint8, depth uint16
-    mm), the frame of the world's state at the call, as sensors.RGBDRenderer gives it."""
+class ChildProcess:
+    """A helper process of the world's: one shared memory block (a memfd both map) for the
+    data, a socket for the cues (b"r": work on the block; b"k": done) and for the set-up
+    sent once, pickled. `module` is run with `-m` and serves with serve_requests."""
 
-    def __init__(self, world, width: int = 640, height: int = 480, camera: str | None = None):
-        from dexlink.world.scene import CAMERA_NAME
-        self.world = world
-        size = SharedFrame.nbytes(world.model, width, height)
-        mem_fd = os.memfd_create("dexlink-render")
+    module = __name__
+    what = "render"
+
+    def __init__(self, nbytes: int, setup):
+        mem_fd = os.memfd_create("dexlink-" + self.what)
         ours, theirs = socket.socketpair()
         try:
-            os.ftruncate(mem_fd, size)
-            self._mem = mmap.mmap(mem_fd, size)
-            self.frame = SharedFrame(self._mem, world.model, width, height)
+            os.ftruncate(mem_fd, nbytes)
+            self._mem = mmap.mmap(mem_fd, nbytes)
             self._conn = Connection(ours.detach())
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(theirs.fileno()), str(mem_fd)],
+                [sys.executable, "-m", self.module, str(theirs.fileno()), str(mem_fd)],
                 pass_fds=(theirs.fileno(), mem_fd), env=child_env())
         finally:
             theirs.close()
             os.close(mem_fd)
         try:
             try:
-                self._conn.send((world.model, width, height, camera or CAMERA_NAME))
-            except OSError:  # it ended before it read the model: _answer says how
+                self._conn.send(setup)
+            except OSError:  # it ended before it read the set-up: _answer says how
                 pass
             self._answer(START_TIMEOUT_S, "start")
         except BaseException:
             self.close()
             raise
 
-    def render(self) -> tuple[np.ndarray, np.ndarray]:
-        with self.world.lock:
-            self.frame.put(self.world.data)
+    def request(self) -> None:
+        """Have the child work on the block; back when it is done."""
         self._conn.send_bytes(b"r")
         self._answer(FRAME_TIMEOUT_S, "frame")
-        # Frames outlive this call (queued for the writer): copies, the block is reused.
-        return self.frame.color.copy(), self.frame.depth.copy()
 
     def _answer(self, timeout: float, what: str) -> None:
         try:
             if not self._conn.poll(timeout):
-                raise RenderError("the render process gave no %s in %g s" % (what, timeout))
+                raise RenderError("the %s process gave no %s in %g s" % (self.what, what, timeout))
             reply = self._conn.recv_bytes()
         except (EOFError, OSError):
-            raise RenderError("the render process ended (exit status %s)"
-                              % self._proc.poll()) from None
+            raise RenderError("the %s process ended (exit status %s)"
+                              % (self.what, self._proc.poll())) from None
         if reply != b"k":
-            raise RenderError("the render process: " + reply.decode(errors="replace"))
+            raise RenderError("the %s process: %s" % (self.what, reply.decode(errors="replace")))
 
     @property
     def pid(self) -> int:
@@ -146,6 +143,25 @@ class RenderProcess:
             self._proc.wait()
         with contextlib.suppress(BufferError):  # a caller still holds a view: GC frees it
             self._mem.close()
+
+
+class RenderProcess(ChildProcess):
+    """A World's camera rendered in a child process: render() -> (BGR uint8, depth uint16
+    mm), the frame of the world's state at the call, as sensors.RGBDRenderer gives it."""
+
+    def __init__(self, world, width: int = 640, height: int = 480, camera: str | None = None):
+        from dexlink.world.scene import CAMERA_NAME
+        self.world = world
+        super().__init__(SharedFrame.nbytes(world.model, width, height),
+                         (world.model, width, height, camera or CAMERA_NAME))
+        self.frame = SharedFrame(self._mem, world.model, width, height)
+
+    def render(self) -> tuple[np.ndarray, np.ndarray]:
+        with self.world.lock:
+            self.frame.put(self.world.data)
+        self.request()
+        # Frames outlive this call (queued for the writer): copies, the block is reused.
+        return self.frame.color.copy(), self.frame.depth.copy()
 
 
 def child_env() -> dict:
@@ -169,6 +185,18 @@ class _Snapshot:
         self.lock = contextlib.nullcontext()
 
 
+def serve_requests(conn: Connection, work) -> None:
+    """The child's side: work() at every request, until the host closes the socket."""
+    conn.send_bytes(b"k")
+    while True:
+        try:
+            conn.recv_bytes()
+        except (EOFError, OSError):  # the host closed the socket or is gone
+            return
+        work()
+        conn.send_bytes(b"k")
+
+
 def serve(conn: Connection, mem_fd: int) -> None:
     import mujoco
 
@@ -185,26 +213,27 @@ def serve(conn: Connection, mem_fd: int) -> None:
     # Started at normal priority (a loaded machine would make a slow start slower);
     # from here on, this process and its rasteriser threads yield.
     process_yields_to_board(RENDER_NICE)
-    conn.send_bytes(b"k")
+
+    def render():
+        frame.take(scene.data)
+        mujoco.mj_forward(model, scene.data)
+        renderer.render(frame.color, frame.depth)
     try:
-        while True:
-            try:
-                conn.recv_bytes()
-            except (EOFError, OSError):  # the host closed the socket or is gone
-                return
-            frame.take(scene.data)
-            mujoco.mj_forward(model, scene.data)
-            renderer.render(frame.color, frame.depth)
-            conn.send_bytes(b"k")
+        serve_requests(conn, render)
     finally:
         renderer.close()
 
 
-def main(argv) -> int:
+def run_child(argv, serve_fn) -> int:
+    """A child's main: its socket and memory block from argv; Ctrl-C is the host's."""
     conn_fd, mem_fd = int(argv[0]), int(argv[1])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the host's; it closes us
-    serve(Connection(conn_fd), mem_fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host closes us
+    serve_fn(Connection(conn_fd), mem_fd)
     return 0
+
+
+def main(argv) -> int:
+    return run_child(argv, serve)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@
   depth in millimetres (uint16), the frame types the recorder takes from a RealSense.
 - WorldTactileCamera and WorldRGBDCamera are capture cameras (dexlink.capture) on a
   World: the recorder and its contact measures take them as they take real ones. The
-  RGB-D camera renders in a child process that yields the CPU to the board's
-  interpreter (dexlink.world.renderproc, dexlink.world.priority).
+  tactile frames follow the physics' tactile exposures (World.exposures), one thread
+  for all pads, shaded in a child process (dexlink.world.tactileproc); the RGB-D camera
+  renders in a child process that yields the CPU to the board's interpreter
+  (dexlink.world.renderproc, dexlink.world.priority).
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ import cv2
 import mujoco
 import numpy as np
 
-from dexlink.capture.base import Camera
-from dexlink.capture.sim import SimDevice
+from dexlink.capture.base import Camera, Contact
+from dexlink.capture.sim import ClockedCamera, SimDevice
 from dexlink.capture.tactile import ContactMeter, TactileMeasure
 from dexlink.world.priority import spare_setup_from_collector
 from dexlink.world.renderproc import RenderProcess
 from dexlink.world.scene import CAMERA_NAME
+from dexlink.world.tactileproc import tactile_clock
 
 GEL_SIZE = (320, 240)  # a DIGIT's QVGA
 FULL_PRESS_M = 0.0015  # the depth that saturates the brightening (1.5 mm)
@@ -40,6 +43,7 @@ class GelShader:
 
     def __init__(self, pad_size_m: tuple[float, float], size=GEL_SIZE, seed: int = 0):
         self.width, self.height = size
+        self.setup = (tuple(pad_size_m), seed)  # what makes the same shader elsewhere
         self.px_m = 2 * pad_size_m[0] / self.width  # metres per pixel along the finger
         self.background = self._gel(np.random.default_rng(seed))
         self.background.flags.writeable = False
@@ -176,8 +180,13 @@ class RGBDRenderer:
         self._gl.free()
 
 
-class WorldTactileCamera(SimDevice, TactileMeasure, Camera):
-    """A fingertip's gel camera on a World: its pad's depths, shaded, at fps."""
+class WorldTactileCamera(TactileMeasure, ClockedCamera):
+    """A fingertip's gel camera on a World: its pad's depths, shaded, one frame per
+    tactile exposure of the world's physics (World.exposures: every 1/60 s of world
+    time), stamped with the exposure's time; while the world is not stepped (before the
+    hand is powered), a frame of its still state at fps. A world's tactile cameras share
+    one FrameClock (capture.sim: one thread) and one TactileProcess (tactileproc: the
+    shading and the contact measure off this process's interpreter lock)."""
 
     def __init__(self, world, finger: str, fps: float = 60, seed: int = 0):
         super().__init__(finger, fps, *GEL_SIZE)
@@ -185,15 +194,21 @@ class WorldTactileCamera(SimDevice, TactileMeasure, Camera):
         self.shader = GelShader(world.pad_half_size(finger), GEL_SIZE, seed)
         self.meter = ContactMeter()
         self.meter.set_reference(self.shader.background)
+        self.contact_now = Contact(0.0, 0.0)  # the contact of the frame being delivered
+        self.clock, self.source = tactile_clock(world, fps)
+        self.source.register(self)
 
     def _open(self):
         super()._open()
+        self.source.open(self.world)  # the child starts here, not on the clock's first tick
         spare_setup_from_collector()  # a full collection would make every camera late
 
-    def _grab(self):
-        if not self._next_slot():
-            return None
-        return self.shader.shade(self.world.tactile_depth(self.name)), None
+    def _deliver_made(self, made, t_ns: int) -> bool:
+        image, self.contact_now = made
+        return self._deliver((image, None), t_ns)
+
+    def _measure(self, color):
+        return self.contact_now
 
 
 class WorldRGBDCamera(SimDevice, Camera):

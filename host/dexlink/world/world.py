@@ -21,6 +21,8 @@ its own stream. `judge()` is the episode's mark once it is not None.
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +31,20 @@ import numpy as np
 
 from dexlink.world import tasks
 from dexlink.world.handpose import HandPose
-from dexlink.world.scene import build_scene
+from dexlink.world.scene import TACTILE_HZ, build_scene
 
 JUDGE_PERIOD_S = 0.01  # the task watches its objects at 100 Hz of world time
+EXPOSURES_KEPT = 8  # tactile exposures a late reader still finds (8 at 60 Hz: 133 ms)
+
+
+@dataclass
+class TactileExposure:
+    """The tactile pads as MuJoCo's sensor read them at one step (every 1/TACTILE_HZ of
+    world time): depth per taxel of each pad of `World.tactile_fingers`."""
+
+    seq: int
+    t_ns: int  # host time.monotonic_ns() of that world time (see World.time_origin_ns)
+    depths: list
 
 
 @dataclass
@@ -73,6 +86,13 @@ class World:
         self._hand_geom = np.isin(m.geom_bodyid, s.hand_bodies)
         self._judge_every = max(1, round(JUDGE_PERIOD_S / m.opt.timestep))
         self._steps = 0
+        # Tactile exposures: the sensor is evaluated in the step whose start time crosses a
+        # multiple of 1/TACTILE_HZ; that step's pads are kept for the tactile cameras, so a
+        # camera thread that runs late still gets every exposure, stamped when it was made.
+        self.exposures: deque[TactileExposure] = deque(maxlen=EXPOSURES_KEPT)
+        self.exposed = threading.Condition(self.lock)
+        self.time_origin_ns: int | None = None  # host time of world time 0, when it runs in real time
+        self._exposure_slot = -1
         self.torque_on = True
         self.hand = HandPose(self.scene)
         self.place_wrist(self.task.wrist_start(), self.hand.orientation(palm_up=self.task.palm_up))
@@ -93,10 +113,29 @@ class World:
         """Advance n physics steps; the task watches every JUDGE_PERIOD_S."""
         with self.lock:
             for _ in range(n):
+                t = self.data.time
                 mujoco.mj_step(self.model, self.data)
                 self._steps += 1
                 if self._steps % self._judge_every == 0:
                     self.task.observe(self)
+                slot = int(t * TACTILE_HZ + 1e-6)
+                if slot > self._exposure_slot:
+                    self._exposure_slot = slot
+                    self._expose(t)
+
+    def _expose(self, t: float) -> None:
+        origin = self.time_origin_ns
+        t_ns = time.monotonic_ns() if origin is None else origin + int(t * 1e9)
+        seq = self.exposures[-1].seq + 1 if self.exposures else 1
+        self.exposures.append(TactileExposure(seq, t_ns, self._read_pads(self.tactile_fingers)))
+        self.exposed.notify_all()
+
+    def exposures_after(self, seq: int, timeout: float) -> list[TactileExposure]:
+        """The tactile exposures after seq (waiting up to timeout for one), oldest first."""
+        with self.exposed:
+            if not self.exposures or self.exposures[-1].seq <= seq:
+                self.exposed.wait(timeout)
+            return [e for e in self.exposures if e.seq > seq]
 
     def step_to(self, t_s: float) -> int:
         """Step until world time reaches t_s (to within half a step); the steps taken."""
@@ -204,10 +243,18 @@ class World:
 
     def tactile_depth(self, finger: str) -> np.ndarray:
         """Penetration depth (m) per taxel of a fingertip pad, as a (rows, cols) image."""
-        pad = self._pad(finger)
+        return self.tactile_depths([finger])[0]
+
+    def tactile_depths(self, fingers) -> list[np.ndarray]:
+        """tactile_depth of each finger, all from one instant (one physics state)."""
         with self.lock:
-            flat = self.data.sensordata[pad.sensor_adr:pad.sensor_adr + pad.rows * pad.cols]
-            return flat[pad.order].reshape(pad.rows, pad.cols).copy()
+            return self._read_pads(fingers)
+
+    def _read_pads(self, fingers) -> list[np.ndarray]:
+        pads = [self._pad(f) for f in fingers]
+        data = self.data.sensordata
+        return [data[p.sensor_adr:p.sensor_adr + p.rows * p.cols][p.order].reshape(p.rows, p.cols)
+                for p in pads]
 
     def pad_half_size(self, finger: str) -> tuple[float, float]:
         """Half length and half width (m) of a fingertip's tactile pad."""
