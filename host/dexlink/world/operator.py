@@ -29,6 +29,7 @@ LIFT_EXTRA_M = 0.03  # people lift a little more than asked
 SLIP_SEEN_M = 0.015  # the object lagging the hand by this much is a slip anyone sees
 # (less is a settling in the grip: a held cube sinks ~1 cm into the fingers as it rises)
 REACTION_S = 0.25  # from seeing to doing
+SLIDE_SEEN_M = 0.006  # a pinched object sinking this far in the fingers is seen sliding
 MAX_REGRIPS = 2  # after that, a slip is let run: a miss, tried again from the start
 REAIM_M = 0.008  # an object this far from where the hand comes down again has moved: go over it
 TREMOR_HZ = 9.0
@@ -119,13 +120,16 @@ class Operator:
         self.regrips = 0
         self.attempts = 0
         self.last_t: float | None = None
+        self.bump_ref = None  # where the object was as the descent began
+        self.close_from = 0.0  # the pinch correction as they began to close
         # mirrored: the robot's fingers are where the person's own are (the exoskeleton), and
         # the habits above already say where contact comes. Otherwise (a device through
         # retargeting) they correct their pinch by what they see of the robot's
         # (operator_sight).
         self.pinch = None
         if self.grasp.kind == "pinch" and not mirrored:
-            sight = HandSight(world, self.planner.hand, self.grasp.axis_in_hand)
+            sight = HandSight(world, self.planner.hand, self.grasp.axis_in_hand,
+                              self.planner.geometry.capsule_radius_m)
             self.pinch = PinchShift(sight, self.grasp.closing)
 
     # --- what the rig reads --------------------------------------------------------------
@@ -134,16 +138,33 @@ class Operator:
             self._begin(t, view)
         dt = 0.0 if self.last_t is None else t - self.last_t
         self.last_t = t
+        self.view = view
         self._advance(t, view, dt)
         tremor = self.habits.tremor_deg * np.sin(2 * np.pi * TREMOR_HZ * t + self.tremor_phase)
-        q = self.q
-        if self.pinch is not None:
-            if self.phase in ("reach", "descend") and not self.pinch.sight.fingers_on(
-                    self.task.target):
-                self.pinch.follow(dt, self.q)
-            q = self.pinch.posture(q)
+        q = self.q if self.pinch is None else self._watch_pinch(t, dt)
         q = np.clip(q, self.lo, self.hi)
         return Command(t, np.degrees(q) + tremor, self.pos.copy(), self.quat.copy(), self.phase)
+
+    def _watch_pinch(self, t, dt) -> np.ndarray:
+        """Their own joint angles, corrected by what they see of the robot's pinch."""
+        p, target = self.pinch, self.task.target
+        p.sight.watch(dt, target)
+        if self.phase in ("lift", "hold") and self._lag(self.view) > SLIDE_SEEN_M:
+            p.squeeze_on(dt)  # they see it slide down in the robot's fingers: grip harder
+        if self.phase in ("reach", "descend", "close", "tighten") and \
+                not p.sight.landed(target):
+            if self.phase in ("close", "tighten"):
+                self.pos = self.pos + p.centre(dt, target) + p.clear_table(dt)
+            if self.phase == "close":  # the opening they learned goes as they close:
+                # closing is judged by the robot's fingertips landing (tighten), not by it
+                p.shift = self.close_from * (1.0 - min_jerk((t - self.phase_t0) /
+                                                             self.habits.close_s))
+            elif not p.sight.fingers_on(target):
+                p.follow(dt, self.q)
+            if self.phase == "descend":  # _aim brings the hand down that much higher
+                p.clear_table(dt)
+                p.keep_clear(dt)
+        return p.posture(self.q)
 
     def _begin(self, t, view):
         self.pos, self.quat = np.array(view["wrist_pos"]), np.array(view["wrist_quat"])
@@ -151,8 +172,12 @@ class Operator:
         self._enter("settle" if self.grasp.kind == "roll" else "reach", t)
 
     def _enter(self, phase, t):
-        if self.pinch is not None and phase in ("regrip", "release", "reach"):
-            self.q = self.pinch.reopen(self.q)  # the extra closing goes as they open
+        if self.pinch is not None and phase in ("regrip", "release", "reach", "rise"):
+            # the extra closing goes as they open
+            self.q = np.clip(self.pinch.reopen(self.q), self.lo, self.hi)
+        self.bump_ref = None
+        if self.pinch is not None and phase == "close":
+            self.close_from = self.pinch.shift
         self.phase, self.phase_t0 = phase, t
         self.from_pos, self.from_quat = self.pos.copy(), self.quat.copy()
         self.from_q = self.q.copy()
@@ -175,9 +200,11 @@ class Operator:
         face = self._face_yaw(yaw_of(view["object_quat"])) + h.yaw_rad
         quat = grasp_orientation(self.hand, self.grasp, face)
         in_hand = self.grasp.object_in_hand
-        if self.pinch is not None:  # the robot's pinch centre, as they have seen it
+        pos = np.asarray(view["object_pos"]) + h.aim_m
+        if self.pinch is not None:  # the robot's pinch centre and fingertips, as seen
             in_hand = in_hand + self.pinch.aim
-        pos = np.asarray(view["object_pos"]) + h.aim_m - rotate(quat, in_hand)
+            pos = pos + self.pinch.raised
+        pos = pos - rotate(quat, in_hand)
         return pos, quat
 
     def _face_yaw(self, object_yaw):
@@ -201,20 +228,25 @@ class Operator:
             if self._move(t, h.reach_s, pos + [0, 0, PREGRASP_UP_M], quat, g.open):
                 self._enter("descend", t)
         elif self.phase == "descend":
+            if self._bumped(view):  # a robot finger came down on it and shoved it: go over it
+                self._enter("rise", t)
+                return
             pos, quat = self._aim(view)
             if self._move(t, 0.8, pos, quat):
                 self._enter("close", t)
         elif self.phase == "close":
             if self._move(t, h.close_s, q=self._closed()):
-                landed = self.pinch is None or self.pinch.sight.landed(self.task.target)
-                self._enter("settle" if landed else "tighten", t)
+                # through a device they close on until they see the robot's fingertips stay on it
+                self._enter("settle" if self.pinch is None else "tighten", t)
         elif self.phase == "tighten":  # the robot's fingertips are not on it yet: close on
             got = self.pinch.tighten(t, dt, self.task.target, self.squeeze, REACTION_S,
                                      2 * self.task.object_half)
             if got:  # missed: open, go over it again
                 self._enter("settle" if got == "landed" else "rise", t)
         elif self.phase == "settle":
-            if t - self.phase_t0 >= h.settle_s:
+            if self._loosened(t):  # the robot's fingertips came off it: close further
+                self._enter("tighten", t)
+            elif t - self.phase_t0 >= h.settle_s:
                 self.lift_from = (self.pos.copy(), np.array(view["object_pos"]),
                                   float(view["wrist_pos"][2]))
                 self._enter("lift", t)
@@ -231,7 +263,7 @@ class Operator:
                 moved = np.linalg.norm((aim - self.pos)[:2]) > REAIM_M
                 self._enter("rise" if moved else "descend", t)
         elif self.phase == "rise":
-            if self._move(t, 0.5, pos=self.from_pos + [0, 0, PREGRASP_UP_M]):
+            if self._move(t, 0.5, pos=self.from_pos + [0, 0, PREGRASP_UP_M], q=g.open):
                 self._enter("reach", t)
         elif self.phase == "hold":
             if self._watch_slip(t, view):
@@ -249,6 +281,25 @@ class Operator:
         elif self.phase == "retreat":
             if self._move(t, 0.8, pos=self.lift_from[0] + [0, 0, 0.08]):
                 self._enter("done", t)
+
+    def _bumped(self, view) -> bool:
+        """Watching the robot's pinch come down: a fingertip on the object and the object
+        pushed aside since the descent began (a device's operator only: through the
+        exoskeleton the habits are calibrated without it)."""
+        if self.pinch is None:
+            return False
+        if self.bump_ref is None:
+            self.bump_ref = np.array(view["object_pos"])
+        pushed = np.linalg.norm((np.asarray(view["object_pos"]) - self.bump_ref)[:2]) > REAIM_M
+        return pushed and bool(self.pinch.sight.fingers_on(self.task.target))
+
+    def _loosened(self, t) -> bool:
+        """A device's operator waiting to lift sees the robot's fingertips come off the
+        object more often than not (the device's noise opening the pinch), after a
+        reaction time in the phase."""
+        if self.pinch is None:
+            return False
+        return t - self.phase_t0 >= REACTION_S and self.pinch.sight.held_share < 0.5
 
     def _closed(self):
         return self.grasp.closed(self.squeeze, self.lo, self.hi)
