@@ -41,6 +41,8 @@ METHOD_US = 13.6  # a method call
 FUNCTION_US = 10.3  # a function call
 LOOP_US = 3.1  # an empty loop iteration (FOR_ITER, STORE_FAST, JUMP: three bytecodes)
 OPCODE_US = LOOP_US / 3  # GUESS: a simple bytecode (a load, a store, a compare)
+# (Bytecodes counted from `micropython -v -v -v` listings of the code, leaving out those
+# a call's figure holds: the load of the callable, the call, the POP_TOP and the return.)
 # Software cost of one machine-class call (I2C, SPI, UART) and of time.ticks_us on the
 # emulated RP2040 (issue 15: readfrom_mem_into 22 us, ticks_us 5.7 us; SPI and UART calls:
 # GUESS, taken as the I2C call's).
@@ -52,19 +54,20 @@ BUILTIN_US = TICKS_US  # GUESS: a builtin's call (len, min, ticks_diff) as ticks
 # - the loop skips FaultReporter.check_encoders (and its _encoder_change) when no encoder
 #   bit changed and calls _report only on a telemetry cycle: 2.9 method calls fewer;
 # - the console is read only when bytes wait (Link.waiting, the console's any()): a quiet
-#   cycle calls any() where it called _commands, Link.start_cycle, Link.next_frame and
-#   the console's readinto (with its len and min): 3 method and 2 builtin calls fewer,
-#   and ~52 bytecodes (their bodies' ~63 less any()'s and the test's ~11);
+#   cycle calls any() where, at the calibration, it called _commands, Link.start_cycle,
+#   Link.next_frame, the console's readinto (with its len and min) and BreakIn.check:
+#   4 method and 2 builtin calls fewer, and 45 bytecodes (their bodies' 56 less
+#   any()'s and the test's 11);
 # - FaultReporter.check_servos makes its first pass itself: 1 method call fewer;
-# - the servo poll's countdown (dexfw.loop READBACK_HZ): ~14 bytecodes more.
-OVERHEAD_US = (442.0 - 2.9 * METHOD_US - (3 * METHOD_US + 2 * BUILTIN_US + 52 * OPCODE_US)
-               - METHOD_US + 14 * OPCODE_US)
+# - the servo poll's countdown (dexfw.loop READBACK_HZ): 12 bytecodes more (on average).
+OVERHEAD_US = (442.0 - 2.9 * METHOD_US - (4 * METHOD_US + 2 * BUILTIN_US + 45 * OPCODE_US)
+               - METHOD_US + 12 * OPCODE_US)
 # GUESS: the emulated cycle is bench/firmware.py's fw.cycle(ticks_us()) call in a loop;
-# Firmware.run's own work a cycle is not in it: ~69 bytecodes (its deadline, slew time
-# and timing statistics), one ticks_us more and five two-argument time calls
-# (ticks_diff x3, ticks_add, sleep_us), less the bench's loop pass (3 bytecodes and
-# its ~13 around the call) and its closure call.
-RUN_LOOP_US = (69 - 3 - 13) * OPCODE_US + TICKS_US + 5 * BUILTIN_US - FUNCTION_US
+# Firmware.run's own work a cycle is not in it: 54 bytecodes (its deadline, slew time
+# and timing statistics, the time calls' arguments), one ticks_us more and five
+# two-argument time calls (ticks_diff x3, ticks_add, sleep_us), less the bench's loop
+# pass, the 3 bytecodes around its call and its closure call.
+RUN_LOOP_US = (54 - 3) * OPCODE_US - LOOP_US + TICKS_US + 5 * BUILTIN_US - FUNCTION_US
 # GUESS: the board's USB console (dexfw.stdioconsole) answers any() through select's
 # ipoll (taken as a machine call, CALL_US) and a loop pass, where the bench's memory
 # console (which the calibration ran) reads two attributes (~5 bytecodes). The model's
@@ -114,9 +117,9 @@ GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the 
 # (not through JointMap.map_exo, follow_exo, slew).
 # GUESS since: the drive step is one kernel (mapping.drive_of -> to_motors: coupling,
 # limits and servo frame in one pass) where JointMap.drive called couple, clip and
-# to_servo: a method and a function call fewer, and ~23 bytecodes of arguments (the
+# to_servo: a method and a function call fewer, and 30 bytecodes of arguments (the
 # per-motor passes saved in viper not counted).
-MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 23 * OPCODE_US), 8.0)
+MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 30 * OPCODE_US), 8.0)
 COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 797
 # GUESS: ServoBus.poll reads the UART itself since (the calibration's poll called
 # _receive): a method call fewer a poll, Feetech and Dynamixel alike.
@@ -128,9 +131,9 @@ SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + o
     # (+15 us for the call) and per servo ~3 us (a viper division and four stores). Less
     # since: the checksum in goals_into's pass and the READ packets made once, where each
     # packet was finished by finish_packet, sum_bytes and len (2 function calls and a
-    # builtin, twice a cycle, and ~19 and ~25 bytecodes around them); per servo two more
+    # builtin, twice a cycle, and 16 and 22 bytecodes around them); per servo two more
     # viper adds (~0.6 us, a CRC-32 byte's).
-    "FeetechBus": (230.0 - 2 * (2 * FUNCTION_US + BUILTIN_US) - (19 + 25) * OPCODE_US
+    "FeetechBus": (230.0 - 2 * (2 * FUNCTION_US + BUILTIN_US) - (16 + 22) * OPCODE_US
                    - POLL_SAVED_US, 3.0 + 0.6),
     "DynamixelBus": (215.0 - POLL_SAVED_US, 94.75),  # tendon16: 1946 us for 16 on two buses
     "PCA9685Servos": (215.0, 64.0),  # GUESS: not measured; taken as the per-servo Feetech
