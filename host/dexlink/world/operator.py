@@ -21,7 +21,10 @@ import numpy as np
 
 from dexlink.world.grasps import GraspPlanner, grasp_orientation
 from dexlink.world.handpose import rotate
-from dexlink.world.operator_sight import HandSight, PinchShift
+from dexlink.world.motion import min_jerk, slerp
+from dexlink.world.operator_habits import Habits
+from dexlink.world.operator_pinch import REAIM_M, PinchCorrection
+from dexlink.world.operator_sight import HandSight
 from dexlink.world.tasks.base import yaw_of
 
 PREGRASP_UP_M = 0.06  # the hand comes down onto the object from this high
@@ -29,9 +32,7 @@ LIFT_EXTRA_M = 0.03  # people lift a little more than asked
 SLIP_SEEN_M = 0.015  # the object lagging the hand by this much is a slip anyone sees
 # (less is a settling in the grip: a held cube sinks ~1 cm into the fingers as it rises)
 REACTION_S = 0.25  # from seeing to doing
-SLIDE_SEEN_M = 0.006  # a pinched object sinking this far in the fingers is seen sliding
 MAX_REGRIPS = 2  # after that, a slip is let run: a miss, tried again from the start
-REAIM_M = 0.008  # an object this far from where the hand comes down again has moved: go over it
 TREMOR_HZ = 9.0
 
 
@@ -44,56 +45,6 @@ class Command:
     wrist_pos: np.ndarray  # m, world frame
     wrist_quat: np.ndarray  # (w, x, y, z)
     phase: str
-
-
-@dataclass
-class Habits:
-    """How one attempt goes: drawn from the seed, spread by (1 - skill)."""
-
-    aim_m: np.ndarray  # where they put the hand relative to where they mean to (x, y, z)
-    yaw_rad: float  # how far they misjudge the object's faces
-    squeeze: float  # pinch: metres past contact; power, roll: fraction of a full close
-    reach_s: float
-    close_s: float
-    settle_s: float
-    lift_s: float  # a brisk lift jerks the object out of a light grip
-    watch: bool  # do they watch the object and grip harder when it slips?
-    retries: int  # how often they try again after a miss
-    tremor_deg: float
-
-    @classmethod
-    def draw(cls, rng: np.random.Generator, skill: float, grasp: str) -> "Habits":
-        u = 1.0 - float(np.clip(skill, 0.0, 1.0))
-        aim = rng.normal(0.0, 1.0, 3) * [0.002 + 0.016 * u, 0.002 + 0.016 * u, 0.001 + 0.004 * u]
-        if grasp == "pinch":  # a small block looks light: a light pinch, whatever the skill
-            squeeze = rng.uniform(0.001, 0.006)
-        else:  # how completely they close or curl
-            squeeze = 1.0 - u * rng.uniform(0.0, 0.6)
-        return cls(aim_m=aim, yaw_rad=float(rng.normal(0.0, np.radians(2 + 14 * u))),
-                   squeeze=float(squeeze), reach_s=float(rng.uniform(1.2, 1.8)),
-                   close_s=float(rng.uniform(0.4, 0.7) + 0.3 * skill),
-                   settle_s=float(0.1 + 0.4 * skill * rng.uniform(0.5, 1.0)),
-                   lift_s=float(0.3 + 1.2 * skill * rng.uniform(0.7, 1.0)),
-                   watch=bool(skill > rng.uniform(0.3, 0.7)), retries=int(round(2 * skill)),
-                   tremor_deg=0.1 + 0.5 * u)
-
-
-def min_jerk(x: float) -> float:
-    x = min(1.0, max(0.0, x))
-    return x * x * x * (10 - 15 * x + 6 * x * x)
-
-
-def slerp(a, b, s):
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    dot = float(a @ b)
-    if dot < 0:
-        b, dot = -b, -dot
-    if dot > 0.9995:
-        q = a + s * (b - a)
-    else:
-        th = np.arccos(dot)
-        q = (np.sin((1 - s) * th) * a + np.sin(s * th) * b) / np.sin(th)
-    return q / np.linalg.norm(q)
 
 
 class Operator:
@@ -120,17 +71,15 @@ class Operator:
         self.regrips = 0
         self.attempts = 0
         self.last_t: float | None = None
-        self.bump_ref = None  # where the object was as the descent began
-        self.close_from = 0.0  # the pinch correction as they began to close
         # mirrored: the robot's fingers are where the person's own are (the exoskeleton), and
         # the habits above already say where contact comes. Otherwise (a device through
-        # retargeting) they correct their pinch by what they see of the robot's
-        # (operator_sight).
+        # retargeting) they correct their pinch by what they see of the robot's.
         self.pinch = None
         if self.grasp.kind == "pinch" and not mirrored:
             sight = HandSight(world, self.planner.hand, self.grasp.axis_in_hand,
                               self.planner.geometry.capsule_radius_m)
-            self.pinch = PinchShift(sight, self.grasp.closing)
+            self.pinch = PinchCorrection(sight, self.grasp.closing, self.task.target,
+                                         2 * self.task.object_half, REACTION_S)
 
     # --- what the rig reads --------------------------------------------------------------
     def command(self, t: float, view: dict) -> Command:
@@ -138,33 +87,16 @@ class Operator:
             self._begin(t, view)
         dt = 0.0 if self.last_t is None else t - self.last_t
         self.last_t = t
-        self.view = view
         self._advance(t, view, dt)
         tremor = self.habits.tremor_deg * np.sin(2 * np.pi * TREMOR_HZ * t + self.tremor_phase)
-        q = self.q if self.pinch is None else self._watch_pinch(t, dt)
+        q = self.q
+        if self.pinch is not None:  # a device's operator corrects what they see
+            lag = self._lag(view) if self.lift_from is not None else 0.0
+            self.pos = self.pos + self.pinch.tick(self.phase, t - self.phase_t0, dt, self.q, lag,
+                                                  self.habits.close_s)
+            q = self.pinch.posture(q)
         q = np.clip(q, self.lo, self.hi)
         return Command(t, np.degrees(q) + tremor, self.pos.copy(), self.quat.copy(), self.phase)
-
-    def _watch_pinch(self, t, dt) -> np.ndarray:
-        """Their own joint angles, corrected by what they see of the robot's pinch."""
-        p, target = self.pinch, self.task.target
-        p.sight.watch(dt, target)
-        if self.phase in ("lift", "hold") and self._lag(self.view) > SLIDE_SEEN_M:
-            p.squeeze_on(dt)  # they see it slide down in the robot's fingers: grip harder
-        if self.phase in ("reach", "descend", "close", "tighten") and \
-                not p.sight.landed(target):
-            if self.phase in ("close", "tighten"):
-                self.pos = self.pos + p.centre(dt, target) + p.clear_table(dt)
-            if self.phase == "close":  # the opening they learned goes as they close:
-                # closing is judged by the robot's fingertips landing (tighten), not by it
-                p.shift = self.close_from * (1.0 - min_jerk((t - self.phase_t0) /
-                                                             self.habits.close_s))
-            elif not p.sight.fingers_on(target):
-                p.follow(dt, self.q)
-            if self.phase == "descend":  # _aim brings the hand down that much higher
-                p.clear_table(dt)
-                p.keep_clear(dt)
-        return p.posture(self.q)
 
     def _begin(self, t, view):
         self.pos, self.quat = np.array(view["wrist_pos"]), np.array(view["wrist_quat"])
@@ -172,12 +104,8 @@ class Operator:
         self._enter("settle" if self.grasp.kind == "roll" else "reach", t)
 
     def _enter(self, phase, t):
-        if self.pinch is not None and phase in ("regrip", "release", "reach", "rise"):
-            # the extra closing goes as they open
-            self.q = np.clip(self.pinch.reopen(self.q), self.lo, self.hi)
-        self.bump_ref = None
-        if self.pinch is not None and phase == "close":
-            self.close_from = self.pinch.shift
+        if self.pinch is not None:
+            self.q = np.clip(self.pinch.begin(phase, self.q), self.lo, self.hi)
         self.phase, self.phase_t0 = phase, t
         self.from_pos, self.from_quat = self.pos.copy(), self.quat.copy()
         self.from_q = self.q.copy()
@@ -228,7 +156,8 @@ class Operator:
             if self._move(t, h.reach_s, pos + [0, 0, PREGRASP_UP_M], quat, g.open):
                 self._enter("descend", t)
         elif self.phase == "descend":
-            if self._bumped(view):  # a robot finger came down on it and shoved it: go over it
+            if self.pinch is not None and self.pinch.bumped(view["object_pos"]):
+                # a robot fingertip came down on it and shoved it aside: go over it again
                 self._enter("rise", t)
                 return
             pos, quat = self._aim(view)
@@ -239,12 +168,12 @@ class Operator:
                 # through a device they close on until they see the robot's fingertips stay on it
                 self._enter("settle" if self.pinch is None else "tighten", t)
         elif self.phase == "tighten":  # the robot's fingertips are not on it yet: close on
-            got = self.pinch.tighten(t, dt, self.task.target, self.squeeze, REACTION_S,
-                                     2 * self.task.object_half)
+            got = self.pinch.tighten(t, dt, self.squeeze)
             if got:  # missed: open, go over it again
                 self._enter("settle" if got == "landed" else "rise", t)
         elif self.phase == "settle":
-            if self._loosened(t):  # the robot's fingertips came off it: close further
+            if self.pinch is not None and self.pinch.loosened(t - self.phase_t0):
+                # the robot's fingertips keep coming off it: close further
                 self._enter("tighten", t)
             elif t - self.phase_t0 >= h.settle_s:
                 self.lift_from = (self.pos.copy(), np.array(view["object_pos"]),
@@ -281,25 +210,6 @@ class Operator:
         elif self.phase == "retreat":
             if self._move(t, 0.8, pos=self.lift_from[0] + [0, 0, 0.08]):
                 self._enter("done", t)
-
-    def _bumped(self, view) -> bool:
-        """Watching the robot's pinch come down: a fingertip on the object and the object
-        pushed aside since the descent began (a device's operator only: through the
-        exoskeleton the habits are calibrated without it)."""
-        if self.pinch is None:
-            return False
-        if self.bump_ref is None:
-            self.bump_ref = np.array(view["object_pos"])
-        pushed = np.linalg.norm((np.asarray(view["object_pos"]) - self.bump_ref)[:2]) > REAIM_M
-        return pushed and bool(self.pinch.sight.fingers_on(self.task.target))
-
-    def _loosened(self, t) -> bool:
-        """A device's operator waiting to lift sees the robot's fingertips come off the
-        object more often than not (the device's noise opening the pinch), after a
-        reaction time in the phase."""
-        if self.pinch is None:
-            return False
-        return t - self.phase_t0 >= REACTION_S and self.pinch.sight.held_share < 0.5
 
     def _closed(self):
         return self.grasp.closed(self.squeeze, self.lo, self.hi)
