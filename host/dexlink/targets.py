@@ -122,8 +122,10 @@ GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the 
 MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 30 * OPCODE_US), 8.0)
 COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 797
 # GUESS: ServoBus.poll reads the UART itself since (the calibration's poll called
-# _receive): a method call fewer a poll, Feetech and Dynamixel alike.
-POLL_SAVED_US = METHOD_US
+# _receive): a method call fewer a poll, Feetech and Dynamixel alike; and its request
+# marks a group of one servo without a loop: 21 bytecodes fewer (iso16spi's, tendon16's
+# and iso22's buses all read one servo a request). Taken off each poll.
+POLL_SAVED_US = METHOD_US + 21 * OPCODE_US
 SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + one poll
     # GUESS: goals in one pass (busbytes.goals_into) are not measured on the emulator. The
     # per-servo driver measured 215 us a bus + 64 us a servo (fit of iso16, 1239 us for
@@ -133,9 +135,9 @@ SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + o
     # packet was finished by finish_packet, sum_bytes and len (2 function calls and a
     # builtin, twice a cycle, and 16 and 22 bytecodes around them); per servo two more
     # viper adds (~0.6 us, a CRC-32 byte's).
-    "FeetechBus": (230.0 - 2 * (2 * FUNCTION_US + BUILTIN_US) - (16 + 22) * OPCODE_US
-                   - POLL_SAVED_US, 3.0 + 0.6),
-    "DynamixelBus": (215.0 - POLL_SAVED_US, 94.75),  # tendon16: 1946 us for 16 on two buses
+    "FeetechBus": (230.0 - 2 * (2 * FUNCTION_US + BUILTIN_US) - (16 + 22) * OPCODE_US,
+                   3.0 + 0.6),
+    "DynamixelBus": (215.0, 94.75),  # tendon16: 1946 us for 16 on two buses (Feetech's fixed)
     "PCA9685Servos": (215.0, 64.0),  # GUESS: not measured; taken as the per-servo Feetech
 }
 # GUESS: a servo bus's answer parsed every cycle (the read-back: ~16 method and function
@@ -321,7 +323,7 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
         servo += per_motor * len(g["joints"])
         if g["cls"] in POLLED:
             goals = WRITE_GOALS_US.get(g["cls"], fixed)
-            servo += goals + polls * (fixed - goals + READBACK_US[g["cls"]])
+            servo += goals + polls * (fixed - goals - POLL_SAVED_US + READBACK_US[g["cls"]])
             calls -= 1 - polls  # the request's machine call: with a poll
         else:
             servo += fixed

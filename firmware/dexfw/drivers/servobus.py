@@ -196,11 +196,14 @@ class ServoBus:
     def _request(self):
         first = self._next
         count = self.read_group
-        for i in range(count):
-            k = first + i
-            if k >= self.n:
-                k -= self.n
-            self._awaited[k] = 1
+        if count == 1:  # the usual group: no loop (21 bytecodes fewer a poll)
+            self._awaited[first] = 1
+        else:
+            for i in range(count):
+                k = first + i
+                if k >= self.n:
+                    k -= self.n
+                self._awaited[k] = 1
         self._n_awaited = count
         self._age = 0
         nxt = first + count
