@@ -619,6 +619,69 @@ out("tx")
     assert len(tel[0].items) == 16
 
 
+def test_servo_read_back_polls_at_most_500_times_a_second_and_goals_go_every_cycle(tmp_path):
+    """At 1 kHz the servo buses are polled every other cycle (issue 15: a poll is a quarter
+    of an RP2040's cycle), at 500 Hz and below every cycle; the goals go out every cycle."""
+    body = '''
+polls = [0]
+writes = [0]
+for s in srv:
+    s.poll_real, s.write_real = s.poll, s.write_goals
+    def poll(present, status, s=s):
+        polls[0] += 1
+        s.poll_real(present, status)
+    def write_goals(goal, s=s):
+        writes[0] += 1
+        s.write_real(goal)
+    s.poll, s.write_goals = poll, write_goals
+for c in range(40):  # every servo read back once (one a poll)
+    fw.cycle(fakehal.ticks_us())
+val("teleop", fw.set_mode(C.MODE_TELEOP))
+polls[0] = writes[0] = 0
+for c in range(20):
+    fw.cycle(fakehal.ticks_us())
+val("at", [fw.hz, polls[0], writes[0]])
+fw._set_loop((500, 10, 250, 0))
+polls[0] = writes[0] = 0
+for c in range(20):
+    fw.cycle(fakehal.ticks_us())
+val("at500", [fw.hz, polls[0], writes[0]])
+'''
+    r = run_fw(tmp_path, body)
+    assert r.values["teleop"] is True
+    assert r.values["at"] == [1000, 10, 20]
+    assert r.values["at500"] == [500, 20, 20]
+
+
+def test_a_quiet_console_is_not_read(tmp_path):
+    """The loop asks the console whether bytes wait (any()) and reads it only then, or
+    while a frame is half read; commands still get their answers the same cycle."""
+    body = '''
+reads = [0]
+real = con.readinto
+def readinto(buf):
+    reads[0] += 1
+    return real(buf)
+con.readinto = readinto
+for c in range(10):
+    fw.cycle(fakehal.ticks_us())
+val("quiet", reads[0])
+send(%r)
+fw.cycle(fakehal.ticks_us())
+val("heartbeat", reads[0])
+out("tx")
+send(%r[:10])
+fw.cycle(fakehal.ticks_us())
+fw.cycle(fakehal.ticks_us())
+val("half", reads[0])
+''' % (hexframe("HEARTBEAT", seq=5), hexframe("HEARTBEAT", seq=6))
+    r = run_fw(tmp_path, body)
+    assert r.values["quiet"] == 0
+    assert r.values["heartbeat"] == 2  # the frame, then the read that finds none left
+    assert len(r.only("tx", "ACK")) == 1  # the heartbeat answered in its cycle
+    assert r.values["half"] == 5  # a half frame: read again the next cycle too
+
+
 def test_repl_message_stops_the_loop(tmp_path):
     body = '''
 fw.run(5)
