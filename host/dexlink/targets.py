@@ -72,9 +72,9 @@ RUN_LOOP_US = (54 - 3) * OPCODE_US - LOOP_US + TICKS_US + 5 * BUILTIN_US - FUNCT
 # ipoll (taken as a machine call, CALL_US) and a loop pass, where the bench's memory
 # console (which the calibration ran) reads two attributes (~5 bytecodes). The model's
 # cycle has a quiet link (TELEOP: the host only listens). NOT MODELLED: commands coming
-# in; the USB console gives a byte a read (select says only that one waits), ~any() +
-# a readinto call + stores, ~60 us a byte by these figures: a streamed 16-joint TARGETS
-# (~45 bytes) is ~3 ms of the cycle it arrives in.
+# in; the USB console gives a byte a read (select says only that one waits): an ipoll
+# and a readinto (machine calls) and ~10 bytecodes, ~55 us a byte by these figures: a
+# streamed 16-joint TARGETS (~45 bytes) is ~2.5 ms of the cycle it arrives in.
 CONSOLE_US = CALL_US + LOOP_US - 5 * OPCODE_US
 # GUESS: the calibration's null HAL answers the bus calls in Python (a method call and
 # ~2 bytecodes); a real machine call that moves data costs CALL_US (22 us, issue 15's
