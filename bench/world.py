@@ -4,11 +4,13 @@ Run A records one world episode (lift_cube, seed 3, skill 0.9 by default; --seco
 from the hand's power-on, past the world's verdict) from a virtual board running the real
 firmware, with the world's four tactile cameras (60 fps) and its RGB-D camera (30 fps).
 Prints the world's real-time factor (world time / wall time since the hand was powered),
-the mean MuJoCo step cost, each camera's frame cost (RGB-D: the round trip to its render
-process), achieved rate and dropped frames (late: a frame slot went by without a frame;
-refused: the recorder's queue was full), and the loop's rate and overruns (the
-firmware's STATS). With --cpu, per thread of the host, the interpreter and the render
-process: CPU used and time spent waiting for a core.
+the mean MuJoCo step cost, each camera's frame cost (the world's cameras make a frame
+of each of the physics' exposures on their schedule: the round trip to their render or
+tactile process), achieved rate and dropped frames (late: a frame slot went by without
+a frame; refused: the recorder's queue was full), and the loop's rate and overruns (the
+firmware's STATS), each with its 95 % interval. With --cpu, per thread of the host, the
+interpreter and the render and tactile processes: CPU used and time spent waiting for a
+core.
 Run B, the baseline, records as long from the kinematic rig with its simulated cameras
 and prints the loop's rate and overruns. Then a table of the goals, result, met or not:
 real time (RTF >= 0.98), every sensor at its rate (>= 95 %), no camera frame dropped,
@@ -34,7 +36,7 @@ from dexlink.board import BoardOptions
 from dexlink.learn.evaluate import Z95, wilson
 from dexlink.record.recording import RecordOptions, open_recording
 from dexlink.sim.worldbridge import WorldOptions
-from dexlink.world.sensors import WorldTactileCamera
+from dexlink.world.exposures import ExposureSource
 
 RTF_GOAL = 0.98  # world time per wall second counted as real time
 RATE_GOAL = 0.95  # achieved / nominal frame rate counted as "at its rate"
@@ -65,6 +67,11 @@ def time_calls(obj, name: str, timer: Timer) -> None:
             timer.total_s += time.perf_counter() - t
             timer.n += 1
     setattr(obj, name, timed)
+
+
+def on_exposures(cam) -> bool:
+    """A world camera whose frames its ExposureSource makes (and times)."""
+    return isinstance(getattr(cam, "source", None), ExposureSource)
 
 
 def time_frames(cam, timer: Timer) -> None:
@@ -188,10 +195,9 @@ def run_world(args, out: Path) -> dict:
         time_calls(world, "step", step_t)
         frame_t = {c.name: Timer() for c in rec.recorder.cameras}
         for c in rec.recorder.cameras:
-            if not isinstance(c, WorldTactileCamera):
+            if not on_exposures(c):
                 time_frames(c, frame_t[c.name])
-        sources = {id(c.source): c.source for c in rec.recorder.cameras
-                   if isinstance(c, WorldTactileCamera)}
+        sources = {id(c.source): c.source for c in rec.recorder.cameras if on_exposures(c)}
         rec.recorder.start_episode()
         give_up = time.monotonic() + WORLD_START_S
         while bridge.started_at is None and time.monotonic() < give_up:
@@ -213,8 +219,8 @@ def run_world(args, out: Path) -> dict:
         s1, c1, h1 = rec.link.get_stats(), camera_counts(rec), time.monotonic()
         wt1, steps1 = world.time, bridge.stats["steps"]
         cpu_rows = cpu.rows(h1 - h0)
-        for c in rec.recorder.cameras:  # the tactile frames' cost: shared by their source
-            if isinstance(c, WorldTactileCamera):
+        for c in rec.recorder.cameras:  # the world's frames' cost: shared by their source
+            if on_exposures(c):
                 n0, s0_ = made0[id(c.source)]
                 frame_t[c.name].n = c.source.made - n0
                 frame_t[c.name].total_s = c.source.made_s - s0_

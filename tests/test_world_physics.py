@@ -290,3 +290,16 @@ def test_a_held_up_tactile_camera_still_gets_every_exposure_of_the_physics():
     meter.set_reference(cam.shader.background)
     assert got[-1].contact.area > 0.001
     assert got[-1].contact == meter.measure(got[-1].color)
+
+
+def test_a_30_fps_world_camera_takes_every_other_exposure_of_the_physics():
+    # Exposures come at the first 2 ms step at or after each 1/60 s of world time.
+    from dexlink.world.exposures import ExposureSource
+    world = World(ISO16, "lift_cube", seed=0)
+    world.step_to(0.2)
+    times = [e.t for e in world.exposures]
+    assert np.all(np.abs(np.diff(times) - 1 / 60) < world.timestep)
+    rgbd, tactile = ExposureSource(30), ExposureSource(60)
+    picked = [rgbd._on_schedule(t) for t in times]
+    assert picked[0] and all(a != b for a, b in zip(picked, picked[1:]))  # every other one
+    assert all(tactile._on_schedule(t) for t in times)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from dexlink.world.priority import RENDER_NICE, process_yields_to_board
+from dexlink.world.world import STATE_FIELDS
 
 RASTER_THREADS = "1"  # llvmpipe's threads: one core at most, the other stays the board's
 START_TIMEOUT_S = 30.0  # the child imports MuJoCo and makes a GL context (slow when busy)
@@ -64,8 +65,7 @@ class SharedFrame:
     def fields(self):
         """(MjData field, its slice of the state), in the state's order."""
         out, at = [], 0
-        for field, size in zip(("time", "qpos", "qvel", "act", "mocap_pos", "mocap_quat"),
-                               self.sizes):
+        for field, size in zip(STATE_FIELDS, self.sizes):
             out.append((field, self.state[at:at + size]))
             at += size
         return out
@@ -156,9 +156,13 @@ class RenderProcess(ChildProcess):
                          (world.model, width, height, camera or CAMERA_NAME))
         self.frame = SharedFrame(self._mem, world.model, width, height)
 
-    def render(self) -> tuple[np.ndarray, np.ndarray]:
-        with self.world.lock:
-            self.frame.put(self.world.data)
+    def render(self, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The picture of a state (World.state_vector, an Exposure's) or of the world now."""
+        if state is None:
+            with self.world.lock:
+                self.frame.put(self.world.data)
+        else:
+            self.frame.state[:] = state
         self.request()
         # Frames outlive this call (queued for the writer): copies, the block is reused.
         return self.frame.color.copy(), self.frame.depth.copy()

@@ -23,9 +23,10 @@ import cv2
 import mujoco
 import numpy as np
 
-from dexlink.capture.base import Camera, Contact
-from dexlink.capture.sim import ClockedCamera, SimDevice
+from dexlink.capture.base import Contact
+from dexlink.capture.sim import ClockedCamera, FrameClock
 from dexlink.capture.tactile import ContactMeter, TactileMeasure
+from dexlink.world.exposures import ExposureSource
 from dexlink.world.priority import spare_setup_from_collector
 from dexlink.world.renderproc import RenderProcess
 from dexlink.world.scene import CAMERA_NAME
@@ -211,10 +212,12 @@ class WorldTactileCamera(TactileMeasure, ClockedCamera):
         return self.contact_now
 
 
-class WorldRGBDCamera(SimDevice, Camera):
-    """The scene's RGB-D camera on a World, depth in millimetres, rendered in a child
-    process (renderproc.RenderProcess: off this process's interpreter lock, behind the
-    board's interpreter for the CPU)."""
+class WorldRGBDCamera(ClockedCamera):
+    """The scene's RGB-D camera on a World, depth in millimetres: a frame of every other
+    exposure of the world (30 fps, exposures.ExposureSource: stamped with its world
+    time, none lost to a held-up thread), rendered in a child process
+    (renderproc.RenderProcess: off this process's interpreter lock, behind the board's
+    interpreter for the CPU)."""
 
     kind = "rgbd"
     depth_scale = 0.001
@@ -224,18 +227,27 @@ class WorldRGBDCamera(SimDevice, Camera):
         super().__init__(name, fps, width, height)
         self.world = world
         self._renderer: RenderProcess | None = None
+        self.source = RGBDSource(self)
+        self.clock = FrameClock(self.source, name="camera-" + name)
 
     def _open(self):
         super()._open()
         self._renderer = RenderProcess(self.world, self.width, self.height)
         spare_setup_from_collector()
 
-    def _grab(self):
-        if not self._next_slot():
-            return None
-        return self._renderer.render()
-
     def _close(self):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+class RGBDSource(ExposureSource):
+    """An RGB-D camera's frames: each exposure on its schedule, rendered from the state
+    the exposure kept."""
+
+    def __init__(self, camera: WorldRGBDCamera):
+        super().__init__(camera.fps)
+        self.camera = camera
+
+    def make(self, world, exposure, cameras) -> list:
+        return [self.camera._renderer.render(None if exposure is None else exposure.state)]

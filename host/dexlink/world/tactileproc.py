@@ -1,13 +1,5 @@
-"""The world's tactile frames: one per tactile exposure of the physics, shaded and their
-contact measured in a child process.
-
-The physics evaluates its tactile sensor every 1/60 s of world time and the World keeps
-the pads of that step (World.exposures); TactileSource turns each into a frame for every
-tactile camera, stamped with the exposure's time, on one thread (capture.sim.FrameClock).
-A thread held up by the host (a long hold of the interpreter lock, a wait for a core)
-catches up on the exposures kept and loses none; paced by its own thread, each camera
-lost the frame slots of such a pause (1-3 frames per 10 s on a quiet machine, one per
-camera at once).
+"""The world's tactile images shaded, and their contact measured, in a child process; and
+the tactile cameras' source on the physics' schedule (TactileSource, see exposures.py).
 
 Why: in the host process a pressed pad's frame (GelShader.shade, then the recorder's
 ContactMeter) is a chain of about 25 numpy and OpenCV calls, each of which lets go of
@@ -33,13 +25,13 @@ from __future__ import annotations
 import mmap
 import sys
 import threading
-import time
 import weakref
 
 import numpy as np
 
 from dexlink.capture.base import Contact
-from dexlink.capture.sim import FrameClock, Pacer
+from dexlink.capture.sim import FrameClock
+from dexlink.world.exposures import ExposureSource
 from dexlink.world.renderproc import ChildProcess, run_child, serve_requests
 
 
@@ -96,26 +88,18 @@ class TactileProcess(ChildProcess):
         return out
 
 
-class TactileSource:
-    """The frames of a world's tactile cameras (a FrameClock's source): every exposure
-    of the world's pads (the physics' schedule), its pressed pads shaded in a
-    TactileProcess with the shaders of the cameras registered; a frame of the still pads
-    at fps while the world is not stepped. The process starts when a camera opens (again
-    if the shaders changed since) and ends when the clock runs out of cameras.
-
-    A camera counts a frame slot that went by without a frame as lost; a change of
-    schedule (the world starts or stops stepping) starts its count again from there."""
+class TactileSource(ExposureSource):
+    """The frames of a world's tactile cameras (exposures.ExposureSource): each exposure's
+    pressed pads shaded in a TactileProcess with the shaders of the cameras registered.
+    The process starts when a camera opens (again if the shaders changed since) and
+    ends when the clock runs out of cameras."""
 
     def __init__(self, fps: float):
-        self.period_s = 1.0 / fps
-        self._pacer = Pacer(fps)
+        super().__init__(fps)
         self._shaders: dict = {}
         self._process: TactileProcess | None = None
         self._started_with: dict = {}
-        self._seq = 0
-        self._stepping = False
         self._lock = threading.Lock()
-        self.made, self.made_s = 0, 0.0  # frames made and the time it took (bench/world.py)
 
     def register(self, camera) -> None:
         with self._lock:
@@ -130,37 +114,14 @@ class TactileSource:
             taxels = world.tactile_depth(next(iter(self._shaders))).shape
             self._process = TactileProcess(list(self._started_with.values()), taxels)
 
-    def frames(self, cameras) -> list:
-        world = cameras[0].world
-        if not self._seq and world.exposures:  # made before the cameras ran: not theirs
-            self._seq = world.exposures[-1].seq
-        wait_s = 2 * self.period_s if self._stepping else \
-            max(0.0, (self._pacer.next - time.monotonic_ns()) / 1e9)
-        exposures = world.exposures_after(self._seq, wait_s)
-        if exposures:
-            stepping = True
-            self._seq = exposures[-1].seq
-            shots = [(e.t_ns, e.depths) for e in exposures]
-        else:  # the world is not stepped: its still pads, paced here
-            stepping = False
-            if not self._pacer.wait(threading.Event()):
-                return []
-            shots = [(time.monotonic_ns(), world.tactile_depths(world.tactile_fingers))]
-        if stepping != self._stepping:
-            self._stepping = stepping
-            for c in cameras:
-                c.count_from_here()
-        out = []
-        start = time.perf_counter()
+    def make(self, world, exposure, cameras) -> list:
+        depths = world.tactile_depths(world.tactile_fingers) if exposure is None \
+            else exposure.depths
+        pads = dict(zip(world.tactile_fingers, depths))
         with self._lock:
-            for t_ns, depths in shots:
-                pads = dict(zip(world.tactile_fingers, depths))
-                shaded = dict(zip(self._started_with, self._process.shade(
-                    [pads[n] for n in self._started_with])))
-                out.append((t_ns, [shaded[c.name] for c in cameras]))
-        self.made_s += time.perf_counter() - start
-        self.made += len(shots) * len(cameras)
-        return out
+            shaded = dict(zip(self._started_with, self._process.shade(
+                [pads[n] for n in self._started_with])))
+        return [shaded[c.name] for c in cameras]
 
     def close(self) -> None:
         with self._lock:

@@ -37,14 +37,20 @@ JUDGE_PERIOD_S = 0.01  # the task watches its objects at 100 Hz of world time
 EXPOSURES_KEPT = 8  # tactile exposures a late reader still finds (8 at 60 Hz: 133 ms)
 
 
+STATE_FIELDS = ("time", "qpos", "qvel", "act", "mocap_pos", "mocap_quat")  # a picture's
+
+
 @dataclass
-class TactileExposure:
-    """The tactile pads as MuJoCo's sensor read them at one step (every 1/TACTILE_HZ of
-    world time): depth per taxel of each pad of `World.tactile_fingers`."""
+class Exposure:
+    """What the world's sensors see at one step, the one in which MuJoCo evaluates its
+    tactile sensor (every 1/TACTILE_HZ of world time): depth per taxel of each pad of
+    `World.tactile_fingers`, and the state a picture is drawn from (STATE_FIELDS)."""
 
     seq: int
+    t: float  # world time
     t_ns: int  # host time.monotonic_ns() of that world time (see World.time_origin_ns)
     depths: list
+    state: np.ndarray
 
 
 @dataclass
@@ -89,7 +95,7 @@ class World:
         # Tactile exposures: the sensor is evaluated in the step whose start time crosses a
         # multiple of 1/TACTILE_HZ; that step's pads are kept for the tactile cameras, so a
         # camera thread that runs late still gets every exposure, stamped when it was made.
-        self.exposures: deque[TactileExposure] = deque(maxlen=EXPOSURES_KEPT)
+        self.exposures: deque[Exposure] = deque(maxlen=EXPOSURES_KEPT)
         self.exposed = threading.Condition(self.lock)
         self.time_origin_ns: int | None = None  # host time of world time 0, when it runs in real time
         self._exposure_slot = -1
@@ -127,10 +133,16 @@ class World:
         origin = self.time_origin_ns
         t_ns = time.monotonic_ns() if origin is None else origin + int(t * 1e9)
         seq = self.exposures[-1].seq + 1 if self.exposures else 1
-        self.exposures.append(TactileExposure(seq, t_ns, self._read_pads(self.tactile_fingers)))
+        self.exposures.append(Exposure(seq, t, t_ns, self._read_pads(self.tactile_fingers),
+                                       self.state_vector()))
         self.exposed.notify_all()
 
-    def exposures_after(self, seq: int, timeout: float) -> list[TactileExposure]:
+    def state_vector(self) -> np.ndarray:
+        """The state a picture is drawn from, STATE_FIELDS one after the other."""
+        with self.lock:
+            return np.concatenate([np.ravel(getattr(self.data, f)) for f in STATE_FIELDS])
+
+    def exposures_after(self, seq: int, timeout: float) -> list[Exposure]:
         """The tactile exposures after seq (waiting up to timeout for one), oldest first."""
         with self.exposed:
             if not self.exposures or self.exposures[-1].seq <= seq:
