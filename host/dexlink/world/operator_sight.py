@@ -25,21 +25,21 @@ class HandSight:
         self.world = world
         self.radius = finger_radius_m
         self.hand = hand  # HandPose: kinematics on a scratch state
-        self.sites = [hand.model.site(f + "_tactile").id for f in PINCH_FINGERS]
         self.axis = np.asarray(axis_in_hand, dtype=float)
-        self.last_gap: float | None = None
+        self.mean_gap: float | None = None
         self.shake_var = 0.0  # m^2
         self.held_share = 0.0  # of the last moments, how much both fingertips were on it
 
     def watch(self, dt: float, target: str) -> None:
-        """Look once a tick: how much the robot's pinch opening shakes from moment to moment
-        (a device's noise through the retargeting) and how much of the time both its
-        fingertips are on the object, perceived over PERCEPTION_S."""
+        """Look once a tick: how much the robot's pinch opening wobbles about where it is
+        on average (a device's noise through the retargeting) and how much of the time
+        both its fingertips are on the object, perceived over PERCEPTION_S."""
         gap = self.seen()[0]
         k = min(1.0, dt / PERCEPTION_S)
-        if self.last_gap is not None:
-            self.shake_var += k * ((gap - self.last_gap) ** 2 / 2 - self.shake_var)
-        self.last_gap = gap
+        if self.mean_gap is None:
+            self.mean_gap = gap
+        self.mean_gap += k * (gap - self.mean_gap)
+        self.shake_var += k * ((gap - self.mean_gap) ** 2 - self.shake_var)
         self.held_share += k * (float(self.landed(target)) - self.held_share)
 
     @property
@@ -47,10 +47,12 @@ class HandSight:
         return float(np.sqrt(self.shake_var))
 
     def pinch(self, q_rad) -> tuple[float, np.ndarray]:
-        """For joint angles q_rad: the pinch opening (index pad minus thumb pad along the
-        grasp axis, m) and the point midway between the pads (wrist frame, m)."""
-        self.hand.tips(q_rad)
-        thumb, index = (self.hand.data.site_xpos[s].copy() for s in self.sites)
+        """For joint angles q_rad: the pinch opening (index tip minus thumb tip along the
+        grasp axis, m) and the point midway between the tips (wrist frame, m). The tips are
+        what is seen meeting the object: retargeting matches them to the person's, while
+        the finger postures behind them (and so the pads) may differ."""
+        tips = self.hand.tips(q_rad)
+        thumb, index = tips[PINCH_FINGERS[0]], tips[PINCH_FINGERS[1]]
         return float((index - thumb) @ self.axis), (thumb + index) / 2
 
     def seen(self) -> tuple[float, np.ndarray]:
@@ -70,8 +72,8 @@ class HandSight:
         return min(float((wrist + rot @ tips[f])[2]) for f in PINCH_FINGERS) - self.radius
 
     def from_centre(self, target: str) -> tuple[np.ndarray, np.ndarray]:
-        """The object's centre less the robot's pinch centre, and the pinch axis (thumb
-        to index), world frame, now."""
+        """The object's centre less the robot's pinch centre, and the pinch axis (thumb to
+        index), world frame, now."""
         wrist, rot = self._wrist()
         centre = wrist + rot @ self.seen()[1]
         return self.world.body_pose(target)[0] - centre, rot @ self.axis
