@@ -64,8 +64,11 @@ def test_bus_time_is_computed_from_the_bus_speeds():
     iso16 = bus_time_us(compile_config(HANDS / "iso16.toml", "pico"))
     # 8 AS5600 a bus: (3-byte read 29 bits + mux select 20 bits) at 400 kHz
     assert iso16["i2c0"] == pytest.approx(8 * 49 / 400e3 * 1e6)
-    # 16 STS3215: sync-write 8 + 3*16 bytes, one READ + reply (16 bytes), 10 bits at 1 Mbps
-    assert iso16["uart1"] == pytest.approx((8 + 48 + 16) * 10)
+    # 16 STS3215: sync-write 8 + 3*16 bytes, one READ + reply (16 bytes) every other cycle
+    # at 1 kHz (the firmware's read-back rate), 10 bits at 1 Mbps
+    assert iso16["uart1"] == pytest.approx((8 + 48 + 16 / 2) * 10)
+    fw = (ROOT / "firmware" / "dexfw" / "loop.py").read_text()
+    assert re.search(r"^READBACK_HZ = %d$" % hwconfig.READBACK_HZ, fw, re.M)
     tendon = bus_time_us(compile_config(HANDS / "tendon16.toml", "pico"))
     assert tendon["spi0"] == pytest.approx(16 * 16 / 10e6 * 1e6)
 

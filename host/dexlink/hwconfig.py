@@ -612,6 +612,11 @@ ENCODER_BITS = {
 MUX_SELECT_BITS = _i2c_bits(2)  # TCA9548A: address + control byte
 
 
+# The firmware polls the servo buses at most this often (firmware/dexfw/loop.py
+# READBACK_HZ: every other cycle at 1 kHz); tests/test_hwconfig.py keeps the two equal.
+READBACK_HZ = 500
+
+
 def bus_time_us(cfg: dict) -> dict:
     """Bus microseconds one loop cycle needs on each bus: {bus: us}."""
     buses = cfg["board"]["buses"]
@@ -624,15 +629,16 @@ def bus_time_us(cfg: dict) -> dict:
         else:
             mux = MUX_SELECT_BITS if g["args"].get("mux_addr") is not None else 0
             out[g["bus"]] += n * (ENCODER_BITS[g["cls"]] + mux) / b["freq"] * 1e6
+    polled = 1.0 / max(1, cfg["loop"]["hz"] // READBACK_HZ)  # cycles with a servo read-back
     for g in cfg["servos"]:
         b = buses[g["bus"]]
         n = len(g["joints"])
         if g["cls"] == "FeetechBus":
-            # SYNC_WRITE of 2-byte goals, plus one servo's READ + status reply per cycle.
-            nbytes = 8 + 3 * n + 8 + 8
+            # SYNC_WRITE of 2-byte goals, plus one servo's READ + status reply a poll.
+            nbytes = 8 + 3 * n + (8 + 8) * polled
         elif g["cls"] == "DynamixelBus":
-            # SYNC_WRITE of 4-byte goals, plus one READ (14 B) + status (15 B) per cycle.
-            nbytes = 14 + 5 * n + 14 + 15
+            # SYNC_WRITE of 4-byte goals, plus one READ (14 B) + status (15 B) a poll.
+            nbytes = 14 + 5 * n + (14 + 15) * polled
         else:
             # PCA9685: 4 bytes per channel, written at most at 50 Hz: amortised per cycle.
             hz = cfg["loop"]["hz"]
