@@ -188,9 +188,11 @@ class Operator:
         elif self.phase == "regrip":  # set it back down and let go, to grasp it anew
             down = self.lift_from[0] + [0, 0, view["object_pos"][2] - self.lift_from[1][2]]
             if self._move(t, 0.6, pos=down, q=g.open):
-                aim, _ = self._aim(view)  # it moved (knocked, dropped aside): go over it again
+                # a pinch must straddle a small object: moved (knocked, dropped aside), it is
+                # gone over again from above, not swept into (an open hand sweeps over a cube)
+                aim, _ = self._aim(view)
                 moved = np.linalg.norm((aim - self.pos)[:2]) > REAIM_M
-                self._enter("rise" if moved else "descend", t)
+                self._enter("rise" if moved and g.kind == "pinch" else "descend", t)
         elif self.phase == "rise":
             if self._move(t, 0.5, pos=self.from_pos + [0, 0, PREGRASP_UP_M], q=g.open):
                 self._enter("reach", t)
