@@ -296,7 +296,10 @@ def test_a_30_fps_world_camera_takes_every_other_exposure_of_the_physics():
     # Exposures come at the first 2 ms step at or after each 1/60 s of world time.
     from dexlink.world.exposures import ExposureSource
     world = World(ISO16, "lift_cube", seed=0)
-    world.step_to(0.2)
+    world.step_to(0.1)
+    assert not world.exposures  # kept only once a camera asks
+    ExposureSource.open(world)
+    world.step_to(0.3)
     times = [e.t for e in world.exposures]
     assert np.all(np.abs(np.diff(times) - 1 / 60) < world.timestep)
     rgbd, tactile = ExposureSource(30), ExposureSource(60)

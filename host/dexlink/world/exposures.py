@@ -27,10 +27,15 @@ class ExposureSource:
     def __init__(self, fps: float):
         self.fps = fps
         self._pacer = Pacer(fps)
-        self._seq = 0  # the last exposure seen
+        self._seq: int | None = None  # the last exposure seen
         self._slot = -1  # the last frame slot of this source's schedule filled
         self._stepping = False
         self.made, self.made_s = 0, 0.0  # frames made and the time it took (bench/world.py)
+
+    @staticmethod
+    def open(world) -> None:
+        """A camera on this source opens: the world keeps its exposures from now on."""
+        world.exposing = True
 
     def make(self, world, exposure, cameras) -> list:
         """[(color, depth) per camera] of the exposure (None: the world now)."""
@@ -41,8 +46,8 @@ class ExposureSource:
 
     def frames(self, cameras) -> list:
         world = cameras[0].world
-        if not self._seq and world.exposures:  # made before the cameras ran: not theirs
-            self._seq = world.exposures[-1].seq
+        if self._seq is None:  # what was made before the cameras ran is not theirs
+            self._seq = world.exposures[-1].seq if world.exposures else 0
         wait_s = 2.0 / self.fps if self._stepping else \
             max(0.0, (self._pacer.next - time.monotonic_ns()) / 1e9)
         exposures = world.exposures_after(self._seq, wait_s)

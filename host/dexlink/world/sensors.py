@@ -233,6 +233,7 @@ class WorldRGBDCamera(ClockedCamera):
     def _open(self):
         super()._open()
         self._renderer = RenderProcess(self.world, self.width, self.height)
+        self.source.open(self.world)
         spare_setup_from_collector()
 
     def _close(self):

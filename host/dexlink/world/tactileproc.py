@@ -106,6 +106,7 @@ class TactileSource(ExposureSource):
             self._shaders[camera.name] = camera.shader
 
     def open(self, world) -> None:
+        super().open(world)
         with self._lock:
             if self._process is not None and self._started_with == self._shaders:
                 return

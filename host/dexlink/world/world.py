@@ -98,6 +98,7 @@ class World:
         self.exposures: deque[Exposure] = deque(maxlen=EXPOSURES_KEPT)
         self.exposed = threading.Condition(self.lock)
         self.time_origin_ns: int | None = None  # host time of world time 0, when it runs in real time
+        self.exposing = False  # kept only once a camera asks (a few us a step otherwise spent)
         self._exposure_slot = -1
         self.torque_on = True
         self.hand = HandPose(self.scene)
@@ -125,7 +126,7 @@ class World:
                 if self._steps % self._judge_every == 0:
                     self.task.observe(self)
                 slot = int(t * TACTILE_HZ + 1e-6)
-                if slot > self._exposure_slot:
+                if slot > self._exposure_slot and self.exposing:
                     self._exposure_slot = slot
                     self._expose(t)
 
