@@ -49,6 +49,7 @@ CLEAR_M = 0.003  # the fingertips kept this far above the table while coming dow
 SLIDE_SEEN_M = 0.006  # a pinched object sinking this far in the fingers is seen sliding
 REAIM_M = 0.008  # an object pushed this far across the table has moved: go over it again
 HELD_SHARE = 0.5  # fingertips seen on the object less of the time than this: not held
+HOLD_SEEN = 0.8  # holding, fingertips seen off it more than this share of the time: close on
 
 
 class PinchCorrection:
@@ -144,6 +145,8 @@ class PinchCorrection:
         step = np.zeros(3)
         if phase in ("lift", "hold") and lag_m > SLIDE_SEEN_M:
             self.squeeze_on(dt)  # they see it slide down in the robot's fingers
+        elif phase in ("settle", "lift", "hold") and sight.held_share < HOLD_SEEN:
+            self.squeeze_on(dt)  # a fingertip keeps coming off it: they close on
         if phase not in ("reach", "descend", "close", "tighten") or sight.landed(target):
             return step
         if phase in ("close", "tighten"):
