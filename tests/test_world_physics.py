@@ -256,7 +256,6 @@ def test_a_held_up_tactile_camera_still_gets_every_exposure_of_the_physics():
     from dexlink.world.sensors import WorldTactileCamera
     world = grasp_and_lift(0, CLOSED)
     pressed = max(world.fingers, key=lambda f: world.tactile_depth(f).max())
-    world.time_origin_ns = time.monotonic_ns() - int(world.time * 1e9)
     t_held = world.time
     held, frames = [], []
 
@@ -272,6 +271,8 @@ def test_a_held_up_tactile_camera_still_gets_every_exposure_of_the_physics():
         deadline = time.monotonic() + 10
         while not held and time.monotonic() < deadline:
             time.sleep(0.005)
+        # The world starts running in real time (as the board's bridge starts it).
+        world.time_origin_ns = time.monotonic_ns() - int(world.time * 1e9)
         world.step_to(t_held + 0.1)  # about six exposures, made while the camera is held up
         exposures = [e for e in world.exposures if e.t_ns > world.time_origin_ns + t_held * 1e9]
         while time.monotonic() < deadline and not (

@@ -20,6 +20,10 @@ import time
 
 from dexlink.capture.sim import Pacer
 
+# A world that made no exposure for this long has stopped stepping (its thread may be held
+# up for tens of ms on a busy host: that is no reason to leave its schedule).
+STOPPED_S = 0.5
+
 
 class ExposureSource:
     """Subclasses make the frames of one exposure (None: the world as it is now)."""
@@ -30,6 +34,7 @@ class ExposureSource:
         self._seq: int | None = None  # the last exposure seen
         self._slot = -1  # the last frame slot of this source's schedule filled
         self._stepping = False
+        self._last_t_ns = 0  # the last frame's stamp: frames go out in time order
         self.made, self.made_s = 0, 0.0  # frames made and the time it took (bench/world.py)
 
     @staticmethod
@@ -48,13 +53,14 @@ class ExposureSource:
         world = cameras[0].world
         if self._seq is None:  # what was made before the cameras ran is not theirs
             self._seq = world.exposures[-1].seq if world.exposures else 0
-        wait_s = 2.0 / self.fps if self._stepping else \
+        wait_s = STOPPED_S if self._stepping else \
             max(0.0, (self._pacer.next - time.monotonic_ns()) / 1e9)
         exposures = world.exposures_after(self._seq, wait_s)
         if exposures:
             stepping = True
             self._seq = exposures[-1].seq
-            shots = [(e.t_ns, e) for e in exposures if self._on_schedule(e.t)]
+            shots = [(e.t_ns, e) for e in exposures
+                     if e.t_ns > self._last_t_ns and self._on_schedule(e.t)]
         else:  # the world is not stepped: as it is, paced here
             stepping = False
             if not self._pacer.wait(threading.Event()):
@@ -64,6 +70,8 @@ class ExposureSource:
             self._stepping = stepping
             for c in cameras:
                 c.count_from_here()
+        if shots:
+            self._last_t_ns = shots[-1][0]
         start = time.perf_counter()
         out = [(t_ns, self.make(world, e, cameras)) for t_ns, e in shots]
         self.made_s += time.perf_counter() - start
