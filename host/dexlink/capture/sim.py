@@ -10,7 +10,10 @@ first telemetry). Positive angles flex a finger.
 - SimRGBDCamera: a table, a cube and the hand's fingers seen from above; fingers
   come nearer the camera (smaller depth) and shorter in the image as they flex.
 
-Both pace themselves to their frame rate on the host monotonic clock.
+Both pace themselves to their frame rate on the host monotonic clock. A ClockedCamera
+has no thread of its own: a FrameClock's one thread makes the frames of all the cameras
+on its source, stamped when the source took them (the physics world's cameras,
+dexlink.world.exposures).
 """
 from __future__ import annotations
 
