@@ -110,6 +110,20 @@ class HumanHand:
         """Per robot finger, its points (base, after each link, tip) in the palm frame."""
         return self._frames(np.asarray(q_rad, dtype=float), self._rest)[1]
 
+    def fingertip_jacobians(self, q_rad) -> list[tuple[list[int], np.ndarray]]:
+        """Per finger, its joints' indices and the (3, n) Jacobian of its fingertip in the
+        palm frame against those joints' angles at q_rad (m/rad): a revolute joint moves the
+        tip at axis x (tip - joint)."""
+        frames, points = self._frames(np.asarray(q_rad, dtype=float), self._rest)
+        out = []
+        for f in self.geometry.fingers:
+            tip = points[f.name][-1]
+            # rot is the link's frame after the joint turned: the axis is the same before
+            cols = [np.cross(rot @ np.asarray(j.axis, dtype=float), tip - origin)
+                    for j in f.joints for rot, origin in (frames[j.name],)]
+            out.append(([self.index[j.name] for j in f.joints], np.array(cols).T))
+        return out
+
     def openxr(self, q_rad, side: str = "right") -> np.ndarray:
         """(26, 3) OpenXR joints in the wrist frame for the hand file's joint angles q_rad.
         A finger the robot lacks (the little finger of a four-finger hand) follows the ring
