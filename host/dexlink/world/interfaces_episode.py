@@ -1,7 +1,8 @@
 """One teleoperated episode in the physics world through one interface: the exoskeleton
 operator's intent, the simulated device (interfaces.py), the real retargeting, the hand's
-motors. The loop is operator.teleoperate's (10 ms control ticks, no firmware in between for
-any interface, so the interfaces differ only in what they do to the intent).
+motors. The loop is operator.teleoperate's (10 ms control ticks), with the one part of the
+firmware every interface's goals pass through on the real rig: its slew limit (GoalSlew).
+So the interfaces differ only in what they do to the intent.
 
 Errors are measured in joint space against the intent: `error_deg`, the mean |target -
 intent| over the ticks (latency included), and `shape_error_deg`, the retargeted posture
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dexlink import hwconfig
 from dexlink.retarget import OperatorCalibration, Retargeter
 from dexlink.world.interfaces import EXO_STEP_DEG, PROFILES, SimulatedDevice
 from dexlink.world.interfaces_hand import quat_matrix
@@ -53,6 +55,31 @@ def wrist_matrix(pos, quat) -> np.ndarray:
     return m
 
 
+class GoalSlew:
+    """The firmware's slew limit on the joint goals, as `dexlink teleop` meets it on the
+    real path: firmware/dexfw/mapping.py slew() moves each goal towards its target by at
+    most the joint's max_speed_dps (the hand file's, compiled into the board's config as
+    max_speed_cdeg_per_ms) each cycle, before coupling and the servos. Applied here once a
+    control tick, a tick's worth of movement at a time, to every interface alike: a noisy
+    device's jitter reaches the servos no faster than the firmware lets it."""
+
+    def __init__(self, hand_path, period_s: float):
+        cfg = hwconfig.compile_config(hand_path, "virtual", calibration=False)
+        cdeg_per_ms = np.array([j["max_speed_cdeg_per_ms"] for j in cfg["joints"]], dtype=float)
+        self.step_deg = cdeg_per_ms / 100.0 * period_s * 1000.0
+        self.goal: np.ndarray | None = None
+
+    def __call__(self, target_deg) -> np.ndarray:
+        """The goal after one tick towards target_deg; the first target is taken as where
+        the hand already is."""
+        target = np.asarray(target_deg, dtype=float)
+        if self.goal is None:
+            self.goal = target.copy()
+        else:
+            self.goal = self.goal + np.clip(target - self.goal, -self.step_deg, self.step_deg)
+        return self.goal
+
+
 def device_seed(seed: int, interface: str) -> int:
     """The device's noise seed: fixed per (episode seed, interface), apart from the operator's."""
     return seed * 1009 + sum(ord(c) for c in interface) + 7
@@ -74,6 +101,7 @@ def run_episode(hand_path, task: str, interface: str, seed: int, skill: float = 
         retargeter = _retargeter(retargeters, world, profile.method, profile.smoothing)
         # the operator watches the robot hand: they wait for it to close, one latency more
         operator.habits.settle_s += profile.latency_s + 1.0 / profile.rate_hz
+    slew = GoalSlew(hand_path, PERIOD_S)
     errors, shape_errors = [], []
     target = None
     while world.time < limit:
@@ -89,7 +117,7 @@ def run_episode(hand_path, task: str, interface: str, seed: int, skill: float = 
                 target = retargeter.retarget(got.frame)
                 shape_errors.append(float(np.abs(target - got.intent_deg).mean()))
         if target is not None:
-            world.set_motor_goals(motor_goals(world, target))
+            world.set_motor_goals(motor_goals(world, slew(target)))
             errors.append(float(np.abs(target - cmd.joints_deg).mean()))
         world.set_wrist(cmd.wrist_pos, cmd.wrist_quat)
         world.step_to(t + PERIOD_S)

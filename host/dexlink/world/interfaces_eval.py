@@ -88,7 +88,8 @@ def evaluate_interfaces(options: TeleopEvalOptions,
                "tasks": list(options.tasks), "episodes": options.episodes, "seed": options.seed,
                "skill": options.skill, "inputs": rows,
                "devices": {n: {"label": p.label, "rate_hz": p.rate_hz, "latency_s": p.latency_s,
-                               "angle_error_deg": p.angle_error_deg, "method": p.method,
+                               "angle_error_deg": p.angle_error_deg,
+                               "fingertip_error_m": p.fingertip_error_m, "method": p.method,
                                "sources": p.sources}
                            for n, p in PROFILES.items() if n in options.inputs}}
     (options.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
