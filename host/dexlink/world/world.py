@@ -34,7 +34,7 @@ from dexlink.world.handpose import HandPose
 from dexlink.world.scene import TACTILE_HZ, build_scene
 
 JUDGE_PERIOD_S = 0.01  # the task watches its objects at 100 Hz of world time
-EXPOSURES_KEPT = 16  # exposures a late camera still finds (at 60 Hz: 267 ms; ~25 kB each)
+EXPOSURES_KEPT = 32  # exposures a late camera still finds (at 60 Hz: 533 ms; ~25 kB each)
 
 
 STATE_FIELDS = ("time", "qpos", "qvel", "act", "mocap_pos", "mocap_quat")  # a picture's
