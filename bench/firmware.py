@@ -143,10 +143,9 @@ for viper in (True, False):
         for e in fw.encoders:
             e.sample(jm.raw, jm.enc_status)
     def mapping_():  # as Firmware.cycle calls them (teleop)
-        mapping.map_exo_of(jm)
+        mapping.map_exo_of(jm, fw.faults.prev_bad)
         mapping.follow(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
-        mapping.slew(jm.goal, jm.target, jm.step, jm.flags, jm.n, jm.slew_q8)
-        mapping.drive_of(jm)
+        mapping.drive_slewed(jm)
     def goals():
         for b in fw.servos:
             b.write_goals(jm.servo_goal)

@@ -30,6 +30,9 @@ class JointMap:
         self.dscale = _h(n)
         self.lo = _h(n)
         self.hi = _h(n)
+        # zero, dscale, lo, hi per joint in one array (mapping.map_exo_first's table: the
+        # sense step's call then fits its frame), kept with them by set_joint.
+        self.jtab = _h(mapping.JOINT_FIELDS * n)
         self.speed = array("H", [1] * n)
         self.step = _h(n, 1)  # slew limit over one configured period
         self.slew_q8 = 256  # time since the last cycle, 1/256 periods (the loop sets it)
@@ -97,6 +100,11 @@ class JointMap:
         self.dscale[i] = scale if direction > 0 else -scale
         self.lo[i] = lo
         self.hi[i] = hi
+        t = mapping.JOINT_FIELDS * i
+        self.jtab[t + mapping.JOINT_ZERO] = zero - 65536 if zero >= 32768 else zero
+        self.jtab[t + mapping.JOINT_DSCALE] = self.dscale[i]
+        self.jtab[t + mapping.JOINT_LO] = lo
+        self.jtab[t + mapping.JOINT_HI] = hi
         self.speed[i] = speed
         self.step[i] = self._step(speed)
 
@@ -123,7 +131,8 @@ class JointMap:
 
     # The steps of one cycle
     def map_exo(self):
-        mapping.map_exo_of(self)
+        mapping.map_exo(self.raw, self.enc_status, self.zero, self.dscale, self.lo, self.hi,
+                        self.exo, self.flags, self.n)
 
     def follow_exo(self):
         mapping.follow(self.exo, self.flags, self.goal, self.target, self.n)
@@ -137,7 +146,6 @@ class JointMap:
 
     def slew(self):
         mapping.slew(self.goal, self.target, self.step, self.flags, self.n, self.slew_q8)
-
     def drive(self):
         """Goals -> motors (coupling) -> servo frame."""
         mapping.drive_of(self)

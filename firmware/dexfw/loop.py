@@ -14,7 +14,6 @@ from dexfw.applyonce import SLOT_MODE, SLOT_TARGETS, ApplyOnce
 from dexfw.faults import SLOW_FAULT_US, FaultReporter
 from dexfw.joints import JointMap
 from dexfw.link import Link
-from dexfw.mapping import ENCODER_BAD
 from dexfw.trajectory import Trajectory
 from dexproto import catalog as C
 from dexproto.frame import HEADER_SIZE as BODY  # a received body starts here
@@ -71,6 +70,8 @@ class Firmware:
                     self.jm.blind[m] = 1
         self.capabilities = capabilities(hal, self.servos, self.jm)
         self.points = Trajectory(self.jm, hal.ticks_diff, hal.ticks_add)  # TARGET_POINTS
+        self.core1 = None  # TELEMETRY made on the second core (start_core1), or None
+        self.tele_out = 0  # 1: core 1 has a frame of ours to finish or core 0 to write
 
     def _set_loop(self, values):
         self.hz, self.decimation, self.watchdog_ms, self.watchdog_action = values
@@ -92,6 +93,8 @@ class Firmware:
     def cycle(self, now):
         """One loop cycle at board time now (when sampling starts)."""
         self.sample_us = now
+        if self.tele_out:  # first, so the frame goes before this cycle's replies
+            self.core1.flush()
         if self._waiting() or self.link.reader.fill:
             self._commands()
         self._sense()
@@ -121,14 +124,13 @@ class Firmware:
         jm = self.jm
         for enc in self.encoders:
             enc.sample(jm.raw, jm.enc_status)
-        mapping.map_exo_of(jm)
-        if mapping.first_change(jm.flags, self.faults.prev_bad, ENCODER_BAD, 0, jm.n) >= 0:
+        # One call maps the joints and finds the first encoder edge (issue 15: a call fewer).
+        if mapping.map_exo_of(jm, self.faults.prev_bad) >= 0:
             self.faults.check_encoders(self.sample_us)
 
     def _drive(self):
         jm = self.jm
-        mapping.slew(jm.goal, jm.target, jm.step, jm.flags, jm.n, jm.slew_q8)
-        mapping.drive_of(jm)
+        mapping.drive_slewed(jm)  # slew, coupling, limits, servo frame: one call
         for bus in self.servos:
             bus.write_goals(jm.servo_goal)
 
@@ -147,8 +149,16 @@ class Firmware:
         else:
             self._send_telemetry()
 
-    def _send_telemetry(self):
+    def _send_telemetry(self):  # start_core1 puts core 1's hand-off in its place
         replies.send_telemetry(self)
+
+    def start_core1(self):
+        """Make TELEMETRY on the second core from now on (dexfw.telemetry; dexfw.app
+        calls this on a board with second_core, on a port without a GIL)."""
+        from dexfw.telemetry import Core1Telemetry
+        self.core1 = Core1Telemetry(self)
+        self._send_telemetry = self.core1.hand_off
+        self.core1.start()
 
     def _watchdog(self, now):
         jm = self.jm
@@ -342,6 +352,8 @@ class Firmware:
         """Torque off: the firmware is leaving (REPL, or an error)."""
         self._torque(False)
         self.mode = C.MODE_IDLE
+        if self.core1 is not None:
+            self.core1.stop()
 
 
 def capabilities(hal, servos, jm):

@@ -47,6 +47,40 @@ def map_exo_py(raw, status, zero, dscale, lo, hi, exo, flags, n):
         flags[i] = s
 
 
+# map_exo_first's table per joint: its zero (turn16, kept as int16: the difference to it
+# is taken modulo 2^16), direction x scale, limits.
+JOINT_ZERO, JOINT_DSCALE, JOINT_LO, JOINT_HI = 0, 1, 2, 3
+JOINT_FIELDS = 4
+
+
+def map_exo_first_py(raw, status, jtab, exo, flags, prev, n):
+    """map_exo (zero, dscale, lo, hi: jtab[4 * i:4 * i + 4]), and the first joint whose
+    encoder bits (flags & ENCODER_BAD) differ from prev[i], or -1: the loop's sense step
+    in one call where map_exo and first_change took two (issue 15)."""
+    first = -1
+    for i in range(n):
+        s = status[i] & ENCODER_BAD
+        if first < 0 and s != prev[i]:
+            first = i
+        if s:
+            flags[i] = s | ST_HELD
+            continue
+        t = JOINT_FIELDS * i
+        d = (raw[i] - jtab[t]) & 0xFFFF
+        if d >= 32768:
+            d -= 65536
+        q = (((d * 1125 + 1024) >> 11) * jtab[t + 1] + 2048) >> 12
+        if q < jtab[t + 2]:
+            q = jtab[t + 2]
+            s = ST_LIMITED
+        elif q > jtab[t + 3]:
+            q = jtab[t + 3]
+            s = ST_LIMITED
+        exo[i] = q
+        flags[i] = s
+    return first
+
+
 def follow_py(src, flags, goal, target, n):
     """target = src, except a held joint (bad encoder) whose target stays at its goal."""
     for i in range(n):
@@ -115,6 +149,15 @@ def to_motors_py(q, motor, start, col, coef, mtab, servo, nm):
         m += 1
 
 
+def drive_slewed_py(jm):
+    """slew, then to_motors, over a JointMap's arrays: the loop's drive step. Its viper
+    twin is one call that reads the arrays from jm itself (where the loop made three
+    calls: slew, drive_of and to_motors, issue 15); this plain one is the reference."""
+    slew_py(jm.goal, jm.target, jm.step, jm.flags, jm.n, jm.slew_q8)
+    to_motors_py(jm.goal, jm.motor, jm.cstart, jm.ccol, jm.ccoef, jm.mtab, jm.servo_goal,
+                 jm.nm)
+
+
 def from_servo_py(servo, direction, offset, out, n):
     """Servo-frame present positions back to the motor frame; return how many are unknown."""
     unknown = 0
@@ -179,6 +222,8 @@ def first_change_py(bits, prev, mask, start, n):
 
 
 map_exo = map_exo_py
+map_exo_first = map_exo_first_py
+drive_slewed = drive_slewed_py
 first_change = first_change_py
 follow = follow_py
 slew = slew_py
@@ -194,10 +239,12 @@ try:
     # refuses a whole module that uses it (SyntaxError at compile time), so only this
     # import fails, and the plain-Python versions above stay in use.
     from dexfw.mapping_viper import clip as _clip_viper
+    from dexfw.mapping_viper import drive_slewed as _drive_slewed_viper
     from dexfw.mapping_viper import first_change as _first_change_viper
     from dexfw.mapping_viper import follow as _follow_viper
     from dexfw.mapping_viper import from_servo as _from_servo_viper
     from dexfw.mapping_viper import map_exo as _map_exo_viper
+    from dexfw.mapping_viper import map_exo_first as _map_exo_first_viper
     from dexfw.mapping_viper import mark_unread as _mark_unread_viper
     from dexfw.mapping_viper import pack_joints as _pack_joints_viper
     from dexfw.mapping_viper import slew as _slew_viper
@@ -208,10 +255,11 @@ except (ImportError, SyntaxError):
     pass  # CPython (no micropython module), or a port without the viper emitter
 
 
-def map_exo_of(jm):
-    """map_exo over a JointMap's arrays. A plain global call (1 slot, where a method call
-    takes 2) is what keeps the caller's frame, 9 arguments, on the stack."""
-    map_exo(jm.raw, jm.enc_status, jm.zero, jm.dscale, jm.lo, jm.hi, jm.exo, jm.flags, jm.n)
+def map_exo_of(jm, prev):
+    """map_exo_first over a JointMap's arrays: the exoskeleton angles, and the first joint
+    whose encoder bits differ from prev (the fault reporter's), or -1. A plain global call
+    (1 slot, where a method call takes 2) keeps this frame, 7 arguments, on the stack."""
+    return map_exo_first(jm.raw, jm.enc_status, jm.jtab, jm.exo, jm.flags, prev, jm.n)
 
 
 def drive_of(jm):
@@ -230,9 +278,11 @@ def pack_joints_of(jm):
 def select(viper):
     """Use the viper versions (when the port has them) or the plain-Python ones."""
     global map_exo, first_change, follow, slew, clip, pack_joints
-    global from_servo, mark_unread, to_motors
+    global from_servo, mark_unread, to_motors, map_exo_first, drive_slewed
     use = viper and VIPER
     map_exo = _map_exo_viper if use else map_exo_py
+    map_exo_first = _map_exo_first_viper if use else map_exo_first_py
+    drive_slewed = _drive_slewed_viper if use else drive_slewed_py
     first_change = _first_change_viper if use else first_change_py
     follow = _follow_viper if use else follow_py
     slew = _slew_viper if use else slew_py

@@ -43,6 +43,43 @@ def map_exo(raw: ptr16, status: ptr8, zero: ptr16, dscale: ptr16, lo: ptr16, hi:
 
 
 @micropython.viper
+def map_exo_first(raw: ptr16, status: ptr8, jtab: ptr16, exo: ptr16, flags: ptr8,
+                  prev: ptr8, n: int) -> int:
+    """mapping.map_exo_first_py in viper (jtab per joint: zero, dscale, lo, hi)."""
+    first = -1
+    for i in range(n):
+        s = status[i] & 0x07  # ENCODER_BAD
+        if first < 0 and s != prev[i]:
+            first = i
+        if s:
+            flags[i] = s | 0x08  # ST_HELD
+            continue
+        t = 4 * i
+        d = (int(raw[i]) - int(jtab[t])) & 0xFFFF
+        if d >= 32768:
+            d -= 65536
+        sc = int(jtab[t + 1])
+        if sc >= 32768:
+            sc -= 65536
+        q = (((d * 1125 + 1024) >> 11) * sc + 2048) >> 12
+        a = int(jtab[t + 2])
+        if a >= 32768:
+            a -= 65536
+        b = int(jtab[t + 3])
+        if b >= 32768:
+            b -= 65536
+        if q < a:
+            q = a
+            s = 0x80  # ST_LIMITED
+        elif q > b:
+            q = b
+            s = 0x80
+        exo[i] = q
+        flags[i] = s
+    return first
+
+
+@micropython.viper
 def follow(src: ptr16, flags: ptr8, goal: ptr16, target: ptr16, n: int):
     """mapping.follow_py in viper."""
     for i in range(n):
@@ -204,4 +241,75 @@ def mark_unread(sstatus: ptr8, present: ptr16, blind: ptr8, report: ptr8, bit: i
         if int(present[m]) == 0x8000 and not blind[m]:
             s |= bit
         report[m] = s
+        m += 1
+
+
+@micropython.viper
+def drive_slewed(jm):
+    """mapping.drive_slewed_py in viper: slew then to_motors in one call. The arrays are
+    read from jm here (an attribute load in native code, where the loop's bytecode loaded
+    each and made three calls)."""
+    goal = ptr16(jm.goal)
+    target = ptr16(jm.target)
+    step = ptr16(jm.step)
+    flags = ptr8(jm.flags)
+    n = int(jm.n)
+    q8 = int(jm.slew_q8)
+    for i in range(n):  # slew
+        g = int(goal[i])
+        if g >= 32768:
+            g -= 65536
+        t = int(target[i])
+        if t >= 32768:
+            t -= 65536
+        s = (int(step[i]) * q8) >> 8
+        d = t - g
+        if d > s:
+            d = s
+            flags[i] = flags[i] | 0x80  # ST_LIMITED
+        elif d < 0 - s:
+            d = 0 - s
+            flags[i] = flags[i] | 0x80
+        goal[i] = g + d
+    motor = ptr16(jm.motor)
+    start = ptr16(jm.cstart)
+    col = ptr8(jm.ccol)
+    coef = ptr16(jm.ccoef)
+    mtab = ptr16(jm.mtab)
+    servo = ptr16(jm.servo_goal)
+    nm = int(jm.nm)
+    m = 0
+    while m < nm:  # to_motors
+        acc = 2048
+        k = int(start[m])
+        end = int(start[m + 1])
+        while k < end:
+            c = int(coef[k])
+            if c >= 32768:
+                c -= 65536
+            v = int(goal[col[k]])
+            if v >= 32768:
+                v -= 65536
+            acc += c * v
+            k += 1
+        t = 5 * m
+        v = int(mtab[t])
+        if v >= 32768:
+            v -= 65536
+        v = (((acc >> 12) + v + 32768) & 0xFFFF) - 32768
+        a = int(mtab[t + 1])
+        if a >= 32768:
+            a -= 65536
+        c = int(mtab[t + 2])
+        if c >= 32768:
+            c -= 65536
+        if v < a:
+            v = a
+        elif v > c:
+            v = c
+        motor[m] = v
+        if mtab[t + 3] < 32768:
+            servo[m] = int(mtab[t + 4]) + v
+        else:
+            servo[m] = int(mtab[t + 4]) - v
         m += 1

@@ -1,0 +1,104 @@
+"""The fused per-cycle kernels (issue 15: fewer Python calls a cycle) give what the steps
+they replace gave, viper and plain-Python alike, under the real MicroPython binary.
+
+- mapping.map_exo_first (the sense step: map_exo and first_change in one call);
+- mapping.drive_slewed (the drive step: slew and to_motors in one call, reading a
+  JointMap's arrays itself).
+"""
+from __future__ import annotations
+
+import pytest
+
+from test_firmware import fake_config, run_fw
+
+pytestmark = pytest.mark.micropython
+
+MAP_FIRST = '''
+import random
+from array import array
+random.seed(5)
+n = 24
+mism = []
+firsts = set()
+for trial in range(60):
+    raw = array("H", [random.getrandbits(16) for i in range(n)])
+    st = bytearray([random.choice((0, 0, 0, 0, 1, 2, 4, 0x40)) for i in range(n)])
+    zero = array("H", [random.choice((0, 65535, 65500, 32768, random.getrandbits(16)))
+                       for i in range(n)])
+    ds = array("h", [random.choice((4096, -4096, 2048, -8192, 32767)) for i in range(n)])
+    lo = array("h", [-random.getrandbits(14) for i in range(n)])
+    hi = array("h", [random.getrandbits(14) for i in range(n)])
+    prev = bytearray([random.choice((0, 0, 0, 1, 2, 4)) for i in range(n)])
+    if trial % 3 == 0:  # no edge at all: -1
+        prev = bytearray([s & 7 for s in st])
+    jtab = array("h", [0] * (4 * n))
+    for i in range(n):
+        jtab[4 * i] = zero[i] - 65536 if zero[i] >= 32768 else zero[i]
+        jtab[4 * i + 1] = ds[i]
+        jtab[4 * i + 2] = lo[i]
+        jtab[4 * i + 3] = hi[i]
+    # The reference: the two steps the loop called before.
+    exo = array("h", [7] * n); fl = bytearray(n)
+    mapping.map_exo_py(raw, st, zero, ds, lo, hi, exo, fl, n)
+    want = (mapping.first_change_py(fl, prev, mapping.ENCODER_BAD, 0, n), list(exo), list(fl))
+    for f in (mapping.map_exo_first_py, mapping._map_exo_first_viper):
+        exo = array("h", [7] * n); fl = bytearray(n)
+        got = (f(raw, st, jtab, exo, fl, prev, n), list(exo), list(fl))
+        if got != want:
+            mism.append((trial, f is mapping.map_exo_first_py))
+    firsts.add(want[0])
+val("viper", mapping.VIPER)
+val("mismatch", mism)
+val("firsts", sorted(firsts))
+'''
+
+
+def test_map_exo_first_is_map_exo_then_first_change(tmp_path):
+    r = run_fw(tmp_path, MAP_FIRST)
+    assert r.values["viper"] is True
+    assert r.values["mismatch"] == []
+    firsts = r.values["firsts"]
+    assert -1 in firsts and 0 in firsts and max(firsts) > 0  # the cases were exercised
+
+
+DRIVE = '''
+import random
+from array import array
+random.seed(11)
+mism = []
+limited = 0
+for trial in range(40):
+    goal = [random.getrandbits(15) - 16384 for i in range(jm.n)]
+    tgt = [random.getrandbits(15) - 16384 for i in range(jm.n)]
+    for i in range(jm.n):
+        jm.step[i] = random.choice((random.getrandbits(10) + 1, 32767))
+        jm.target[i] = tgt[i]
+    jm.slew_q8 = random.randint(0, 1024)
+    res = []
+    for f in (mapping._drive_slewed_viper, mapping.drive_slewed_py, None):
+        for i in range(jm.n):
+            jm.goal[i] = goal[i]
+            jm.flags[i] = 0
+        if f is None:  # the reference: the loop's two steps before
+            mapping.slew_py(jm.goal, jm.target, jm.step, jm.flags, jm.n, jm.slew_q8)
+            mapping.to_motors_py(jm.goal, jm.motor, jm.cstart, jm.ccol, jm.ccoef, jm.mtab,
+                                 jm.servo_goal, jm.nm)
+        else:
+            f(jm)
+        res.append((list(jm.goal), list(jm.flags), list(jm.motor), list(jm.servo_goal)))
+    if res[0] != res[2] or res[1] != res[2]:
+        mism.append(trial)
+    limited += sum(1 for b in res[2][1] if b)
+val("mismatch", mism)
+val("limited", limited)
+val("motors", jm.nm)
+'''
+
+
+@pytest.mark.parametrize("hand", ["iso16", "tendon16"])
+def test_drive_slewed_is_slew_then_to_motors(tmp_path, hand):
+    """Uncoupled and coupled (tendon16: off-diagonal coefficients, offsets, clipping)."""
+    r = run_fw(tmp_path, DRIVE, fake_config(hand))
+    assert r.values["mismatch"] == []
+    assert r.values["limited"] > 0  # the slew limit acted in some trials
+    assert r.values["motors"] > 0
