@@ -162,6 +162,47 @@ out(parity=parity, recovered=recovered, flagged=flagged, cleared=list(cleared), 
     assert r["errors"] >= 2
 
 
+def test_as5048a_chain_asks_each_chip_for_diagnostics_in_turn():
+    """The diagnostics plan lives in chain_collect's pass (issue 15): every 4th frame
+    asks the next chip in turn, from the first sample's frame on, viper and plain alike;
+    a chip owed CLEAR_ERROR gets that first and its diagnostics the next time round."""
+    r = mp("""
+from dexfw.drivers import busbytes, as5048a
+from dexfw.drivers.as5048a import CMD_ANGLE, CMD_DIAG, CMD_CLEAR
+class Tap:  # the real simulated bus, each frame's commands noted on the way
+    def __init__(self, spi):
+        self.spi = spi
+        self.sent = []
+    def write_readinto(self, tx, rx):
+        self.sent.append([(tx[2 * k] << 8) | tx[2 * k + 1] for k in range(len(tx) // 2)])
+        self.spi.write_readinto(tx, rx)
+runs = {}
+had_viper = busbytes.VIPER
+for plain in (False, True):
+    if plain:
+        busbytes.use_plain()
+    tap = Tap(spi0)
+    enc = AS5048AChain(tap, joints=(3, 4, 5), cs=cs)
+    chain = vworld.bus("spi", 0).chains[0]
+    for s in range(13):
+        if s == 6:
+            chain.error_flag[2] = 1  # chip 2 flags an error: CLEAR_ERROR goes out
+        enc.sample(raw, status)
+    names = {CMD_ANGLE: "a", CMD_DIAG: "d", CMD_CLEAR: "c"}
+    runs[plain] = ["".join(names.get(w, "?") for w in f) for f in tap.sent]
+out(viper=runs[False], plain=runs[True], had_viper=had_viper)
+""")
+    assert r["had_viper"] and r["viper"] == r["plain"]
+    # frame 0: _prime; then samples 1..13: diagnostics at samples 1, 5, 9, 13 for chips 0, 1,
+    # 2, 0 except chip 2's, owed a CLEAR_ERROR from the flag seen in sample 8.
+    frames = r["viper"]
+    assert frames[0] == "aaa"
+    diag = [(i, f.index("d")) for i, f in enumerate(frames) if "d" in f]
+    assert diag == [(1, 0), (5, 1), (13, 0)], frames
+    assert "c" in frames[9] and frames[9][2] == "c", frames  # chip 2 cleared, not diagnosed
+    assert all(f.count("d") + f.count("c") <= 1 for f in frames if f != frames[9])
+
+
 # ---- servos -------------------------------------------------------------------------------
 
 FEETECH = "FeetechBus(uart1, ids=(1, 2, 3, 4), joints=(0, 1, 2, 3), clock=vmachine%s)"
@@ -261,6 +302,37 @@ out(faulty=faulty, counted=list(counted), after=[status[j] for j in joints],
     assert r["counted"][0] > 0 and r["counted"][1] > 0
     assert r["after"] == [0] * len(joints)  # retried on their next turn, and answered
     assert r["present"] == [r["want"]] * len(joints)
+
+
+def test_feetech_parse_keeps_a_partial_answer_and_clears_a_used_up_buffer():
+    """FeetechBus._parse: answers used up whole leave the receive buffer empty without
+    _consume (issue 15: the usual case), a partial answer behind them is kept at the front
+    for the next poll, and then booked."""
+    r = mp("""
+from dexfw.drivers import feetech
+from dexproto.cobsbuf import copy_into
+bus = %s
+a1 = feetech.packet(1, 0, bytes([0x10, 0x08]) + bytes(feetech.READ_LEN - 2))
+a2 = feetech.packet(2, 0, bytes([0x20, 0x08]) + bytes(feetech.READ_LEN - 2))
+def put(data):
+    bus._rxn = copy_into(data, 0, len(data), bus._rx, bus._rxn)
+bus._rxn = 0
+bus._n_awaited = 0
+for k in range(4):
+    bus._awaited[k] = 0
+bus._awaited[0] = bus._awaited[1] = 1
+bus._n_awaited = 2
+put(a1 + a2[:5])
+bus._parse(present, status)
+kept = (bus._rxn, bytes(bus._rx[:bus._rxn]) == a2[:5], bus._n_awaited)
+put(a2[5:])
+bus._parse(present, status)
+out(kept=kept, after=(bus._rxn, bus._n_awaited), present=[present[0], present[1]],
+    want=[servo_cdeg(0x0810), servo_cdeg(0x0820)])
+""" % (FEETECH % ""))
+    assert r["kept"] == [5, True, 1]
+    assert r["after"] == [0, 0]
+    assert r["present"] == r["want"]
 
 
 @pytest.mark.parametrize("family", sorted(SERVO_BUSES))

@@ -102,10 +102,12 @@ def rnd():
 '''
 KERNELS = KERNEL_PRELUDE + '''
 n = 16
-codes = array.array("H", [0xFFFF, 0x7FFD, 0x4001, 0xF8, 0x04, 0x01])
+codes = array.array("H", [0xFFFF, 0x7FFD, 0x4001, 0xF8, 0x04, 0x01, 4])
 same = []
 for trial in range(200):
-    frame = bytearray(7 * n)
+    frame = bytearray(7 * n + 2)
+    frame[7 * n] = rnd() % 4  # the sweep count: 0 plans a diagnostics read
+    frame[7 * n + 1] = rnd() % n  # the chip it goes to
     for i in range(4 * n):
         frame[i] = rnd() & 0xFF
     if trial % 3 == 0:  # well-formed answers and commands too

@@ -9,8 +9,8 @@
 #
 # A sample is one transfer and one pass over the frame (busbytes.chain_collect, viper
 # where the port has it): the answers booked, the next frame's commands written in
-# place (an angle read, or CLEAR_ERROR after an error flag); Python only picks the chip
-# whose diagnostics are asked next, and books the diagnostics that arrive (issue 15: the
+# place (an angle read, or CLEAR_ERROR after an error flag, and every _DIAG_EVERY sweeps
+# one chip's diagnostics); Python only books the diagnostics that arrive (issue 15: the
 # per-chip Python calls cost ~190 us a chip on an RP2040).
 import array
 
@@ -74,61 +74,53 @@ class AS5048AChain:
         self.cs = cs
         self.joints = tuple(joints)
         self.n = n = len(self.joints)
-        # The frame received, the frame sent, and per chip what its next answer holds, its
-        # magnet bits and its joint (busbytes.chain_collect's layout), in one buffer.
-        self._buf = bytearray(7 * n)
+        # The frame received, the frame sent, per chip what its next answer holds, its
+        # magnet bits and its joint, then the sweep count and the chip diagnosed next
+        # (busbytes.chain_collect's layout), in one buffer.
+        self._buf = bytearray(7 * n + 2)
         view = memoryview(self._buf)
         self._rx = view[0:2 * n]
         self._tx = view[2 * n:4 * n]
         for k in range(n):
             self._buf[6 * n + k] = self.joints[k]
         self._codes = array.array("H", [CMD_ANGLE, CMD_DIAG, CMD_CLEAR, KEEP_BITS,
-                                        ST_ENCODER_ERROR, ST_MAGNET_MISSING])
+                                        ST_ENCODER_ERROR, ST_MAGNET_MISSING, _DIAG_EVERY])
         self._vouched = array.array("H", [0] * n)  # angle at the last good diagnosis
-        self._diag_next = 0
-        self._sweeps = 0
         self.errors = 0  # parity errors and error flags since boot
         cs.value(1)
         self._prime()
 
     def _prime(self):
-        # The first frame's answers are stale: ask for angles once so sample() collects.
+        # The first frame's answers are stale: ask for angles once so sample() collects;
+        # the first sample's frame asks chip 0 for its diagnostics (chain_collect plans
+        # the frames after it).
         for k in range(self.n):
             self._set_word(k, CMD_ANGLE)
             self._buf[4 * self.n + k] = busbytes.CHAIN_ANGLE
         self._transfer()
+        self._set_word(0, CMD_DIAG)
+        self._buf[7 * self.n] = 1 % _DIAG_EVERY  # the sweep count
+        self._buf[7 * self.n + 1] = 1 % self.n  # the chip diagnosed next
 
     def _set_word(self, k, word):
         self._tx[2 * k] = word >> 8
         self._tx[2 * k + 1] = word & 0xFF
 
     def _transfer(self):
-        self.cs.value(0)
+        self.cs(0)
         self.spi.write_readinto(self._tx, self._rx)
-        self.cs.value(1)
-
-    def _plan(self):
-        """Every _DIAG_EVERY sweeps (sample calls it when _sweeps is 0), the next chip is
-        asked for its diagnostics (a chip owed a CLEAR_ERROR gets that first)."""
-        k = self._diag_next
-        self._diag_next = (k + 1) % self.n
-        if (self._tx[2 * k] << 8) | self._tx[2 * k + 1] != CMD_CLEAR:
-            self._set_word(k, CMD_DIAG)
-        self._sweeps = 1 % _DIAG_EVERY  # kept small: it never stops counting
+        self.cs(1)
 
     # Small methods: each keeps its frame on the stack (a bigger one gets a heap frame,
     # a gc_alloc per call: tests/test_vrig_frames.py).
     def sample(self, raw, status):
         """One frame: collect the answers to the previous frame, ask for the next."""
-        # _plan's work comes one sweep in _DIAG_EVERY, and the transfer is written out
-        # here: two method calls fewer on most sweeps (13.6 us each on an RP2040, issue 15).
-        if self._sweeps == 0:
-            self._plan()
-        else:
-            self._sweeps = (self._sweeps + 1) % _DIAG_EVERY
-        self.cs.value(0)
+        # The transfer written out here (a method call fewer), the chip select set by
+        # calling the pin (machine.Pin's fast path: no method looked up), the diagnostics
+        # planned in chain_collect's pass (issue 15: per-call costs on an RP2040).
+        self.cs(0)
         self.spi.write_readinto(self._tx, self._rx)
-        self.cs.value(1)
+        self.cs(1)
         got = busbytes.chain_collect(self._buf, raw, status, self.n, self._codes)
         if got:
             self._book(got, raw, status)

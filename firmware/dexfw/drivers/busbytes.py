@@ -77,9 +77,11 @@ def unstuff_py(buf, start, end):
 # The AS5048A chain's frame (dexfw.drivers.as5048a), collected in one pass over its words.
 # buf: the frame received (2n bytes), the frame sent (2n), then per chip k its state:
 # buf[4n + k] what its answer in this frame holds (what it was last sent: CHAIN_ANGLE,
-# CHAIN_DIAG or CHAIN_CLEAR), buf[5n + k] its magnet bits, buf[6n + k] its joint. codes:
-# the command words (angle, diag, clear), then the status bits kept, the error bit and the
-# missing-magnet bit. One buffer: the call's frame stays small (tests/test_vrig_frames.py).
+# CHAIN_DIAG or CHAIN_CLEAR), buf[5n + k] its magnet bits, buf[6n + k] its joint; then
+# buf[7n] the sweeps since a chip was last asked for its diagnostics and buf[7n + 1] the
+# chip asked next. codes: the command words (angle, diag, clear), then the status bits
+# kept, the error bit, the missing-magnet bit, and the sweeps from one diagnostics request
+# to the next. One buffer: the call's frame stays small (tests/test_vrig_frames.py).
 CHAIN_ANGLE = 0
 CHAIN_DIAG = 1
 CHAIN_CLEAR = 2
@@ -88,8 +90,10 @@ CHAIN_CLEAR = 2
 def chain_collect_py(buf, raw, status, n, codes):
     """Book every chip's answer (big-endian 16-bit words) into raw / status, note what
     each was sent this frame, and write the next frame's commands in place: CLEAR_ERROR
-    for a chip whose answer carried the error flag, else an angle read. Returns the parity
-    and flag errors plus 256 * (1 + the chip whose diagnostics arrived), 0 for none."""
+    for a chip whose answer carried the error flag, else an angle read; and every codes[6]
+    sweeps a diagnostics read for the next chip in turn (unless it is owed a CLEAR_ERROR:
+    that first). Returns the parity and flag errors plus 256 * (1 + the chip whose
+    diagnostics arrived), 0 for none."""
     out = 0
     t = 2 * n  # the frame sent
     st = 4 * n  # the chips' state
@@ -117,6 +121,15 @@ def chain_collect_py(buf, raw, status, n, codes):
         status[buf[st + 2 * n + k]] = (status[buf[st + 2 * n + k]] & codes[3]) | bits
         buf[t + 2 * k] = nxt >> 8
         buf[t + 2 * k + 1] = nxt & 0xFF
+    c = buf[st + 3 * n]  # (the sweep count: in the pass, where Python took ~14 bytecodes)
+    if c == 0:
+        k = buf[st + 3 * n + 1]
+        buf[st + 3 * n + 1] = k + 1 if k + 1 < n else 0
+        if (buf[t + 2 * k] << 8) | buf[t + 2 * k + 1] != codes[2]:
+            buf[t + 2 * k] = codes[1] >> 8
+            buf[t + 2 * k + 1] = codes[1] & 0xFF
+    c += 1
+    buf[st + 3 * n] = 0 if c >= codes[6] else c
     return out
 
 

@@ -109,6 +109,17 @@ def chain_collect(buf: ptr8, raw: ptr16, status: ptr8, n: int, codes: ptr16) -> 
         buf[t + 2 * k] = nxt >> 8
         buf[t + 2 * k + 1] = nxt & 0xFF
         k += 1
+    c = buf[st + 3 * n]
+    if c == 0:
+        k = int(buf[st + 3 * n + 1])
+        buf[st + 3 * n + 1] = k + 1 if k + 1 < n else 0
+        if ((buf[t + 2 * k] << 8) | buf[t + 2 * k + 1]) != codes[2]:
+            buf[t + 2 * k] = codes[1] >> 8
+            buf[t + 2 * k + 1] = codes[1] & 0xFF
+    c += 1
+    if c >= codes[6]:
+        c = 0
+    buf[st + 3 * n] = c
     return out
 
 

@@ -126,9 +126,7 @@ class FeetechBus(ServoBus):
         self.uart.write(self._goals)
 
     def _send_request(self, first, count):
-        if count == 1:
-            self.uart.write(self._reads[first])
-            return
+        # (One servo a request: ServoBus._request writes its READ from _reads itself.)
         req = self._req
         self._fill_ids(req, 7, first, count)  # FF FF FE LEN 82 ADDR L IDs
         finish_packet(req, len(req))
@@ -139,12 +137,14 @@ class FeetechBus(ServoBus):
         viper where the port has it; each answer booked as _packet would)."""
         # (No locals: the call's 8 slots and the arguments' 3 are the on-stack limit.)
         self._io[0] = self._rxn
-        busbytes.sts_answers(self._rx, self._io, self._book, present_cdeg, status, self.load)
+        if busbytes.sts_answers(self._rx, self._io, self._book, present_cdeg, status,
+                                self.load) == self._rxn:
+            self._rxn = 0  # all used up, the usual case: no _consume (2 calls fewer a poll)
+        elif self._io[0]:
+            self._consume(self._io[0])
         self._n_awaited -= self._io[4]
         if self._io[5]:
             self.bad_checksums = (self.bad_checksums + self._io[5]) & COUNTER_MASK
-        if self._io[0]:
-            self._consume(self._io[0])
 
     # ---- framing (ServoBus._find_status calls these at setup) --------------------------
     def _size_at(self, rx, p):
