@@ -93,8 +93,10 @@ class Firmware:
     def cycle(self, now):
         """One loop cycle at board time now (when sampling starts)."""
         self.sample_us = now
-        if self.tele_out:  # first, so the frame goes before this cycle's replies
-            self.core1.flush()
+        # Core 1's TELEMETRY, once it is finished (one lock call a cycle while one is
+        # out): first, so that it goes before this cycle's replies.
+        if self.tele_out and self._core1_done(0):
+            self.core1.write()
         if self._waiting() or self.link.reader.fill:
             self._commands()
         self._sense()
@@ -157,6 +159,7 @@ class Firmware:
         calls this on a board with second_core, on a port without a GIL)."""
         from dexfw.telemetry import Core1Telemetry
         self.core1 = Core1Telemetry(self)
+        self._core1_done = self.core1.done.acquire
         self._send_telemetry = self.core1.hand_off
         self.core1.start()
 

@@ -261,6 +261,10 @@ def load_board(board: str | Path) -> dict:
         "console": src.get(t, "console", "", str),
         "buses": {},
     }
+    # A second core the firmware makes TELEMETRY on (dexfw.telemetry; RP2040, RP2350):
+    # written into the config only when true, so other boards' configs stay as they were.
+    if src.get(t, "second_core", "", bool, False):
+        out["second_core"] = True
     buses = src.get(t, "buses", "", dict)
     for name, b in buses.items():
         field = "buses.%s" % name
