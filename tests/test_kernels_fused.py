@@ -1,7 +1,8 @@
 """The fused per-cycle kernels (issue 15: fewer Python calls a cycle) give what the steps
 they replace gave, viper and plain-Python alike, under the real MicroPython binary.
 
-- mapping.map_exo_first (the sense step: map_exo and first_change in one call);
+- mapping.map_exo_first (the sense step: map_exo and first_change in one call), and
+  map_exo_of, whose viper twin reads a JointMap's arrays itself (one call in all);
 - mapping.drive_slewed (the drive step: slew and to_motors in one call, reading a
   JointMap's arrays itself).
 """
@@ -59,6 +60,50 @@ def test_map_exo_first_is_map_exo_then_first_change(tmp_path):
     assert r.values["mismatch"] == []
     firsts = r.values["firsts"]
     assert -1 in firsts and 0 in firsts and max(firsts) > 0  # the cases were exercised
+
+
+SENSE_OF = '''
+import random
+random.seed(7)
+mism = []
+firsts = set()
+for trial in range(40):
+    for i in range(jm.n):
+        jm.set_joint(i, random.getrandbits(16), random.choice((1, -1)),
+                     random.choice((4096, 2048, 8192)), -random.getrandbits(14),
+                     random.getrandbits(14), 100)
+        jm.raw[i] = random.getrandbits(16)
+        jm.enc_status[i] = random.choice((0, 0, 0, 1, 4))
+    prev = bytearray([random.choice((0, 0, 0, 0, 1)) for i in range(jm.n)])
+    if trial % 3 == 0:  # no edge: -1
+        prev = bytearray([s & 7 for s in jm.enc_status])
+    res = []
+    for f in (mapping._map_exo_of_viper, mapping.map_exo_of_py, None):
+        for i in range(jm.n):
+            jm.exo[i] = 7
+            jm.flags[i] = 0
+        if f is None:  # the reference: the 9-argument map_exo, then first_change
+            mapping.map_exo_py(jm.raw, jm.enc_status, jm.zero, jm.dscale, jm.lo, jm.hi,
+                               jm.exo, jm.flags, jm.n)
+            got = mapping.first_change_py(jm.flags, prev, mapping.ENCODER_BAD, 0, jm.n)
+        else:
+            got = f(jm, prev)
+        res.append((got, list(jm.exo), list(jm.flags)))
+    if res[0] != res[2] or res[1] != res[2]:
+        mism.append(trial)
+    firsts.add(res[2][0])
+val("mismatch", mism)
+val("firsts", sorted(firsts))
+val("in_use", mapping.map_exo_of is mapping._map_exo_of_viper)
+'''
+
+
+def test_map_exo_of_reads_the_joint_map_as_the_plain_steps_do(tmp_path):
+    """Calibrations set through set_joint (the joint table kept with the arrays)."""
+    r = run_fw(tmp_path, SENSE_OF)
+    assert r.values["mismatch"] == []
+    assert -1 in r.values["firsts"] and max(r.values["firsts"]) > 0
+    assert r.values["in_use"] is True  # the loop's step is the viper one
 
 
 DRIVE = '''

@@ -102,7 +102,7 @@ def rnd():
 '''
 KERNELS = KERNEL_PRELUDE + '''
 n = 16
-codes = array.array("H", [0xFFFF, 0x7FFD, 0x4001, 0xF8, 0x04, 0x01, 4])
+codes = array.array("H", [0xFFFF, 0x7FFD, 0x4001, 0xF8, 0x04, 0x01, 4, n])
 same = []
 for trial in range(200):
     frame = bytearray(7 * n + 2)
@@ -130,14 +130,14 @@ for trial in range(200):
         buf = bytearray(frame)
         raw = array.array("H", [7] * n)
         status = bytearray(b"\\x80" * n)
-        got = fn(buf, raw, status, n, codes)
+        got = fn(buf, raw, status, codes)
         outs.append([got, bytes(buf).hex(), list(raw), list(status)])
     goal = array.array("h", [(rnd() % 65536) - 32768 for _ in range(n)])
-    idx = bytearray((k * 3) % n for k in range(n))
-    conv = array.array("H", [2048, 4096, 4095, 8, 3, rnd() & 0xFF, 7 + 3 * n])
+    idx = [(k * 3) % n for k in range(n)]
+    conv = array.array("H", [2048, 4096, 4095, 8, 3, rnd() & 0xFF, 7 + 3 * n, n] + idx)
     for fn in (busbytes.goals_into_py, bv.goals_into):
         pkt = bytearray(8 + 3 * n)
-        fn(pkt, goal, idx, n, conv)
+        fn(pkt, goal, conv)
         outs.append(bytes(pkt).hex())
     lo = array.array("h", [-(rnd() % 9000) for _ in range(n)])
     hi = array.array("h", [rnd() % 9000 for _ in range(n)])

@@ -245,6 +245,7 @@ try:
     from dexfw.mapping_viper import from_servo as _from_servo_viper
     from dexfw.mapping_viper import map_exo as _map_exo_viper
     from dexfw.mapping_viper import map_exo_first as _map_exo_first_viper
+    from dexfw.mapping_viper import map_exo_of as _map_exo_of_viper
     from dexfw.mapping_viper import mark_unread as _mark_unread_viper
     from dexfw.mapping_viper import pack_joints as _pack_joints_viper
     from dexfw.mapping_viper import slew as _slew_viper
@@ -258,8 +259,12 @@ except (ImportError, SyntaxError):
 def map_exo_of(jm, prev):
     """map_exo_first over a JointMap's arrays: the exoskeleton angles, and the first joint
     whose encoder bits differ from prev (the fault reporter's), or -1. A plain global call
-    (1 slot, where a method call takes 2) keeps this frame, 7 arguments, on the stack."""
+    (1 slot, where a method call takes 2) keeps this frame, 7 arguments, on the stack.
+    Where viper runs, select() puts its twin here: one call that reads jm itself."""
     return map_exo_first(jm.raw, jm.enc_status, jm.jtab, jm.exo, jm.flags, prev, jm.n)
+
+
+map_exo_of_py = map_exo_of
 
 
 def drive_of(jm):
@@ -278,8 +283,9 @@ def pack_joints_of(jm):
 def select(viper):
     """Use the viper versions (when the port has them) or the plain-Python ones."""
     global map_exo, first_change, follow, slew, clip, pack_joints
-    global from_servo, mark_unread, to_motors, map_exo_first, drive_slewed
+    global from_servo, mark_unread, to_motors, map_exo_first, drive_slewed, map_exo_of
     use = viper and VIPER
+    map_exo_of = _map_exo_of_viper if use else map_exo_of_py
     map_exo = _map_exo_viper if use else map_exo_py
     map_exo_first = _map_exo_first_viper if use else map_exo_first_py
     drive_slewed = _drive_slewed_viper if use else drive_slewed_py

@@ -80,6 +80,49 @@ def map_exo_first(raw: ptr16, status: ptr8, jtab: ptr16, exo: ptr16, flags: ptr8
 
 
 @micropython.viper
+def map_exo_of(jm, prev: ptr8) -> int:
+    """mapping.map_exo_of in viper: map_exo_first's pass with the arrays read from jm
+    here (the loop's sense step in one call, where the plain path makes two)."""
+    raw = ptr16(jm.raw)
+    status = ptr8(jm.enc_status)
+    jtab = ptr16(jm.jtab)
+    exo = ptr16(jm.exo)
+    flags = ptr8(jm.flags)
+    n = int(jm.n)
+    first = -1
+    for i in range(n):
+        s = status[i] & 0x07  # ENCODER_BAD
+        if first < 0 and s != prev[i]:
+            first = i
+        if s:
+            flags[i] = s | 0x08  # ST_HELD
+            continue
+        t = 4 * i
+        d = (int(raw[i]) - int(jtab[t])) & 0xFFFF
+        if d >= 32768:
+            d -= 65536
+        sc = int(jtab[t + 1])
+        if sc >= 32768:
+            sc -= 65536
+        q = (((d * 1125 + 1024) >> 11) * sc + 2048) >> 12
+        a = int(jtab[t + 2])
+        if a >= 32768:
+            a -= 65536
+        b = int(jtab[t + 3])
+        if b >= 32768:
+            b -= 65536
+        if q < a:
+            q = a
+            s = 0x80  # ST_LIMITED
+        elif q > b:
+            q = b
+            s = 0x80
+        exo[i] = q
+        flags[i] = s
+    return first
+
+
+@micropython.viper
 def follow(src: ptr16, flags: ptr8, goal: ptr16, target: ptr16, n: int):
     """mapping.follow_py in viper."""
     for i in range(n):

@@ -84,7 +84,8 @@ class AS5048AChain:
         for k in range(n):
             self._buf[6 * n + k] = self.joints[k]
         self._codes = array.array("H", [CMD_ANGLE, CMD_DIAG, CMD_CLEAR, KEEP_BITS,
-                                        ST_ENCODER_ERROR, ST_MAGNET_MISSING, _DIAG_EVERY])
+                                        ST_ENCODER_ERROR, ST_MAGNET_MISSING, _DIAG_EVERY,
+                                        n])
         self._vouched = array.array("H", [0] * n)  # angle at the last good diagnosis
         self.errors = 0  # parity errors and error flags since boot
         cs.value(1)
@@ -121,7 +122,7 @@ class AS5048AChain:
         self.cs(0)
         self.spi.write_readinto(self._tx, self._rx)
         self.cs(1)
-        got = busbytes.chain_collect(self._buf, raw, status, self.n, self._codes)
+        got = busbytes.chain_collect(self._buf, raw, status, self._codes)
         if got:
             self._book(got, raw, status)
 

@@ -80,20 +80,22 @@ def unstuff_py(buf, start, end):
 # CHAIN_DIAG or CHAIN_CLEAR), buf[5n + k] its magnet bits, buf[6n + k] its joint; then
 # buf[7n] the sweeps since a chip was last asked for its diagnostics and buf[7n + 1] the
 # chip asked next. codes: the command words (angle, diag, clear), then the status bits
-# kept, the error bit, the missing-magnet bit, and the sweeps from one diagnostics request
-# to the next. One buffer: the call's frame stays small (tests/test_vrig_frames.py).
+# kept, the error bit, the missing-magnet bit, the sweeps from one diagnostics request to
+# the next, and the chips in the chain (n). One buffer, and n in codes: the call's frame
+# stays small (tests/test_vrig_frames.py) and the caller loads an argument fewer.
 CHAIN_ANGLE = 0
 CHAIN_DIAG = 1
 CHAIN_CLEAR = 2
 
 
-def chain_collect_py(buf, raw, status, n, codes):
+def chain_collect_py(buf, raw, status, codes):
     """Book every chip's answer (big-endian 16-bit words) into raw / status, note what
     each was sent this frame, and write the next frame's commands in place: CLEAR_ERROR
     for a chip whose answer carried the error flag, else an angle read; and every codes[6]
     sweeps a diagnostics read for the next chip in turn (unless it is owed a CLEAR_ERROR:
     that first). Returns the parity and flag errors plus 256 * (1 + the chip whose
     diagnostics arrived), 0 for none."""
+    n = codes[7]
     out = 0
     t = 2 * n  # the frame sent
     st = 4 * n  # the chips' state
@@ -133,18 +135,19 @@ def chain_collect_py(buf, raw, status, n, codes):
     return out
 
 
-def goals_into_py(buf, goal, idx, n, conv):
-    """Servo goals into a sync-write packet: for k < n, goal[idx[k]] (cdeg from the servo
+def goals_into_py(buf, goal, conv):
+    """Servo goals into a sync-write packet: for k < n, goal[joint k] (cdeg from the servo
     centre) as counts, centre + round(cdeg * per_turn / 36000) clipped to 0..top, little-
     endian 16 bits at buf[at + stride * k]. conv: centre, per_turn, top, at, stride, base,
-    chk: the Feetech checksum goes to buf[chk], 0xFF ^ the low byte of (base + the goal
-    bytes), base being the sum of the packet's other bytes from its id on (the checksum in
-    the same pass: two calls fewer a cycle than finish_packet's)."""
+    chk, n, then servo k's joint for each k: the Feetech checksum goes to buf[chk], 0xFF ^
+    the low byte of (base + the goal bytes), base being the sum of the packet's other bytes
+    from its id on (the checksum in the same pass: two calls fewer a cycle than
+    finish_packet's; n and the joints in conv: two arguments fewer to load)."""
     centre = conv[0]
     per_turn = conv[1]
     s = conv[5]
-    for k in range(n):
-        c = centre + (goal[idx[k]] * per_turn + 18000) // 36000
+    for k in range(conv[7]):
+        c = centre + (goal[conv[8 + k]] * per_turn + 18000) // 36000
         if c < 0:
             c = 0
         elif c > conv[2]:

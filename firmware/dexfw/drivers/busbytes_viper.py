@@ -73,8 +73,9 @@ def unstuff(buf: ptr8, start: int, end: int) -> int:
 
 
 @micropython.viper
-def chain_collect(buf: ptr8, raw: ptr16, status: ptr8, n: int, codes: ptr16) -> int:
+def chain_collect(buf: ptr8, raw: ptr16, status: ptr8, codes: ptr16) -> int:
     """busbytes.chain_collect_py in viper (0, 1, 2: CHAIN_ANGLE, CHAIN_DIAG, CHAIN_CLEAR)."""
+    n = int(codes[7])
     out = 0
     t = 2 * n  # the frame sent
     st = 4 * n  # the chips' state
@@ -124,15 +125,16 @@ def chain_collect(buf: ptr8, raw: ptr16, status: ptr8, n: int, codes: ptr16) -> 
 
 
 @micropython.viper
-def goals_into(buf: ptr8, goal: ptr16, idx: ptr8, n: int, conv: ptr16):
+def goals_into(buf: ptr8, goal: ptr16, conv: ptr16):
     """busbytes.goals_into_py in viper (goal holds int16: ptr16 loads are unsigned)."""
     centre = conv[0]
     per_turn = conv[1]
     top = conv[2]
     s = int(conv[5])
+    n = int(conv[7])
     k = 0
     while k < n:
-        v = goal[idx[k]]
+        v = goal[conv[8 + k]]
         if v > 32767:
             v -= 65536
         c = centre + (v * per_turn + 18000) // 36000

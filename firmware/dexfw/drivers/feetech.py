@@ -73,16 +73,15 @@ class FeetechBus(ServoBus):
         ServoBus.__init__(self, uart, ids, joints, model, feetech_table, read_group,
                           timeout_polls, 8 * ANSWER_SIZE * read_group, "Feetech", clock)
         self._goals = sync_write_packet(REG_GOAL_POSITION, GOAL_POSITION_SIZE, self.ids)
-        # goals_into's inputs: servo k's joint, and the counts conversion and where servo
-        # k's 2 bytes sit (FF FF FE LEN 83 ADDR L, then ID GOAL(2) per servo).
-        self._joint_of = bytearray(self.joints)
-        # Then the sum of the packet's fixed bytes (id to the last id, goals left zero)
-        # and the checksum's place: goals_into writes the checksum too.
+        # goals_into's inputs: the counts conversion and where servo k's 2 bytes sit
+        # (FF FF FE LEN 83 ADDR L, then ID GOAL(2) per servo), the sum of the packet's
+        # fixed bytes (id to the last id, goals left zero) and the checksum's place
+        # (goals_into writes the checksum too), the servos, then servo k's joint.
         size = len(self._goals)
         self._conv = array.array("H", [self.centre, self.counts_per_turn, self.top,
                                        _HEAD + 3, GOAL_POSITION_SIZE + 1,
                                        busbytes.sum_bytes_py(self._goals, 2, size - 1) & 0xFF,
-                                       size - 1])
+                                       size - 1, self.n] + list(self.joints))
         self._torque_on = sync_write_packet(REG_TORQUE_ENABLE, TORQUE_ENABLE_SIZE, self.ids)
         self._torque_off = sync_write_packet(REG_TORQUE_ENABLE, TORQUE_ENABLE_SIZE, self.ids)
         for k in range(self.n):
@@ -122,7 +121,7 @@ class FeetechBus(ServoBus):
         """One SYNC_WRITE of every servo's goal; goal_cdeg is indexed by joint. Built in
         the packet made once (busbytes.goals_into: one pass with the checksum, viper where
         the port has it) and handed to the UART's TX buffer: nothing waits for the line."""
-        busbytes.goals_into(self._goals, goal_cdeg, self._joint_of, self.n, self._conv)
+        busbytes.goals_into(self._goals, goal_cdeg, self._conv)
         self.uart.write(self._goals)
 
     def _send_request(self, first, count):
