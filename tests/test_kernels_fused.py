@@ -30,7 +30,7 @@ for trial in range(60):
     lo = array("h", [-random.getrandbits(14) for i in range(n)])
     hi = array("h", [random.getrandbits(14) for i in range(n)])
     prev = bytearray([random.choice((0, 0, 0, 1, 2, 4)) for i in range(n)])
-    if trial % 3 == 0:  # no edge at all: -1
+    if trial % 3 == 0:  # no edge at all: 0
         prev = bytearray([s & 7 for s in st])
     jtab = array("h", [0] * (4 * n))
     for i in range(n):
@@ -41,7 +41,8 @@ for trial in range(60):
     # The reference: the two steps the loop called before.
     exo = array("h", [7] * n); fl = bytearray(n)
     mapping.map_exo_py(raw, st, zero, ds, lo, hi, exo, fl, n)
-    want = (mapping.first_change_py(fl, prev, mapping.ENCODER_BAD, 0, n), list(exo), list(fl))
+    want = (mapping.first_change_py(fl, prev, mapping.ENCODER_BAD, 0, n) + 1, list(exo),
+            list(fl))
     for f in (mapping.map_exo_first_py, mapping._map_exo_first_viper):
         exo = array("h", [7] * n); fl = bytearray(n)
         got = (f(raw, st, jtab, exo, fl, prev, n), list(exo), list(fl))
@@ -58,8 +59,8 @@ def test_map_exo_first_is_map_exo_then_first_change(tmp_path):
     r = run_fw(tmp_path, MAP_FIRST)
     assert r.values["viper"] is True
     assert r.values["mismatch"] == []
-    firsts = r.values["firsts"]
-    assert -1 in firsts and 0 in firsts and max(firsts) > 0  # the cases were exercised
+    firsts = r.values["firsts"]  # 1 + the first edge, 0 for none
+    assert 0 in firsts and 1 in firsts and max(firsts) > 1  # the cases were exercised
 
 
 SENSE_OF = '''
@@ -75,7 +76,7 @@ for trial in range(40):
         jm.raw[i] = random.getrandbits(16)
         jm.enc_status[i] = random.choice((0, 0, 0, 1, 4))
     prev = bytearray([random.choice((0, 0, 0, 0, 1)) for i in range(jm.n)])
-    if trial % 3 == 0:  # no edge: -1
+    if trial % 3 == 0:  # no edge: 0
         prev = bytearray([s & 7 for s in jm.enc_status])
     res = []
     for f in (mapping._map_exo_of_viper, mapping.map_exo_of_py, None):
@@ -85,7 +86,7 @@ for trial in range(40):
         if f is None:  # the reference: the 9-argument map_exo, then first_change
             mapping.map_exo_py(jm.raw, jm.enc_status, jm.zero, jm.dscale, jm.lo, jm.hi,
                                jm.exo, jm.flags, jm.n)
-            got = mapping.first_change_py(jm.flags, prev, mapping.ENCODER_BAD, 0, jm.n)
+            got = mapping.first_change_py(jm.flags, prev, mapping.ENCODER_BAD, 0, jm.n) + 1
         else:
             got = f(jm, prev)
         res.append((got, list(jm.exo), list(jm.flags)))
@@ -102,7 +103,7 @@ def test_map_exo_of_reads_the_joint_map_as_the_plain_steps_do(tmp_path):
     """Calibrations set through set_joint (the joint table kept with the arrays)."""
     r = run_fw(tmp_path, SENSE_OF)
     assert r.values["mismatch"] == []
-    assert -1 in r.values["firsts"] and max(r.values["firsts"]) > 0
+    assert 0 in r.values["firsts"] and max(r.values["firsts"]) > 1
     assert r.values["in_use"] is True  # the loop's step is the viper one
 
 

@@ -126,8 +126,8 @@ class Firmware:
         jm = self.jm
         for enc in self.encoders:
             enc.sample(jm.raw, jm.enc_status)
-        # One call maps the joints and finds the first encoder edge (issue 15: a call fewer).
-        if mapping.map_exo_of(jm, self.faults.prev_bad) >= 0:
+        # One viper call maps the joints and finds an encoder edge (issue 15: 2 calls fewer).
+        if mapping.map_exo_of(jm, self.faults.prev_bad):  # 1 + the first edge, or 0
             self.faults.check_encoders(self.sample_us)
 
     def _drive(self):

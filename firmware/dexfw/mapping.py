@@ -54,14 +54,15 @@ JOINT_FIELDS = 4
 
 
 def map_exo_first_py(raw, status, jtab, exo, flags, prev, n):
-    """map_exo (zero, dscale, lo, hi: jtab[4 * i:4 * i + 4]), and the first joint whose
-    encoder bits (flags & ENCODER_BAD) differ from prev[i], or -1: the loop's sense step
-    in one call where map_exo and first_change took two (issue 15)."""
-    first = -1
+    """map_exo (zero, dscale, lo, hi: jtab[4 * i:4 * i + 4]); returns 1 + the first joint
+    whose encoder bits (flags & ENCODER_BAD) differ from prev[i], 0 for none: the loop's
+    sense step in one call where map_exo and first_change took two, and a result the
+    loop tests as it is (no compare: 2 bytecodes fewer; issue 15)."""
+    edge = 0
     for i in range(n):
         s = status[i] & ENCODER_BAD
-        if first < 0 and s != prev[i]:
-            first = i
+        if edge == 0 and s != prev[i]:
+            edge = i + 1
         if s:
             flags[i] = s | ST_HELD
             continue
@@ -78,7 +79,7 @@ def map_exo_first_py(raw, status, jtab, exo, flags, prev, n):
             s = ST_LIMITED
         exo[i] = q
         flags[i] = s
-    return first
+    return edge
 
 
 def follow_py(src, flags, goal, target, n):
@@ -257,8 +258,9 @@ except (ImportError, SyntaxError):
 
 
 def map_exo_of(jm, prev):
-    """map_exo_first over a JointMap's arrays: the exoskeleton angles, and the first joint
-    whose encoder bits differ from prev (the fault reporter's), or -1. A plain global call
+    """map_exo_first over a JointMap's arrays: the exoskeleton angles, and 1 + the first
+    joint whose encoder bits differ from prev (the fault reporter's), 0 for none. A plain
+    global call
     (1 slot, where a method call takes 2) keeps this frame, 7 arguments, on the stack.
     Where viper runs, select() puts its twin here: one call that reads jm itself."""
     return map_exo_first(jm.raw, jm.enc_status, jm.jtab, jm.exo, jm.flags, prev, jm.n)

@@ -46,11 +46,11 @@ def map_exo(raw: ptr16, status: ptr8, zero: ptr16, dscale: ptr16, lo: ptr16, hi:
 def map_exo_first(raw: ptr16, status: ptr8, jtab: ptr16, exo: ptr16, flags: ptr8,
                   prev: ptr8, n: int) -> int:
     """mapping.map_exo_first_py in viper (jtab per joint: zero, dscale, lo, hi)."""
-    first = -1
+    edge = 0
     for i in range(n):
         s = status[i] & 0x07  # ENCODER_BAD
-        if first < 0 and s != prev[i]:
-            first = i
+        if edge == 0 and s != prev[i]:
+            edge = i + 1
         if s:
             flags[i] = s | 0x08  # ST_HELD
             continue
@@ -76,7 +76,7 @@ def map_exo_first(raw: ptr16, status: ptr8, jtab: ptr16, exo: ptr16, flags: ptr8
             s = 0x80
         exo[i] = q
         flags[i] = s
-    return first
+    return edge
 
 
 @micropython.viper
@@ -89,11 +89,11 @@ def map_exo_of(jm, prev: ptr8) -> int:
     exo = ptr16(jm.exo)
     flags = ptr8(jm.flags)
     n = int(jm.n)
-    first = -1
+    edge = 0
     for i in range(n):
         s = status[i] & 0x07  # ENCODER_BAD
-        if first < 0 and s != prev[i]:
-            first = i
+        if edge == 0 and s != prev[i]:
+            edge = i + 1
         if s:
             flags[i] = s | 0x08  # ST_HELD
             continue
@@ -119,7 +119,7 @@ def map_exo_of(jm, prev: ptr8) -> int:
             s = 0x80
         exo[i] = q
         flags[i] = s
-    return first
+    return edge
 
 
 @micropython.viper
