@@ -19,7 +19,9 @@ RP2040, issue 15, and the changes since counted per call and bytecode at the iss
 per-operation costs), what the calibration lacked (the run loop, the USB console's poll,
 real machine calls in place of the null HAL's), the cycle with the I2C/SPI waits, the
 rate each board holds and the headroom against the hand's configured rate; where the
-model guesses, it says so.
+model guesses, it says so. On the boards with a second core (the Picos: TELEMETRY made on
+core 1) the telemetry row is core 0's share, "2 cores' flash" the guessed contention for
+the flash cache, and "core 1 load" its frames' share of core 1's time.
 It also prints this host's speed probe (sim/board/vtarget.probe_us) beside the iso16
 cycle: the virtual board timed as a target scales by their ratio (targets.X86_PROBE_US).
 
@@ -250,7 +252,7 @@ def main(argv=None):
 MODEL_STAGES = (("sample", "sample"), ("map", "map"), ("servo", "servo"),
                 ("telemetry", "telemetry"), ("telemetry_present", None),
                 ("overhead", "overhead"), ("run_loop", None), ("console", None),
-                ("machine_calls", None))
+                ("machine_calls", None), ("contention", None))
 
 
 def print_model(measured: dict) -> None:
@@ -270,7 +272,8 @@ def print_model(measured: dict) -> None:
             here = x86[key] / (dec if stage == "telemetry" else 1) if key else None
             label = {"telemetry": "telemetry/%d" % dec,
                      "telemetry_present": "  viper present", "run_loop": "run loop",
-                     "console": "USB console", "machine_calls": "machine calls"}.get(stage, stage)
+                     "console": "USB console", "machine_calls": "machine calls",
+                     "contention": "2 cores' flash"}.get(stage, stage)
             print("  %-16s %9s" % (label,
                                    "%.1f" % here if here is not None else "-")
                   + "".join("%12.0f" % c.stages[stage] for c in costs))
@@ -280,6 +283,13 @@ def print_model(measured: dict) -> None:
             "%12.0f" % c.cycle_us for c in costs))
         print("  %-16s %9s" % ("busiest UART", "-") + "".join("%12.0f" % c.uart_us
                                                                for c in costs))
+        # The boards with a second core (TELEMETRY made on core 1, dexfw.telemetry): its
+        # frame time, and its share of core 1's time at the rate the board runs the hand.
+        print("  %-16s %9s" % ("core 1 a frame", "-") + "".join(
+            "%12.0f" % c.core1_us if c.core1_us else "%12s" % "-" for c in costs))
+        print("  %-16s %9s" % ("core 1 load", "") + "".join(
+            "%11.0f%%" % (100 * c.core1_load) if c.core1_us else "%12s" % "-" for c in costs)
+              + ("  OVER: frames skipped" if any(c.core1_load > 1 for c in costs) else ""))
         print("  %-16s %9s" % ("holds Hz", "") + "".join("%12d" % c.holds_hz for c in costs))
         print("  %-16s %9s" % ("headroom @%d Hz" % costs[0].hz, "") + "".join(
             "%11.0f%%" % (100 * c.headroom) for c in costs))

@@ -226,3 +226,39 @@ def test_the_servo_answer_kernel_matches_its_plain_twin():
     same, kinds = json.loads(line[len("RESULT "):])
     assert len(same) == 300 and all(same)
     assert min(kinds.values()) > 50, kinds
+
+
+def test_the_second_core_takes_telemetry_off_core_0_on_the_picos_only():
+    """Where the board says second_core (the Picos), the telemetry stage is core 0's share
+    (snapshot, hand-over, write) and a contention guess is added; core 1 keeps up with
+    every shipped hand. Elsewhere (a GIL, or one core) the single-core model, unchanged."""
+    for board in targets.TARGETS:
+        assert targets.second_core(board) == (board in ("pico", "pico2"))
+        for hand in HANDS:
+            cfg = hwconfig.compile_config(hand, board, calibration=False)
+            c = targets.cycle_cost(cfg, board)
+            single, _ = targets.emulated_stages(cfg)
+            single_telemetry = (single["telemetry"] + single["telemetry_present"]) * c.target.factor
+            if board in ("pico", "pico2"):
+                assert 0 < c.stages["telemetry"] < single_telemetry / 3, (board, hand)
+                assert c.stages["telemetry_present"] == 0 and c.stages["contention"] > 0
+                assert 0 < c.core1_load < 1, (board, hand, c.core1_load)
+                # core 1's frame is the whole single-core frame's work, slowed by the contention
+                assert c.core1_us > single_telemetry * cfg["loop"]["telemetry_decimation"]
+            else:
+                assert c.stages["contention"] == 0 and c.core1_us == 0
+                assert c.stages["telemetry"] == pytest.approx(single["telemetry"] * c.target.factor)
+
+
+def test_the_contention_guess_is_spread_by_core_1s_duty():
+    """The contention stage is CONTENTION x core 1's duty x the rest of core 0's CPU time:
+    a longer telemetry period (more cycles between frames) slows core 0 less."""
+    cfg = hwconfig.compile_config("iso16spi", "pico2", calibration=False)
+    c10 = targets.cycle_cost(cfg, "pico2")
+    cfg["loop"]["telemetry_decimation"] = 20
+    c20 = targets.cycle_cost(cfg, "pico2")
+    assert c20.stages["contention"] < c10.stages["contention"]
+    rest = c10.cpu_us - c10.stages["contention"]
+    duty = c10.core1_us / c10.core1_period_us
+    assert c10.stages["contention"] == pytest.approx(rest * targets.CONTENTION * duty)
+

@@ -108,13 +108,16 @@ class Core1Telemetry:
         self.sstatus = v8[n:n + nm]
         # Core 1's own results (core 0's jm.present_motor and report_status stay core 0's).
         self.present_motor = array("h", [mapping.UNKNOWN] * nm)
-        self.report = bytearray(nm)
+        self.report_status = bytearray(nm)
         # The motors' direction, offset and blind marks: set at boot, only read after.
         self.mdir = jm.mdir
         self.moff = jm.moff
         self.blind = jm.blind
         self.writer = FrameWriter()
         self.body = self.writer.body
+        # mapping.pack_joints_of reads these, as it reads a JointMap's: one argument.
+        self.pack_body = self.body
+        self.pack_at = TELEMETRY_HEAD_SIZE
         self.cycles = self.sample_us = self.cycle_us = self.worst_us = 0
         self.overruns = self.mode = 0
         self.frame = None  # the finished frame (a view of the writer's buffer), or None
@@ -215,7 +218,7 @@ class Core1Telemetry:
     def _make(self):
         _pack_head(self)
         _present(self)
-        end = self.end = _pack_joints(self)
+        end = self.end = mapping.pack_joints_of(self)
         self.frame = self.writer.finish(C.TELEMETRY, end)
         self.made = (self.made + 1) & MASK30
 
@@ -230,10 +233,5 @@ def _present(t):
     """The present positions in the motor frame, and the unread marks (as JointMap's
     read_present and mark_unread, into core 1's own arrays)."""
     mapping.from_servo(t.present, t.mdir, t.moff, t.present_motor, t.nm)
-    mapping.mark_unread(t.sstatus, t.present_motor, t.blind, t.report, C.ST_SERVO_TIMEOUT,
-                        t.nm)
-
-
-def _pack_joints(t):
-    return mapping.pack_joints(t.body, TELEMETRY_HEAD_SIZE, t.exo, t.goal, t.present_motor,
-                               t.flags, t.report, t.n, t.nm)
+    mapping.mark_unread(t.sstatus, t.present_motor, t.blind, t.report_status,
+                        C.ST_SERVO_TIMEOUT, t.nm)

@@ -18,6 +18,10 @@ The model of one cycle on a target:
              whole transfer on rp2, esp32, mimxrt and stm32: the CPU waits it out)
     rate   = 1e6 / cycle, and no more than the busiest UART line allows (a UART write
              goes to the TX buffer and does not block, but the line must carry it).
+On a board with a second core (its description's second_core: the RP2040 and RP2350)
+the firmware makes TELEMETRY on core 1: there the telemetry stage is core 0's share (the
+snapshot, the hand-over, the write), plus a guessed contention of the two cores for the
+flash cache; core 1's own time a frame is checked against the telemetry period.
 Rates are rounded down to two significant figures: never above what the target holds.
 """
 from __future__ import annotations
@@ -167,6 +171,48 @@ TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us,
 # stores (~1 us each, a guess) against ~1 us of viper; per frame one function call more
 # (10.3 us). Kept apart from TELEMETRY_US, which is the calibration. Not emulated.
 TELEMETRY_PRESENT_US = (10.3, -(2 * 3.1 + 7 * 1.0 - 1.0))
+# ---- the second core (boards whose description says second_core: RP2040, RP2350) --------
+# There TELEMETRY is made on core 1 (dexfw.telemetry): on a telemetry cycle core 0 copies
+# what a frame holds and hands it over; core 1 packs, CRCs and COBS-encodes it; core 0
+# writes the finished frame at the start of a later cycle. GUESS (not emulated), counted
+# per operation with the figures above. Per frame on core 0:
+# - the hand-off (Core1Telemetry.hand_off, where the single-core path calls
+#   replies.send_telemetry): its method call, _snap's and the lock's release (a method
+#   call each), the viper copy's function call; bytecodes: the busy test (4), the copy's
+#   9 arguments (23), the 6 head values copied (24), the sequence number (5), the mark
+#   that a frame is out (3); the copy itself, per joint 3 and per motor 2 viper loads and
+#   stores (SNAPSHOT_COPY_US each);
+# - the write (Core1Telemetry.write): its method call, the USB console's write (a machine
+#   call: the console's method and sys.stdout's write, taken as CALL_US), len (a builtin)
+#   and ~34 bytecodes (the sequence test, the out mark, the count);
+# - while a frame is out, each cycle's start asks core 1 (the lock's acquire(0): a method
+#   call, and 2 bytecodes): the cycles core 1 takes, rounded up, and the one that writes.
+HANDOFF_US = 3 * METHOD_US + FUNCTION_US + (4 + 23 + 24 + 5 + 3) * OPCODE_US
+SNAPSHOT_COPY_US = 0.2  # GUESS: a viper load and store, a third of a CRC-32 byte's 0.61 us
+CORE1_WRITE_US = METHOD_US + CALL_US + BUILTIN_US + 34 * OPCODE_US
+CORE1_POLL_US = METHOD_US + 2 * OPCODE_US
+# Every board, every cycle: the loop tests whether a frame is out (3 bytecodes), in the
+# overhead stage.
+TELE_OUT_TEST_US = 3 * OPCODE_US
+# Core 1's work per frame: the single-core frame's (TELEMETRY_US and TELEMETRY_PRESENT_US:
+# the same packing, CRC and COBS), less the write to the bench's memory console that the
+# calibration's figure holds (dexfw.bufconsole: a method call, two len, copy_into's call,
+# ~15 bytecodes; its per-byte copy left in: pessimistic), plus the worker's lock calls
+# (acquire, release), its _make call and ~8 bytecodes of its loop (GUESS).
+CORE1_FRAME_EXTRA_US = (3 * METHOD_US + 8 * OPCODE_US
+                        - (METHOD_US + 2 * BUILTIN_US + FUNCTION_US + 15 * OPCODE_US))
+# GUESS, pessimistic: the two cores share the flash's XIP cache (16 kB on both chips) and
+# its QSPI bus, and both run the interpreter from flash (rp2 keeps MicroPython's VM there;
+# viper code is on the heap, in RAM). While core 1 makes a frame each core misses more
+# and waits for the other's fetches: taken as 30 % more CPU time on both (the RP2040's
+# cache misses alone cost 1.2-1.7x against the emulator, TARGETS["pico"]; a second core
+# running other code through the same cache is taken at about half that again). Core 1
+# sleeps between frames (WFE, in the lock's acquire) and fetches nothing, so core 0 is
+# slowed only while core 1 works: like the telemetry stage this is spread over the
+# cycles, core 0's CPU time x CONTENTION x core 1's duty (its frame time over the
+# telemetry period: at the configured rate, or the board's own if it cannot hold that).
+# A cycle that overlaps core 1's work is up to 30 % slower than this mean.
+CONTENTION = 0.30
 # The x86 core bench/firmware.py runs on against the emulated RP2040: emulated us per x86
 # us, per stage 136-167 (iso16, iso22, tendon16 on this project's build host, 2026-12-01;
 # the issue's own host measured 124 for a whole cycle). The virtual board scales its x86
@@ -263,6 +309,13 @@ class CycleCost:
     blocking_us: float  # I2C + SPI transfers the CPU waits out
     uart_us: float  # the busiest UART line's time per cycle
     guessed: tuple  # what of this figure is a guess (driver classes, the slowdown)
+    core1_us: float = 0.0  # a TELEMETRY frame's time on core 1 (0: no second core)
+    core1_period_us: float = 0.0  # the time core 1 has for it: the telemetry period
+
+    @property
+    def core1_load(self) -> float:
+        """The share of core 1's time its frames take (above 1: frames skipped)."""
+        return self.core1_us / self.core1_period_us if self.core1_period_us else 0.0
 
     @property
     def cycle_us(self) -> float:
@@ -335,7 +388,7 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
         mapping += COUPLING_US_PER_MOTOR * len(cfg["motors"])
     dec = cfg["loop"]["telemetry_decimation"]
     telemetry = _linear(TELEMETRY_US, n) / dec
-    stages = {"overhead": OVERHEAD_US, "sample": sample, "map": mapping, "servo": servo,
+    stages = {"overhead": OVERHEAD_US + TELE_OUT_TEST_US, "sample": sample, "map": mapping, "servo": servo,
               "telemetry": telemetry,
               "telemetry_present": _linear(TELEMETRY_PRESENT_US, len(cfg["motors"])) / dec,
               "run_loop": RUN_LOOP_US, "console": CONSOLE_US,
@@ -350,11 +403,43 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
     return stages, guessed
 
 
+def second_core(board: str) -> bool:
+    """Whether the firmware makes TELEMETRY on a second core on that shipped board."""
+    return bool(hwconfig.load_board(board).get("second_core"))
+
+
+def _core1(cfg: dict, stages: dict, t: Target, blocking: float,
+           guessed: list) -> tuple[float, float]:
+    """On a second-core board: the telemetry stages become core 0's share, a contention
+    stage is added (stages in target us, changed in place); (core 1's time a frame, the
+    telemetry period), target us. The period is the configured one, or the cycle's when
+    the board cannot hold that (a few rounds: the cycle depends on the contention)."""
+    dec = cfg["loop"]["telemetry_decimation"]
+    frame = (_linear(TELEMETRY_US, len(cfg["joints"]))
+             + _linear(TELEMETRY_PRESENT_US, len(cfg["motors"])) + CORE1_FRAME_EXTRA_US)
+    core1 = frame * t.factor * (1 + CONTENTION)
+    stages["telemetry_present"] = 0.0  # on core 1
+    period = 1e6 / cfg["loop"]["hz"]
+    for _ in range(8):
+        polls = math.ceil(core1 / period) + 1
+        core0 = (HANDOFF_US + CORE1_WRITE_US + polls * CORE1_POLL_US
+                 + SNAPSHOT_COPY_US * (3 * len(cfg["joints"]) + 2 * len(cfg["motors"])))
+        stages["telemetry"] = core0 * t.factor / dec
+        stages["contention"] = 0.0
+        duty = min(1.0, core1 / (dec * period))
+        stages["contention"] = sum(stages.values()) * CONTENTION * duty
+        period = max(1e6 / cfg["loop"]["hz"], sum(stages.values()) + blocking)
+    guessed.append("the second core's share of telemetry and the cores' contention for the "
+                   "flash cache")
+    return core1, dec * period
+
+
 def cycle_cost(cfg: dict, target_name: str) -> CycleCost:
     """The model of a compiled config's cycle on a target."""
     t = target(target_name)
     stages, guessed = emulated_stages(cfg)
     stages = {k: v * t.factor for k, v in stages.items()}
+    stages["contention"] = 0.0
     buses = cfg["board"]["buses"]
     blocking = uart = 0.0
     for bus, us in hwconfig.bus_time_us(cfg).items():
@@ -362,10 +447,13 @@ def cycle_cost(cfg: dict, target_name: str) -> CycleCost:
             uart = max(uart, us)
         else:
             blocking += us
+    core1 = core1_period = 0.0
+    if second_core(target_name):
+        core1, core1_period = _core1(cfg, stages, t, blocking, guessed)
     if not t.measured:
         guessed.append("the %s's slowdown" % t.name)
     return CycleCost(cfg["hand"], t, cfg["loop"]["hz"], stages, sum(stages.values()),
-                     blocking, uart, tuple(guessed))
+                     blocking, uart, tuple(guessed), core1, core1_period)
 
 
 def hand_cost(hand, board: str) -> CycleCost:
@@ -407,6 +495,9 @@ def vboard_timing(name: str) -> dict | None:
             "cpu_x1024": round(VBOARD_EMULATED_PER_X86 * t.factor * 1024),
             "probe_ref_us": X86_PROBE_US,
             "call_us": max(1, round(CALL_US * t.factor)),
+            # The virtual board runs dexfw.telemetry's worker too (a second x86 thread, as
+            # the board's core 1); see sim/board/vtarget.py for what it does not model.
+            "second_core": second_core(name),
             "ticks_us": max(1, round(TICKS_US * t.factor)),
             "uart_txbuf": t.uart_txbuf, "turnaround_us": t.turnaround_us}
 

@@ -19,6 +19,17 @@
 # transfer never takes less than its physical time plus its software share, whatever
 # the host's load (a wait never returns early). On the manual clock (vworld.manual_clock)
 # the host's time does not pass on the board clock: nothing is credited.
+#
+# A target with a second core (the Picos: "second_core" in sim.target): the firmware
+# (dexfw.app) starts dexfw.telemetry's worker here too, on a second x86 thread (the Unix
+# port has no GIL, as rp2 has none). Only the loop's thread makes machine calls, so only
+# core 0 is charged: core 1's packing and framing run beside it on their own, as on the
+# board. Not modelled: core 1's own speed (a frame is ready within microseconds here, about
+# 1.4 ms on a Pico 2 by dexlink.targets: frames go out a cycle or two sooner than on the
+# board, and are never skipped for core 1's sake) and the two cores' contention for the
+# flash cache (targets.CONTENTION: core 0 is not slowed for it here). The lock release
+# that wakes the worker is a host system call when the worker waits (a few x86 us),
+# charged as core 0's interpretation: a little more than the board's.
 import time
 
 import vworld
