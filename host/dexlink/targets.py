@@ -93,12 +93,14 @@ MACHINE_CALLS = {"AS5600Mux": (1, 2), "MT6701Mux": (1, 2), "AS5048AChain": (1, 0
 # every other cycle): the read-back (READBACK_US) and the request's machine call come
 # with a poll. GUESS: of the Feetech bus's fixed cost (SERVO_US), writing the goals comes
 # every cycle: write_goals' call, goals_into's, the UART write (the null HAL's method,
-# ~2 bytecodes) and ~12 bytecodes; the rest is its request, with a poll. The Dynamixel's
+# ~2 bytecodes) and ~8 bytecodes (12 until goals_into took n and the servos' joints in
+# its conversion table: 2 attribute loads, 4 bytecodes fewer, taken off SERVO_US's fixed
+# part too); the rest is its request, with a poll. The Dynamixel's
 # fixed cost is all taken as every cycle's (its goals and request are framed alike, CRC
 # and stuffing: no share counted). The PCA9685 has no poll.
 READBACK_HZ = 500
 WRITE_GOALS_US = {"FeetechBus": METHOD_US + FUNCTION_US + (METHOD_US + 2 * OPCODE_US)
-                  + 12 * OPCODE_US}
+                  + 8 * OPCODE_US}
 POLLED = {"FeetechBus", "DynamixelBus"}
 MACHINE_CALL_EXTRA_US = CALL_US - (METHOD_US + 2 * OPCODE_US)
 SAMPLE_US = {  # encoder driver class -> (fixed, per joint)
@@ -108,9 +110,14 @@ SAMPLE_US = {  # encoder driver class -> (fixed, per joint)
     # (its per-chip driver measured 3059 us for 16). From the issue's per-operation
     # figures: 5 method calls (13.6 us), the SPI call (22 us), 2 pin calls, the call into
     # viper, and per chip ~5x the work of a viper CRC-32 byte (0.61 us) in the pass. Less
-    # since: the transfer written out in sample (a method call) and _plan called one
-    # sweep in four (3/4 of a method call).
-    "AS5048AChain": (110.0 - 1.75 * METHOD_US, 3.5),
+    # since: the transfer written out in sample (a method call); the diagnostics planned
+    # in chain_collect's pass (_plan's method call gone: it was one sweep in four, then
+    # none; the pass's few more instructions a sweep not counted); the chip select set by
+    # calling the pin (cs(0), machine.Pin's call slot: taken as a function call, where
+    # cs.value(0) was a method call: 3.3 us fewer, twice); n in chain_collect's table (an
+    # attribute load, 2 bytecodes fewer).
+    "AS5048AChain": (110.0 - 2 * METHOD_US - 2 * (METHOD_US - FUNCTION_US) - 2 * OPCODE_US,
+                     3.5),
 }
 GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the emulator has not measured
 # Map (calibration, follow, slew limit, coupling, servo frame): 133 us + 41.5 us a joint
@@ -123,13 +130,38 @@ GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the 
 # limits and servo frame in one pass) where JointMap.drive called couple, clip and
 # to_servo: a method and a function call fewer, and 30 bytecodes of arguments (the
 # per-motor passes saved in viper not counted).
-MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 30 * OPCODE_US), 8.0)
+# GUESS since (issue 15, not emulated): two steps each one viper call that reads the
+# JointMap's arrays itself (an attribute load in native code, counted as the bytecode it
+# replaces, pessimistic: no dispatch):
+# - sense: mapping.map_exo_of (viper) maps and returns 1 + the first encoder edge (0:
+#   none, tested as it is), where the loop called map_exo_of (1 argument bytecode), it
+#   map_exo (18) and the loop first_change (9, and 2 to compare its result with 0; its
+#   call and bytecodes were in OVERHEAD_US's calibration, its work is this stage's now):
+#   2 function calls and 20 bytecodes fewer (30 less the call's 4 and the 6 native
+#   loads);
+# - drive: mapping.drive_slewed (viper: slew, then coupling, limits and servo frame),
+#   where the loop called slew (12 argument bytecodes) and drive_of (1), it to_motors
+#   (16): 2 function calls and 15 bytecodes fewer (29 less the call's 1 and 13 loads).
+# The fixed part is below zero since. The calibration's two-hand fit (797 us for 16
+# joints, 1046 for 22) put 133 us there, less than its own calls' count at these
+# per-operation figures (~190 us): its split between fixed and per joint is uncertain by
+# about +-100 us (+-5 us a joint), and each saving since is taken off the fixed part. By
+# count the calls left (map_exo_of, follow, drive_slewed and their arguments) are ~65
+# us: with 8 us a joint of viper (a GUESS) the stage would be ~190 us for iso16spi where
+# the model has ~90, so it may be optimistic here by up to ~100 us (the virtual board's
+# booking points the other way: sample, map and servo 707 us against 923, see
+# VBOARD_EMULATED_PER_X86). Only the emulator can settle it.
+MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 30 * OPCODE_US)
+          - (4 * FUNCTION_US + (20 + 15) * OPCODE_US), 8.0)
 COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 797
 # GUESS: ServoBus.poll reads the UART itself since (the calibration's poll called
 # _receive): a method call fewer a poll, Feetech and Dynamixel alike; and its request
 # marks a group of one servo without a loop: 21 bytecodes fewer (iso16spi's, tendon16's
 # and iso22's buses all read one servo a request). Taken off each poll.
-POLL_SAVED_US = METHOD_US + 21 * OPCODE_US
+# GUESS since: a bus whose requests are made once (Feetech's READ of one servo) has
+# ServoBus._request write it: _send_request's method call and its count test (4
+# bytecodes, less the 3 of the test for a made request) fewer a poll.
+POLL_SAVED_US = METHOD_US + 21 * OPCODE_US + METHOD_US + (4 - 3) * OPCODE_US
 SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + one poll
     # GUESS: goals in one pass (busbytes.goals_into) are not measured on the emulator. The
     # per-servo driver measured 215 us a bus + 64 us a servo (fit of iso16, 1239 us for
@@ -138,8 +170,9 @@ SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + o
     # since: the checksum in goals_into's pass and the READ packets made once, where each
     # packet was finished by finish_packet, sum_bytes and len (2 function calls and a
     # builtin, twice a cycle, and 16 and 22 bytecodes around them); per servo two more
-    # viper adds (~0.6 us, a CRC-32 byte's).
-    "FeetechBus": (230.0 - 2 * (2 * FUNCTION_US + BUILTIN_US) - (16 + 22) * OPCODE_US,
+    # viper adds (~0.6 us, a CRC-32 byte's); and 4 bytecodes of goals_into's arguments
+    # (WRITE_GOALS_US).
+    "FeetechBus": (230.0 - 2 * (2 * FUNCTION_US + BUILTIN_US) - (16 + 22 + 4) * OPCODE_US,
                    3.0 + 0.6),
     "DynamixelBus": (215.0, 94.75),  # tendon16: 1946 us for 16 on two buses (Feetech's fixed)
     "PCA9685Servos": (215.0, 64.0),  # GUESS: not measured; taken as the per-servo Feetech
@@ -161,8 +194,12 @@ READBACK_US = {
     # check: bench/firmware.py's read-back stage, x86 us scaled to the reference host
     # by the speed probe, x EMULATED_PER_X86, gave ~280 before and ~60 after (loaded
     # host, 2026-12-01); this keeps the call count's larger figure, as viper gains less
-    # on armv6m than on x86 (issue 15).
-    "FeetechBus": 200.0 - (7 * 13.6 + 3 * 10.3) + 10.3 + 25.0 + ANSWER_READ_US,
+    # on armv6m than on x86 (issue 15). GUESS since: an answer used up whole (the usual
+    # case) empties the buffer in FeetechBus._parse itself: _consume's method call and
+    # copy_into's function call fewer, and 12 bytecodes (19 around them, 7 for the test
+    # on sts_answers' result and the store).
+    "FeetechBus": (200.0 - (7 * 13.6 + 3 * 10.3) + 10.3 + 25.0 + ANSWER_READ_US
+                   - (METHOD_US + FUNCTION_US + 12 * OPCODE_US)),
 }
 TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
 # GUESS: since those figures, two plain per-motor loops inside each TELEMETRY are viper
