@@ -313,7 +313,8 @@ from dexfw.drivers import feetech
 from dexproto.cobsbuf import copy_into
 bus = %s
 a1 = feetech.packet(1, 0, bytes([0x10, 0x08]) + bytes(feetech.READ_LEN - 2))
-a2 = feetech.packet(2, 0, bytes([0x20, 0x08]) + bytes(feetech.READ_LEN - 2))
+a2 = feetech.packet(2, 0, bytes([0x20, 0x08]) + bytes(feetech.LOAD_AT - 2) + bytes([5, 4])
+                   + bytes(feetech.READ_LEN - feetech.LOAD_AT - 2))  # load 0x405: -5
 def put(data):
     bus._rxn = copy_into(data, 0, len(data), bus._rx, bus._rxn)
 bus._rxn = 0
@@ -328,11 +329,12 @@ kept = (bus._rxn, bytes(bus._rx[:bus._rxn]) == a2[:5], bus._n_awaited)
 put(a2[5:])
 bus._parse(present, status)
 out(kept=kept, after=(bus._rxn, bus._n_awaited), present=[present[0], present[1]],
-    want=[servo_cdeg(0x0810), servo_cdeg(0x0820)])
+    want=[servo_cdeg(0x0810), servo_cdeg(0x0820)], load=list(bus.load[:2]))
 """ % (FEETECH % ""))
     assert r["kept"] == [5, True, 1]
     assert r["after"] == [0, 0]
     assert r["present"] == r["want"]
+    assert r["load"] == [0, -5]  # sign-magnitude, bit 10: the loads read back in the bus's view
 
 
 @pytest.mark.parametrize("family", sorted(SERVO_BUSES))

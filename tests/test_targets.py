@@ -204,13 +204,13 @@ for trial in range(300):
         book0[256 + n + k] = (k * 5) % n
     outs = []
     for fn in (busbytes.sts_answers_py, bv.sts_answers):
-        io = array.array("H", [rxn, 2048, 4096, n, 9, 9, 12, 4, 15, 10, 0xFF ^ 0x70, 0x20, 0x40])
+        io = array.array("h", [rxn, 2048, 4096, n, 9, 9, 12, 4, 15, 10, 0xFF ^ 0x70, 0x20, 0x40]
+                         + [1] * n)  # then the loads read back
         book = bytearray(book0)
         present = array.array("h", [-32768] * n)
         status = bytearray([0x75] * n)
-        load = array.array("h", [1] * n)
-        got = fn(rx, io, book, present, status, load)
-        outs.append([got, list(io), bytes(book).hex(), list(present), list(status), list(load)])
+        got = fn(rx, io, book, present, status)
+        outs.append([got, list(io), bytes(book).hex(), list(present), list(status)])
     same.append(outs[0] == outs[1])
 print("RESULT", json.dumps([same, kinds]))
 '''

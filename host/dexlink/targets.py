@@ -157,11 +157,9 @@ COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 79
 # GUESS: ServoBus.poll reads the UART itself since (the calibration's poll called
 # _receive): a method call fewer a poll, Feetech and Dynamixel alike; and its request
 # marks a group of one servo without a loop: 21 bytecodes fewer (iso16spi's, tendon16's
-# and iso22's buses all read one servo a request). Taken off each poll.
-# GUESS since: a bus whose requests are made once (Feetech's READ of one servo) has
-# ServoBus._request write it: _send_request's method call and its count test (4
-# bytecodes, less the 3 of the test for a made request) fewer a poll.
-POLL_SAVED_US = METHOD_US + 21 * OPCODE_US + METHOD_US + (4 - 3) * OPCODE_US
+# and iso22's buses all read one servo a request). Taken off each poll. (The Feetech
+# bus's own savings since are in READBACK_US, also counted a poll.)
+POLL_SAVED_US = METHOD_US + 21 * OPCODE_US
 SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + one poll
     # GUESS: goals in one pass (busbytes.goals_into) are not measured on the emulator. The
     # per-servo driver measured 215 us a bus + 64 us a servo (fit of iso16, 1239 us for
@@ -194,12 +192,18 @@ READBACK_US = {
     # check: bench/firmware.py's read-back stage, x86 us scaled to the reference host
     # by the speed probe, x EMULATED_PER_X86, gave ~280 before and ~60 after (loaded
     # host, 2026-12-01); this keeps the call count's larger figure, as viper gains less
-    # on armv6m than on x86 (issue 15). GUESS since: an answer used up whole (the usual
-    # case) empties the buffer in FeetechBus._parse itself: _consume's method call and
-    # copy_into's function call fewer, and 12 bytecodes (19 around them, 7 for the test
-    # on sts_answers' result and the store).
+    # on armv6m than on x86 (issue 15). GUESS since (not emulated), a poll of the
+    # Feetech bus (FeetechBus.poll: ServoBus.poll with the usual case written out):
+    # - an answer used up whole (the usual case) empties the buffer itself: _consume's
+    #   method call and copy_into's function call fewer, and 12 bytecodes (19 around
+    #   them, 7 for the test on sts_answers' result and the store);
+    # - _parse's lines in poll: its method call and 2 argument bytecodes fewer; the loads
+    #   read back into sts_answers' io (the bus's `load` a view of them): 2 fewer;
+    # - the next servo's READ (made once) written in poll: _request's and _send_request's
+    #   method calls fewer, and 12 bytecodes (49 of their bodies and arguments, 37 here).
     "FeetechBus": (200.0 - (7 * 13.6 + 3 * 10.3) + 10.3 + 25.0 + ANSWER_READ_US
-                   - (METHOD_US + FUNCTION_US + 12 * OPCODE_US)),
+                   - (METHOD_US + FUNCTION_US + 12 * OPCODE_US)
+                   - (METHOD_US + 4 * OPCODE_US) - (2 * METHOD_US + 12 * OPCODE_US)),
 }
 TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
 # GUESS: since those figures, two plain per-motor loops inside each TELEMETRY are viper

@@ -159,18 +159,20 @@ def goals_into_py(buf, goal, conv):
     buf[conv[6]] = 0xFF ^ (s & 0xFF)
 
 
-# Feetech STS status packets in one pass (FeetechBus._parse). book: servo id -> index
-# (256 bytes, 0xFF: none), then 1 per servo awaited, then each servo's joint. io (16-bit):
-# in: 0 bytes in rx (out: bytes used up), 1 centre, 2 counts per turn, 3 servos, 6 answer size, 7 load offset
-# in the data, 8 position sign bit, 9 load sign bit, 10 status bits kept, 11 bad-checksum
-# bit, 12 error bit; out: 4 answers booked, 5 bad checksums. Six arguments: the caller's
-# frame stays on the stack (tests/test_vrig_frames.py).
+# Feetech STS status packets in one pass (FeetechBus.poll). book: servo id -> index
+# (256 bytes, 0xFF: none), then 1 per servo awaited, then each servo's joint. io (int16):
+# in: 0 bytes in rx (out: bytes used up), 1 centre, 2 counts per turn, 3 servos, 6 answer
+# size, 7 load offset in the data, 8 position sign bit, 9 load sign bit, 10 status bits
+# kept, 11 bad-checksum bit, 12 error bit; out: 4 answers booked, 5 bad checksums, and
+# from STS_LOAD on each servo's load (the bus's `load` is a view of them). Five arguments:
+# the caller's frame stays on the stack (tests/test_vrig_frames.py).
 STS_RXN = 0
 STS_BOOKED = 4
 STS_BAD = 5
+STS_LOAD = 13
 
 
-def sts_answers_py(rx, io, book, present, status, load):
+def sts_answers_py(rx, io, book, present, status):
     """Book every whole status packet in rx[0:io[0]] (an answer awaited from a servo:
     present position in cdeg from the centre, load, status bits; a bad checksum is
     counted and flagged; an echo or an unawaited answer is skipped); a partial packet is
@@ -206,7 +208,7 @@ def sts_answers_py(rx, io, book, present, status, load):
                 v = rx[d] | (rx[d + 1] << 8)
                 if v & (1 << io[9]):
                     v = -(v & ((1 << io[9]) - 1))
-                load[k] = v
+                io[13 + k] = v  # STS_LOAD
         p += size
     io[0] = p
     return p

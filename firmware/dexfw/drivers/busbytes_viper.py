@@ -151,8 +151,7 @@ def goals_into(buf: ptr8, goal: ptr16, conv: ptr16):
 
 
 @micropython.viper
-def sts_answers(rx: ptr8, io: ptr16, book: ptr8, present: ptr16, status: ptr8,
-                load: ptr16) -> int:
+def sts_answers(rx: ptr8, io: ptr16, book: ptr8, present: ptr16, status: ptr8) -> int:
     """busbytes.sts_answers_py in viper."""
     rxn = io[0]
     n = io[3]
@@ -195,7 +194,7 @@ def sts_answers(rx: ptr8, io: ptr16, book: ptr8, present: ptr16, status: ptr8,
                 b = 1 << io[9]
                 if v & b:
                     v = 0 - (v & (b - 1))
-                load[k] = v
+                io[13 + k] = v  # STS_LOAD
         p += size
     io[0] = p
     return p

@@ -78,9 +78,6 @@ class ServoBus:
         self._next = 0  # first servo of the next request
         self._present_out = None  # _parse's outputs while it runs
         self._status_out = None
-        # Per servo its whole request packet, made once, where a protocol can (one servo
-        # a request, nothing to fill in): _request writes it itself.
-        self._reads = ()
 
     def torque(self, on):
         """Torque on or off for every servo of the bus."""
@@ -211,10 +208,7 @@ class ServoBus:
         self._age = 0
         nxt = first + count
         self._next = nxt - self.n if nxt >= self.n else nxt
-        if self._reads:  # the request made once: written here (a method call fewer a poll)
-            self.uart.write(self._reads[first])
-        else:
-            self._send_request(first, count)
+        self._send_request(first, count)
 
     def _fill_ids(self, buf, at, first, count):
         """The ids of `count` servos from index `first` on (round the bus) into buf[at:]."""
