@@ -45,13 +45,12 @@ def make_firmware(path=CONFIG_PATH, hal=None, console=None):
 
 def second_core(cfg):
     """Whether TELEMETRY is made on a second core (dexfw.telemetry): the board's
-    description says it has one (second_core: the RP2040 and RP2350), or the virtual
-    board runs as such a target (sim.target), and this port runs a thread truly in
-    parallel: no GIL (rp2, where the new thread runs on core 1, and the Unix port). The
-    ESP32-S3's port has a GIL (its threads take turns): never there, whatever a board
-    file says."""
-    timing = (cfg.get("sim") or {}).get("target") or {}
-    if not (cfg["board"].get("second_core") or timing.get("second_core")):
+    description says it has one (second_core: the RP2040 and RP2350), and this port runs
+    a thread truly in parallel: no GIL (rp2, where the new thread runs on core 1; the
+    Unix port too, where the tests run it). The ESP32-S3's port has a GIL (its threads
+    take turns): never there, whatever a board file says. The virtual board timed as a
+    Pico runs the single-core path (sim/board/vtarget.py says why)."""
+    if not cfg["board"].get("second_core"):
         return False
     return getattr(sys.implementation, "_thread", None) == "unsafe"
 

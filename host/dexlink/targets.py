@@ -536,9 +536,6 @@ def vboard_timing(name: str) -> dict | None:
             "cpu_x1024": round(VBOARD_EMULATED_PER_X86 * t.factor * 1024),
             "probe_ref_us": X86_PROBE_US,
             "call_us": max(1, round(CALL_US * t.factor)),
-            # The virtual board runs dexfw.telemetry's worker too (a second x86 thread, as
-            # the board's core 1); see sim/board/vtarget.py for what it does not model.
-            "second_core": second_core(name),
             "ticks_us": max(1, round(TICKS_US * t.factor)),
             "uart_txbuf": t.uart_txbuf, "turnaround_us": t.turnaround_us}
 

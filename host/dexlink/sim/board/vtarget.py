@@ -20,16 +20,17 @@
 # the host's load (a wait never returns early). On the manual clock (vworld.manual_clock)
 # the host's time does not pass on the board clock: nothing is credited.
 #
-# A target with a second core (the Picos: "second_core" in sim.target): the firmware
-# (dexfw.app) starts dexfw.telemetry's worker here too, on a second x86 thread (the Unix
-# port has no GIL, as rp2 has none). Only the loop's thread makes machine calls, so only
-# core 0 is charged: core 1's packing and framing run beside it on their own, as on the
-# board. Not modelled: core 1's own speed (a frame is ready within microseconds here, about
-# 1.4 ms on a Pico 2 by dexlink.targets: frames go out a cycle or two sooner than on the
-# board, and are never skipped for core 1's sake) and the two cores' contention for the
-# flash cache (targets.CONTENTION: core 0 is not slowed for it here). The lock release
-# that wakes the worker is a host system call when the worker waits (a few x86 us),
-# charged as core 0's interpretation: a little more than the board's.
+# A target with a second core (the Picos make TELEMETRY on core 1: dexfw.telemetry): the
+# virtual board timed as one runs the single-core path, its core 0 charged with the whole
+# frame (on a Pico 2, iso16spi, ~110 us a cycle where dexlink.targets gives core 0 ~24
+# plus ~38 of guessed flash contention): pessimistic by ~50 us a cycle. Tried and left:
+# the worker on a second x86 thread (the Unix port has no GIL, as rp2 has none). Its
+# thread shares the host's CPUs with the loop's, and when it runs on the loop's CPU the
+# time it takes is inside one of the loop's stretches, charged here factor times over as
+# core 0's work: bench/vboard.py --target pico2 --hands iso16spi (5 s, 2 CPUs, load ~0.4,
+# 2026-12-01) gave 12-15 % overrun cycles with it against 3-5 % without, at the same
+# rate and CPU time a cycle (977 against 975 us). The dual-core firmware runs under the
+# Unix port in tests/test_firmware_dualcore.py instead.
 import time
 
 import vworld
