@@ -223,14 +223,14 @@ TELEMETRY_PRESENT_US = (10.3, -(2 * 3.1 + 7 * 1.0 - 1.0))
 #   9 arguments (23), the 6 head values copied (24), the sequence number (5), the mark
 #   that a frame is out (3); the copy itself, per joint 3 and per motor 2 viper loads and
 #   stores (SNAPSHOT_COPY_US each);
-# - the write (Core1Telemetry.write): its method call, the USB console's write (a machine
-#   call: the console's method and sys.stdout's write, taken as CALL_US), len (a builtin)
+# - the write (Core1Telemetry.write): its method call, the USB console's write method
+#   (dexfw.stdioconsole) and the stream's write in it (a machine call), len (a builtin)
 #   and ~34 bytecodes (the sequence test, the out mark, the count);
 # - while a frame is out, each cycle's start asks core 1 (the lock's acquire(0): a method
 #   call, and 2 bytecodes): the cycles core 1 takes, rounded up, and the one that writes.
 HANDOFF_US = 3 * METHOD_US + FUNCTION_US + (4 + 23 + 24 + 5 + 3) * OPCODE_US
 SNAPSHOT_COPY_US = 0.2  # GUESS: a viper load and store, a third of a CRC-32 byte's 0.61 us
-CORE1_WRITE_US = METHOD_US + CALL_US + BUILTIN_US + 34 * OPCODE_US
+CORE1_WRITE_US = 2 * METHOD_US + CALL_US + BUILTIN_US + 34 * OPCODE_US
 CORE1_POLL_US = METHOD_US + 2 * OPCODE_US
 # Every board, every cycle: the loop tests whether a frame is out (3 bytecodes), in the
 # overhead stage.
