@@ -146,6 +146,7 @@ class JointMap:
 
     def slew(self):
         mapping.slew(self.goal, self.target, self.step, self.flags, self.n, self.slew_q8)
+
     def drive(self):
         """Goals -> motors (coupling) -> servo frame."""
         mapping.drive_of(self)
