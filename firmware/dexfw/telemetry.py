@@ -85,12 +85,15 @@ def select(viper):
 
 
 class Core1Telemetry:
-    """TELEMETRY made on core 1: hand_off() and flush() run on core 0, _serve() on core 1."""
+    """TELEMETRY made on core 1: hand_off(), flush() and write() run on core 0, _serve()
+    (with _make) on core 1."""
 
     def __init__(self, fw):
         import _thread
         jm = fw.jm
-        self.fw = fw  # core 0's side only: core 1 reads nothing but this object's own
+        # fw, jm and link are core 0's side only: core 1 reads this object's snapshot, its
+        # own arrays and writer, and the motors' tables below (read-only).
+        self.fw = fw
         self.jm = jm
         self.link = fw.link
         n = self.n = jm.n
