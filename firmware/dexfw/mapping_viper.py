@@ -291,7 +291,8 @@ def mark_unread(sstatus: ptr8, present: ptr16, blind: ptr8, report: ptr8, bit: i
 def drive_slewed(jm):
     """mapping.drive_slewed_py in viper: slew then to_motors in one call. The arrays are
     read from jm here (an attribute load in native code, where the loop's bytecode loaded
-    each and made three calls)."""
+    each and made three calls). An uncoupled hand's identity rows are not summed: motor
+    m's goal is joint m's (what the sum gives: (4096 * q + 2048) >> 12 == q)."""
     goal = ptr16(jm.goal)
     target = ptr16(jm.target)
     step = ptr16(jm.step)
@@ -321,25 +322,32 @@ def drive_slewed(jm):
     mtab = ptr16(jm.mtab)
     servo = ptr16(jm.servo_goal)
     nm = int(jm.nm)
+    coupled = int(jm.coupled)  # (a machine word: tested each motor)
     m = 0
     while m < nm:  # to_motors
-        acc = 2048
-        k = int(start[m])
-        end = int(start[m + 1])
-        while k < end:
-            c = int(coef[k])
-            if c >= 32768:
-                c -= 65536
-            v = int(goal[col[k]])
-            if v >= 32768:
-                v -= 65536
-            acc += c * v
-            k += 1
+        if coupled:
+            acc = 2048
+            k = int(start[m])
+            end = int(start[m + 1])
+            while k < end:
+                c = int(coef[k])
+                if c >= 32768:
+                    c -= 65536
+                v = int(goal[col[k]])
+                if v >= 32768:
+                    v -= 65536
+                acc += c * v
+                k += 1
+            acc = acc >> 12
+        else:  # the identity rows (4096 * goal[m] + 2048) >> 12: goal[m] itself
+            acc = int(goal[m])
+            if acc >= 32768:
+                acc -= 65536
         t = 5 * m
         v = int(mtab[t])
         if v >= 32768:
             v -= 65536
-        v = (((acc >> 12) + v + 32768) & 0xFFFF) - 32768
+        v = ((acc + v + 32768) & 0xFFFF) - 32768
         a = int(mtab[t + 1])
         if a >= 32768:
             a -= 65536

@@ -150,10 +150,17 @@ GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the 
 # us: with 8 us a joint of viper (a GUESS) the stage would be ~190 us for iso16spi where
 # the model has ~90, so it may be optimistic here by up to ~100 us (the virtual board's
 # booking points the other way: sample, map and servo 707 us against 923, see
-# VBOARD_EMULATED_PER_X86). Only the emulator can settle it.
+# VBOARD_EMULATED_PER_X86). Only the emulator can settle it. Cross-check of the two
+# steps' saving: x86 0.30 us a cycle (iso16spi, micropython Unix port, best of 9, the
+# old steps against the new), 46-66 emulated us at 155-220 emulated us per x86 us (the
+# issue's per-operation ratios for calls), against the 75 counted here.
+# GUESS too: an uncoupled hand's motors take their joint's goal in drive_slewed, where
+# the sparse pass summed an identity row (its loads, two sign restores, a multiply):
+# 3.4 ns a motor on x86 (the same measurement), x 155: 0.5 us a joint less; a coupled
+# hand still sums (COUPLING_US_PER_MOTOR: 0.5 more a motor).
 MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 30 * OPCODE_US)
-          - (4 * FUNCTION_US + (20 + 15) * OPCODE_US), 8.0)
-COUPLING_US_PER_MOTOR = 0.6  # tendon16's coupled map: 807 us against iso16's 797
+          - (4 * FUNCTION_US + (20 + 15) * OPCODE_US), 8.0 - 0.5)
+COUPLING_US_PER_MOTOR = 0.6 + 0.5  # tendon16's coupled map: 807 us against iso16's 797
 # GUESS: ServoBus.poll reads the UART itself since (the calibration's poll called
 # _receive): a method call fewer a poll, Feetech and Dynamixel alike; and its request
 # marks a group of one servo without a loop: 21 bytecodes fewer (iso16spi's, tendon16's
