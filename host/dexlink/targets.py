@@ -115,9 +115,12 @@ SAMPLE_US = {  # encoder driver class -> (fixed, per joint)
     # none; the pass's few more instructions a sweep not counted); the chip select set by
     # calling the pin (cs(0), machine.Pin's call slot: taken as a function call, where
     # cs.value(0) was a method call: 3.3 us fewer, twice); n in chain_collect's table (an
-    # attribute load, 2 bytecodes fewer).
+    # attribute load, 2 bytecodes fewer). Per chip: the viper pass with its codes in
+    # locals, its indices walked and a repeated command left in place, 0.317 -> 0.285 x86
+    # us for 16 chips (micropython Unix port, best of 9), x 100 (the issue's lower ratio
+    # for viper work): 0.2 us a chip less.
     "AS5048AChain": (110.0 - 2 * METHOD_US - 2 * (METHOD_US - FUNCTION_US) - 2 * OPCODE_US,
-                     3.5),
+                     3.5 - 0.2),
 }
 GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the emulator has not measured
 # Map (calibration, follow, slew limit, coupling, servo frame): 133 us + 41.5 us a joint
@@ -156,11 +159,12 @@ GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the 
 # issue's per-operation ratios for calls), against the 75 counted here.
 # GUESS too: an uncoupled hand's motors take their joint's goal in drive_slewed, where
 # the sparse pass summed an identity row (its loads, two sign restores, a multiply):
-# 3.4 ns a motor on x86 (the same measurement), x 155: 0.5 us a joint less; a coupled
-# hand still sums (COUPLING_US_PER_MOTOR: 0.5 more a motor).
+# 3.4 ns a motor on x86 (the same measurement), x 100 (the issue's lower ratio for viper
+# work, 100-150): 0.3 us a joint less; a coupled hand still sums (COUPLING_US_PER_MOTOR:
+# 0.3 more a motor).
 MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 30 * OPCODE_US)
-          - (4 * FUNCTION_US + (20 + 15) * OPCODE_US), 8.0 - 0.5)
-COUPLING_US_PER_MOTOR = 0.6 + 0.5  # tendon16's coupled map: 807 us against iso16's 797
+          - (4 * FUNCTION_US + (20 + 15) * OPCODE_US), 8.0 - 0.3)
+COUPLING_US_PER_MOTOR = 0.6 + 0.3  # tendon16's coupled map: 807 us against iso16's 797
 # GUESS: ServoBus.poll reads the UART itself since (the calibration's poll called
 # _receive): a method call fewer a poll, Feetech and Dynamixel alike; and its request
 # marks a group of one servo without a loop: 21 bytecodes fewer (iso16spi's, tendon16's

@@ -74,41 +74,55 @@ def unstuff(buf: ptr8, start: int, end: int) -> int:
 
 @micropython.viper
 def chain_collect(buf: ptr8, raw: ptr16, status: ptr8, codes: ptr16) -> int:
-    """busbytes.chain_collect_py in viper (0, 1, 2: CHAIN_ANGLE, CHAIN_DIAG, CHAIN_CLEAR)."""
+    """busbytes.chain_collect_py in viper (0, 1, 2: CHAIN_ANGLE, CHAIN_DIAG, CHAIN_CLEAR).
+    The codes in locals, the indices walked, and a command sent again (the usual angle
+    read) left in place: less work a chip than the plain loop's shape."""
     n = int(codes[7])
+    angle = int(codes[0])
+    diag = int(codes[1])
+    clear = int(codes[2])
+    keep = int(codes[3])
+    missing = int(codes[5])
     out = 0
     t = 2 * n  # the frame sent
     st = 4 * n  # the chips' state
+    a = 0  # chip k's answer in the frame received
+    b = t  # its command in the frame sent
     k = 0
     while k < n:
-        word = (buf[2 * k] << 8) | buf[2 * k + 1]
+        word = (buf[a] << 8) | buf[a + 1]
         p = word ^ (word >> 8)
         p ^= p >> 4
         p ^= p >> 2
         p ^= p >> 1
-        sent = (buf[t + 2 * k] << 8) | buf[t + 2 * k + 1]
+        sent = (buf[b] << 8) | buf[b + 1]
         asked = buf[st + k]
-        if sent == codes[2]:
+        if sent == angle:
+            buf[st + k] = 0
+        elif sent == clear:
             buf[st + k] = 2
-        elif sent == codes[1]:
+        elif sent == diag:
             buf[st + k] = 1
         else:
             buf[st + k] = 0
         j = buf[st + 2 * n + k]
         bits = buf[st + n + k]
-        nxt = codes[0]
+        nxt = angle
         if (p & 1) or (word & 0x4000):
             out += 1
             bits |= codes[4]
             if word & 0x4000:
-                nxt = codes[2]
+                nxt = clear
         elif asked == 1:
             out += (k + 1) << 8
-        elif asked == 0 and not (bits & codes[5]):
+        elif asked == 0 and not (bits & missing):
             raw[j] = (word & 0x3FFF) << 2
-        status[j] = (status[j] & codes[3]) | bits
-        buf[t + 2 * k] = nxt >> 8
-        buf[t + 2 * k + 1] = nxt & 0xFF
+        status[j] = (status[j] & keep) | bits
+        if nxt != sent:
+            buf[b] = nxt >> 8
+            buf[b + 1] = nxt & 0xFF
+        a += 2
+        b += 2
         k += 1
     c = buf[st + 3 * n]
     if c == 0:
@@ -132,6 +146,8 @@ def goals_into(buf: ptr8, goal: ptr16, conv: ptr16):
     top = conv[2]
     s = int(conv[5])
     n = int(conv[7])
+    p = int(conv[3])  # servo k's goal bytes, walked (no multiply a servo)
+    stride = int(conv[4])
     k = 0
     while k < n:
         v = goal[conv[8 + k]]
@@ -142,10 +158,10 @@ def goals_into(buf: ptr8, goal: ptr16, conv: ptr16):
             c = 0
         elif c > top:
             c = top
-        p = conv[3] + conv[4] * k
         buf[p] = c & 0xFF
         buf[p + 1] = c >> 8
         s += (c & 0xFF) + (c >> 8)
+        p += stride
         k += 1
     buf[conv[6]] = 0xFF ^ (s & 0xFF)
 
