@@ -342,3 +342,32 @@ def _function_names(path):
     import ast
     return [n.name for n in ast.walk(ast.parse(path.read_text()))
             if isinstance(n, ast.FunctionDef)]
+
+
+def test_a_port_without_viper_makes_the_frames_with_the_plain_snapshot(tmp_path):
+    """telemetry_viper refused by the compiler (as a port without the viper emitter does,
+    tests/test_firmware_noviper.py): dexfw.telemetry keeps snapshot_py by itself, and core
+    1's frames are still the single-core ones."""
+    import shutil
+    shutil.copytree(ROOT / "firmware" / "dexfw", tmp_path / "dexfw")
+    path = tmp_path / "dexfw" / "telemetry_viper.py"
+    path.write_text(path.read_text().replace("@micropython.viper", "@micropython.no_such_emitter"))
+    body = '''
+assert not telemetry.VIPER and telemetry.snapshot is telemetry.snapshot_py
+fw.start_core1()
+for k in range(30):
+    fw.run(10)
+    drain()
+got = con.take()
+from dexfw import replies
+replies.send_telemetry(fw)  # the single-core frame of the same state, next in line
+print("RESULT", json.dumps({"tx": got.hex(), "ref": con.take().hex(), "made": fw.core1.made}))
+fw.stop()
+'''
+    res = result(run_micropython(script("iso16", body), paths=[tmp_path, SIM_BOARD],
+                                 timeout=120))
+    frames = StreamDecoder().feed(bytes.fromhex(res["tx"]))
+    ref = StreamDecoder().feed(bytes.fromhex(res["ref"]))[0]
+    assert res["made"] == 30 and [m.name for m in frames] == ["TELEMETRY"] * 30
+    assert [m.seq for m in frames + [ref]] == list(range(31))
+    assert (frames[-1].fields, frames[-1].items) == (ref.fields, ref.items)
