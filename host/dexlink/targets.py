@@ -168,9 +168,13 @@ COUPLING_US_PER_MOTOR = 0.6 + 0.3  # tendon16's coupled map: 807 us against iso1
 # GUESS: ServoBus.poll reads the UART itself since (the calibration's poll called
 # _receive): a method call fewer a poll, Feetech and Dynamixel alike; and its request
 # marks a group of one servo without a loop: 21 bytecodes fewer (iso16spi's, tendon16's
-# and iso22's buses all read one servo a request). Taken off each poll. (The Feetech
-# bus's own savings since are in READBACK_US, also counted a poll.)
-POLL_SAVED_US = METHOD_US + 21 * OPCODE_US
+# and iso22's buses all read one servo a request). Taken off each poll. GUESS since,
+# both buses: a poll reads into the empty buffer what is there without asking any()
+# first (the HAL's UART has timeout 0): any()'s call (the calibration's null-HAL method;
+# a real board's is a machine call, more) and 7 bytecodes fewer (14 for the result's
+# store, the three tests and readinto's arguments; 7 for the empty test and the
+# arguments now). (The Feetech bus's own savings are in READBACK_US, also a poll.)
+POLL_SAVED_US = METHOD_US + 21 * OPCODE_US + METHOD_US + 7 * OPCODE_US
 SERVO_US = {  # servo driver class -> (fixed per bus, per motor): sync-write + one poll
     # GUESS: goals in one pass (busbytes.goals_into) are not measured on the emulator. The
     # per-servo driver measured 215 us a bus + 64 us a servo (fit of iso16, 1239 us for

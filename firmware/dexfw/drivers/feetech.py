@@ -138,12 +138,12 @@ class FeetechBus(ServoBus):
     def poll(self, present_cdeg, status):
         """ServoBus.poll with _parse and a one-servo _request written out (issue 15: two
         method calls fewer a poll, ~14 us each on an RP2040)."""
-        # (No more locals: sts_answers' call, 7 slots, and these 4 are the on-stack limit.)
-        waiting = self.uart.any()
-        if waiting and not self._rxn and waiting <= self._rx_size:
-            self._rxn = self.uart.readinto(self._rx, waiting) or 0
-        elif waiting:
-            self._receive_more(waiting)
+        # (No locals: sts_answers' call, 7 slots, and the 3 arguments are near the
+        # on-stack limit.)
+        if not self._rxn:  # ServoBus.poll's: what is there, without any() first
+            self._rxn = self.uart.readinto(self._rx, self._rx_size) or 0
+        else:
+            self._receive_more(self.uart.any())
         if self._rxn:  # _parse's lines
             self._io[0] = self._rxn
             if busbytes.sts_answers(self._rx, self._io, self._book, present_cdeg,

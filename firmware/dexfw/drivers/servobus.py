@@ -85,13 +85,13 @@ class ServoBus:
 
     def poll(self, present_cdeg, status):
         """Collect answers that arrived; when the request is done, send the next one."""
-        waiting = self.uart.any()
-        if waiting and not self._rxn and waiting <= self._rx_size:
-            # The usual case, the buffer empty: the bytes go straight in (no copy, and
-            # the calls of _receive's loop saved: issue 15's per-call costs).
-            self._rxn = self.uart.readinto(self._rx, waiting) or 0
-        elif waiting:
-            self._receive_more(waiting)
+        if not self._rxn:
+            # The usual case, the buffer empty: the bytes go straight in, what is there
+            # (the HAL's UART has timeout 0), without asking any() first (no copy, and
+            # the calls of _receive's loop and any()'s saved: issue 15's per-call costs).
+            self._rxn = self.uart.readinto(self._rx, self._rx_size) or 0
+        else:
+            self._receive_more(self.uart.any())
         if self._rxn:
             self._parse(present_cdeg, status)
         if self._n_awaited:
