@@ -144,9 +144,8 @@ for viper in (True, False):
     def sample():
         for e in fw.encoders:
             e.sample(jm.raw, jm.enc_status)
-    def mapping_():  # as Firmware.cycle calls them (teleop)
+    def mapping_():  # as Firmware.cycle calls them (teleop: map_exo_of sets the targets)
         mapping.map_exo_of(jm, fw.faults.prev_bad)
-        mapping.follow(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
         mapping.drive_slewed(jm)
     def goals():
         for b in fw.servos:

@@ -462,6 +462,66 @@ out("tx")
     assert not status[7] & C.ST_HELD
 
 
+def test_only_teleop_sets_the_targets_from_the_exoskeleton(tmp_path):
+    """The sense step sets the targets in TELEOP (follow folded into it, issue 15): each
+    target the exoskeleton's angle, a held joint's its goal, so the servos follow the
+    exoskeleton; HOST (the watchdog holding), CALIBRATE and IDLE (after ESTOP) leave the
+    targets as they were whatever the exoskeleton does."""
+    body = '''
+for i in range(jm.n):
+    set_exo(i, 1000)
+set_exo(5, 45000)                     # joint 5 (zero 49188, reversed): 23 deg, in range
+fw.run(40)
+send(%r)                              # SET_MODE TELEOP
+fw.run(200)
+set_exo(4, 3000)                      # joint 4 moves (9 to 16 deg)...
+fw.run(1)
+set_exo(4, 9000, C.ST_MAGNET_MISSING)  # ...and its magnet falls off: held, short of it
+set_exo(5, 40000)                     # the operator moves (to 50 deg): the hand follows
+fw.run(1)
+val("teleop", [list(jm.target), list(jm.exo), list(jm.goal), [f & C.ST_HELD for f in jm.flags]])
+fw.run(300)
+s, k = servo_of(5)
+val("teleop_end", [jm.goal[5], jm.exo[5], s.pos[k], jm.servo_goal[5]])
+send(%r)                              # SET_MODE HOST, then no TARGETS: the watchdog holds
+fw.run(1)
+fakehal.sleep_us(300000)
+set_exo(5, 36000)                     # the exoskeleton moves on: HOST does not follow it
+fw.run(300)
+val("host", [jm.goal[5], jm.exo[5], list(jm.target) == list(jm.goal), fw.watchdog_tripped])
+send(%r)                              # SET_MODE CALIBRATE
+fw.run(1)
+before = list(jm.target)
+set_exo(5, 34000)
+fw.run(50)
+val("calibrate", [before == list(jm.target), jm.exo[5] != before[5]])
+send(%r)                              # SET_MODE TELEOP
+fw.run(5)
+send(%r)                              # ESTOP: IDLE
+fw.run(1)
+before = list(jm.target)
+set_exo(5, 38000)
+fw.run(50)
+val("idle", [before == list(jm.target), jm.exo[5] != before[5], fw.mode])
+'''
+    r = run_fw(tmp_path, body % (hexframe("SET_MODE", seq=1, mode=C.MODE_TELEOP),
+                                 hexframe("SET_MODE", seq=2, mode=C.MODE_HOST),
+                                 hexframe("SET_MODE", seq=3, mode=C.MODE_CALIBRATE),
+                                 hexframe("SET_MODE", seq=4, mode=C.MODE_TELEOP),
+                                 hexframe("ESTOP", seq=5)), fake_config(watchdog_ms=250))
+    target, exo, goal, held = r.values["teleop"]
+    assert held[4] and not any(held[:4] + held[5:])
+    assert target[4] == goal[4] != exo[4]  # held where it was driven, not at its last angle
+    assert [t for i, t in enumerate(target) if i != 4] == [e for i, e in enumerate(exo) if i != 4]
+    assert target[5] != goal[5]  # it moved this cycle: the goal is on its way
+    g, e, pos, servo_goal = r.values["teleop_end"]
+    assert g == e and pos == servo_goal  # the servo got there
+    g, e, held_targets, tripped = r.values["host"]
+    assert tripped and held_targets and g != e
+    assert r.values["calibrate"] == [True, True]
+    assert r.values["idle"] == [True, True, C.MODE_IDLE]
+
+
 def test_estop_turns_torque_off_at_once(tmp_path):
     body = '''
 fw.run(40)

@@ -148,3 +148,63 @@ def test_drive_slewed_is_slew_then_to_motors(tmp_path, hand):
     assert r.values["mismatch"] == []
     assert r.values["limited"] > 0  # the slew limit acted in some trials
     assert r.values["motors"] > 0
+
+
+SENSE_FOLLOW = '''
+import random
+random.seed(13)
+FREE = -32000  # a target no step writes (angles stay within +-16384 here)
+mism = []
+held_on = free_on = wrong = 0
+for trial in range(48):
+    for i in range(jm.n):
+        jm.set_joint(i, random.getrandbits(16), random.choice((1, -1)),
+                     random.choice((4096, 2048, 8192)), -random.getrandbits(14),
+                     random.getrandbits(14), 100)
+        jm.raw[i] = random.getrandbits(16)
+        jm.enc_status[i] = random.choice((0, 0, 0, 1, 4, 0x40))
+    prev = bytearray([random.choice((0, 0, 0, 0, 1)) for i in range(jm.n)])
+    goal = [random.getrandbits(14) - 8192 for i in range(jm.n)]
+    teleop = trial % 2
+    jm.follow_exo = teleop
+    res = []
+    for f in (mapping._map_exo_of_viper, mapping.map_exo_of_py, None):
+        for i in range(jm.n):
+            jm.exo[i] = 7
+            jm.flags[i] = 0
+            jm.goal[i] = goal[i]
+            jm.target[i] = FREE
+        if f is None:  # the reference: the loop's steps before, follow only in TELEOP
+            mapping.map_exo_py(jm.raw, jm.enc_status, jm.zero, jm.dscale, jm.lo, jm.hi,
+                               jm.exo, jm.flags, jm.n)
+            got = mapping.first_change_py(jm.flags, prev, mapping.ENCODER_BAD, 0, jm.n) + 1
+            if teleop:
+                mapping.follow_py(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
+        else:
+            got = f(jm, prev)
+        res.append((got, list(jm.exo), list(jm.flags), list(jm.goal), list(jm.target)))
+    if res[0] != res[2] or res[1] != res[2]:
+        mism.append(trial)
+    exo, flags, tgt = res[2][1], res[2][2], res[2][4]
+    for i in range(jm.n):  # what the reference did: the cases the kernels were held to
+        if not teleop:
+            wrong += tgt[i] != FREE
+        elif flags[i] & C.ST_HELD:
+            held_on += 1
+            wrong += tgt[i] != goal[i]
+        else:
+            free_on += 1
+            wrong += tgt[i] != exo[i]
+val("mismatch", mism)
+val("cases", [held_on, free_on, wrong])
+'''
+
+
+def test_map_exo_of_follows_the_exo_only_when_the_joint_map_says_so(tmp_path):
+    """TELEOP (jm.follow_exo 1): the sense kernel sets target = exo, a held joint's (bad
+    encoder) its goal, as the loop's follow call did after it; 0 (HOST, CALIBRATE, IDLE):
+    the targets are left as they were. Viper and plain alike."""
+    r = run_fw(tmp_path, SENSE_FOLLOW)
+    assert r.values["mismatch"] == []
+    held_on, free_on, wrong = r.values["cases"]
+    assert held_on > 0 and free_on > 0 and wrong == 0

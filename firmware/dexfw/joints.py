@@ -23,6 +23,10 @@ class JointMap:
         self.goal = _h(n)
         self.target = _h(n)
         self.host = _h(n)  # the last TARGETS from the host
+        # 1 in TELEOP (the loop's set_mode): mapping.map_exo_of then sets the targets as it
+        # maps (target = exo, a held joint's its goal), where the loop called follow after
+        # it: one call a cycle fewer (issue 15). 0: the targets are left alone.
+        self.follow_exo = 0
         self._no_flags = bytearray(n)  # host targets are followed whatever the encoders say
         self.zero = array("H", [0] * n)
         self.direction = array("b", [1] * n)
@@ -133,9 +137,6 @@ class JointMap:
     def map_exo(self):
         mapping.map_exo(self.raw, self.enc_status, self.zero, self.dscale, self.lo, self.hi,
                         self.exo, self.flags, self.n)
-
-    def follow_exo(self):
-        mapping.follow(self.exo, self.flags, self.goal, self.target, self.n)
 
     def follow_host(self):
         mapping.follow(self.host, self._no_flags, self.goal, self.target, self.n)

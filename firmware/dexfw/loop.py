@@ -99,12 +99,9 @@ class Firmware:
             self.core1.write()
         if self._waiting() or self.link.reader.fill:
             self._commands()
-        self._sense()
+        self._sense()  # in TELEOP it sets the targets too (jm.follow_exo, set_mode)
         mode = self.mode
-        if mode == C.MODE_TELEOP:
-            jm = self.jm
-            mapping.follow(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
-        elif mode == C.MODE_HOST:
+        if mode == C.MODE_HOST:
             self._watchdog(now)
         if self.torque_on:
             self._drive()
@@ -126,7 +123,8 @@ class Firmware:
         jm = self.jm
         for enc in self.encoders:
             enc.sample(jm.raw, jm.enc_status)
-        # One viper call maps the joints and finds an encoder edge (issue 15: 2 calls fewer).
+        # One viper call maps the joints and finds an encoder edge (issue 15: 2 calls fewer),
+        # and in TELEOP sets the targets as follow did (1 call fewer).
         if mapping.map_exo_of(jm, self.faults.prev_bad):  # 1 + the first edge, or 0
             self.faults.check_encoders(self.sample_us)
 
@@ -201,6 +199,7 @@ class Firmware:
         else:
             self._torque(False)
         self.mode = mode
+        self.jm.follow_exo = 1 if mode == C.MODE_TELEOP else 0  # the sense step follows
         return True
 
     def _torque(self, on):
@@ -212,6 +211,7 @@ class Firmware:
         """Torque off at once and IDLE."""
         self._torque(False)
         self.mode = C.MODE_IDLE
+        self.jm.follow_exo = 0  # IDLE: the sense step leaves the targets alone
         self.link.fault(self.hal.ticks_us(), C.FAULT_ESTOP, C.NO_JOINT, 0)
 
     # ---- commands --------------------------------------------------------------------
@@ -355,6 +355,7 @@ class Firmware:
         """Torque off: the firmware is leaving (REPL, or an error)."""
         self._torque(False)
         self.mode = C.MODE_IDLE
+        self.jm.follow_exo = 0
         if self.core1 is not None:
             self.core1.stop()
 

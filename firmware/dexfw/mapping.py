@@ -259,11 +259,16 @@ except (ImportError, SyntaxError):
 
 def map_exo_of(jm, prev):
     """map_exo_first over a JointMap's arrays: the exoskeleton angles, and 1 + the first
-    joint whose encoder bits differ from prev (the fault reporter's), 0 for none. A plain
-    global call
+    joint whose encoder bits differ from prev (the fault reporter's), 0 for none; then,
+    when jm.follow_exo is set (TELEOP), follow: target = exo, a held joint's its goal.
+    A plain global call
     (1 slot, where a method call takes 2) keeps this frame, 7 arguments, on the stack.
-    Where viper runs, select() puts its twin here: one call that reads jm itself."""
-    return map_exo_first(jm.raw, jm.enc_status, jm.jtab, jm.exo, jm.flags, prev, jm.n)
+    Where viper runs, select() puts its twin here: one call that reads jm itself and sets
+    the targets in the same pass (the loop's follow call folded in, issue 15)."""
+    edge = map_exo_first(jm.raw, jm.enc_status, jm.jtab, jm.exo, jm.flags, prev, jm.n)
+    if jm.follow_exo:
+        follow(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
+    return edge
 
 
 map_exo_of_py = map_exo_of

@@ -82,13 +82,18 @@ def map_exo_first(raw: ptr16, status: ptr8, jtab: ptr16, exo: ptr16, flags: ptr8
 @micropython.viper
 def map_exo_of(jm, prev: ptr8) -> int:
     """mapping.map_exo_of in viper: map_exo_first's pass with the arrays read from jm
-    here (the loop's sense step in one call, where the plain path makes two)."""
+    here (the loop's sense step in one call, where the plain path makes two), and in
+    TELEOP (jm.follow_exo) follow's work in the same pass: each target written right
+    after its joint is mapped, the exo angle or, held, the goal (a call fewer a cycle)."""
     raw = ptr16(jm.raw)
     status = ptr8(jm.enc_status)
     jtab = ptr16(jm.jtab)
     exo = ptr16(jm.exo)
     flags = ptr8(jm.flags)
     n = int(jm.n)
+    follows = int(jm.follow_exo)
+    goal = ptr16(jm.goal)
+    target = ptr16(jm.target)
     edge = 0
     for i in range(n):
         s = status[i] & 0x07  # ENCODER_BAD
@@ -96,6 +101,8 @@ def map_exo_of(jm, prev: ptr8) -> int:
             edge = i + 1
         if s:
             flags[i] = s | 0x08  # ST_HELD
+            if follows:
+                target[i] = goal[i]  # a held joint stays where it is driven
             continue
         t = 4 * i
         d = (int(raw[i]) - int(jtab[t])) & 0xFFFF
@@ -119,6 +126,8 @@ def map_exo_of(jm, prev: ptr8) -> int:
             s = 0x80
         exo[i] = q
         flags[i] = s
+        if follows:
+            target[i] = q
     return edge
 
 

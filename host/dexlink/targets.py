@@ -162,6 +162,20 @@ GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the 
 # 3.4 ns a motor on x86 (the same measurement), x 100 (the issue's lower ratio for viper
 # work, 100-150): 0.3 us a joint less; a coupled hand still sums (COUPLING_US_PER_MOTOR:
 # 0.3 more a motor).
+# GUESS since (issue 15, not emulated): TELEOP's follow is folded into the sense kernel
+# (jm.follow_exo, set by Firmware.set_mode: map_exo_of writes each target right after its
+# joint's angle, a held joint's its goal). A TELEOP cycle no longer makes follow's call,
+# its 10 argument bytecodes, the `jm = self.jm` before it (3) and the jump past the HOST
+# branch (1), less the kernel's 3 native attribute loads (follow_exo, goal, target,
+# counted as bytecodes as above): a function call and 11 bytecodes fewer. follow's
+# per-joint viper work moves into the kernel's pass (not counted as saved). HOST,
+# CALIBRATE and IDLE cycles skip TELEOP's compare (5 bytecodes) and pay the 3 loads: not
+# counted (the model costs a TELEOP cycle). Cross-check: x86 0.17 us a cycle (iso16spi,
+# micropython Unix port, best of 9 x 20000 calls: map_exo_of with follow_exo 0, then
+# follow, 0.587 us; folded 0.417),
+# 26-37 emulated us at 155-220 emulated us per x86 us, against the 21.7 counted here.
+# To be taken off MAP_US's fixed part (and follow's call off its floor) by the lead.
+FOLLOW_FOLDED_US = FUNCTION_US + (10 + 3 + 1 - 3) * OPCODE_US
 MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 30 * OPCODE_US)
           - (4 * FUNCTION_US + (20 + 15) * OPCODE_US), 8.0 - 0.3)
 COUPLING_US_PER_MOTOR = 0.6 + 0.3  # tendon16's coupled map: 807 us against iso16's 797
