@@ -78,6 +78,27 @@ def test_the_goals_the_model_meets_and_the_rates_it_never_overstates():
                 assert any("slowdown" in g for g in c.guessed)
 
 
+def test_no_stage_goes_under_the_count_of_the_code_it_runs():
+    """The savings counted since the calibration took MAP_US's fixed part below zero and a
+    Feetech poll under its own listing: the model takes the counted floor then, and says
+    it guesses the bytecodes' cost there."""
+    assert targets.MAP_US[0] < targets.MAP_FIXED_FLOOR_US  # why the floor is there
+    spi = compile_config("iso16spi", "virtual", calibration=False)
+    stages, guessed = targets.emulated_stages(spi)
+    n = len(spi["joints"])
+    assert stages["map"] == pytest.approx(targets.MAP_FIXED_FLOOR_US + targets.MAP_US[1] * n)
+    polls = targets.poll_share(spi["loop"]["hz"])
+    floor = (targets.WRITE_GOALS_FLOOR_US["FeetechBus"] + polls * targets.POLL_FLOOR_US["FeetechBus"]
+             + targets.SERVO_US["FeetechBus"][1] * n)
+    assert stages["servo"] >= floor - 1e-9
+    assert stages["sample"] >= targets.SAMPLE_FIXED_FLOOR_US["AS5048AChain"]
+    assert any("floors" in g for g in guessed)
+    for board in targets.TARGETS:
+        for hand in HANDS:
+            c = targets.hand_cost(hand, board)
+            assert all(v >= 0 for k, v in c.stages.items() if k != "telemetry_present"), (hand, board)
+
+
 def test_flash_warns_with_the_numbers_when_a_hand_asks_too_much():
     warning = targets.rate_warning(compile_config("iso16", "pico", calibration=False), "pico")
     assert "1000 Hz" in warning and "%d Hz" % targets.hand_cost("iso16", "pico").holds_hz \

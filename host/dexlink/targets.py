@@ -174,10 +174,10 @@ GUESSED = {"AS5048AChain", "FeetechBus", "PCA9685Servos"}  # driver classes the 
 # micropython Unix port, best of 9 x 20000 calls: map_exo_of with follow_exo 0, then
 # follow, 0.587 us; folded 0.417),
 # 26-37 emulated us at 155-220 emulated us per x86 us, against the 21.7 counted here.
-# To be taken off MAP_US's fixed part (and follow's call off its floor) by the lead.
+# Taken off MAP_US's fixed part; MAP_FIXED_FLOOR_US counts the calls without follow's.
 FOLLOW_FOLDED_US = FUNCTION_US + (10 + 3 + 1 - 3) * OPCODE_US
 MAP_US = (133.0 - 3 * 13.6 - (METHOD_US + FUNCTION_US + 30 * OPCODE_US)
-          - (4 * FUNCTION_US + (20 + 15) * OPCODE_US), 8.0 - 0.3)
+          - (4 * FUNCTION_US + (20 + 15) * OPCODE_US) - FOLLOW_FOLDED_US, 8.0 - 0.3)
 COUPLING_US_PER_MOTOR = 0.6 + 0.3  # tendon16's coupled map: 807 us against iso16's 797
 # GUESS: ServoBus.poll reads the UART itself since (the calibration's poll called
 # _receive): a method call fewer a poll, Feetech and Dynamixel alike; and its request
@@ -234,6 +234,46 @@ READBACK_US = {
                    - (METHOD_US + FUNCTION_US + 12 * OPCODE_US)
                    - (METHOD_US + 4 * OPCODE_US) - (2 * METHOD_US + 12 * OPCODE_US)),
 }
+# ---- floors: what a stage still does, counted ------------------------------------------
+# The figures above are the calibration less the savings counted since. Where the
+# calibration's split was uncertain (MAP_US: two hands fitted to a fixed and a per-joint
+# part) or its base a guess that counted calls only (READBACK_US's 200 us), subtracting
+# can go below what the code still executes: MAP_US's fixed part went below zero, and a
+# Feetech poll came to ~76 us where its listing holds two calls, two machine calls and
+# ~94 bytecodes. The model never goes under a count of the code as it is: each floor
+# counts the usual path's calls, machine calls and bytecodes (from `micropython -v -v -v`
+# listings of the code, 2026-12-01, as above: the callable's load, the call, POP_TOP and
+# the return are in a call's figure), at the per-operation figures above, and the model
+# takes the larger. GUESS: OPCODE_US is an average of the empty loop's three bytecodes,
+# FOR_ITER among them: likely high for the plain loads that most of these are, so the
+# floors lean pessimistic, as the model should where it must guess.
+# - map, fixed part: map_exo_of (a function call; 4 argument bytecodes and the test of its
+#   result; 6 attribute loads in viper, counted as bytecodes, and 3 more for TELEOP's
+#   follow folded in: FOLLOW_FOLDED_US), drive_slewed (a function call, 1 argument, 13
+#   loads in viper). The per-joint viper work stays MAP_US's. (The 4 bytecodes of the
+#   cycle's own that FOLLOW_FOLDED_US counts lie in OVERHEAD_US: not taken off there.)
+MAP_FIXED_FLOOR_US = 2 * FUNCTION_US + (5 + 6 + 3 + 1 + 13) * OPCODE_US
+# - a Feetech poll (FeetechBus.poll, an answer that came and was used up whole, the next
+#   READ written): the method call, 94 bytecodes, sts_answers' call and its work on a
+#   12-byte answer (25 us, as READBACK_US), the answer's readinto (CALL_US: the read-back's
+#   own machine call, as ANSWER_READ_US) and the READ's write (the null HAL's method and
+#   2 bytecodes, as MACHINE_CALL_EXTRA_US counts a machine call: its extra is with the
+#   machine calls). Compared with the poll's share of SERVO_US and READBACK_US.
+POLL_FLOOR_US = {"FeetechBus": METHOD_US + 94 * OPCODE_US + FUNCTION_US + 25.0 + CALL_US
+                 + (METHOD_US + 2 * OPCODE_US)}
+# - a Feetech bus's goals every cycle: _drive's loop pass over the buses (3.1 us and 2
+#   bytecodes of its setup), write_goals (a method call, 2 argument bytecodes), goals_into
+#   (a function call, 6 bytecodes), the UART write (the null HAL's method, 4 bytecodes).
+WRITE_GOALS_FLOOR_US = {"FeetechBus": LOOP_US + METHOD_US + FUNCTION_US
+                        + (METHOD_US + 2 * OPCODE_US) + (2 + 2 + 6 + 4) * OPCODE_US}
+# - the AS5048A chain's fixed part: sample (a method call, 4 argument bytecodes, _sense's
+#   loop pass over the encoders), the chip select twice (a pin call, taken as a function
+#   call, 3 bytecodes each), write_readinto (the null HAL's method, 6 bytecodes),
+#   chain_collect (a function call, 6 bytecodes), the test of its result (3).
+SAMPLE_FIXED_FLOOR_US = {"AS5048AChain": METHOD_US + 4 * OPCODE_US + LOOP_US
+                         + 2 * (FUNCTION_US + 3 * OPCODE_US)
+                         + (METHOD_US + 2 * OPCODE_US) + 6 * OPCODE_US
+                         + FUNCTION_US + (6 + 3) * OPCODE_US}
 TELEMETRY_US = (511.0, 51.8)  # per frame, fixed + per joint: 16 joints 1340 us, 22 1651 us
 # GUESS: since those figures, two plain per-motor loops inside each TELEMETRY are viper
 # (mapping.from_servo and mark_unread: the present positions in the motor frame and the
@@ -437,23 +477,30 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
     guessed = []
     n = len(cfg["joints"])
     sample = servo = 0.0
+    floored = MAP_US[0] < MAP_FIXED_FLOOR_US  # stages taken at their counted floor
     calls = sum(machine_calls(g) for g in cfg["encoders"] + cfg["servos"])
     polls = poll_share(cfg["loop"]["hz"])
     for g in cfg["encoders"]:
-        sample += _linear(SAMPLE_US[g["cls"]], len(g["joints"]))
+        fixed, per_joint = SAMPLE_US[g["cls"]]
+        floor = SAMPLE_FIXED_FLOOR_US.get(g["cls"], 0.0)
+        floored += fixed < floor
+        sample += max(fixed, floor) + per_joint * len(g["joints"])
     for g in cfg["servos"]:
         fixed, per_motor = SERVO_US[g["cls"]]
         servo += per_motor * len(g["joints"])
         if g["cls"] in POLLED:
             goals = WRITE_GOALS_US.get(g["cls"], fixed)
-            servo += goals + polls * (fixed - goals - POLL_SAVED_US + READBACK_US[g["cls"]])
+            poll = fixed - goals - POLL_SAVED_US + READBACK_US[g["cls"]]
+            floor = POLL_FLOOR_US.get(g["cls"], 0.0), WRITE_GOALS_FLOOR_US.get(g["cls"], 0.0)
+            floored += (poll < floor[0]) + (goals < floor[1])
+            servo += max(goals, floor[1]) + polls * max(poll, floor[0])
             calls -= 1 - polls  # the request's machine call: with a poll
         else:
             servo += fixed
     for g in cfg["encoders"] + cfg["servos"]:
         if g["cls"] in GUESSED and "the %s's cost" % g["cls"] not in guessed:
             guessed.append("the %s's cost" % g["cls"])
-    mapping = _linear(MAP_US, n)
+    mapping = max(MAP_US[0], MAP_FIXED_FLOOR_US) + MAP_US[1] * n
     if cfg.get("coupling"):
         mapping += COUPLING_US_PER_MOTOR * len(cfg["motors"])
     dec = cfg["loop"]["telemetry_decimation"]
@@ -468,6 +515,8 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
                    "the real machine calls and the goals' share of a servo bus (counted "
                    "per operation)")
     guessed.append("the viper present positions' saving in telemetry")
+    if floored:
+        guessed.append("the bytecodes' cost in the stages counted from the code (floors)")
     if any(g["cls"] != "PCA9685Servos" for g in cfg["servos"]):
         guessed.append("the read-back's cost")
     return stages, guessed
