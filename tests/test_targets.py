@@ -3,7 +3,9 @@ rate warning, and the per-cycle kernels (viper against their plain twins, under 
 MicroPython interpreter). The virtual board timed as a target: tests/test_vtarget.py."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 
 import pytest
 
@@ -97,6 +99,51 @@ def test_no_stage_goes_under_the_count_of_the_code_it_runs():
         for hand in HANDS:
             c = targets.hand_cost(hand, board)
             assert all(v >= 0 for k, v in c.stages.items() if k != "telemetry_present"), (hand, board)
+
+
+def test_counted_only_figures_take_the_calibrations_count_ratio_never_below_the_count():
+    """bench/opcount.py --calibration: counting the calibration's code gave 0.81-0.88 of the
+    emulated stages that loop per element and 1.09-1.14 of the cycle's straight-line work.
+    The loop's own counted work (run loop, frame-out test, core 0's telemetry share) takes
+    the overhead's ratio; a ratio under 1 never lowers a count (the floors stand)."""
+    assert targets.COUNT_RATIO["overhead"] > 1 > targets.COUNT_RATIO["map"]
+    assert targets.LOOP_COUNT_SCALE == targets.COUNT_RATIO["overhead"]
+    assert all(0.75 <= r <= 1.25 for r in targets.COUNT_RATIO.values())  # consistent
+    spi = compile_config("iso16spi", "virtual", calibration=False)
+    stages, _ = targets.emulated_stages(spi)
+    assert stages["run_loop"] == pytest.approx(targets.RUN_LOOP_US * targets.LOOP_COUNT_SCALE)
+    assert stages["overhead"] > targets.OVERHEAD_US + targets.TELE_OUT_TEST_US
+    assert stages["console"] == targets.CONSOLE_US  # a machine call: measured, not scaled
+    assert stages["map"] == pytest.approx(targets.MAP_FIXED_FLOOR_US
+                                          + targets.MAP_US[1] * len(spi["joints"]))
+    pico2 = targets.hand_cost("iso16spi", "pico2")  # core 0's share: its count x the ratio
+    polls = math.ceil(pico2.core1_us / pico2.core1_period_us * 10) + 1
+    counted = targets.HANDOFF_US + targets.CORE1_WRITE_US - targets.CALL_US \
+        + polls * targets.CORE1_POLL_US
+    copies = targets.SNAPSHOT_COPY_US * (3 * len(spi["joints"]) + 2 * len(spi["motors"]))
+    core0 = counted * targets.LOOP_COUNT_SCALE + targets.CALL_US + copies
+    assert pico2.stages["telemetry"] == pytest.approx(core0 * pico2.target.factor / 10)
+
+
+def test_opcount_counts_a_path_of_the_real_listing(tmp_path):
+    """bench/opcount.py reads the real interpreter's listing: a path's instructions, the
+    calls on it, and what the per-call figures leave to the per-bytecode one."""
+    spec = importlib.util.spec_from_file_location("bench_opcount", ROOT / "bench" / "opcount.py")
+    opcount = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(opcount)
+    src = tmp_path / "f.py"
+    src.write_text("def f(o, a, n):\n    m = 0\n    while m < n:\n        a[m] = 0\n"
+                   "        m += 1\n    o.done(a)\n")
+    instrs = opcount.block(src, "f")
+    ops = [op for _, op, _ in instrs]
+    assert ops[:3] == ["LOAD_CONST_SMALL_INT", "STORE_FAST", "JUMP"] and ops[-1] == "RETURN_VALUE"
+    n, calls, end = opcount.count(instrs, "all")
+    assert n == len(instrs) and calls == ["CALL_METHOD+POP_TOP"]
+    # the method call holds 4 (o, LOAD_METHOD, the call, POP_TOP), the return 2
+    assert opcount.net(end, n, calls, True) == n - 6
+    body = [off for off, op, _ in instrs if op == "STORE_SUBSCR"][0]
+    loop = opcount.count(instrs, "3*(%d:%d)" % (body - 3, body + 1))[0]
+    assert loop == 3 * 4  # LOAD_CONST, LOAD_FAST a, LOAD_FAST m, STORE_SUBSCR, 3 passes
 
 
 def test_flash_warns_with_the_numbers_when_a_hand_asks_too_much():

@@ -1,0 +1,355 @@
+"""Count the bytecodes a MicroPython function executes, from its listing (cost model, issue 15).
+
+dexlink.targets prices the firmware's cycle per call (METHOD_US, FUNCTION_US, BUILTIN_US)
+and per bytecode (OPCODE_US). This prints a function's listing (`micropython -v -v -v`,
+which lists every code block it compiles) and counts the instructions on a path given
+as offset ranges, so a count in the model can be checked and redone:
+
+    .venv/bin/python bench/opcount.py firmware/dexfw/loop.py cycle          # listing
+    .venv/bin/python bench/opcount.py firmware/dexfw/loop.py cycle all      # every instruction
+    .venv/bin/python bench/opcount.py firmware/dexfw/mapping.py clip "0:4 + 16*(4:12 + 21:29 + 38:46) + 42:49"
+    git worktree add /tmp/calib 4b54371^    # the code issue 15's emulated figures ran
+    .venv/bin/python bench/opcount.py --calibration /tmp/calib   # measured against counted
+
+A path is arithmetic over ranges a:b (the instructions at offsets a <= offset < b):
+`16*(4:12 + 21:29)` is a loop body taken 16 times. "all" counts every instruction once
+(straight-line functions). The file is compiled by running it: its imports fail at once
+(no MICROPYPATH), after the listing is printed. NAME may be 'name@line' when two code
+blocks share a name (the line the block starts at, from the listing's "line=").
+
+Besides the count it prints the calls on the path (CALL_FUNCTION, CALL_METHOD) and the
+net count the model uses: a call's figure holds the load of the callable (and a method's
+receiver: one load each, 2 for a method, 1 for a function), the call and its POP_TOP
+(when the result is dropped); a module's function (mapping.f()) is a CALL_METHOD here,
+priced as a function call: add 1 to the net count for each;
+the callee's return (a constant's load + RETURN_VALUE, or RETURN_VALUE) is its own
+figure's too, so a counted function body leaves out the return its path ends with
+(--body: write the path's ranges in execution order).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MICROPYTHON = Path(sys.executable).parent / "micropython"  # the venv's, as bench/firmware.py
+BLOCK = re.compile(r"^File (.*), code block '(.*)' \(descriptor")
+INSTR = re.compile(r"^(\d+) ([A-Z_]+)(.*)$")
+LINE = re.compile(r"^\s+bc=0 line=(\d+)")
+
+
+def listings(path) -> list:
+    """[(name, first line, [(offset, opcode, argument)])] of every code block in a file."""
+    out = subprocess.run([str(MICROPYTHON), "-v", "-v", "-v", str(path)], capture_output=True,
+                         text=True, env={"MICROPYPATH": "/nonexistent"}).stdout
+    blocks = []
+    for line in out.splitlines():
+        m = BLOCK.match(line)
+        if m:
+            blocks.append([m.group(2), 0, []])
+            continue
+        if not blocks:
+            continue
+        m = LINE.match(line)
+        if m and not blocks[-1][1] and m.group(1) != "1":  # each block opens with line=1
+            blocks[-1][1] = int(m.group(1))
+            continue
+        m = INSTR.match(line)
+        if m:
+            blocks[-1][2].append((int(m.group(1)), m.group(2), m.group(3).strip()))
+    return blocks
+
+
+def block(path, name: str) -> list:
+    """The instructions of code block `name` (or 'name@line') in the file."""
+    want, _, at = name.partition("@")
+    found = [b for b in listings(path) if b[0] == want and (not at or b[1] == int(at))]
+    if len(found) != 1:
+        raise SystemExit("%s: %d code blocks named %s (use name@line)" % (path, len(found), name))
+    return found[0][2]
+
+
+def count(instrs: list, spec: str) -> tuple:
+    """(instructions, calls, the last two opcodes) on the path `spec` (see the module's
+    docstring). A call is its opcode, with "+POP_TOP" when its result is dropped."""
+    end = []
+    next_op = {here[0]: there[1] for here, there in zip(instrs, instrs[1:])}
+
+    def rng(lo, hi):
+        sel = [i for i in instrs if lo <= i[0] < hi]
+        end[:] = [i[1] for i in sel[-2:]]  # the path's end: its return, for --body
+        return Counted(len(sel), [i[1] + ("+POP_TOP" if next_op.get(i[0]) == "POP_TOP" else "")
+                                  for i in sel if i[1] in ("CALL_FUNCTION", "CALL_METHOD")])
+
+    if spec == "all":
+        spec = "0:%d" % (instrs[-1][0] + 1)
+    expr = re.sub(r"(\d+):(\d+)", r"rng(\1,\2)", spec)
+    c = eval(expr, {"__builtins__": {}}, {"rng": rng})  # arithmetic over ranges only
+    return c.n, c.calls, end
+
+
+class Counted:
+    """A count and the calls in it; + and integer * keep both."""
+
+    def __init__(self, n, calls):
+        self.n, self.calls = n, list(calls)
+
+    def __add__(self, other):
+        return Counted(self.n + other.n, self.calls + other.calls)
+
+    def __rmul__(self, k):
+        return Counted(k * self.n, self.calls * k)
+
+    __mul__ = __rmul__
+
+
+def net(end: list, n: int, calls: list, body: bool) -> int:
+    """The bytecodes a count leaves to OPCODE_US once the calls' figures hold theirs."""
+    held = sum((3 if c.startswith("CALL_METHOD") else 2) + c.endswith("+POP_TOP")
+               for c in calls)  # load(s), call, POP_TOP (a used result: no POP_TOP)
+    if body:
+        held += 2 if end[-2:-1] and end[-2].startswith("LOAD_CONST") else 1
+    return n - held
+
+
+# ---- the calibration's code, counted ----------------------------------------------------
+# issue 15's emulated figures were made on the code of 4b54371^ (bench/firmware.py's
+# stages over its null HAL, iso16 and iso22, viper build, TELEOP, torque on, quiet link).
+# Each stage as timed: per_call_us's loop pass (LOOP_US) and the stage closure's call
+# (FUNCTION_US), then the closure's body and everything it calls, on the path the bench
+# takes (checked by running that code: motors inside their limits, direction +1,
+# present positions 0 and known, no encoder or servo bit changing, no bytes from the
+# host). Rows: (file under the worktree, code block, path, times[, "loop"]). times: a
+# number (a function's body that often: its return is in its call's figure), or "n"
+# (joints), "e" (encoder groups), "b" (servo buses) for a loop body's passes ("-e": taken
+# off), or "n1", "e1", "n-e" for a function's body that often. "loop": the path is a
+# loop's control (increment, test, jump), priced a pass at LOOP_US, the measured empty
+# loop (8 bytecodes in a range loop). "overhead" is the cycle's timed work less the four
+# stages' (bench/firmware.py's cycle_dec10 - sample - map - servo - telemetry/10): the
+# stage calls themselves cancel, their wrappers do not. Calls are priced apart
+# (calib_calls), with the viper work.
+D = "firmware/dexfw/"
+BENCH = "bench.py"  # bench/firmware.py's SCRIPT, written out by calibration()
+CALIB_ROWS = {
+    "map": [  # mapping_: jm.map_exo(); jm.follow_exo(); jm.slew(); jm.drive()
+        (BENCH, "mapping_", "all", 1),
+        (D + "joints.py", "map_exo", "all", 1), (D + "mapping.py", "map_exo_of", "all", 1),
+        (D + "joints.py", "follow_exo", "all", 1), (D + "joints.py", "slew", "all", 1),
+        (D + "joints.py", "drive", "all", 1),
+        (D + "mapping.py", "clip", "0:4 + 42:46 + 48:49", 1),  # setup, last test, return
+        (D + "mapping.py", "clip", "4:12 + 21:29", "n"),  # a motor inside its limits
+        (D + "mapping.py", "clip", "38:46", "n", "loop"),  # m += 1; m < n
+        (D + "mapping.py", "to_servo", "0:4 + 34:38 + 39:41", 1),
+        (D + "mapping.py", "to_servo", "4:19 + 27:30", "n"),  # direction +1
+        (D + "mapping.py", "to_servo", "30:38", "n", "loop"),
+    ],
+    "telemetry": [  # telemetry: fw._send_telemetry(); con.tx_len = 0
+        (BENCH, "telemetry", "all", 1),
+        (D + "loop.py", "_send_telemetry", "all", 1),
+        (D + "replies.py", "send_telemetry", "all", 1),
+        (D + "replies.py", "_pack_telemetry_head", "all", 1),
+        (D + "joints.py", "read_present", "all", 1),
+        (D + "mapping.py", "from_servo", "0:6 + 55:62", 1),
+        (D + "mapping.py", "from_servo", "6:13 + 25:40 + 48:51", "n"),  # known, direction +1
+        (D + "mapping.py", "from_servo", "51:59", "n", "loop"),
+        (D + "joints.py", "mark_unread", "0:4 + 41:50", 1),
+        (D + "joints.py", "mark_unread", "4:19 + 31:37", "n"),  # present known
+        (D + "joints.py", "mark_unread", "37:47", "n", "loop"),
+        (D + "mapping.py", "pack_joints_of", "all", 1),
+        (D + "link.py", "send", "0:33 + 49:64", 1),  # the whole frame written
+        ("protocol/dexproto/frame.py", "finish", "0:10 + 24:85", 1),
+        ("protocol/dexproto/frame.py", "_put_header", "all", 1),
+        ("protocol/dexproto/frame.py", "get", "0:10 + 26:28", 2),  # views made before
+        ("protocol/dexproto/crcbuf.py", "append_crc", "all", 1),  # ViperCRC's (32-bit port)
+        (D + "bufconsole.py", "write", "0:20 + 32:50", 1),
+    ],
+    "sample": [  # sample: for e in fw.encoders: e.sample(jm.raw, jm.enc_status)
+        # iso16 only (AS5600 mux, 8 sensors a group): in the steady state every sensor
+        # reads no magnet (the null HAL's zeros): the angle is kept, one STATUS check a
+        # sweep a group (k == _check), after which that sensor's read sets the pointer
+        (BENCH, "sample", "0:5 + 5:7 + 24:26", 1),
+        (BENCH, "sample", "5:24", "e"),
+        (D + "drivers/i2cmux.py", "sample", "0:10 + 36:40 + 41:65", "e1"),
+        (D + "drivers/i2cmux.py", "sample", "12:34", "n"),
+        (D + "drivers/i2cmux.py", "sample", "10:12 + 34:40", "n", "loop"),
+        (D + "drivers/i2cmux.py", "_try_read", "0:41", "n1"),  # mux: select, then _read
+        (D + "drivers/as5600.py", "_read", "0:5 + 16:38 + 60:72 + 92:94", "n-e"),
+        (D + "drivers/as5600.py", "_read", "0:22 + 39:72 + 92:94", "e1"),  # the checked one
+        (D + "drivers/as5600.py", "_check_magnet", "all", "e1"),
+        (D + "drivers/as5600.py", "magnet_bits", "0:8", "e1"),  # no magnet
+        (D + "drivers/i2cmux.py", "vouch", "0:14 + 20:22", "e1"),
+        (D + "drivers/i2cmux.py", "_unselect", "0:17 + 39:41", "e1"),
+        (D + "drivers/as5600.py", "_sweep_done", "0:17 + 22:24", "e1"),
+    ],
+    "overhead": [
+        (BENCH, "cycle", "all", 1),  # fw.cycle(time.ticks_us()); con.tx_len = 0
+        (D + "loop.py", "cycle", "0:40 + 58:111 + 127:129", 1),  # TELEOP, torque on
+        (D + "loop.py", "_commands", "0:23", 1),
+        (D + "link.py", "start_cycle", "all", 1),
+        (D + "link.py", "next_frame", "0:12 + 14:21 + 24:62", 1),  # one read, no bytes
+        (D + "bufconsole.py", "readinto", "0:24", 1),
+        (D + "breakin.py", "check", "0:8 + 24:26", 1),  # nothing pending
+        (D + "loop.py", "_sense", "0:4 + 4:6 + 25:44", 1),
+        (D + "loop.py", "_sense", "4:25", "e"),  # a pass an encoder group
+        (D + "faults.py", "check_encoders", "0:9 + 26:33", 1),
+        (D + "faults.py", "_encoder_change", "all", 1),
+        (D + "loop.py", "_drive", "0:20 + 20:22 + 34:36", 1),
+        (D + "loop.py", "_drive", "20:34", "b"),  # a pass a servo bus
+        (D + "loop.py", "_poll_servos", "0:8 + 8:10 + 25:27", 1),
+        (D + "loop.py", "_poll_servos", "8:25", "b"),
+        (D + "faults.py", "check_servos", "0:9 + 26:33", 1),
+        (D + "faults.py", "_servo_change", "all", 1),
+        (D + "loop.py", "_report", "0:18 + 47:49", 0.9),  # 9 cycles in 10
+        (D + "loop.py", "_report", "0:31 + 41:49", 0.1),  # the telemetry cycle
+        # less the stages' wrappers as timed (their stage calls cancel the cycle's):
+        (BENCH, "sample", "0:5 + 5:7 + 24:26", -1),
+        (BENCH, "sample", "5:24", "-e"),
+        (BENCH, "mapping_", "all", -1),
+        (BENCH, "servo", "0:5 + 5:7 + 34:36", -1),
+        (BENCH, "servo", "5:34", "-b"),
+        (BENCH, "telemetry", "all", -0.1),
+    ],
+}
+# Module functions called as mapping.f() (a CALL_METHOD in the listing) priced as
+# function calls: one bytecode each more than the net count gives.
+# map: mapping.map_exo_of, .follow, .slew, .couple, .clip, .to_servo; telemetry:
+# replies.send_telemetry, mapping.from_servo, .pack_joints_of, struct.pack_into;
+# overhead: mapping.first_change twice.
+CALIB_MODULE_CALLS = {"map": 6, "telemetry": 4, "overhead": 2, "sample": 0}
+
+
+def calib_calls(stage: str, n: int, groups: int) -> dict:
+    """(price name -> count, viper and builtin work in us) of a stage as timed, per the
+    model's per-operation figures (dexlink.targets). n: joints (= motors here); groups:
+    encoder groups."""
+    body = 15 + 7 * n  # TELEMETRY: head + items
+    if stage == "sample":  # a group: sample; a sensor: _try_read, writeto, _read, a read;
+        # the checked sensor: _check_magnet, its readfrom_mem_into, magnet_bits, vouch;
+        # _unselect and its writeto, _sweep_done (null-HAL methods: method calls)
+        e = groups
+        return {"LOOP_US": 1, "FUNCTION_US": 1 + 2 * e, "METHOD_US": e * 6 + 4 * n}
+    if stage == "map":
+        # bench pass + closure, 4 JointMap methods, map_exo_of, and 6 functions
+        # (map_exo, follow, slew, couple viper; clip, to_servo plain)
+        return {"LOOP_US": 1, "FUNCTION_US": 1 + 1 + 6, "METHOD_US": 4,
+                "viper_us": (3 + 0.5 + 1.5 + 1.5) * n}  # map_exo, follow, slew, couple
+    if stage == "telemetry":
+        frame = 3 + body + 4 + 2  # header, body, CRC; COBS adds 1, the delimiter 1
+        return {"LOOP_US": 1, "FUNCTION_US": 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1,
+                # closure, send_telemetry, _pack_telemetry_head, from_servo, pack_joints_of,
+                # and the viper pack_joints, crc_store, encode_into, copy_into
+                "METHOD_US": 1 + 4 + 1 + 2 + 1 + 1,
+                # _send_telemetry; read_present, mark_unread, send, finish; _put_header;
+                # 2 views' get; append_crc (a bound method); the console's write
+                "BUILTIN_US": 2 + 1 + 2,  # 2 min, send's len, write's 2 len
+                "viper_us": 3.0 * n  # pack_joints: 7 bytes a joint (GUESS)
+                + 0.508 * (3 + body) + 0.704 * (3 + body + 4)  # CRC-32, COBS: issue 15
+                + 0.3 * frame,  # copy_into a byte (GUESS: half a CRC byte)
+                "pack_into_us": 2 * TICKS_US + 3.9 * (6 + 2)}  # 6 + 2 values (GUESS)
+    # overhead: fw.cycle + 13 methods in the cycle; 2 viper first_change; len, min;
+    # ticks_us; less 3.1 bench passes and closure calls (cycle 1, stages 3 + 1/10)
+    return {"LOOP_US": 1 - 3.1, "FUNCTION_US": 1 - 3.1 + 2, "METHOD_US": 1 + 13,
+            "BUILTIN_US": 2, "TICKS_US": 1, "viper_us": 0.5 * 2 * n}  # first_change (GUESS)
+
+
+METHOD_US, FUNCTION_US, LOOP_US, TICKS_US = 13.6, 10.3, 3.1, 5.7  # dexlink.targets'
+PRICES = {"METHOD_US": METHOD_US, "FUNCTION_US": FUNCTION_US, "LOOP_US": LOOP_US,
+          "BUILTIN_US": TICKS_US, "TICKS_US": TICKS_US}
+MEASURED = {("sample", 16): 2038.0, ("overhead", 16): 442.0, ("overhead", 22): 440.0,
+            ("map", 16): 797.0, ("map", 22): 1046.0,
+            ("telemetry", 16): 1340.0, ("telemetry", 22): 1651.0}  # issue 15, emulated us
+
+
+# iso16: 16 joints, 2 encoder groups (AS5600 mux), 1 Feetech bus; iso22: 22 joints, 4
+# groups (MT6701 mux), 2 buses. overhead = cycle - sample - map - servo - telemetry / 10:
+# iso16 4650 - 2038 - 797 - 1239 - 134 = 442; iso22 6612 - 3123 - 1046 - 1838 - 165 = 440.
+HANDS = {16: (2, 1), 22: (4, 2)}
+
+
+def calibration(worktree: Path, opcode_us: float, groups: dict = HANDS,
+                loops_as_bytecodes: bool = False) -> list:
+    """[(stage, n, measured, calls us, bytecodes, counted us)] on the calibration's code."""
+    src = (worktree / "bench" / "firmware.py").read_text()
+    start = src.index("SCRIPT = '''") + len("SCRIPT = '''")
+    script = src[start:src.index("'''", start)].replace("%r", "'{}'").replace("%d", "50")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, BENCH).write_text(script)
+        cache = {}
+        for (stage, n), measured in MEASURED.items():
+            total = CALIB_MODULE_CALLS[stage]
+            loops = 0
+            for file, name, path, times, *kind in CALIB_ROWS[stage]:
+                full = Path(tmp, BENCH) if file == BENCH else worktree / file
+                key = (str(full), name)
+                if key not in cache:
+                    cache[key] = block(full, name)
+                instrs = cache[key]
+                c, calls, end = count(instrs, path)
+                e = groups[n][0]
+                per = {"n": n, "e": e, "b": groups[n][1], "e1": e, "n1": n, "n-e": n - e}
+                if isinstance(times, str):
+                    k = -per[times[1:]] if times.startswith("-") else per[times]
+                else:
+                    k = times
+                if kind and not loops_as_bytecodes:  # a loop's control: a pass, LOOP_US
+                    loops += k
+                    continue
+                # a loop body's pass (times "n", "e", "b") is no function's body: no
+                # return held; "e1", "n1", "n-e": a function's body that many times
+                net_n = net(end, c, calls, not kind and (not isinstance(times, str) or times
+                                                         in ("e1", "n1", "n-e")))
+                total += k * net_n
+            priced = calib_calls(stage, n, groups[n][0])
+            calls_us = sum(PRICES[k] * v for k, v in priced.items() if k in PRICES)
+            calls_us += (priced.get("viper_us", 0.0) + priced.get("pack_into_us", 0.0)
+                         + loops * LOOP_US)
+            rows.append((stage, n, measured, calls_us, total, calls_us + total * opcode_us))
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("file", nargs="?")
+    ap.add_argument("name", nargs="?", help="code block (function) name; none: list them")
+    ap.add_argument("path", nargs="?", help="offset ranges ('0:4 + 16*(4:12)') or 'all'")
+    ap.add_argument("--calibration", metavar="WORKTREE",
+                    help="count the calibration's stages in a worktree of 4b54371^ "
+                         "(file, name and path are not needed)")
+    ap.add_argument("--opcode-us", type=float, default=LOOP_US / 3,
+                    help="emulated us a bytecode for --calibration (the model's OPCODE_US)")
+    ap.add_argument("--loops-as-bytecodes", action="store_true",
+                    help="--calibration: a loop's control at OPCODE_US a bytecode, not LOOP_US")
+    ap.add_argument("--body", action="store_true",
+                    help="a callee's body: its final return is in its call's figure")
+    args = ap.parse_args(argv)
+    if args.calibration:
+        print("stage      n  measured  calls+viper  bytecodes  counted  measured/counted"
+              "  us a bytecode that fits")
+        for stage, n, measured, calls_us, codes, counted in calibration(
+                Path(args.calibration), args.opcode_us,
+                loops_as_bytecodes=args.loops_as_bytecodes):
+            print("%-9s %2d  %8.0f  %11.0f  %9d  %7.0f  %16.2f  %8.2f"
+                  % (stage, n, measured, calls_us, codes, counted, measured / counted,
+                     (measured - calls_us) / codes))
+        return
+    if not args.name:
+        for name, line, instrs in listings(args.file):
+            print("%-28s line %4d  %3d instructions" % (name, line, len(instrs)))
+        return
+    instrs = block(args.file, args.name)
+    if not args.path:
+        for off, op, arg in instrs:
+            print("%3d %s %s" % (off, op, arg))
+        return
+    n, calls, end = count(instrs, args.path)
+    print("%s %s: %d bytecodes, %d calls (%d method, %d function), net %d"
+          % (args.name, args.path, n, len(calls), sum(c.startswith("CALL_METHOD") for c in calls),
+             sum(c.startswith("CALL_FUNCTION") for c in calls), net(end, n, calls, args.body)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
