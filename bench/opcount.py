@@ -122,95 +122,123 @@ def net(end: list, n: int, calls: list, body: bool) -> int:
 # (FUNCTION_US), then the closure's body and everything it calls, on the path the bench
 # takes (checked by running that code: motors inside their limits, direction +1,
 # present positions 0 and known, no encoder or servo bit changing, no bytes from the
-# host). Rows: (file under the worktree, code block, path, times[, "loop"]). times: a
-# number (a function's body that often: its return is in its call's figure), or "n"
-# (joints), "e" (encoder groups), "b" (servo buses) for a loop body's passes ("-e": taken
-# off), or "n1", "e1", "n-e" for a function's body that often. "loop": the path is a
-# loop's control (increment, test, jump), priced a pass at LOOP_US, the measured empty
-# loop (8 bytecodes in a range loop). "overhead" is the cycle's timed work less the four
+# host). Rows: (file under the worktree, code block, path, times, kind). times: how often
+# a cycle takes the path, arithmetic over n (joints, = servos here), e (encoder groups)
+# and b (servo buses), negative for what is taken off. kind: "body", a function's body
+# (its return is in its call's figure); "pass", a loop body's pass; "loop", a loop's
+# control (increment, test, jump), priced a pass at LOOP_US, the measured empty loop
+# (8 bytecodes in a range loop). "overhead" is the cycle's timed work less the four
 # stages' (bench/firmware.py's cycle_dec10 - sample - map - servo - telemetry/10): the
 # stage calls themselves cancel, their wrappers do not. Calls are priced apart
 # (calib_calls), with the viper work.
 D = "firmware/dexfw/"
 BENCH = "bench.py"  # bench/firmware.py's SCRIPT, written out by calibration()
+NULLHAL = "nullhal.py"  # and its null HAL
 CALIB_ROWS = {
     "map": [  # mapping_: jm.map_exo(); jm.follow_exo(); jm.slew(); jm.drive()
-        (BENCH, "mapping_", "all", 1),
-        (D + "joints.py", "map_exo", "all", 1), (D + "mapping.py", "map_exo_of", "all", 1),
-        (D + "joints.py", "follow_exo", "all", 1), (D + "joints.py", "slew", "all", 1),
-        (D + "joints.py", "drive", "all", 1),
-        (D + "mapping.py", "clip", "0:4 + 42:46 + 48:49", 1),  # setup, last test, return
-        (D + "mapping.py", "clip", "4:12 + 21:29", "n"),  # a motor inside its limits
+        (BENCH, "mapping_", "all", "1", "body"),
+        (D + "joints.py", "map_exo", "all", "1", "body"),
+        (D + "mapping.py", "map_exo_of", "all", "1", "body"),
+        (D + "joints.py", "follow_exo", "all", "1", "body"),
+        (D + "joints.py", "slew", "all", "1", "body"),
+        (D + "joints.py", "drive", "all", "1", "body"),
+        (D + "mapping.py", "clip", "0:4 + 42:46 + 48:49", "1", "body"),  # setup, last test, return
+        (D + "mapping.py", "clip", "4:12 + 21:29", "n", "pass"),  # a motor inside its limits
         (D + "mapping.py", "clip", "38:46", "n", "loop"),  # m += 1; m < n
-        (D + "mapping.py", "to_servo", "0:4 + 34:38 + 39:41", 1),
-        (D + "mapping.py", "to_servo", "4:19 + 27:30", "n"),  # direction +1
+        (D + "mapping.py", "to_servo", "0:4 + 34:38 + 39:41", "1", "body"),
+        (D + "mapping.py", "to_servo", "4:19 + 27:30", "n", "pass"),  # direction +1
         (D + "mapping.py", "to_servo", "30:38", "n", "loop"),
     ],
     "telemetry": [  # telemetry: fw._send_telemetry(); con.tx_len = 0
-        (BENCH, "telemetry", "all", 1),
-        (D + "loop.py", "_send_telemetry", "all", 1),
-        (D + "replies.py", "send_telemetry", "all", 1),
-        (D + "replies.py", "_pack_telemetry_head", "all", 1),
-        (D + "joints.py", "read_present", "all", 1),
-        (D + "mapping.py", "from_servo", "0:6 + 55:62", 1),
-        (D + "mapping.py", "from_servo", "6:13 + 25:40 + 48:51", "n"),  # known, direction +1
+        (BENCH, "telemetry", "all", "1", "body"),
+        (D + "loop.py", "_send_telemetry", "all", "1", "body"),
+        (D + "replies.py", "send_telemetry", "all", "1", "body"),
+        (D + "replies.py", "_pack_telemetry_head", "all", "1", "body"),
+        (D + "joints.py", "read_present", "all", "1", "body"),
+        (D + "mapping.py", "from_servo", "0:6 + 55:62", "1", "body"),
+        (D + "mapping.py", "from_servo", "6:13 + 25:40 + 48:51", "n", "pass"),  # known, direction +1
         (D + "mapping.py", "from_servo", "51:59", "n", "loop"),
-        (D + "joints.py", "mark_unread", "0:4 + 41:50", 1),
-        (D + "joints.py", "mark_unread", "4:19 + 31:37", "n"),  # present known
+        (D + "joints.py", "mark_unread", "0:4 + 41:50", "1", "body"),
+        (D + "joints.py", "mark_unread", "4:19 + 31:37", "n", "pass"),  # present known
         (D + "joints.py", "mark_unread", "37:47", "n", "loop"),
-        (D + "mapping.py", "pack_joints_of", "all", 1),
-        (D + "link.py", "send", "0:33 + 49:64", 1),  # the whole frame written
-        ("protocol/dexproto/frame.py", "finish", "0:10 + 24:85", 1),
-        ("protocol/dexproto/frame.py", "_put_header", "all", 1),
-        ("protocol/dexproto/frame.py", "get", "0:10 + 26:28", 2),  # views made before
-        ("protocol/dexproto/crcbuf.py", "append_crc", "all", 1),  # ViperCRC's (32-bit port)
-        (D + "bufconsole.py", "write", "0:20 + 32:50", 1),
+        (D + "mapping.py", "pack_joints_of", "all", "1", "body"),
+        (D + "link.py", "send", "0:33 + 49:64", "1", "body"),  # the whole frame written
+        ("protocol/dexproto/frame.py", "finish", "0:10 + 24:85", "1", "body"),
+        ("protocol/dexproto/frame.py", "_put_header", "all", "1", "body"),
+        ("protocol/dexproto/frame.py", "get", "0:10 + 26:28", "2", "body"),  # views made before
+        ("protocol/dexproto/crcbuf.py", "append_crc", "all", "1", "body"),  # ViperCRC's (32-bit port)
+        (D + "bufconsole.py", "write", "0:20 + 32:50", "1", "body"),
     ],
     "sample": [  # sample: for e in fw.encoders: e.sample(jm.raw, jm.enc_status)
         # iso16 only (AS5600 mux, 8 sensors a group): in the steady state every sensor
         # reads no magnet (the null HAL's zeros): the angle is kept, one STATUS check a
         # sweep a group (k == _check), after which that sensor's read sets the pointer
-        (BENCH, "sample", "0:5 + 5:7 + 24:26", 1),
-        (BENCH, "sample", "5:24", "e"),
-        (D + "drivers/i2cmux.py", "sample", "0:10 + 36:40 + 41:65", "e1"),
-        (D + "drivers/i2cmux.py", "sample", "12:34", "n"),
+        (BENCH, "sample", "0:5 + 5:7 + 24:26", "1", "body"),
+        (BENCH, "sample", "5:24", "e", "pass"),
+        (D + "drivers/i2cmux.py", "sample", "0:10 + 36:40 + 41:65", "e", "body"),
+        (D + "drivers/i2cmux.py", "sample", "12:34", "n", "pass"),
         (D + "drivers/i2cmux.py", "sample", "10:12 + 34:40", "n", "loop"),
-        (D + "drivers/i2cmux.py", "_try_read", "0:41", "n1"),  # mux: select, then _read
-        (D + "drivers/as5600.py", "_read", "0:5 + 16:38 + 60:72 + 92:94", "n-e"),
-        (D + "drivers/as5600.py", "_read", "0:22 + 39:72 + 92:94", "e1"),  # the checked one
-        (D + "drivers/as5600.py", "_check_magnet", "all", "e1"),
-        (D + "drivers/as5600.py", "magnet_bits", "0:8", "e1"),  # no magnet
-        (D + "drivers/i2cmux.py", "vouch", "0:14 + 20:22", "e1"),
-        (D + "drivers/i2cmux.py", "_unselect", "0:17 + 39:41", "e1"),
-        (D + "drivers/as5600.py", "_sweep_done", "0:17 + 22:24", "e1"),
+        (D + "drivers/i2cmux.py", "_try_read", "0:41", "n", "body"),  # mux: select, then _read
+        (D + "drivers/as5600.py", "_read", "0:5 + 16:38 + 60:72 + 92:94", "n - e", "body"),
+        (D + "drivers/as5600.py", "_read", "0:22 + 39:72 + 92:94", "e", "body"),  # the checked one
+        (D + "drivers/as5600.py", "_check_magnet", "all", "e", "body"),
+        (D + "drivers/as5600.py", "magnet_bits", "0:8", "e", "body"),  # no magnet
+        (D + "drivers/i2cmux.py", "vouch", "0:14 + 20:22", "e", "body"),
+        (D + "drivers/i2cmux.py", "_unselect", "0:17 + 39:41", "e", "body"),
+        (D + "drivers/as5600.py", "_sweep_done", "0:17 + 22:24", "e", "body"),
+    ],
+    "servo": [  # servo: for b in fw.servos: b.write_goals(jm.servo_goal); b.poll(...)
+        # the null HAL answers nothing: a poll waits timeout_polls (3) polls for the
+        # one servo it asked (read_group 1), then expires it and asks the next
+        (BENCH, "servo", "0:5 + 5:7 + 34:36", "1", "body"),
+        (BENCH, "servo", "5:34", "b", "pass"),
+        (D + "drivers/feetech.py", "write_goals", "0:6 + 18:22 + 23:53", "b", "body"),
+        (D + "drivers/feetech.py", "write_goals", "8:16", "n", "pass"),
+        (D + "drivers/feetech.py", "write_goals", "6:8 + 16:22", "n", "loop"),
+        (D + "drivers/feetech.py", "_put_goal", "all", "n", "body"),
+        (D + "drivers/servobus.py", "counts_from_cdeg", "0:20 + 23:27 + 30:32", "n", "body"),
+        (D + "drivers/feetech.py", "finish_packet", "all", "b + b / 3", "body"),
+        (NULLHAL, "write", "all", "b + b / 3", "body"),
+        (D + "drivers/servobus.py", "poll", "0:10 + 19:44", "2 * b / 3", "body"),  # waits
+        (D + "drivers/servobus.py", "poll", "0:10 + 19:41 + 44:59", "b / 3", "body"),
+        (D + "drivers/servobus.py", "_receive", "0:11 + 87:91 + 93:95", "b", "body"),
+        (NULLHAL, "any", "all", "b", "body"),
+        (D + "drivers/servobus.py", "_expire", "0:6 + 52:56 + 57:69", "b / 3", "body"),
+        (D + "drivers/servobus.py", "_expire", "8:14", "n / 3", "pass"),
+        (D + "drivers/servobus.py", "_expire", "15:50", "b / 3", "pass"),  # the one asked
+        (D + "drivers/servobus.py", "_expire", "6:8 + 50:56", "n / 3", "loop"),
+        (D + "drivers/servobus.py", "_request", "0:12 + 39:43 + 44:64 + 72:86", "b / 3", "body"),
+        (D + "drivers/servobus.py", "_request", "14:24 + 31:37", "b / 3", "pass"),
+        (D + "drivers/servobus.py", "_request", "12:14 + 37:43", "b / 3", "loop"),
+        (D + "drivers/feetech.py", "_send_request", "0:19 + 29:51", "b / 3", "body"),
     ],
     "overhead": [
-        (BENCH, "cycle", "all", 1),  # fw.cycle(time.ticks_us()); con.tx_len = 0
-        (D + "loop.py", "cycle", "0:40 + 58:111 + 127:129", 1),  # TELEOP, torque on
-        (D + "loop.py", "_commands", "0:23", 1),
-        (D + "link.py", "start_cycle", "all", 1),
-        (D + "link.py", "next_frame", "0:12 + 14:21 + 24:62", 1),  # one read, no bytes
-        (D + "bufconsole.py", "readinto", "0:24", 1),
-        (D + "breakin.py", "check", "0:8 + 24:26", 1),  # nothing pending
-        (D + "loop.py", "_sense", "0:4 + 4:6 + 25:44", 1),
-        (D + "loop.py", "_sense", "4:25", "e"),  # a pass an encoder group
-        (D + "faults.py", "check_encoders", "0:9 + 26:33", 1),
-        (D + "faults.py", "_encoder_change", "all", 1),
-        (D + "loop.py", "_drive", "0:20 + 20:22 + 34:36", 1),
-        (D + "loop.py", "_drive", "20:34", "b"),  # a pass a servo bus
-        (D + "loop.py", "_poll_servos", "0:8 + 8:10 + 25:27", 1),
-        (D + "loop.py", "_poll_servos", "8:25", "b"),
-        (D + "faults.py", "check_servos", "0:9 + 26:33", 1),
-        (D + "faults.py", "_servo_change", "all", 1),
-        (D + "loop.py", "_report", "0:18 + 47:49", 0.9),  # 9 cycles in 10
-        (D + "loop.py", "_report", "0:31 + 41:49", 0.1),  # the telemetry cycle
+        (BENCH, "cycle", "all", "1", "body"),  # fw.cycle(time.ticks_us()); con.tx_len = 0
+        (D + "loop.py", "cycle", "0:40 + 58:111 + 127:129", "1", "body"),  # TELEOP, torque on
+        (D + "loop.py", "_commands", "0:23", "1", "body"),
+        (D + "link.py", "start_cycle", "all", "1", "body"),
+        (D + "link.py", "next_frame", "0:12 + 14:21 + 24:62", "1", "body"),  # one read, no bytes
+        (D + "bufconsole.py", "readinto", "0:24", "1", "body"),
+        (D + "breakin.py", "check", "0:8 + 24:26", "1", "body"),  # nothing pending
+        (D + "loop.py", "_sense", "0:4 + 4:6 + 25:44", "1", "body"),
+        (D + "loop.py", "_sense", "4:25", "e", "pass"),  # a pass an encoder group
+        (D + "faults.py", "check_encoders", "0:9 + 26:33", "1", "body"),
+        (D + "faults.py", "_encoder_change", "all", "1", "body"),
+        (D + "loop.py", "_drive", "0:20 + 20:22 + 34:36", "1", "body"),
+        (D + "loop.py", "_drive", "20:34", "b", "pass"),  # a pass a servo bus
+        (D + "loop.py", "_poll_servos", "0:8 + 8:10 + 25:27", "1", "body"),
+        (D + "loop.py", "_poll_servos", "8:25", "b", "pass"),
+        (D + "faults.py", "check_servos", "0:9 + 26:33", "1", "body"),
+        (D + "faults.py", "_servo_change", "all", "1", "body"),
+        (D + "loop.py", "_report", "0:18 + 47:49", "0.9", "body"),  # 9 cycles in 10
+        (D + "loop.py", "_report", "0:31 + 41:49", "0.1", "body"),  # the telemetry cycle
         # less the stages' wrappers as timed (their stage calls cancel the cycle's):
-        (BENCH, "sample", "0:5 + 5:7 + 24:26", -1),
-        (BENCH, "sample", "5:24", "-e"),
-        (BENCH, "mapping_", "all", -1),
-        (BENCH, "servo", "0:5 + 5:7 + 34:36", -1),
-        (BENCH, "servo", "5:34", "-b"),
-        (BENCH, "telemetry", "all", -0.1),
+        (BENCH, "sample", "0:5 + 5:7 + 24:26", "-1", "body"),
+        (BENCH, "sample", "5:24", "-e", "pass"),
+        (BENCH, "mapping_", "all", "-1", "body"),
+        (BENCH, "servo", "0:5 + 5:7 + 34:36", "-1", "body"),
+        (BENCH, "servo", "5:34", "-b", "pass"),
+        (BENCH, "telemetry", "all", "-0.1", "body"),
     ],
 }
 # Module functions called as mapping.f() (a CALL_METHOD in the listing) priced as
@@ -218,13 +246,24 @@ CALIB_ROWS = {
 # map: mapping.map_exo_of, .follow, .slew, .couple, .clip, .to_servo; telemetry:
 # replies.send_telemetry, mapping.from_servo, .pack_joints_of, struct.pack_into;
 # overhead: mapping.first_change twice.
-CALIB_MODULE_CALLS = {"map": 6, "telemetry": 4, "overhead": 2, "sample": 0}
+# servo: busbytes.sum_bytes in each finish_packet.
+CALIB_MODULE_CALLS = {"map": "6", "telemetry": "4", "overhead": "2", "sample": "0",
+                      "servo": "b + b / 3"}
 
 
-def calib_calls(stage: str, n: int, groups: int) -> dict:
+def calib_calls(stage: str, n: int, groups: int, b: int = 1) -> dict:
     """(price name -> count, viper and builtin work in us) of a stage as timed, per the
     model's per-operation figures (dexlink.targets). n: joints (= motors here); groups:
-    encoder groups."""
+    encoder groups; b: servo buses."""
+    if stage == "servo":  # per bus: write_goals and poll (the closure's), _put_goal and
+        # counts_from_cdeg a servo, the UART's write (the null HAL's, with its len) and
+        # finish_packet (with sum_bytes, viper) for the goals and a third of the time the
+        # request, _receive and the UART's any every poll, a third of the time _expire,
+        # _request, _send_request; write_goals' and _send_request's len
+        return {"LOOP_US": 1, "FUNCTION_US": 1 + n + 2 * (b + b / 3),
+                "METHOD_US": n + 6 * b + b / 3, "BUILTIN_US": 2 * b + 2 * b / 3,
+                # a summed byte (GUESS: half a CRC-32 byte): goals 5 + 3 a servo, a READ 5
+                "viper_us": 0.25 * (5 * b + 3 * n + 5 * b / 3)}
     body = 15 + 7 * n  # TELEMETRY: head + items
     if stage == "sample":  # a group: sample; a sensor: _try_read, writeto, _read, a read;
         # the checked sensor: _check_magnet, its readfrom_mem_into, magnet_bits, vouch;
@@ -258,8 +297,8 @@ def calib_calls(stage: str, n: int, groups: int) -> dict:
 METHOD_US, FUNCTION_US, LOOP_US, TICKS_US = 13.6, 10.3, 3.1, 5.7  # dexlink.targets'
 PRICES = {"METHOD_US": METHOD_US, "FUNCTION_US": FUNCTION_US, "LOOP_US": LOOP_US,
           "BUILTIN_US": TICKS_US, "TICKS_US": TICKS_US}
-MEASURED = {("sample", 16): 2038.0, ("overhead", 16): 442.0, ("overhead", 22): 440.0,
-            ("map", 16): 797.0, ("map", 22): 1046.0,
+MEASURED = {("servo", 16): 1239.0, ("servo", 22): 1838.0, ("sample", 16): 2038.0,
+            ("overhead", 16): 442.0, ("overhead", 22): 440.0, ("map", 16): 797.0, ("map", 22): 1046.0,
             ("telemetry", 16): 1340.0, ("telemetry", 22): 1651.0}  # issue 15, emulated us
 
 
@@ -278,32 +317,26 @@ def calibration(worktree: Path, opcode_us: float, groups: dict = HANDS,
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, BENCH).write_text(script)
+        start = src.index("NULLHAL = '''") + len("NULLHAL = '''")
+        Path(tmp, NULLHAL).write_text(src[start:src.index("'''", start)])
         cache = {}
         for (stage, n), measured in MEASURED.items():
-            total = CALIB_MODULE_CALLS[stage]
+            hand = {"n": n, "e": groups[n][0], "b": groups[n][1]}
+            total = eval(CALIB_MODULE_CALLS[stage], {"__builtins__": {}}, hand)
             loops = 0
-            for file, name, path, times, *kind in CALIB_ROWS[stage]:
-                full = Path(tmp, BENCH) if file == BENCH else worktree / file
+            for file, name, path, times, kind in CALIB_ROWS[stage]:
+                full = Path(tmp, file) if file in (BENCH, NULLHAL) else worktree / file
                 key = (str(full), name)
                 if key not in cache:
                     cache[key] = block(full, name)
                 instrs = cache[key]
                 c, calls, end = count(instrs, path)
-                e = groups[n][0]
-                per = {"n": n, "e": e, "b": groups[n][1], "e1": e, "n1": n, "n-e": n - e}
-                if isinstance(times, str):
-                    k = -per[times[1:]] if times.startswith("-") else per[times]
-                else:
-                    k = times
-                if kind and not loops_as_bytecodes:  # a loop's control: a pass, LOOP_US
+                k = eval(times, {"__builtins__": {}}, hand)  # arithmetic over its counts
+                if kind == "loop" and not loops_as_bytecodes:  # a pass at LOOP_US
                     loops += k
                     continue
-                # a loop body's pass (times "n", "e", "b") is no function's body: no
-                # return held; "e1", "n1", "n-e": a function's body that many times
-                net_n = net(end, c, calls, not kind and (not isinstance(times, str) or times
-                                                         in ("e1", "n1", "n-e")))
-                total += k * net_n
-            priced = calib_calls(stage, n, groups[n][0])
+                total += k * net(end, c, calls, kind == "body")
+            priced = calib_calls(stage, n, groups[n][0], groups[n][1])
             calls_us = sum(PRICES[k] * v for k, v in priced.items() if k in PRICES)
             calls_us += (priced.get("viper_us", 0.0) + priced.get("pack_into_us", 0.0)
                          + loops * LOOP_US)
