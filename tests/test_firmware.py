@@ -799,6 +799,98 @@ out("tx")
     assert details and all(1 <= d <= 4 for d in details)
 
 
+@pytest.mark.parametrize("hand,n_enc,n_bus", [("iso16spi", 1, 1), ("iso16", 2, 1),
+                                              ("tendon16", 1, 2), ("iso22", 4, 2)])
+def test_every_encoder_and_servo_bus_is_called_as_the_tuple_loop_did(tmp_path, hand, n_enc,
+                                                                     n_bus):
+    """The cycle calls the one encoder driver and servo bus straight, several in a chain
+    (dexfw.devices): each driver samples every cycle in order, each bus gets the goals
+    every cycle and a poll every other cycle (1 kHz), the methods looked up at each call."""
+    body = '''
+calls = []
+for i in range(len(enc)):
+    def sample(raw, status, i=i, real=enc[i].sample):
+        calls.append("s%d" % i)
+        real(raw, status)
+    enc[i].sample = sample
+for i in range(len(srv)):
+    def write_goals(goal, i=i, real=srv[i].write_goals):
+        calls.append("w%d" % i)
+        real(goal)
+    def poll(present, status, i=i, real=srv[i].poll):
+        calls.append("p%d" % i)
+        real(present, status)
+    srv[i].write_goals, srv[i].poll = write_goals, poll
+fw.run(40)
+val("teleop", fw.set_mode(C.MODE_TELEOP))
+del calls[:]
+fw.run(4)
+val("calls", calls)
+val("counts", [len(enc), len(srv)])
+'''
+    r = run_fw(tmp_path, body, fake_config(hand, hz=1000))
+    assert r.values["teleop"] is True and r.values["counts"] == [n_enc, n_bus]
+    sample = ["s%d" % i for i in range(n_enc)]
+    goals = ["w%d" % i for i in range(n_bus)]
+    polls = ["p%d" % i for i in range(n_bus)]
+    # set_mode's goals went out at the switch; then 4 cycles, a poll every other one
+    # (the count's phase: cycles 41 and 43 have none, 42 and 44 poll).
+    assert r.values["calls"] == 2 * (sample + goals + sample + goals + polls)
+
+
+def test_run_without_a_count_runs_until_repl_and_a_count_is_exact(tmp_path):
+    body = '''
+fw.run(7)
+val("seven", fw.cycles)
+send(%r)
+fw.run()                              # no count: until REPL (its cycle finishes)
+val("repl", [fw.cycles, fw.running])
+'''
+    r = run_fw(tmp_path, body % hexframe("REPL", seq=1))
+    assert r.values["seven"] == 7 and r.values["repl"] == [8, False]
+
+
+def test_slew_time_is_one_period_after_a_wait_and_measured_after_a_late_cycle(tmp_path):
+    """A cycle that waited for its deadline begins a period after the last one began:
+    slew 256/256; after a late one the measured time (1..4 periods, in 1/256)."""
+    body = '''
+fw.run(5)
+val("waited", jm.slew_q8)
+fakehal.auto[0] = 700                 # each clock read 0.7 ms: a cycle takes ~1.4 ms
+fw.run(5)
+val("late", [jm.slew_q8, fw.cycle_us])
+fakehal.auto[0] = 7
+fw.run(5)
+val("again", jm.slew_q8)
+'''
+    r = run_fw(tmp_path, body)
+    assert r.values["waited"] == 256 and r.values["again"] == 256
+    late, took = r.values["late"]
+    assert 256 < late < 1024 and abs(late - (took + 700) * 256 // 1000) <= 2
+
+
+def test_polls_and_telemetry_keep_their_rates_across_the_cycle_counters_wrap(tmp_path):
+    """The cycle count is the phase of polls and telemetry: across its wrap at 2**30 one
+    interval is shorter, and the rates hold."""
+    body = '''
+polls = [0]
+def poll(present, status, real=srv[0].poll):
+    polls[0] += 1
+    real(present, status)
+srv[0].poll = poll
+fw.cycles = C.COUNTER_MASK - 24
+fw.run(60)
+val("after", [fw.cycles, polls[0]])
+out("tx")
+'''
+    r = run_fw(tmp_path, body, fake_config(hz=1000, telemetry_decimation=10))
+    cycles, polls = r.values["after"]
+    assert cycles == 35 and polls == 30
+    tel = [m.cycle for m in r.only("tx", "TELEMETRY")]
+    assert tel == [C.COUNTER_MASK - 23, C.COUNTER_MASK - 13, C.COUNTER_MASK - 3, 0, 10,
+                   20, 30]
+
+
 # ---- boot ------------------------------------------------------------------------------
 BOOT = '''
 import fakehal

@@ -4,13 +4,14 @@
 # The loop's other jobs live beside it: dexfw.faults (edge-triggered, rate-limited
 # FAULTs), dexfw.applyonce (a retried command is not applied twice), dexfw.replies (the
 # replies and telemetry, packed in place), dexfw.settings (the configuration commands),
-# dexfw.joints + dexfw.mapping (the per-joint arithmetic).
+# dexfw.sessioncmds (SET_MODE, HELLO), dexfw.devices (the encoders and servo buses as one
+# of each), dexfw.joints + dexfw.mapping (the per-joint arithmetic).
 #
 # Nothing in cycle() allocates once warmed up (tests/test_firmware_alloc.py holds it to
 # zero bytes per cycle under the MicroPython interpreter): arrays made in __init__,
 # replies packed in place, no floats, no slices, no varargs.
-from dexfw import config, mapping, replies, settings
-from dexfw.applyonce import SLOT_MODE, SLOT_TARGETS, ApplyOnce
+from dexfw import config, devices, mapping, replies, sessioncmds, settings
+from dexfw.applyonce import SLOT_TARGETS, ApplyOnce
 from dexfw.faults import SLOW_FAULT_US, FaultReporter
 from dexfw.joints import JointMap
 from dexfw.link import Link
@@ -63,7 +64,6 @@ class Firmware:
         self.jm.pack_at = replies.TELEMETRY_HEAD_SIZE
         self.faults = FaultReporter(self.link, hal.ticks_diff, self.jm)
         self.once = ApplyOnce(self.link.reader, config.MAX_JOINTS)
-        self._decimate = 0
         for bus in self.servos:
             if not getattr(bus, "READBACK", True):  # PWM servos: their motors report nothing
                 for m in bus.joints:
@@ -72,24 +72,35 @@ class Firmware:
         self.points = Trajectory(self.jm, hal.ticks_diff, hal.ticks_add)  # TARGET_POINTS
         self.core1 = None  # TELEMETRY made on the second core (start_core1), or None
         self.tele_out = 0  # 1: core 1 has a frame of ours to finish or core 0 to write
+        self._reader = self.link.reader  # its fill: a frame half read (one load fewer)
+        # What the cycle calls: the one encoder driver and servo bus, or a chain of them
+        # (dexfw.devices).
+        self._encoder = devices.one(self.encoders)
+        self._bus = devices.one(self.servos)
+        if config_error is not None:
+            # A configured board never has one: only an unconfigured board's cycle tests
+            # for it (an instance attribute in cycle's place, as start_core1 does).
+            self.cycle = self._cycle_unconfigured
 
     def _set_loop(self, values):
         self.hz, self.decimation, self.watchdog_ms, self.watchdog_action = values
         self.period_us = 1000000 // self.hz
         self._poll_every = max(1, self.hz // READBACK_HZ)  # cycles from a poll to the next
-        self._poll_in = 0
         self.watchdog_us = self.watchdog_ms * 1000
         self.jm.set_rate(self.hz)
 
     # ---- one cycle -------------------------------------------------------------------
-    # A cycle is split in steps small enough that each call's frame stays on the stack
-    # (MicroPython puts a bigger one on the heap: an allocation per call,
-    # tests/test_vrig_frames.py).
     # Every call costs on a microcontroller (issue 15, emulated RP2040: a method call
-    # 13.6 us, a function call 10.3 us): the steps call the mapping kernels directly,
-    # not through JointMap's one-line methods, the encoder check goes into FaultReporter
-    # only when a status bit changed (one first_change pass, as it would do itself), and
-    # the console is read only when bytes wait (Link.waiting).
+    # 13.6 us, a function call 10.3 us, a bytecode ~1 us): the cycle calls the mapping
+    # kernels directly, not through JointMap's one-line methods; the sense, drive and poll
+    # steps are written out in it, each device call straight to the one encoder driver or
+    # servo bus (dexfw.devices); the encoder check goes into FaultReporter only when a
+    # status bit changed (one first_change pass, as it would do itself), and the console
+    # is read only when bytes wait (Link.waiting).
+    # Its frame stays on the stack (MicroPython puts one past 11 slots, locals and stack,
+    # on the heap: an allocation per call, tests/test_vrig_frames.py): 5 locals and a
+    # stack of 4. No for loop here (its iterator takes 4 slots), no call with more
+    # arguments, no more locals.
     def cycle(self, now):
         """One loop cycle at board time now (when sampling starts)."""
         self.sample_us = now
@@ -97,57 +108,38 @@ class Firmware:
         # out): first, so that it goes before this cycle's replies.
         if self.tele_out and self._core1_done(0):
             self.core1.write()
-        if self._waiting() or self.link.reader.fill:
+        if self._waiting() or self._reader.fill:
             self._commands()
-        self._sense()  # in TELEOP it sets the targets too (jm.follow_exo, set_mode)
+        jm = self.jm
+        # Sense: encoders -> joint angles. One viper call maps the joints and finds an
+        # encoder edge (1 + the first edge, or 0: FAULT on an encoder that went bad), and
+        # in TELEOP sets the targets as follow did (jm.follow_exo, set_mode).
+        self._encoder.sample(jm.raw, jm.enc_status)
+        if mapping.map_exo_of(jm, self.faults.prev_bad):
+            self.faults.check_encoders(now)
         mode = self.mode
         if mode == C.MODE_HOST:
             self._watchdog(now)
-        if self.torque_on:
-            self._drive()
-        self._poll_in -= 1
-        if self._poll_in <= 0:
-            self._poll_in = self._poll_every
-            self._servos()
-        self.cycles = (self.cycles + 1) & MASK30
-        self._decimate += 1
-        if self._decimate >= self.decimation:
-            self._report(mode)
-        if self.config_error is not None:
-            self.faults.every(now, C.FAULT_CONFIG, SLOW_FAULT_US)
+        if self.torque_on:  # drive: slew, coupling, limits and servo frame in one call
+            mapping.drive_slewed(jm)
+            self._bus.write_goals(jm.servo_goal)
+        # The cycle count is the phase of the read-back polls and of telemetry (one
+        # counter for three). Where it wraps (every 2**30 cycles) one interval is shorter.
+        c = (self.cycles + 1) & MASK30
+        self.cycles = c
+        if not c % self._poll_every:  # read-back polls, FAULT on a servo that went bad
+            self._bus.poll(jm.present, jm.servo_status)
+            self.faults.check_servos(now)
+        if not c % self.decimation:  # every `decimation` cycles: TELEMETRY, or RAW_SAMPLE
+            if mode == C.MODE_CALIBRATE:
+                replies.send_raw(self)
+            else:
+                self._send_telemetry()
 
-    # (The steps read the time from sample_us: an argument more would take their frames
-    # past the on-stack limit.)
-    def _sense(self):
-        """Encoders -> joint angles, and FAULT on an encoder that went bad."""
-        jm = self.jm
-        for enc in self.encoders:
-            enc.sample(jm.raw, jm.enc_status)
-        # One viper call maps the joints and finds an encoder edge (issue 15: 2 calls fewer),
-        # and in TELEOP sets the targets as follow did (1 call fewer).
-        if mapping.map_exo_of(jm, self.faults.prev_bad):  # 1 + the first edge, or 0
-            self.faults.check_encoders(self.sample_us)
-
-    def _drive(self):
-        jm = self.jm
-        mapping.drive_slewed(jm)  # slew, coupling, limits, servo frame: one call
-        for bus in self.servos:
-            bus.write_goals(jm.servo_goal)
-
-    def _servos(self):
-        """Read-back polls, and FAULT on a servo that went bad."""
-        jm = self.jm
-        for bus in self.servos:
-            bus.poll(jm.present, jm.servo_status)
-        self.faults.check_servos(self.sample_us)
-
-    def _report(self, mode):
-        """Telemetry (RAW_SAMPLE when calibrating): every `decimation` cycles."""
-        self._decimate = 0
-        if mode == C.MODE_CALIBRATE:
-            replies.send_raw(self)
-        else:
-            self._send_telemetry()
+    def _cycle_unconfigured(self, now):
+        """cycle() of a board without a config (__init__ puts it in cycle's place)."""
+        Firmware.cycle(self, now)
+        self.faults.every(now, C.FAULT_CONFIG, SLOW_FAULT_US)
 
     def _send_telemetry(self):  # start_core1 puts core 1's hand-off in its place
         replies.send_telemetry(self)
@@ -239,9 +231,9 @@ class Firmware:
             self.estop()
             link.ack(t, seq)
         elif t == C.SET_MODE:
-            self._set_mode_cmd(seq)
+            sessioncmds.set_mode(self, seq)
         elif t == C.HELLO:
-            self._hello(seq)
+            sessioncmds.hello(self, seq)
         elif t == C.GET_STATS:
             replies.send_stats(self)
         elif t == C.GET_CONFIG:
@@ -286,31 +278,6 @@ class Firmware:
             self.watchdog_tripped = False
             link.ack(C.TARGET_POINTS, seq)
 
-    def _set_mode_cmd(self, seq):
-        link = self.link
-        mode = link.payload[BODY]
-        if mode >= len(C.MODE_NAMES):
-            link.nack(C.SET_MODE, seq, C.ERR_BAD_VALUE, 0)
-        elif self.config_error is not None and mode != C.MODE_IDLE:
-            link.nack(C.SET_MODE, seq, C.ERR_BAD_MODE, 0)
-        elif self.once.repeated(SLOT_MODE, seq):
-            link.ack(C.SET_MODE, seq)
-        elif not self.set_mode(mode):
-            link.nack(C.SET_MODE, seq, C.ERR_BUSY, 0)
-        else:
-            self.once.remember(SLOT_MODE, seq)
-            link.ack(C.SET_MODE, seq)
-
-    def _hello(self, seq):
-        link = self.link
-        major = link.payload[BODY]
-        if major != C.PROTOCOL_MAJOR:
-            # NACK.field carries the board's major version: the host can name both.
-            link.nack(C.HELLO, seq, C.ERR_VERSION, C.PROTOCOL_MAJOR)
-            return
-        self.once.forget()
-        replies.send_hello_reply(self)
-
     # ---- timing ----------------------------------------------------------------------
     def run(self, max_cycles=0):
         """Cycles on hal.ticks_us deadlines until REPL (or max_cycles, when given)."""
@@ -320,18 +287,12 @@ class Firmware:
         ticks_add = hal.ticks_add
         sleep_us = hal.sleep_us
         jm = self.jm
-        deadline = ticks_us()
-        count = 0
+        start = deadline = ticks_us()
+        # The slew limit follows the time since the last cycle began, not the configured
+        # period: a board that cannot hold its rate still moves the hand at max speed
+        # (slew_q8: clamped to 1..4 periods, see slew_q8).
+        jm.slew_q8 = slew_q8(ticks_diff(start, self.sample_us), self.period_us)
         while self.running:
-            start = ticks_us()
-            # The slew limit follows the time since the last cycle began, not the
-            # configured period: a board that cannot hold its rate still moves the hand
-            # at max speed. Clamped to 1..4 periods (in 1/256 periods): an early cycle
-            # never slows the hand (the loop catches up on its deadlines), a stall never
-            # makes it jump.
-            p = self.period_us
-            dt = ticks_diff(start, self.sample_us)
-            jm.slew_q8 = 256 if dt <= p else 1024 if dt >= p << 2 else (dt << 8) // p
             self.cycle(start)
             end = ticks_us()
             took = ticks_diff(end, start)
@@ -342,14 +303,24 @@ class Firmware:
             wait = ticks_diff(deadline, end)
             if wait > 0:
                 sleep_us(wait)
-            elif wait < 0:
-                self.overruns = (self.overruns + 1) & MASK30
-                self.faults.overrun(end, self.overruns)
-                if -wait > self.period_us:
-                    deadline = end  # far behind: start afresh rather than chase
-            count += 1
-            if count == max_cycles:
-                break
+                start = ticks_us()
+                # A cycle never begins before its deadline, so one that waited for it
+                # begins at most a period after the last one began (and its sleep's
+                # lateness, microseconds): one period, no time taken to know it.
+                jm.slew_q8 = 256
+            else:
+                if wait:  # late
+                    self.overruns = (self.overruns + 1) & MASK30
+                    self.faults.overrun(end, self.overruns)
+                    if -wait > self.period_us:
+                        deadline = end  # far behind: start afresh rather than chase
+                now = ticks_us()  # at once: the loop catches up on its deadlines
+                jm.slew_q8 = slew_q8(ticks_diff(now, start), self.period_us)
+                start = now
+            if max_cycles:  # counted only when asked (the tests' runs)
+                max_cycles -= 1
+                if not max_cycles:
+                    break
 
     def stop(self):
         """Torque off: the firmware is leaving (REPL, or an error)."""
@@ -358,6 +329,13 @@ class Firmware:
         self.jm.follow_exo = 0
         if self.core1 is not None:
             self.core1.stop()
+
+
+def slew_q8(dt, period):
+    """The slew limit's time, dt us since the last cycle began, in 1/256 periods, clamped
+    to 1..4 periods: an early cycle never slows the hand (the loop catches up on its
+    deadlines), a stall never makes it jump."""
+    return 256 if dt <= period else 1024 if dt >= period << 2 else (dt << 8) // period
 
 
 def capabilities(hal, servos, jm):

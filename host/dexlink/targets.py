@@ -80,6 +80,53 @@ RUN_LOOP_US = (54 - 3) * OPCODE_US - LOOP_US + TICKS_US + 5 * BUILTIN_US - FUNCT
 # and a readinto (machine calls) and ~10 bytecodes, ~55 us a byte by these figures: a
 # streamed 16-joint TARGETS (~45 bytes) is ~2.5 ms of the cycle it arrives in.
 CONSOLE_US = CALL_US + LOOP_US - 5 * OPCODE_US
+# ---- the loop's own work trimmed (issue 15) ----------------------------------------------
+# GUESS (not emulated): counted from `micropython -v -v -v` listings of dexfw/loop.py
+# before (2e7c709) and after, and of dexfw/devices.py, on the model's cycle (TELEOP, torque
+# on, quiet link, configured board); bytecodes as above (a call's own load, call, POP_TOP
+# and return left out: bench/opcount.py's net count). Taken off the run loop (a count:
+# x LOOP_COUNT_SCALE, as RUN_LOOP_US) and the overhead (as OVERHEAD_US's other savings).
+# Cross-check, x86 (micropython Unix port, best of 15 x 20000, fw.cycle a builtin no-op):
+# run's own pass 0.237 -> 0.200 us, 6-8 emulated us at 155-220 per x86 us against the 24
+# counted (straight-line bytecodes are cheaper on x86 than that ratio); the cycle (best of
+# 15 x 2000 fw.cycle calls, iso16spi) 4.52 -> 4.29 us, 36-51 against the ~79 counted.
+# - Firmware.run: the slew time is measured only after a late cycle (one that waited for
+#   its deadline began a period after the last: slew_q8 set to 256), and max_cycles is
+#   tested, not counted, when not given (the tests' runs count it down): its usual pass
+#   (no new worst) net 35 bytecodes where it was 53, and one ticks_diff fewer.
+RUN_LOOP_TRIMMED_US = BUILTIN_US + 18 * OPCODE_US
+# - Firmware.cycle, every cycle: _sense and _drive written out in it (2 method calls fewer,
+#   with them 2 `jm = self.jm` of 3 bytecodes, one left); the cycle count is the phase of
+#   the polls and of telemetry (its update and two tests, 20 bytecodes, where the poll
+#   countdown, the count and the telemetry countdown were 33); FAULT(config)'s test only
+#   in an unconfigured board's cycle (6); link.reader bound at init (1): 2 method calls
+#   and 23 bytecodes fewer (the quiet path net 61 where cycle, _sense and _drive were 96:
+#   35, of them 12 in the device calls, below).
+CYCLE_TRIMMED_US = 2 * METHOD_US + 23 * OPCODE_US
+# - a poll cycle: _servos written out (a method call; its `jm` load 3, the countdown's
+#   reset 4, check_servos' time argument a local 1): a method call and 8 bytecodes fewer.
+POLL_TRIMMED_US = METHOD_US + 8 * OPCODE_US
+# - a telemetry cycle: _report written out (a method call; its counter's reset 3 and the
+#   mode argument 1): a method call and 4 bytecodes fewer.
+REPORT_TRIMMED_US = METHOD_US + 4 * OPCODE_US
+# - each device call (the encoders' sample, the buses' write_goals and poll): the cycle
+#   calls the one device (dexfw.devices.one), where the step looped over the tuple (the
+#   loop's setup and exit 4 bytecodes, a pass 4 and the arguments' A); several are
+#   chained in pairs, k - 1 method calls with P bytecodes each (2 loads a device and the
+#   arguments). Saved with k devices: (4 + k (4 + A)) - (2 + A + (k - 1) P) bytecodes
+#   less (k - 1) method calls: one device 6 bytecodes; two, a method call for 6 + A/2 - 2.
+#   (The floors above still count the loop's pass in the sample and servo stages: this is
+#   taken off the overhead, where the cycle's total loses it.) {call: (A, P)}
+DEVICE_CALL_ARGS = {"sample": (4, 8), "write_goals": (2, 6), "poll": (4, 8)}
+
+
+def device_calls_trimmed_us(call: str, k: int) -> float:
+    """The saving of one device call's site in the cycle with k devices of its kind."""
+    a, p = DEVICE_CALL_ARGS[call]
+    k = max(1, k)
+    return (4 + k * (4 + a) - (2 + a + (k - 1) * p)) * OPCODE_US - (k - 1) * METHOD_US
+
+
 # GUESS: the calibration's null HAL answers the bus calls in Python (a method call and
 # ~2 bytecodes); a real machine call that moves data costs CALL_US (22 us, issue 15's
 # readfrom_mem_into). Per driver class, (fixed, per joint) such calls a cycle: I2C mux
@@ -548,6 +595,13 @@ def emulated_stages(cfg: dict) -> tuple[dict, list]:
               "telemetry_present": _linear(TELEMETRY_PRESENT_US, len(cfg["motors"])) / dec,
               "run_loop": RUN_LOOP_US * LOOP_COUNT_SCALE, "console": CONSOLE_US,
               "machine_calls": calls * MACHINE_CALL_EXTRA_US}
+    # The loop's own work trimmed since (counted: RUN_LOOP_TRIMMED_US and the others).
+    n_enc, n_bus = len(cfg["encoders"]), len(cfg["servos"])
+    stages["run_loop"] -= RUN_LOOP_TRIMMED_US * LOOP_COUNT_SCALE
+    stages["overhead"] -= (CYCLE_TRIMMED_US + polls * POLL_TRIMMED_US + REPORT_TRIMMED_US / dec
+                           + device_calls_trimmed_us("sample", n_enc)
+                           + device_calls_trimmed_us("write_goals", n_bus)
+                           + polls * device_calls_trimmed_us("poll", n_bus))
     guessed.append("the map stage's cost per joint")
     guessed.append("the calls saved since the calibration, the run loop, the USB console, "
                    "the real machine calls and the goals' share of a servo bus (counted "
