@@ -10,6 +10,7 @@ as offset ranges, so a count in the model can be checked and redone:
     .venv/bin/python bench/opcount.py firmware/dexfw/mapping.py clip "0:4 + 16*(4:12 + 21:29 + 38:46) + 42:49"
     git worktree add /tmp/calib 4b54371^    # the code issue 15's emulated figures ran
     .venv/bin/python bench/opcount.py --calibration /tmp/calib   # measured against counted
+    .venv/bin/python bench/opcount.py --overhead .    # today's cycle's own work (iso16spi)
 
 A path is arithmetic over ranges a:b (the instructions at offsets a <= offset < b):
 `16*(4:12 + 21:29)` is a loop body taken 16 times. "all" counts every instruction once
@@ -344,6 +345,68 @@ def calibration(worktree: Path, opcode_us: float, groups: dict = HANDS,
     return rows
 
 
+# ---- today's cycle, its own work counted ---------------------------------------------------
+# The model's "overhead" stage (dexlink.targets.OVERHEAD_COUNT) is what the cycle does
+# that no other stage figure holds, on the model's cycle (TELEOP, torque on, quiet link,
+# configured board, no frame out on core 1): Firmware.run's call of cycle, the cycle's own
+# lines, the console's any() (the bench's memory console: CONSOLE_US adds the USB
+# console's difference), FaultReporter.check_servos on a poll cycle, the telemetry
+# cycle's dispatch, and the devices.Pair that chain several devices of a kind. Left out,
+# held elsewhere: run's pass less that call (RUN_PASS_US); each device call with the
+# arguments its floor or stage counts (sample 54:60, write_goals 124:127, poll 156:162:
+# SAMPLE_FIXED_FLOOR_US, WRITE_GOALS_FLOOR_US, POLL_FLOOR_US and the measured stages);
+# map_exo_of's and drive_slewed's calls, arguments and map_exo_of's test (67:73, 75:77,
+# 115:116: MAP_FIXED_FLOOR_US; a module function's second load, LOAD_GLOBAL before
+# LOAD_METHOD, stays here); _send_telemetry's call (200:206: the telemetry stage, as the
+# bench timed it); core 1's lock poll and write (9:25: CORE1_POLL_US, CORE1_WRITE_US).
+# Rows as CALIB_ROWS; times over e (encoder drivers), b (servo buses), p (polls a cycle)
+# and d (telemetry frames a cycle). A Pair's two calls are its devices' (their stage holds
+# a call and the cycle site's arguments each): taken off, the site's arguments once more.
+TODAY_ROWS = [
+    (D + "loop.py", "run", "51:58", "1", "pass"),  # self.cycle(start)
+    (D + "loop.py", "cycle", "0:9 + 25:39 + 45:54 + 60:67 + 73:75 + 86:99 + 106:115"
+     " + 116:124 + 127:151 + 174:181 + 206:208", "1", "body"),
+    (D + "bufconsole.py", "any", "all", "1", "body"),  # self._waiting(): the console's any
+    (D + "loop.py", "cycle", "151:156 + 162:174", "p", "pass"),  # poll's site, check_servos'
+    (D + "faults.py", "check_servos", "0:25 + 42:49", "p", "body"),  # no servo bit changed
+    (D + "loop.py", "cycle", "181:190", "d", "pass"),  # not CALIBRATE: _send_telemetry
+    (D + "devices.py", "sample@19", "all", "e - 1", "body"),
+    (D + "loop.py", "cycle", "54:60", "-(e - 1)", "pass"),
+    (D + "devices.py", "write_goals@23", "all", "b - 1", "body"),
+    (D + "loop.py", "cycle", "124:127", "-(b - 1)", "pass"),
+    (D + "devices.py", "poll@27", "all", "p * (b - 1)", "body"),
+    (D + "loop.py", "cycle", "156:162", "-p * (b - 1)", "pass"),
+]
+# Module functions called as mapping.f(): map_exo_of, drive_slewed, check_servos'
+# first_change (see CALIB_MODULE_CALLS).
+TODAY_MODULE_CALLS = "2 + p"
+
+
+def today_calls(e: int, b: int, p: float, nm: int) -> dict:
+    """The calls TODAY_ROWS make that the overhead prices (price name -> count): cycle's
+    from run, the console's any, check_servos and its first_change a poll (viper: 0.5 us
+    a motor, GUESS as calib_calls'), a Pair's a device beyond the first."""
+    return {"METHOD_US": 2 + p + (e - 1) + (b - 1) + p * (b - 1), "FUNCTION_US": p,
+            "viper_us": p * 0.5 * nm}
+
+
+def today_overhead(root: Path, e: int = 1, b: int = 1, p: float = 0.5, d: float = 0.1,
+                   verbose: bool = False) -> tuple:
+    """(calls per TODAY_ROWS' prices, net bytecodes a cycle) of the cycle's own work in the
+    tree at root (defaults: iso16spi at 1 kHz)."""
+    hand = {"e": e, "b": b, "p": p, "d": d}
+    total = eval(TODAY_MODULE_CALLS, {"__builtins__": {}}, hand)
+    for file, name, path, times, kind in TODAY_ROWS:
+        instrs = block(root / file, name)
+        c, calls, end = count(instrs, path)
+        k = eval(times, {"__builtins__": {}}, hand)
+        n = net(end, c, calls, kind == "body")
+        total += k * n
+        if verbose and k:
+            print("  %-22s %-16s %-40s x %-5g net %3d" % (file.replace(D, ""), name, path[:40], k, n))
+    return total
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("file", nargs="?")
@@ -352,6 +415,12 @@ def main(argv=None):
     ap.add_argument("--calibration", metavar="WORKTREE",
                     help="count the calibration's stages in a worktree of 4b54371^ "
                          "(file, name and path are not needed)")
+    ap.add_argument("--overhead", metavar="ROOT",
+                    help="count today's cycle's own work in a tree (the model's overhead; "
+                         "iso16spi at 1 kHz, or --hand E,B,P,D,MOTORS)")
+    ap.add_argument("--hand", default="1,1,0.5,0.1,16",
+                    help="--overhead: encoder drivers, servo buses, polls a cycle, frames a "
+                         "cycle, motors")
     ap.add_argument("--opcode-us", type=float, default=LOOP_US / 3,
                     help="emulated us a bytecode for --calibration (the model's OPCODE_US)")
     ap.add_argument("--loops-as-bytecodes", action="store_true",
@@ -368,6 +437,17 @@ def main(argv=None):
             print("%-9s %2d  %8.0f  %11.0f  %9d  %7.0f  %16.2f  %8.2f"
                   % (stage, n, measured, calls_us, codes, counted, measured / counted,
                      (measured - calls_us) / codes))
+        return
+    if args.overhead:
+        e, b, p, d, nm = (float(v) for v in args.hand.split(","))
+        codes = today_overhead(Path(args.overhead), int(e), int(b), p, d, verbose=True)
+        calls = today_calls(int(e), int(b), p, int(nm))
+        us = sum(PRICES[k] * v for k, v in calls.items() if k in PRICES) + calls["viper_us"]
+        print("net bytecodes %g (module calls' second loads in it: %s), calls %s"
+              % (codes, TODAY_MODULE_CALLS, calls))
+        print("counted %.1f emulated us (calls %.1f + bytecodes at %.3f); x the calibration's "
+              "measured/counted 1.12: %.1f" % (us + codes * args.opcode_us, us,
+                                               args.opcode_us, 1.12 * (us + codes * args.opcode_us)))
         return
     if not args.name:
         for name, line, instrs in listings(args.file):

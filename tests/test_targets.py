@@ -112,9 +112,11 @@ def test_counted_only_figures_take_the_calibrations_count_ratio_never_below_the_
     assert all(abs(r / mid - 1) <= 0.25 for r in targets.COUNT_RATIO.values())  # consistent
     spi = compile_config("iso16spi", "virtual", calibration=False)
     stages, _ = targets.emulated_stages(spi)
-    assert stages["run_loop"] == pytest.approx(
-        (targets.RUN_LOOP_US - targets.RUN_LOOP_TRIMMED_US) * targets.LOOP_COUNT_SCALE)
-    assert stages["overhead"] < targets.OVERHEAD_US  # the loop's own work trimmed since
+    assert stages["run_loop"] == pytest.approx(targets.RUN_PASS_US * targets.LOOP_COUNT_SCALE)
+    # the cycle's own work: its count x the calibration's measured/counted for that work
+    assert stages["overhead"] == pytest.approx(
+        targets.overhead_count_us(spi) * targets.COUNT_RATIO["overhead"])
+    assert targets.overhead_count_us(spi) == pytest.approx(111.35, abs=0.05)
     assert stages["console"] == targets.CONSOLE_US  # a machine call: measured, not scaled
     assert stages["map"] == pytest.approx(targets.MAP_FIXED_FLOOR_US
                                           + targets.MAP_US[1] * len(spi["joints"]))
@@ -127,12 +129,43 @@ def test_counted_only_figures_take_the_calibrations_count_ratio_never_below_the_
     assert pico2.stages["telemetry"] == pytest.approx(core0 * pico2.target.factor / 10)
 
 
-def test_opcount_counts_a_path_of_the_real_listing(tmp_path):
-    """bench/opcount.py reads the real interpreter's listing: a path's instructions, the
-    calls on it, and what the per-call figures leave to the per-bytecode one."""
+def _opcount():
     spec = importlib.util.spec_from_file_location("bench_opcount", ROOT / "bench" / "opcount.py")
     opcount = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(opcount)
+    return opcount
+
+
+@pytest.mark.parametrize("hand", HANDS)
+def test_the_overhead_is_the_count_of_todays_cycle(hand):
+    """The overhead stage is counted from the firmware's listings (bench/opcount.py's
+    TODAY_ROWS, each piece once: what a floor or stage holds is left out): the model's
+    constants give back what the listing counts, for every shipped hand's drivers, buses,
+    polls and telemetry; and the count lies under the top-down figure it replaced (that one
+    double-booked work the floors hold since)."""
+    opcount = _opcount()
+    cfg = compile_config(hand, "virtual", calibration=False)
+    e, b = len(cfg["encoders"]), len(cfg["servos"])
+    p = targets.poll_share(cfg["loop"]["hz"])
+    d = 1 / cfg["loop"]["telemetry_decimation"]
+    codes = opcount.today_overhead(ROOT, e, b, p, d)
+    calls = opcount.today_calls(e, b, p, len(cfg["motors"]))
+    counted = (sum(getattr(targets, k) * v for k, v in calls.items() if k.endswith("_US"))
+               + calls["viper_us"] + codes * targets.OPCODE_US)
+    assert targets.overhead_count_us(cfg) == pytest.approx(counted)
+    if hand == "iso16spi":
+        assert codes == 66 and calls["METHOD_US"] == 2.5  # the comment's figures
+    assert targets.overhead_count_us(cfg) * targets.COUNT_RATIO["overhead"] \
+        < targets.overhead_top_down_us(cfg)
+    # the cycle calls each device straight: no loop pass left for a floor to hold
+    ops = {op for _, op, _ in opcount.block(ROOT / "firmware/dexfw/loop.py", "cycle")}
+    assert "GET_ITER" not in ops and "FOR_ITER" not in ops
+
+
+def test_opcount_counts_a_path_of_the_real_listing(tmp_path):
+    """bench/opcount.py reads the real interpreter's listing: a path's instructions, the
+    calls on it, and what the per-call figures leave to the per-bytecode one."""
+    opcount = _opcount()
     src = tmp_path / "f.py"
     src.write_text("def f(o, a, n):\n    m = 0\n    while m < n:\n        a[m] = 0\n"
                    "        m += 1\n    o.done(a)\n")
