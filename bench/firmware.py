@@ -292,6 +292,17 @@ def print_model(measured: dict) -> None:
         print("  %-16s %9s" % ("holds Hz", "") + "".join("%12d" % c.holds_hz for c in costs))
         print("  %-16s %9s" % ("headroom @%d Hz" % costs[0].hz, "") + "".join(
             "%11.0f%%" % (100 * c.headroom) for c in costs))
+        # HOST mode: the host streams TARGETS; the USB console gives its bytes one at a
+        # time, and the cycle a frame arrives in reads and handles it (targets.CommandCost).
+        host = [targets.host_stream_cost(compile_config(
+            ROOT / "hardware" / "hands" / ("%s.toml" % hand), t, calibration=False), t)
+            for t in names]
+        print("  %-16s %9s" % ("HOST: TARGETS", "") + "".join(
+            "%12.0f" % h.cycle_us for h in host)
+              + "  (the cycle a %d-byte frame arrives in)" % host[0].frame_bytes)
+        print("  %-16s %9s" % ("  mean @%d Hz" % host[0].stream_hz, "") + "".join(
+            "%12.0f" % h.mean_cycle_us for h in host))
+        print("  %-16s %9s" % ("  holds Hz", "") + "".join("%12d" % h.holds_hz for h in host))
         # This host's x86 us, as the reference host's (the speed probe), x the calibration.
         ref_us = x86["cycle_dec10"] * targets.X86_PROBE_US / measured[hand]["probe"]
         print("  x86 cycle %.1f us = %.1f us on the reference host (speed probe) x %.0f "

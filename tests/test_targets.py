@@ -181,6 +181,25 @@ def test_opcount_counts_a_path_of_the_real_listing(tmp_path):
     assert loop == 3 * 4  # LOAD_CONST, LOAD_FAST a, LOAD_FAST m, STORE_SUBSCR, 3 passes
 
 
+def test_host_mode_prices_a_streamed_targets_by_its_bytes_on_the_wire():
+    """HOST mode: the USB console gives a frame's bytes one at a time, so a streamed
+    TARGETS costs the cycle it arrives in per byte of the real encoder's frame."""
+    from dexproto.stream import encode, make
+    for hand in HANDS:
+        cfg = compile_config(hand, "pico2", calibration=False)
+        n = len(cfg["joints"])
+        wire = encode(make("TARGETS", items=[(1234,)] * n), seq=7)
+        assert targets.targets_frame_bytes(n) == len(wire), hand
+        quiet = targets.cycle_cost(cfg, "pico2")
+        host = targets.host_stream_cost(cfg, "pico2")
+        assert host.us == pytest.approx((targets.COMMAND_FIXED_US + targets.COMMAND_BYTE_US
+                                         * len(wire)) * quiet.target.factor)
+        assert host.cycle_us > quiet.cycle_us and host.holds_hz <= quiet.holds_hz
+    spi = targets.host_stream_cost(compile_config("iso16spi", "pico2", calibration=False),
+                                   "pico2")
+    assert spi.holds_hz < 1000 < targets.hand_cost("iso16spi", "pico2").holds_hz
+
+
 def test_flash_warns_with_the_numbers_when_a_hand_asks_too_much():
     warning = targets.rate_warning(compile_config("iso16", "pico", calibration=False), "pico")
     assert "1000 Hz" in warning and "%d Hz" % targets.hand_cost("iso16", "pico").holds_hz \

@@ -755,6 +755,64 @@ def cycle_cost(cfg: dict, target_name: str) -> CycleCost:
                      blocking, uart, tuple(guessed), core1, core1_period)
 
 
+# ---- HOST mode: a streamed command coming in over the USB console -----------------------
+# The rates above are a TELEOP cycle's with a quiet link (the host only listens). In HOST
+# mode the host streams TARGETS (or chunks of timed points), and the cycle a frame arrives
+# in reads and handles it. MicroPython's stdin gives a USB console's bytes one at a time
+# (select says only that one waits, and a longer read blocks until it is full), so
+# dexfw.stdioconsole's readinto asks ipoll and reads one byte, per byte: two C method
+# calls (taken as machine calls, CALL_US: GUESS) and 25 bytecodes (its listing's loop:
+# `bench/opcount.py firmware/dexfw/stdioconsole.py readinto`), and the frame's COBS
+# decoding and CRC-32 in viper (~1.4 us a byte: issue 15's 100-byte figures).
+COMMAND_BYTE_US = 2 * CALL_US + 25 * OPCODE_US + 1.4
+# GUESS: the rest of a TARGETS' handling, per frame: Link.next_frame, FrameReader.feed,
+# _collect and _complete, the dispatch, the TARGETS handler, the apply-once test and mark,
+# set_host_targets and points.clear, the ACK (ack, send, FrameWriter.finish): ~12 method
+# calls and ~80 bytecodes, a pack_into (a builtin), the ACK's COBS and CRC (9 bytes) and
+# its write (a machine call). Not counted from listings.
+COMMAND_FIXED_US = 12 * METHOD_US + 80 * OPCODE_US + BUILTIN_US + 9 * 1.4 + CALL_US
+STREAM_HZ = 100  # the host's usual TARGETS rate (dexlink teleop and run-policy send goals at
+# the input's or the policy's rate; 100 Hz is teleop's resend rate)
+
+
+def targets_frame_bytes(n_joints: int) -> int:
+    """A TARGETS frame's bytes on the wire: header, 2 bytes a joint, CRC, COBS's code byte
+    and the delimiter (one code byte: the payload is under 254 bytes)."""
+    from dexproto import catalog
+    return catalog.HEADER_SIZE + 2 * n_joints + catalog.CRC_SIZE + 2
+
+
+@dataclass(frozen=True)
+class CommandCost:
+    """A streamed TARGETS on a USB console, in target us (HOST mode)."""
+
+    frame_bytes: int
+    us: float  # added to the cycle the frame arrives in
+    cycle_us: float  # that cycle (the TELEOP cycle's plus this)
+    stream_hz: int
+    mean_cycle_us: float  # a cycle on average, TARGETS arriving at stream_hz
+    uart_us: float  # the busiest UART line's time a cycle (bounds the rate as in CycleCost)
+
+    @property
+    def holds_hz(self) -> int:
+        """The rate the loop holds on average with the stream (overruns on the cycles a
+        frame arrives in whenever cycle_us is over the period)."""
+        return round_down(min(1e6 / self.mean_cycle_us,
+                              1e6 / self.uart_us if self.uart_us else math.inf))
+
+
+def host_stream_cost(cfg: dict, target_name: str, stream_hz: int = STREAM_HZ) -> CommandCost:
+    """What a streamed TARGETS costs a compiled config's loop on a board with a USB
+    console (HOST mode), on top of cycle_cost's quiet-link cycle."""
+    t = target(target_name)
+    base = cycle_cost(cfg, target_name)
+    nbytes = targets_frame_bytes(len(cfg["joints"]))
+    us = (COMMAND_FIXED_US + COMMAND_BYTE_US * nbytes) * t.factor
+    per_cycle = min(1.0, stream_hz / cfg["loop"]["hz"])  # frames a cycle, on average
+    return CommandCost(nbytes, us, base.cycle_us + us, stream_hz,
+                       base.cycle_us + us * per_cycle, base.uart_us)
+
+
 def hand_cost(hand, board: str) -> CycleCost:
     """The model of a hand (name or file) compiled for a shipped board."""
     return cycle_cost(hwconfig.compile_config(hand, board, calibration=False), board)
