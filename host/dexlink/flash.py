@@ -311,13 +311,22 @@ def reboot_and_verify(port: str, image: Image, progress):
     progress("rebooted; waiting for the firmware's HELLO")
     # The session's own handshake: its frames carry no 0x03, which a booting board would
     # take for Ctrl-C before the firmware claims the port.
-    try:
-        open_port(port).close()  # waits out a moment of "busy"
-        with Link(port, reconnect=False, handshake_timeout=BOOT_TIMEOUT_S) as link:
-            reply = link.board
-    except LinkError as e:
-        raise FlashError("%s: the firmware did not start after the reboot: %s (see the board's "
-                         "console with `mpremote connect %s repl`)" % (port, e, port)) from None
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    while True:
+        try:
+            open_port(port).close()  # waits out a moment of "busy"
+            with Link(port, reconnect=False, handshake_timeout=BOOT_TIMEOUT_S) as link:
+                reply = link.board
+            break
+        except LinkError as e:
+            # Busy again between that open and the link's (seen once in CI on a loaded
+            # host, the cause not found): tried again within the boot time.
+            if "busy" in str(e) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            raise FlashError("%s: the firmware did not start after the reboot: %s (see the "
+                             "board's console with `mpremote connect %s repl`)"
+                             % (port, e, port)) from None
     got = (reply.fw_major, reply.fw_minor, reply.fw_patch)
     if got != tuple(image.fw_version) or reply.config_crc != image.config_crc:
         raise FlashError("%s runs firmware %d.%d.%d with config CRC %08x, but %d.%d.%d with "
