@@ -197,7 +197,10 @@ import random
 random.seed(3)
 n = 24
 def arr(t, vals): return array(t, vals)
+class Joints:  # what map_exo_of reads of a JointMap
+    pass
 mism = []
+cases = set()
 for trial in range(40):
     raw = arr("H", [random.getrandbits(16) for i in range(n)])
     st = bytearray([random.choice((0, 0, 0, 1, 2, 4)) for i in range(n)])
@@ -206,12 +209,25 @@ for trial in range(40):
     ds = arr("h", [random.choice((4096, -4096, 2048, -8192, 32767)) for i in range(n)])
     lo = arr("h", [-random.getrandbits(14) for i in range(n)])
     hi = arr("h", [random.getrandbits(14) for i in range(n)])
-    out = []
-    for f in (mapping.map_exo_py, mapping._map_exo_viper):
-        exo = arr("h", [7] * n); fl = bytearray(n)
-        f(raw, st, zero, ds, lo, hi, exo, fl, n)
-        out.append((list(exo), list(fl)))
-    if out[0] != out[1]: mism.append(("map", trial))
+    # The viper sense kernel (map_exo_of: the calibration as its joint table, read from
+    # a JointMap-like object) against the plain reference map_exo_py, then first_change.
+    prev = bytearray([random.choice((0, 0, 0, 1, 2, 4)) for i in range(n)])
+    exo = arr("h", [7] * n); fl = bytearray(n)
+    mapping.map_exo_py(raw, st, zero, ds, lo, hi, exo, fl, n)
+    want = (mapping.first_change_py(fl, prev, mapping.ENCODER_BAD, 0, n) + 1, list(exo),
+            list(fl))
+    joints = Joints()
+    joints.n = n; joints.follow_exo = 0; joints.raw = raw; joints.enc_status = st
+    joints.exo = arr("h", [7] * n); joints.flags = bytearray(n)
+    joints.goal = arr("h", [0] * n); joints.target = arr("h", [0] * n)
+    joints.jtab = arr("h", [])
+    for i in range(n):
+        z = zero[i] - 65536 if zero[i] >= 32768 else zero[i]  # int16, as set_joint keeps it
+        joints.jtab.extend(arr("h", [z, ds[i], lo[i], hi[i]]))
+    got = (mapping._map_exo_of_viper(joints, prev), list(joints.exo), list(joints.flags))
+    if got != want: mism.append(("map", trial))
+    cases.update(("held" if b & C.ST_HELD else "limited" if b & C.ST_LIMITED else "free")
+                 for b in want[2])
     goal = arr("h", [random.getrandbits(15) - 16384 for i in range(n)])
     tgt = arr("h", [random.getrandbits(15) - 16384 for i in range(n)])
     step = arr("h", [random.choice((random.getrandbits(10) + 1, 32767)) for i in range(n)])
@@ -258,10 +274,12 @@ for trial in range(40):
     if res[0] != res[1]: mism.append(("present", trial))
 val("viper", mapping.VIPER)
 val("mismatch", mism)
+val("cases", sorted(cases))
 '''
     r = run_fw(tmp_path, body)
     assert r.values["viper"] is True
     assert r.values["mismatch"] == []
+    assert r.values["cases"] == ["free", "held", "limited"]  # the mapping's cases were met
 
 
 def test_coupling_motor_is_a_q_plus_b(tmp_path):

@@ -56,7 +56,7 @@ while not fw.set_mode(1):
 fw.run(500)
 con.feed(bytes.fromhex(%r))
 fw.run(2)
-plain = {"map_exo": mapping.map_exo is mapping.map_exo_py,
+plain = {"map_exo_of": mapping.map_exo_of is mapping.map_exo_of_py,
          "pack_joints": mapping.pack_joints is mapping.pack_joints_py,
          "crc16": busbytes.crc16 is busbytes.crc16_py,
          "stuff": busbytes.stuff is busbytes.stuff_py,

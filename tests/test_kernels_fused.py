@@ -1,8 +1,9 @@
 """The fused per-cycle kernels (issue 15: fewer Python calls a cycle) give what the steps
 they replace gave, viper and plain-Python alike, under the real MicroPython binary.
 
-- mapping.map_exo_first (the sense step: map_exo and first_change in one call), and
-  map_exo_of, whose viper twin reads a JointMap's arrays itself (one call in all);
+- mapping.map_exo_first_py (the plain sense step: map_exo_py and first_change in one
+  call; no viper twin of its own), and map_exo_of, whose viper twin reads a JointMap's
+  arrays itself (one call in all);
 - mapping.drive_slewed (the drive step: slew and to_motors in one call, reading a
   JointMap's arrays itself).
 """
@@ -43,21 +44,20 @@ for trial in range(60):
     mapping.map_exo_py(raw, st, zero, ds, lo, hi, exo, fl, n)
     want = (mapping.first_change_py(fl, prev, mapping.ENCODER_BAD, 0, n) + 1, list(exo),
             list(fl))
-    for f in (mapping.map_exo_first_py, mapping._map_exo_first_viper):
-        exo = array("h", [7] * n); fl = bytearray(n)
-        got = (f(raw, st, jtab, exo, fl, prev, n), list(exo), list(fl))
-        if got != want:
-            mism.append((trial, f is mapping.map_exo_first_py))
+    exo = array("h", [7] * n); fl = bytearray(n)
+    got = (mapping.map_exo_first_py(raw, st, jtab, exo, fl, prev, n), list(exo), list(fl))
+    if got != want:
+        mism.append(trial)
     firsts.add(want[0])
-val("viper", mapping.VIPER)
 val("mismatch", mism)
 val("firsts", sorted(firsts))
 '''
 
 
 def test_map_exo_first_is_map_exo_then_first_change(tmp_path):
+    """The plain path's sense step (map_exo_of_py calls it) against the reference; the
+    viper sense step is map_exo_of's (below, and tests/test_firmware.py)."""
     r = run_fw(tmp_path, MAP_FIRST)
-    assert r.values["viper"] is True
     assert r.values["mismatch"] == []
     firsts = r.values["firsts"]  # 1 + the first edge, 0 for none
     assert 0 in firsts and 1 in firsts and max(firsts) > 1  # the cases were exercised

@@ -155,17 +155,43 @@ def per_cycle_functions(family):
     return {(f, n) for f, n in json.loads(seen[5:]) if f.startswith(ours)}
 
 
+# Plain helpers only a plain twin calls, so the board runs them only without viper:
+# map_exo_first_py, map_exo_of_py's mapping pass (the viper map_exo_of does it in its
+# own loop). test_plain_path_helpers_have_only_plain_callers holds this to the code.
+PLAIN_PATH_ONLY = {"mapping.py": {"map_exo_first_py": "map_exo_of"}}
+
+
 def board_heap_frames(source, tmp_path):
     """vrig.heap_frames of a firmware file as the board runs it. Viper functions are
     native on the board (their frame is on the C stack); mpy-cross without -march cannot
     compile them, so the decorators are dropped and the viper functions, and the plain
-    twins the board does not run where viper exists (`x_py` beside `_x_viper`), are left
-    out."""
+    twins the board does not run where viper exists (`x_py` beside `_x_viper`, and
+    PLAIN_PATH_ONLY), are left out."""
     text = source.read_text()
     plain = tmp_path / source.name
     plain.write_text(text.replace("@micropython.viper", ""))
+    only = PLAIN_PATH_ONLY.get(source.name, {})
     return {name for name, _, _ in vrig.heap_frames(plain)
-            if not name.endswith("_viper") and "_%s_viper" % name[:-3] not in text}
+            if not name.endswith("_viper") and "_%s_viper" % name[:-3] not in text
+            and name not in only}
+
+
+def test_plain_path_helpers_have_only_plain_callers():
+    """Each PLAIN_PATH_ONLY helper is called by its one plain twin, nowhere else in the
+    firmware (a call from the viper path would be a heap frame the test above missed)."""
+    import ast
+    for file, helpers in PLAIN_PATH_ONLY.items():
+        text = (FIRMWARE / "dexfw" / file).read_text()
+        for helper, twin in helpers.items():
+            callers = {f.name for f in ast.parse(text).body if isinstance(f, ast.FunctionDef)
+                       for c in ast.walk(f) if isinstance(c, ast.Call)
+                       and getattr(c.func, "id", None) == helper}
+            assert callers == {twin}, (helper, callers)
+            assert "%s_py = %s" % (twin, twin) in text  # the twin is the plain one
+            assert "_%s_viper" % twin in text  # ... beside a viper twin select() uses
+            others = [p for p in FIRMWARE.rglob("*.py")
+                      if p.name != file and helper + "(" in p.read_text()]
+            assert others == [], others
 
 
 @pytest.mark.parametrize("family", ["as5600+feetech", "mt6701+feetech",

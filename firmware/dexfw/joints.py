@@ -34,8 +34,8 @@ class JointMap:
         self.dscale = _h(n)
         self.lo = _h(n)
         self.hi = _h(n)
-        # zero, dscale, lo, hi per joint in one array (mapping.map_exo_first's table: the
-        # sense step's call then fits its frame), kept with them by set_joint.
+        # zero, dscale, lo, hi per joint in one array (the table mapping.map_exo_of reads:
+        # the sense step's call then fits its frame), kept with them by set_joint.
         self.jtab = _h(mapping.JOINT_FIELDS * n)
         self.speed = array("H", [1] * n)
         self.step = _h(n, 1)  # slew limit over one configured period
@@ -134,10 +134,6 @@ class JointMap:
                 a[i] = min(max(a[i], self.lo[i]), self.hi[i])
 
     # The steps of one cycle
-    def map_exo(self):
-        mapping.map_exo(self.raw, self.enc_status, self.zero, self.dscale, self.lo, self.hi,
-                        self.exo, self.flags, self.n)
-
     def follow_host(self):
         mapping.follow(self.host, self._no_flags, self.goal, self.target, self.n)
 

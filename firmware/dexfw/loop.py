@@ -344,7 +344,7 @@ def capabilities(hal, servos, jm):
     for bus in servos:
         if getattr(bus, "READBACK", True):
             readback = True
-    viper = mapping.map_exo is not mapping.map_exo_py
+    viper = mapping.map_exo_of is not mapping.map_exo_of_py  # the loop's sense kernel
     return ((C.CAP_VIPER if viper else 0)
             | (C.CAP_SERVO_READBACK if readback else 0)
             | (C.CAP_COUPLING if jm.coupled else 0)

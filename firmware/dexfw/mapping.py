@@ -4,7 +4,9 @@
 # bytearray for status bits. Every function works in place on arrays made once.
 # The hot ones have viper twins in dexfw.mapping_viper (same arguments, same results:
 # the tests compare them); select(False) switches to the plain-Python versions, which
-# every port runs.
+# every port runs. map_exo_py and map_exo_first_py have no viper twin of their own: the
+# loop's sense step in viper is map_exo_of's (one kernel, where three copies of the
+# per-joint math took the boards' RAM); they are its readable reference.
 #
 # Integer ranges: a raw difference d is within +-32768, so d * 1125 (36000/65536 =
 # 1125/2048) stays below 2^26; cdeg * scale_q12 is below 18000 * 32767 < 2^30, a small
@@ -22,7 +24,8 @@ def turn16_to_cdeg(d):
 
 
 def map_exo_py(raw, status, zero, dscale, lo, hi, exo, flags, n):
-    """Exoskeleton angles from raw encoder positions.
+    """Exoskeleton angles from raw encoder positions: the reference the tests hold the
+    viper map_exo_of to (the calibration in its own arrays; nothing in the loop calls it).
 
     The difference to the zero is wrapped to half a turn either side, so a zero near the
     0/65536 wrap gives no jump. A joint whose encoder reports a bad status keeps its
@@ -54,10 +57,11 @@ JOINT_FIELDS = 4
 
 
 def map_exo_first_py(raw, status, jtab, exo, flags, prev, n):
-    """map_exo (zero, dscale, lo, hi: jtab[4 * i:4 * i + 4]); returns 1 + the first joint
-    whose encoder bits (flags & ENCODER_BAD) differ from prev[i], 0 for none: the loop's
-    sense step in one call where map_exo and first_change took two, and a result the
-    loop tests as it is (no compare: 2 bytecodes fewer; issue 15)."""
+    """map_exo_py (zero, dscale, lo, hi: jtab[4 * i:4 * i + 4]); returns 1 + the first
+    joint whose encoder bits (flags & ENCODER_BAD) differ from prev[i], 0 for none: the
+    loop's sense step in one call where map_exo and first_change took two, and a result
+    the loop tests as it is (no compare: 2 bytecodes fewer; issue 15). The plain path's
+    (map_exo_of_py), and the plain twin of the viper map_exo_of's mapping pass."""
     edge = 0
     for i in range(n):
         s = status[i] & ENCODER_BAD
@@ -222,8 +226,6 @@ def first_change_py(bits, prev, mask, start, n):
     return -1
 
 
-map_exo = map_exo_py
-map_exo_first = map_exo_first_py
 drive_slewed = drive_slewed_py
 first_change = first_change_py
 follow = follow_py
@@ -244,8 +246,6 @@ try:
     from dexfw.mapping_viper import first_change as _first_change_viper
     from dexfw.mapping_viper import follow as _follow_viper
     from dexfw.mapping_viper import from_servo as _from_servo_viper
-    from dexfw.mapping_viper import map_exo as _map_exo_viper
-    from dexfw.mapping_viper import map_exo_first as _map_exo_first_viper
     from dexfw.mapping_viper import map_exo_of as _map_exo_of_viper
     from dexfw.mapping_viper import mark_unread as _mark_unread_viper
     from dexfw.mapping_viper import pack_joints as _pack_joints_viper
@@ -258,14 +258,14 @@ except (ImportError, SyntaxError):
 
 
 def map_exo_of(jm, prev):
-    """map_exo_first over a JointMap's arrays: the exoskeleton angles, and 1 + the first
-    joint whose encoder bits differ from prev (the fault reporter's), 0 for none; then,
-    when jm.follow_exo is set (TELEOP), follow: target = exo, a held joint's its goal.
-    A plain global call
-    (1 slot, where a method call takes 2) keeps this frame, 7 arguments, on the stack.
-    Where viper runs, select() puts its twin here: one call that reads jm itself and sets
-    the targets in the same pass (the loop's follow call folded in, issue 15)."""
-    edge = map_exo_first(jm.raw, jm.enc_status, jm.jtab, jm.exo, jm.flags, prev, jm.n)
+    """map_exo_first_py over a JointMap's arrays: the exoskeleton angles, and 1 + the
+    first joint whose encoder bits differ from prev (the fault reporter's), 0 for none;
+    then, when jm.follow_exo is set (TELEOP), follow: target = exo, a held joint's its
+    goal. A plain global call (1 slot, where a method call takes 2) keeps this frame,
+    7 arguments, on the stack. The plain twin (map_exo_of_py) and reference of the viper
+    map_exo_of, which select() puts here where viper runs: one call that reads jm itself
+    and sets the targets in the same pass (the loop's follow call folded in, issue 15)."""
+    edge = map_exo_first_py(jm.raw, jm.enc_status, jm.jtab, jm.exo, jm.flags, prev, jm.n)
     if jm.follow_exo:
         follow(jm.exo, jm.flags, jm.goal, jm.target, jm.n)
     return edge
@@ -289,12 +289,10 @@ def pack_joints_of(jm):
 
 def select(viper):
     """Use the viper versions (when the port has them) or the plain-Python ones."""
-    global map_exo, first_change, follow, slew, clip, pack_joints
-    global from_servo, mark_unread, to_motors, map_exo_first, drive_slewed, map_exo_of
+    global first_change, follow, slew, clip, pack_joints
+    global from_servo, mark_unread, to_motors, drive_slewed, map_exo_of
     use = viper and VIPER
     map_exo_of = _map_exo_of_viper if use else map_exo_of_py
-    map_exo = _map_exo_viper if use else map_exo_py
-    map_exo_first = _map_exo_first_viper if use else map_exo_first_py
     drive_slewed = _drive_slewed_viper if use else drive_slewed_py
     first_change = _first_change_viper if use else first_change_py
     follow = _follow_viper if use else follow_py

@@ -11,80 +11,13 @@ import micropython
 
 
 @micropython.viper
-def map_exo(raw: ptr16, status: ptr8, zero: ptr16, dscale: ptr16, lo: ptr16, hi: ptr16,
-            exo: ptr16, flags: ptr8, n: int):
-    """mapping.map_exo_py in viper."""
-    for i in range(n):
-        s = status[i] & 0x07  # ENCODER_BAD
-        if s:
-            flags[i] = s | 0x08  # ST_HELD
-            continue
-        d = (int(raw[i]) - int(zero[i])) & 0xFFFF
-        if d >= 32768:
-            d -= 65536
-        sc = int(dscale[i])
-        if sc >= 32768:
-            sc -= 65536
-        q = (((d * 1125 + 1024) >> 11) * sc + 2048) >> 12
-        a = int(lo[i])
-        if a >= 32768:
-            a -= 65536
-        b = int(hi[i])
-        if b >= 32768:
-            b -= 65536
-        if q < a:
-            q = a
-            s = 0x80  # ST_LIMITED
-        elif q > b:
-            q = b
-            s = 0x80
-        exo[i] = q
-        flags[i] = s
-
-
-@micropython.viper
-def map_exo_first(raw: ptr16, status: ptr8, jtab: ptr16, exo: ptr16, flags: ptr8,
-                  prev: ptr8, n: int) -> int:
-    """mapping.map_exo_first_py in viper (jtab per joint: zero, dscale, lo, hi)."""
-    edge = 0
-    for i in range(n):
-        s = status[i] & 0x07  # ENCODER_BAD
-        if edge == 0 and s != prev[i]:
-            edge = i + 1
-        if s:
-            flags[i] = s | 0x08  # ST_HELD
-            continue
-        t = 4 * i
-        d = (int(raw[i]) - int(jtab[t])) & 0xFFFF
-        if d >= 32768:
-            d -= 65536
-        sc = int(jtab[t + 1])
-        if sc >= 32768:
-            sc -= 65536
-        q = (((d * 1125 + 1024) >> 11) * sc + 2048) >> 12
-        a = int(jtab[t + 2])
-        if a >= 32768:
-            a -= 65536
-        b = int(jtab[t + 3])
-        if b >= 32768:
-            b -= 65536
-        if q < a:
-            q = a
-            s = 0x80  # ST_LIMITED
-        elif q > b:
-            q = b
-            s = 0x80
-        exo[i] = q
-        flags[i] = s
-    return edge
-
-
-@micropython.viper
 def map_exo_of(jm, prev: ptr8) -> int:
-    """mapping.map_exo_of in viper: map_exo_first's pass with the arrays read from jm
-    here (the loop's sense step in one call, where the plain path makes two), and in
-    TELEOP (jm.follow_exo) follow's work in the same pass: each target written right
-    after its joint is mapped, the exo angle or, held, the goal (a call fewer a cycle)."""
+    """mapping.map_exo_of_py in viper: map_exo_first_py's pass (the reference) with the
+    arrays read from jm here (the loop's sense step in one call, where the plain path
+    makes two), and in TELEOP (jm.follow_exo) follow's work in the same pass: each target
+    written right after its joint is mapped, the exo angle or, held, the goal (a call
+    fewer a cycle). The loop's only exo-mapping kernel in viper: the per-joint math is
+    kept once here (viper code takes the boards' RAM)."""
     raw = ptr16(jm.raw)
     status = ptr8(jm.enc_status)
     jtab = ptr16(jm.jtab)
