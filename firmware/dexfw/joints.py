@@ -141,9 +141,6 @@ class JointMap:
         """Targets where the goals are: the hand stays."""
         mapping.follow(self.goal, self.flags, self.goal, self.target, self.n)
 
-    def slew(self):
-        mapping.slew(self.goal, self.target, self.step, self.flags, self.n, self.slew_q8)
-
     def drive(self):
         """Goals -> motors (coupling) -> servo frame."""
         mapping.drive_of(self)

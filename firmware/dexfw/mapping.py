@@ -229,7 +229,6 @@ def first_change_py(bits, prev, mask, start, n):
 drive_slewed = drive_slewed_py
 first_change = first_change_py
 follow = follow_py
-slew = slew_py
 clip = clip_py
 to_motors = to_motors_py
 pack_joints = pack_joints_py
@@ -249,7 +248,6 @@ try:
     from dexfw.mapping_viper import map_exo_of as _map_exo_of_viper
     from dexfw.mapping_viper import mark_unread as _mark_unread_viper
     from dexfw.mapping_viper import pack_joints as _pack_joints_viper
-    from dexfw.mapping_viper import slew as _slew_viper
     from dexfw.mapping_viper import to_motors as _to_motors_viper
 
     VIPER = True
@@ -289,14 +287,13 @@ def pack_joints_of(jm):
 
 def select(viper):
     """Use the viper versions (when the port has them) or the plain-Python ones."""
-    global first_change, follow, slew, clip, pack_joints
+    global first_change, follow, clip, pack_joints
     global from_servo, mark_unread, to_motors, drive_slewed, map_exo_of
     use = viper and VIPER
     map_exo_of = _map_exo_of_viper if use else map_exo_of_py
     drive_slewed = _drive_slewed_viper if use else drive_slewed_py
     first_change = _first_change_viper if use else first_change_py
     follow = _follow_viper if use else follow_py
-    slew = _slew_viper if use else slew_py
     clip = _clip_viper if use else clip_py
     to_motors = _to_motors_viper if use else to_motors_py
     pack_joints = _pack_joints_viper if use else pack_joints_py

@@ -75,27 +75,6 @@ def follow(src: ptr16, flags: ptr8, goal: ptr16, target: ptr16, n: int):
 
 
 @micropython.viper
-def slew(goal: ptr16, target: ptr16, step: ptr16, flags: ptr8, n: int, q8: int):
-    """mapping.slew_py in viper."""
-    for i in range(n):
-        g = int(goal[i])
-        if g >= 32768:
-            g -= 65536
-        t = int(target[i])
-        if t >= 32768:
-            t -= 65536
-        s = (int(step[i]) * q8) >> 8
-        d = t - g
-        if d > s:
-            d = s
-            flags[i] = flags[i] | 0x80
-        elif d < 0 - s:
-            d = 0 - s
-            flags[i] = flags[i] | 0x80
-        goal[i] = g + d
-
-
-@micropython.viper
 def pack_joints(body: ptr8, at: int, exo: ptr16, goal: ptr16, present: ptr16, flags: ptr8,
                 sstatus: ptr8, n: int, nm: int) -> int:
     """mapping.pack_joints_py in viper."""
