@@ -107,7 +107,7 @@ def chain_collect_py(buf, raw, status, codes):
         p ^= p >> 1
         sent = (buf[t + 2 * k] << 8) | buf[t + 2 * k + 1]
         asked = buf[st + k]
-        buf[st + k] = CHAIN_ANGLE if sent == codes[0] else CHAIN_CLEAR if sent == codes[2] else (
+        buf[st + k] = CHAIN_CLEAR if sent == codes[2] else (
             CHAIN_DIAG if sent == codes[1] else CHAIN_ANGLE)
         bits = buf[st + n + k]
         nxt = codes[0]

@@ -128,9 +128,9 @@ def chain_collect(buf: ptr8, raw: ptr16, status: ptr8, codes: ptr16) -> int:
     if c == 0:
         k = int(buf[st + 3 * n + 1])
         buf[st + 3 * n + 1] = k + 1 if k + 1 < n else 0
-        if ((buf[t + 2 * k] << 8) | buf[t + 2 * k + 1]) != codes[2]:
-            buf[t + 2 * k] = codes[1] >> 8
-            buf[t + 2 * k + 1] = codes[1] & 0xFF
+        if ((buf[t + 2 * k] << 8) | buf[t + 2 * k + 1]) != clear:
+            buf[t + 2 * k] = diag >> 8
+            buf[t + 2 * k + 1] = diag & 0xFF
     c += 1
     if c >= codes[6]:
         c = 0
